@@ -1,0 +1,263 @@
+/*
+ * broker.c - the broker and its invocations. See broker.h.
+ *
+ * A dial is minted in the order DESIGN.md section 1 sets: create the stream
+ * pair, register the broker's own end on the loop and check it works, and only
+ * then let the control channel send the peer end. A failure before the send
+ * refuses cleanly instead of handing out a connection nobody serves.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#include "broker_internal.h"
+#include "conn.h"
+#include "ctl.h"
+#include "err.h"
+#include "log.h"
+#include "policy.h"
+#include "scrub.h"
+#include "secret.h"
+
+bool broker_supported(void)
+{
+#if CREDBROKER_BROKER && defined(__linux__)
+    return true;
+#else
+    return false;
+#endif
+}
+
+void broker_limits_default(struct broker_limits *l)
+{
+    l->max_conns = 64;
+    l->max_dials_per_sec = 100;
+    l->max_body = 64ull * 1024 * 1024;
+    l->head_timeout_ms = 10 * 1000;
+    l->idle_timeout_ms = 60 * 1000;
+    l->response_head_timeout_ms = 60 * 1000;
+    l->stall_timeout_ms = 120 * 1000;
+}
+
+int broker_new(uv_loop_t *loop, const struct broker_options *opts, struct broker **out)
+{
+    struct upstream_options uo = {
+        .cacert = opts->cacert,
+        .connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000,
+        .verbose = opts->upstream_verbose,
+    };
+    struct broker *b;
+    int r;
+
+    *out = NULL;
+    if (!broker_supported())
+        return ERR_UNSUPPORTED;
+    if ((b = calloc(1, sizeof(*b))) == NULL)
+        return ERR_NOMEM;
+    b->loop = loop;
+    b->audit = opts->audit;
+    if ((r = upstream_new(loop, &uo, &b->upstream)) != 0) {
+        free(b);
+        return r;
+    }
+    *out = b;
+    return 0;
+}
+
+void broker_close(struct broker *b)
+{
+    if (b == NULL)
+        return;
+    b->closing = true;
+    for (struct broker_invocation *inv = b->invocations; inv != NULL; inv = inv->next)
+        broker_invocation_end(inv);
+    upstream_close(b->upstream);
+    b->upstream = NULL;
+    /* Invocations release asynchronously; the last one frees b (see inv__maybe_release). */
+    if (b->invocations == NULL)
+        free(b);
+}
+
+/* Frees an ended invocation once its control channel and every connection are gone. */
+static void inv__maybe_release(struct broker_invocation *inv)
+{
+    struct broker *b = inv->broker;
+    void (*cb)(void *) = inv->on_released;
+    void *data = inv->data;
+
+    if (!inv->ended || inv->nconns > 0)
+        return;
+    if (inv->prev != NULL)
+        inv->prev->next = inv->next;
+    else
+        b->invocations = inv->next;
+    if (inv->next != NULL)
+        inv->next->prev = inv->prev;
+    log_redact_remove(inv->key);
+    scrubber_free(inv->scrubber);
+    policy_free(inv->policy);
+    secret_free(inv->key);
+    explicit_bzero(inv, sizeof(*inv));
+    free(inv);
+    if (b->closing && b->invocations == NULL)
+        free(b);
+    if (cb != NULL)
+        cb(data);
+}
+
+void broker__conn_released(struct broker_invocation *inv, struct conn *c)
+{
+    inv->nconns--;
+    inv__maybe_release(inv);
+}
+
+/* Token bucket: max_dials_per_sec tokens per second, at most that many stored. */
+static bool inv__take_dial_token(struct broker_invocation *inv)
+{
+    uint64_t now = uv_now(inv->broker->loop);
+    double rate = inv->limits.max_dials_per_sec;
+
+    inv->dial_tokens += (double)(now - inv->dial_refill_ms) * rate / 1000.0;
+    if (inv->dial_tokens > rate)
+        inv->dial_tokens = rate;
+    inv->dial_refill_ms = now;
+    if (inv->dial_tokens < 1.0)
+        return false;
+    inv->dial_tokens -= 1.0;
+    return true;
+}
+
+static int inv__mint(void *data, int *peer_fd)
+{
+    struct broker_invocation *inv = data;
+    struct conn *c;
+    int sv[2], r, flags;
+
+    *peer_fd = -1;
+    inv->stats.dials++;
+    /* Connections still closing count too: their fds are not released yet. */
+    if (inv->ended || inv->nconns >= inv->limits.max_conns || !inv__take_dial_token(inv)) {
+        inv->stats.refusals++;
+        return ERR_LIMIT;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        r = -errno;
+        log_warn_r(r, "%s: cannot create a connection", inv->label);
+        inv->stats.refusals++;
+        return r;
+    }
+    /* The broker's end is non-blocking; the child's stays blocking, as a fresh socket would. */
+    if ((flags = fcntl(sv[0], F_GETFL)) < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) < 0) {
+        r = -errno;
+        close(sv[0]);
+        close(sv[1]);
+        inv->stats.refusals++;
+        return r;
+    }
+    if ((r = conn_new(inv, sv[0], &c)) != 0) { /* sv[0] is closed on failure */
+        close(sv[1]);
+        inv->stats.refusals++;
+        return r;
+    }
+    *peer_fd = sv[1];
+    return 0;
+}
+
+int broker_invocation_new(struct broker *b, const struct broker_invocation_options *opts,
+                          struct secret *key, int *child_fd, struct broker_invocation **out)
+{
+    struct broker_invocation *inv = NULL;
+    int sv[2] = {-1, -1}, r;
+
+    *out = NULL;
+    *child_fd = -1;
+    if (b->closing) {
+        r = ERR_CLOSED;
+        goto fail;
+    }
+    if ((r = secret_validate_key(secret_data(key), secret_len(key))) != 0)
+        goto fail;
+    if ((inv = calloc(1, sizeof(*inv))) == NULL) {
+        r = ERR_NOMEM;
+        goto fail;
+    }
+    inv->broker = b;
+    inv->upstream = opts->upstream;
+    inv->inject = opts->inject;
+    inv->limits = opts->limits;
+    inv->on_released = opts->on_released;
+    inv->data = opts->data;
+    inv->dial_tokens = opts->limits.max_dials_per_sec;
+    inv->dial_refill_ms = uv_now(b->loop);
+    if (opts->label != NULL)
+        snprintf(inv->label, sizeof(inv->label), "%s", opts->label);
+    else
+        snprintf(inv->label, sizeof(inv->label), "inv-%llu",
+                 (unsigned long long)++b->next_invocation);
+    if ((r = log_redact_add(key)) != 0)
+        goto fail;
+    inv->key = key;
+    key = NULL; /* transferred */
+    if (opts->scrub && (r = scrubber_new(secret_data(inv->key), secret_len(inv->key),
+                                         &inv->scrubber)) != 0)
+        goto fail;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        r = -errno;
+        goto fail;
+    }
+    r = ctl_open(b->loop, sv[0], inv__mint, inv, &inv->ctl);
+    sv[0] = -1; /* transferred (closed by ctl_open on failure) */
+    if (r != 0)
+        goto fail;
+    inv->policy = opts->policy;
+    inv->next = b->invocations;
+    if (b->invocations != NULL)
+        b->invocations->prev = inv;
+    b->invocations = inv;
+    *child_fd = sv[1];
+    *out = inv;
+    return 0;
+fail:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (inv != NULL) {
+        if (inv->key != NULL)
+            log_redact_remove(inv->key);
+        scrubber_free(inv->scrubber);
+        secret_free(inv->key);
+        free(inv);
+    }
+    policy_free(opts->policy);
+    secret_free(key);
+    return r;
+}
+
+void broker_invocation_end(struct broker_invocation *inv)
+{
+    struct conn *c;
+
+    if (inv == NULL || inv->ended)
+        return;
+    inv->ended = true;
+    ctl_close(inv->ctl);
+    inv->ctl = NULL;
+    /* conn_abort unlinks c from inv->conns. */
+    while ((c = inv->conns) != NULL)
+        conn_abort(c);
+    inv__maybe_release(inv);
+}
+
+void broker_invocation_stats(const struct broker_invocation *inv,
+                             struct broker_invocation_stats *out)
+{
+    *out = inv->stats;
+    out->live_conns = inv->nconns;
+}

@@ -1,0 +1,51 @@
+/*
+ * broker_internal.h - the broker's and an invocation's state, shared by the
+ * modules of src/broker only (broker.c, ctl.c, conn.c). Nothing outside
+ * src/broker includes this.
+ */
+#ifndef CREDBROKER_BROKER_INTERNAL_H
+#define CREDBROKER_BROKER_INTERNAL_H
+
+#include "broker.h"
+#include "upstream.h"
+
+struct conn;
+struct ctl;
+struct scrubber;
+
+struct broker {
+    uv_loop_t *loop;
+    struct upstream *upstream;
+    struct audit *audit;
+    struct broker_invocation *invocations;
+    uint64_t next_invocation;
+    bool closing;
+};
+
+struct broker_invocation {
+    struct broker *broker;
+    struct broker_invocation *prev, *next;
+    char label[64];
+    struct upstream_base upstream;
+    struct inject inject;
+    struct policy *policy;
+    struct broker_limits limits;
+    struct secret *key;
+    struct scrubber *scrubber;       /* NULL when scrubbing is off */
+    struct ctl *ctl;
+    struct conn *conns;              /* live connections */
+    unsigned nconns;                 /* connections not yet freed */
+    uint64_t next_conn_id;
+    /* dial rate limit: a token bucket refilled at max_dials_per_sec */
+    double dial_tokens;
+    uint64_t dial_refill_ms;
+    struct broker_invocation_stats stats;
+    bool ended;
+    void (*on_released)(void *data);
+    void *data;
+};
+
+/* conn.c calls this when a connection has released everything. */
+void broker__conn_released(struct broker_invocation *inv, struct conn *c);
+
+#endif

@@ -1,0 +1,262 @@
+/*
+ * ctl.c - the control channel. See ctl.h.
+ *
+ * Replies are sent non-blocking. A child that floods dials without reading the
+ * replies fills its receive queue; then the reply in hand is kept (with its fd)
+ * and reading pauses until the socket is writable again, so no dial is answered
+ * twice or lost, and the broker never blocks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "err.h"
+#include "log.h"
+
+/* Datagrams handled per readiness callback, so one child cannot starve the loop. */
+#define CTL_BATCH 64
+
+struct ctl {
+    uv_poll_t poll;
+    int fd;
+    ctl_mint_cb mint;
+    void *data;
+    bool closed;
+    bool have_pending;     /* a reply waits for the socket to become writable */
+    uint8_t pending_byte;
+    int pending_fd;        /* the fd to pass with the pending reply, or -1 */
+};
+
+enum ctl_verdict ctl_classify(ssize_t n, const uint8_t *data, int msg_flags, bool had_ancillary)
+{
+    if (n != 1 || had_ancillary)
+        return CTL_VERDICT_REFUSE;
+    if (msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+        return CTL_VERDICT_REFUSE;
+    return data[0] == CTL_DIAL_REQUEST ? CTL_VERDICT_DIAL : CTL_VERDICT_REFUSE;
+}
+
+int ctl_close_attached_fds(struct msghdr *msg)
+{
+    int closed = 0;
+
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+        size_t n;
+        int *fds;
+
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        fds = (int *)(void *)CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+
+            memcpy(&fd, fds + i, sizeof(fd));
+            if (fd >= 0 && close(fd) == 0)
+                closed++;
+        }
+    }
+    return closed;
+}
+
+static void on_ctl_event(uv_poll_t *poll, int status, int events);
+
+/* Sends one reply; returns 0, -EAGAIN (try again when writable) or another -errno. */
+static int ctl__send_reply(struct ctl *c, uint8_t byte, int fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cmsg;
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+
+    memset(&cmsg, 0, sizeof(cmsg));
+    if (fd >= 0) {
+        struct cmsghdr *h;
+
+        msg.msg_control = cmsg.buf;
+        msg.msg_controllen = sizeof(cmsg.buf);
+        h = CMSG_FIRSTHDR(&msg);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &fd, sizeof(int));
+    }
+    do {
+        n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return 0;
+}
+
+static void ctl__stop(struct ctl *c)
+{
+    uv_poll_stop(&c->poll);
+}
+
+/* Delivers a reply now, or parks it until the socket is writable. Returns false when
+ * reading must pause or stop. */
+static bool ctl__reply(struct ctl *c, uint8_t byte, int fd)
+{
+    int r = ctl__send_reply(c, byte, fd);
+
+    if (r == -EAGAIN) {
+        c->have_pending = true;
+        c->pending_byte = byte;
+        c->pending_fd = fd;
+        if (uv_poll_start(&c->poll, UV_WRITABLE, on_ctl_event) != 0)
+            ctl__stop(c);
+        return false;
+    }
+    /* Sent, or the child is gone: either way the broker's copy of the peer end goes. */
+    if (fd >= 0)
+        close(fd);
+    if (r != 0) {
+        log_debug("control channel: reply not delivered: %s", strerror(-r));
+        ctl__stop(c);
+        return false;
+    }
+    return true;
+}
+
+/* True if the child's end has gone away or shut down its sending side. */
+static bool ctl__peer_hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+static void ctl__read_datagrams(struct ctl *c)
+{
+    for (int i = 0; i < CTL_BATCH && !c->closed; i++) {
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_ATTACHED_FDS)];
+        } cmsg;
+        uint8_t data[2];
+        struct iovec iov = {data, sizeof(data)};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsg.buf,
+                             .msg_controllen = sizeof(cmsg.buf)};
+        enum ctl_verdict verdict;
+        ssize_t n;
+        int peer_fd = -1;
+        bool had_ancillary;
+
+        n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                log_debug("control channel: recvmsg: %s", strerror(errno));
+                ctl__stop(c);
+            }
+            return;
+        }
+        had_ancillary = msg.msg_controllen > 0;
+        ctl_close_attached_fds(&msg);
+        /* On SOCK_SEQPACKET, 0 is both "an empty datagram" and "end of file". */
+        if (n == 0 && !had_ancillary && ctl__peer_hung_up(c->fd)) {
+            ctl__stop(c);
+            return;
+        }
+        verdict = ctl_classify(n, data, msg.msg_flags, had_ancillary);
+        if (verdict == CTL_VERDICT_DIAL && c->mint(c->data, &peer_fd) == 0) {
+            if (!ctl__reply(c, CTL_REPLY_OK, peer_fd))
+                return;
+        } else if (!ctl__reply(c, CTL_REPLY_REFUSED, -1)) {
+            return;
+        }
+    }
+}
+
+static void on_ctl_event(uv_poll_t *poll, int status, int events)
+{
+    struct ctl *c = poll->data;
+
+    if (c->closed)
+        return;
+    if (status < 0) {
+        ctl__stop(c);
+        return;
+    }
+    if (c->have_pending) {
+        uint8_t byte = c->pending_byte;
+        int fd = c->pending_fd;
+
+        c->have_pending = false;
+        c->pending_fd = -1;
+        if (!ctl__reply(c, byte, fd))
+            return;
+        if (uv_poll_start(&c->poll, UV_READABLE, on_ctl_event) != 0) {
+            ctl__stop(c);
+            return;
+        }
+    }
+    if (events & UV_READABLE)
+        ctl__read_datagrams(c);
+}
+
+int ctl_open(uv_loop_t *loop, int fd, ctl_mint_cb mint, void *data, struct ctl **out)
+{
+    struct ctl *c;
+    int flags, r;
+
+    *out = NULL;
+    if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        close(fd);
+        return ERR_NOMEM;
+    }
+    c->fd = fd;
+    c->mint = mint;
+    c->data = data;
+    c->pending_fd = -1;
+    if ((r = uv_poll_init(loop, &c->poll, fd)) != 0) {
+        close(fd);
+        free(c);
+        return r;
+    }
+    c->poll.data = c;
+    if ((r = uv_poll_start(&c->poll, UV_READABLE, on_ctl_event)) != 0) {
+        ctl_close(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+static void ctl_close_cb(uv_handle_t *h)
+{
+    struct ctl *c = h->data;
+
+    close(c->fd);
+    c->fd = -1;
+    free(c);
+}
+
+void ctl_close(struct ctl *c)
+{
+    if (c == NULL || c->closed)
+        return;
+    c->closed = true;
+    /* Authority ends here: whoever still holds the child's end reads EOF. */
+    shutdown(c->fd, SHUT_RDWR);
+    if (c->pending_fd >= 0)
+        close(c->pending_fd);
+    c->pending_fd = -1;
+    uv_poll_stop(&c->poll);
+    uv_close((uv_handle_t *)&c->poll, ctl_close_cb);
+}

@@ -1,0 +1,425 @@
+/*
+ * scrub.c - masking the key in response headers and bodies. See scrub.h.
+ *
+ * Scanning: an occurrence can only start at the key's first byte, at '%' (an
+ * escape of it) or, for a key starting with a space, at '+'. Those bytes are
+ * found with memchr, one cached position per byte, so runs of text that
+ * cannot start a match are skipped at memchr speed and never touched again
+ * except by the one memcpy that emits them.
+ *
+ * Matching: at a candidate the key is walked byte by byte against the data,
+ * each key byte consuming one data byte (itself, or '+' for a space) or three
+ * (%XX). That is deterministic unless the key holds a '%' and the data says
+ * "%25" (one raw '%' or an escaped one); only then does match_nfa() follow
+ * every reading at once, as a set of data offsets in a bitset. A match reports
+ * its longest reading so that overlapping occurrences mask as their union.
+ *
+ * Deferred masking: an occurrence is masked when the scan has moved past its
+ * start, never before, so later candidates still see the original bytes and
+ * mask_all can work in place. The stream keeps the same state in stream
+ * offsets (base, mask_until), which is what makes the output independent of
+ * how the body is split.
+ */
+#include <assert.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "scrub.h"
+#include "secret.h"
+
+#define SCRUB_SPAN_MAX (3 * SECRET_KEY_MAX) /* longest occurrence */
+
+struct scrubber {
+    struct secret *key; /* the only key-derived state: no tables, no copies */
+    size_t key_len;
+};
+
+struct scrub_stream {
+    const struct scrubber *s;
+    struct buf *hold;    /* BUF_WIPE: bytes not yet emitted, from stream offset base */
+    uint64_t base;
+    uint64_t mask_until; /* stream offset: bytes before it are masked when emitted */
+};
+
+int scrubber_new(const uint8_t *key, size_t key_len, struct scrubber **out)
+{
+    struct scrubber *s;
+    int r;
+
+    *out = NULL;
+    if (key_len == 0)
+        return ERR_KEY_EMPTY;
+    if (key_len > SECRET_KEY_MAX)
+        return ERR_KEY_TOO_LONG;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return ERR_NOMEM;
+    if ((r = secret_from(key, key_len, &s->key)) != 0) {
+        free(s);
+        return r;
+    }
+    s->key_len = key_len;
+    *out = s;
+    return 0;
+}
+
+void scrubber_free(struct scrubber *s)
+{
+    if (s == NULL)
+        return;
+    secret_free(s->key);
+    explicit_bzero(s, sizeof(*s));
+    free(s);
+}
+
+size_t scrubber_max_pattern(const struct scrubber *s)
+{
+    return 3 * s->key_len;
+}
+
+enum match { MATCH_NO, MATCH_YES, MATCH_MORE };
+
+static int hex_value(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+enum esc { ESC_NONE, ESC_OK, ESC_CUT };
+
+/*
+ * Reads a %XX at d[o] (d[o] == '%'). ESC_OK with *v; ESC_NONE if it is no
+ * escape of k (or no escape at all); ESC_CUT if the data ends inside what could
+ * still be an escape of k and more may come. With final, a cut escape is none.
+ */
+static enum esc escape_of(const uint8_t *d, size_t n, size_t o, uint8_t k, bool final)
+{
+    if (o + 1 >= n)
+        return final ? ESC_NONE : ESC_CUT;
+    if (hex_value(d[o + 1]) != k >> 4)
+        return ESC_NONE;
+    if (o + 2 >= n)
+        return final ? ESC_NONE : ESC_CUT;
+    if (hex_value(d[o + 2]) != (k & 0xf))
+        return ESC_NONE;
+    return ESC_OK;
+}
+
+static void bit_set(uint64_t *set, size_t i)
+{
+    set[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/*
+ * The general matcher: every reading of d[0..n) against the key at once. set
+ * holds the data offsets reached after key[0..j); processing offsets from the
+ * highest down lets one bitset serve as both the old and the new set, since
+ * every step moves an offset up.
+ */
+static enum match match_nfa(const uint8_t *key, size_t klen, const uint8_t *d, size_t n,
+                            bool final, size_t *end)
+{
+    uint64_t set[SCRUB_SPAN_MAX / 64 + 1];
+    size_t lo = 0, hi = 0;
+
+    memset(set, 0, sizeof(set));
+    bit_set(set, 0);
+    for (size_t j = 0; j < klen; j++) {
+        uint8_t k = key[j];
+        size_t nlo = SIZE_MAX, nhi = 0;
+
+        for (size_t o = hi + 1; o-- > lo;) {
+            if (!(set[o / 64] >> (o % 64) & 1))
+                continue;
+            set[o / 64] &= ~((uint64_t)1 << (o % 64));
+            if (o >= n) {
+                if (!final)
+                    return MATCH_MORE;
+                continue;
+            }
+            if (d[o] == k || (d[o] == '+' && k == ' ')) {
+                bit_set(set, o + 1);
+                nlo = o + 1 < nlo ? o + 1 : nlo;
+                nhi = o + 1 > nhi ? o + 1 : nhi;
+            }
+            if (d[o] == '%') {
+                enum esc e = escape_of(d, n, o, k, final);
+
+                if (e == ESC_CUT)
+                    return MATCH_MORE;
+                if (e == ESC_OK) {
+                    bit_set(set, o + 3);
+                    nlo = o + 3 < nlo ? o + 3 : nlo;
+                    nhi = o + 3 > nhi ? o + 3 : nhi;
+                }
+            }
+        }
+        if (nlo == SIZE_MAX)
+            return MATCH_NO;
+        lo = nlo;
+        hi = nhi;
+    }
+    *end = hi;
+    return MATCH_YES;
+}
+
+/*
+ * Is there an occurrence at d[0]? MATCH_YES with the end of its longest
+ * reading, MATCH_NO, or MATCH_MORE when only more data can tell (never with
+ * final). The answer never changes when more data is appended.
+ */
+static enum match match_at(const uint8_t *key, size_t klen, const uint8_t *d, size_t n,
+                           bool final, size_t *end)
+{
+    size_t o = 0;
+
+    for (size_t j = 0; j < klen; j++) {
+        uint8_t k = key[j];
+
+        if (o >= n)
+            return final ? MATCH_NO : MATCH_MORE;
+        if (d[o] == '%') {
+            enum esc e = escape_of(d, n, o, k, final);
+
+            if (k == '%' && e != ESC_NONE)
+                return match_nfa(key, klen, d, n, final, end); /* "%25": two readings */
+            if (e == ESC_CUT)
+                return MATCH_MORE;
+            if (e == ESC_OK) {
+                o += 3;
+                continue;
+            }
+            if (k != '%')
+                return MATCH_NO;
+            o++;
+            continue;
+        }
+        if (d[o] != k && !(d[o] == '+' && k == ' '))
+            return MATCH_NO;
+        o++;
+    }
+    *end = o;
+    return MATCH_YES;
+}
+
+/* One pass over a contiguous run of data; see the file comment. */
+struct scan {
+    const uint8_t *key;
+    size_t klen;
+    uint64_t base;       /* stream offset of d[0] */
+    uint64_t mask_until; /* stream offset */
+    size_t emitted;      /* d[0..emitted) is flushed */
+    size_t count;        /* occurrences found */
+    struct buf *out;     /* where flushed bytes go; NULL: mask d in place */
+    uint8_t *inplace;
+    uint8_t cand[3];     /* bytes that can start an occurrence */
+    size_t next[3];      /* index of the next cand[i] in d, or the limit */
+    int ncand;
+};
+
+static void scan_init(struct scan *sc, const struct scrubber *s, uint64_t base,
+                      uint64_t mask_until)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->key = secret_data(s->key);
+    sc->klen = s->key_len;
+    sc->base = base;
+    sc->mask_until = mask_until;
+    sc->cand[sc->ncand++] = sc->key[0];
+    if (sc->key[0] != '%')
+        sc->cand[sc->ncand++] = '%';
+    if (sc->key[0] == ' ')
+        sc->cand[sc->ncand++] = '+';
+}
+
+/* Emits d[emitted..upto): the part below mask_until as '*', the rest as is. */
+static int scan_flush(struct scan *sc, const uint8_t *d, size_t upto)
+{
+    size_t masked_end = upto;
+    uint8_t *dst;
+    int r;
+
+    if (upto <= sc->emitted)
+        return 0;
+    if (sc->mask_until < sc->base + upto)
+        masked_end = sc->mask_until > sc->base + sc->emitted
+                         ? (size_t)(sc->mask_until - sc->base) : sc->emitted;
+    if (sc->out == NULL) {
+        memset(sc->inplace + sc->emitted, '*', masked_end - sc->emitted);
+    } else {
+        if (masked_end > sc->emitted) {
+            if ((r = buf_reserve(sc->out, masked_end - sc->emitted, &dst)) != 0)
+                return r;
+            memset(dst, '*', masked_end - sc->emitted);
+            buf_commit(sc->out, masked_end - sc->emitted);
+        }
+        if ((r = buf_put(sc->out, d + masked_end, upto - masked_end)) != 0)
+            return r;
+    }
+    sc->emitted = upto;
+    return 0;
+}
+
+/* Index of the first candidate in d[pos..limit), or limit. */
+static size_t scan_next_candidate(struct scan *sc, const uint8_t *d, size_t pos, size_t limit)
+{
+    size_t best = limit;
+
+    for (int i = 0; i < sc->ncand; i++) {
+        if (sc->next[i] < pos) {
+            const uint8_t *p = pos < limit ? memchr(d + pos, sc->cand[i], limit - pos) : NULL;
+
+            sc->next[i] = p != NULL ? (size_t)(p - d) : limit;
+        }
+        if (sc->next[i] < best)
+            best = sc->next[i];
+    }
+    return best;
+}
+
+/*
+ * Evaluates every start in d[0..limit) (d has n >= limit bytes of lookahead)
+ * and flushes up to the first start that needs more data, or to limit.
+ * *stop says where flushing stopped.
+ */
+static int scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, bool final,
+                    size_t *stop)
+{
+    size_t pos = 0, i, end;
+    enum match m;
+    int r;
+
+    *stop = 0;
+    for (int c = 0; c < sc->ncand; c++) {
+        const uint8_t *p = limit > 0 ? memchr(d, sc->cand[c], limit) : NULL;
+
+        sc->next[c] = p != NULL ? (size_t)(p - d) : limit;
+    }
+    while ((i = scan_next_candidate(sc, d, pos, limit)) < limit) {
+        m = match_at(sc->key, sc->klen, d + i, n - i, final, &end);
+        if (m == MATCH_MORE) {
+            limit = i;
+            break;
+        }
+        if (m == MATCH_YES) {
+            if ((r = scan_flush(sc, d, i)) != 0)
+                return r;
+            if (sc->base + i + end > sc->mask_until)
+                sc->mask_until = sc->base + i + end;
+            sc->count++;
+        }
+        pos = i + 1;
+    }
+    if ((r = scan_flush(sc, d, limit)) != 0)
+        return r;
+    *stop = limit;
+    return 0;
+}
+
+size_t scrubber_mask_all(const struct scrubber *s, uint8_t *data, size_t len)
+{
+    struct scan sc;
+    size_t stop;
+
+    if (len == 0)
+        return 0;
+    scan_init(&sc, s, 0, 0);
+    sc.inplace = data;
+    /* In place nothing can fail. */
+    (void)scan_run(&sc, data, len, len, true, &stop);
+    return sc.count;
+}
+
+int scrub_stream_new(const struct scrubber *s, struct scrub_stream **out)
+{
+    struct scrub_stream *st;
+
+    *out = NULL;
+    if ((st = calloc(1, sizeof(*st))) == NULL)
+        return ERR_NOMEM;
+    st->s = s;
+    /* At most max_pattern - 1 held back plus max_pattern appended (feed). */
+    if ((st->hold = buf_new(2 * scrubber_max_pattern(s), BUF_WIPE)) == NULL) {
+        free(st);
+        return ERR_NOMEM;
+    }
+    *out = st;
+    return 0;
+}
+
+void scrub_stream_free(struct scrub_stream *st)
+{
+    if (st == NULL)
+        return;
+    buf_free(st->hold);
+    explicit_bzero(st, sizeof(*st));
+    free(st);
+}
+
+/* Scans the hold buf up to limit and drops what was emitted. */
+static int stream_scan_hold(struct scrub_stream *st, size_t limit, bool final, struct buf *out,
+                            size_t *stop)
+{
+    struct scan sc;
+    int r;
+
+    scan_init(&sc, st->s, st->base, st->mask_until);
+    sc.out = out;
+    if ((r = scan_run(&sc, buf_ptr(st->hold), buf_len(st->hold), limit, final, stop)) != 0)
+        return r;
+    st->base += *stop;
+    st->mask_until = sc.mask_until;
+    return buf_consume(st->hold, *stop);
+}
+
+int scrub_stream_feed(struct scrub_stream *st, const uint8_t *in, size_t len, struct buf *out)
+{
+    size_t maxp = scrubber_max_pattern(st->s), held = buf_len(st->hold), stop;
+    struct scan sc;
+    int r;
+
+    if (len == 0)
+        return 0;
+    if (held > 0 && len <= maxp) {
+        /* Small feed: join it to the held tail and scan that. */
+        if ((r = buf_put(st->hold, in, len)) != 0)
+            return r;
+        return stream_scan_hold(st, buf_len(st->hold), false, out, &stop);
+    }
+    if (held > 0) {
+        /* The held starts see maxp bytes of lookahead, enough to decide each;
+         * then the hold is empty and in is scanned where it lies. */
+        if ((r = buf_put(st->hold, in, maxp)) != 0)
+            return r;
+        if ((r = stream_scan_hold(st, held, false, out, &stop)) != 0)
+            return r;
+        assert(stop == held);
+        buf_reset(st->hold);
+    }
+    scan_init(&sc, st->s, st->base, st->mask_until);
+    sc.out = out;
+    if ((r = scan_run(&sc, in, len, len, false, &stop)) != 0)
+        return r;
+    st->base += stop;
+    st->mask_until = sc.mask_until;
+    return buf_put(st->hold, in + stop, len - stop);
+}
+
+int scrub_stream_finish(struct scrub_stream *st, struct buf *out)
+{
+    size_t stop;
+    int r;
+
+    if ((r = stream_scan_hold(st, buf_len(st->hold), true, out, &stop)) != 0)
+        return r;
+    buf_reset(st->hold);
+    st->base = 0;
+    st->mask_until = 0;
+    return 0;
+}

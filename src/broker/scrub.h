@@ -1,0 +1,76 @@
+/*
+ * scrub.h - masking the key in upstream responses before the child sees them.
+ *
+ * An upstream that echoes its query string in an error body, or redirects with
+ * it in Location, must not hand the key to the child (DESIGN.md section 2).
+ * Every occurrence of the key is replaced by '*' of the occurrence's length.
+ * An occurrence is any byte run that decodes to the key when each key byte is
+ * taken as the byte itself, as %XX with either case of hex (whether or not the
+ * byte needed encoding), or, for a space, as '+'. That covers the raw key, the
+ * upper- and lower-case fully percent-encoded forms, the '+' form, and the
+ * mixed forms real encoders produce (one that leaves '/' alone, one that
+ * writes %7E for '~'). Overlapping occurrences are masked as their union.
+ *
+ * A scrubber holds the key in the secret arena and nothing derived from it
+ * anywhere else; streams keep their held-back tail in a BUF_WIPE buf. This
+ * module does not decompress or frame bodies; it sees identity bytes.
+ */
+#ifndef CREDBROKER_SCRUB_H
+#define CREDBROKER_SCRUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct scrubber;
+
+/*
+ * Returns 0 and in *out an immutable scrubber for key[0..key_len) (copied into
+ * the secret arena); ERR_KEY_EMPTY, ERR_KEY_TOO_LONG (over SECRET_KEY_MAX), or
+ * an error from secret_new(). Caller frees with scrubber_free(), after every
+ * stream made from it.
+ */
+int scrubber_new(const uint8_t *key, size_t key_len, struct scrubber **out)
+    __attribute__((warn_unused_result));
+/* Wipes and frees. Accepts NULL. */
+void scrubber_free(struct scrubber *s);
+
+/* Longest possible occurrence: 3 * key length (every byte as %XX). */
+size_t scrubber_max_pattern(const struct scrubber *s);
+
+/* Masks every occurrence in data[0..len) in place (a header value, a whole
+ * body). Returns the number of occurrences (overlapping ones each count). */
+size_t scrubber_mask_all(const struct scrubber *s, uint8_t *data, size_t len);
+
+struct scrub_stream;
+
+/*
+ * Returns 0 and in *out a stream state for one response body, or ERR_NOMEM.
+ * The stream refers to s, which must outlive it. Caller frees with
+ * scrub_stream_free().
+ */
+int scrub_stream_new(const struct scrubber *s, struct scrub_stream **out)
+    __attribute__((warn_unused_result));
+/* Wipes and frees. Accepts NULL. */
+void scrub_stream_free(struct scrub_stream *st);
+
+/*
+ * Feeds in[0..len) and appends to out the bytes now known to be safe, already
+ * masked. Holds back at most scrubber_max_pattern() - 1 bytes that could be
+ * the start of an occurrence. The output is the same however the body is split
+ * into feeds. Returns 0, or ERR_TOO_LARGE/ERR_NOMEM from out or the hold-back
+ * buf; after an error out may hold part of the output and the stream is only
+ * fit to be freed.
+ */
+int scrub_stream_feed(struct scrub_stream *st, const uint8_t *in, size_t len, struct buf *out)
+    __attribute__((warn_unused_result));
+
+/*
+ * End of body: appends the held-back tail (masked) to out. The stream is then
+ * empty and may take a new body. Returns 0 or an error from out (as above).
+ */
+int scrub_stream_finish(struct scrub_stream *st, struct buf *out)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,609 @@
+/*
+ * upstream.c - libcurl multi on the libuv loop. See upstream.h.
+ *
+ * The glue follows curl's docs/examples/multi-uv.c: CURLMOPT_SOCKETFUNCTION keeps
+ * one uv_poll_t per socket, CURLMOPT_TIMERFUNCTION drives one uv_timer_t, and
+ * every curl_multi_socket_action() is followed by draining curl_multi_info_read().
+ * Unlike the example, every result is checked.
+ *
+ * Re-entrancy: callbacks into the broker (on_head, on_body, read_body) run inside
+ * libcurl. The broker may cancel a request from there; libcurl forbids removing
+ * a handle from inside its own callbacks, so such a cancel only marks the
+ * request and the callback returns an abort code; the handle is removed once
+ * libcurl has returned (upstream__reap_cancelled).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "upstream.h"
+
+#define UPSTREAM_MAX_HEAD_BYTES (256 * 1024) /* all response header lines together */
+#define UPSTREAM_MAX_HEADERS 500
+#define UPSTREAM_BUFFER_SIZE (256 * 1024)    /* libcurl's receive buffer per transfer */
+
+struct upstream {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    struct upstream_options opts;
+    char *cacert;
+    struct upstream_req *reqs;       /* live requests (doubly linked) */
+    size_t active;
+    int in_curl;                     /* > 0 while libcurl is running our callbacks */
+    bool closing;
+};
+
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct upstream *u;
+};
+
+struct upstream_req {
+    struct upstream *u;
+    struct upstream_req *prev, *next;
+    CURL *easy;
+    struct curl_slist *headers;
+    const struct upstream_req_ops *ops;
+    void *ud;
+    uv_timer_t timer;                /* response-head timeout, then stall timeout */
+    uint64_t head_timeout_ms, stall_timeout_ms;
+    uint64_t start_ms, head_ms;
+    struct buf *head;                /* header lines of the response being received */
+    size_t nheaders;
+    int status;
+    bool head_done;
+    bool send_paused, recv_paused;
+    bool cancelled;                  /* cancel requested from inside a libcurl callback */
+    bool removed;                    /* easy handle no longer in the multi */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static void upstream__check_info(struct upstream *u);
+static void req__destroy(struct upstream_req *r);
+
+/* ---- socket and timer glue ---- */
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+    struct sock_ctx *ctx = poll->data;
+    struct upstream *u = ctx->u;
+    int flags = 0, running;
+
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    u->in_curl++;
+    curl_multi_socket_action(u->multi, ctx->fd, flags, &running);
+    u->in_curl--;
+    upstream__check_info(u);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct upstream *u = t->data;
+    int running;
+
+    u->in_curl++;
+    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    u->in_curl--;
+    upstream__check_info(u);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct upstream *u = userp;
+
+    if (timeout_ms < 0) {
+        uv_timer_stop(&u->timer);
+        return 0;
+    }
+    /* 0 would re-enter libcurl from its own callback: run it on the next loop turn. */
+    if (uv_timer_start(&u->timer, on_timer, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0) != 0)
+        return -1;
+    return 0;
+}
+
+static void sock_ctx_close_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+    struct upstream *u = userp;
+    struct sock_ctx *ctx = socketp;
+    int events = 0;
+
+    if (action == CURL_POLL_REMOVE) {
+        if (ctx != NULL) {
+            uv_poll_stop(&ctx->poll);
+            curl_multi_assign(u->multi, fd, NULL);
+            uv_close((uv_handle_t *)&ctx->poll, sock_ctx_close_cb);
+        }
+        return 0;
+    }
+    if (ctx == NULL) {
+        if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+            return -1;
+        ctx->fd = fd;
+        ctx->u = u;
+        if (uv_poll_init_socket(u->loop, &ctx->poll, fd) != 0) {
+            free(ctx);
+            return -1;
+        }
+        ctx->poll.data = ctx;
+        curl_multi_assign(u->multi, fd, ctx);
+    }
+    if (action != CURL_POLL_OUT)
+        events |= UV_READABLE;
+    if (action != CURL_POLL_IN)
+        events |= UV_WRITABLE;
+    if (uv_poll_start(&ctx->poll, events, on_poll) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- the multi handle ---- */
+
+int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct upstream **out)
+{
+    static bool global_done;
+    struct upstream *u = NULL;
+    int r = ERR_NOMEM;
+
+    *out = NULL;
+    if (!global_done) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return ERR_UPSTREAM;
+        global_done = true;
+    }
+    if ((u = calloc(1, sizeof(*u))) == NULL)
+        return ERR_NOMEM;
+    u->loop = loop;
+    u->opts = *opts;
+    if (opts->cacert != NULL && (u->cacert = strdup(opts->cacert)) == NULL)
+        goto out;
+    u->opts.cacert = u->cacert;
+    if ((u->multi = curl_multi_init()) == NULL)
+        goto out;
+    if ((r = uv_timer_init(loop, &u->timer)) != 0) {
+        curl_multi_cleanup(u->multi);
+        goto out;
+    }
+    u->timer.data = u;
+    if (curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+        curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u) != CURLM_OK ||
+        curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u) != CURLM_OK ||
+        curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
+        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L) != CURLM_OK) {
+        r = ERR_UPSTREAM;
+        curl_multi_cleanup(u->multi);
+        uv_close((uv_handle_t *)&u->timer, NULL);
+        u->multi = NULL;
+        /* The timer handle lives in u: leak u rather than free memory libuv still uses. */
+        return r;
+    }
+    *out = u;
+    return 0;
+out:
+    free(u->cacert);
+    free(u);
+    return r;
+}
+
+static void upstream_timer_close_cb(uv_handle_t *h)
+{
+    struct upstream *u = h->data;
+
+    free(u->cacert);
+    free(u);
+}
+
+void upstream_close(struct upstream *u)
+{
+    if (u == NULL)
+        return;
+    u->closing = true;
+    while (u->reqs != NULL)
+        upstream_req_cancel(u->reqs);
+    /* Closes the pooled connections; socket_cb gets CURL_POLL_REMOVE for each. */
+    curl_multi_cleanup(u->multi);
+    u->multi = NULL;
+    uv_timer_stop(&u->timer);
+    uv_close((uv_handle_t *)&u->timer, upstream_timer_close_cb);
+}
+
+size_t upstream_active(const struct upstream *u)
+{
+    return u->active;
+}
+
+/* ---- one request ---- */
+
+static void req__unlink(struct upstream_req *r)
+{
+    struct upstream *u = r->u;
+
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else if (u->reqs == r)
+        u->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void req_timer_close_cb(uv_handle_t *h)
+{
+    struct upstream_req *r = h->data;
+
+    buf_free(r->head);
+    free(r);
+}
+
+/* Removes the easy handle and frees everything. No callbacks. */
+static void req__destroy(struct upstream_req *r)
+{
+    struct upstream *u = r->u;
+
+    if (!r->removed && u->multi != NULL)
+        curl_multi_remove_handle(u->multi, r->easy);
+    r->removed = true;
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+    if (r->headers != NULL) {
+        /* Header lines may carry the key (header or bearer injection). */
+        for (struct curl_slist *l = r->headers; l != NULL; l = l->next)
+            explicit_bzero(l->data, strlen(l->data));
+        curl_slist_free_all(r->headers);
+        r->headers = NULL;
+    }
+    req__unlink(r);
+    u->active--;
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, req_timer_close_cb);
+}
+
+/* Removes requests that were cancelled while libcurl was running. */
+static void upstream__reap_cancelled(struct upstream *u)
+{
+    struct upstream_req *r = u->reqs, *next;
+
+    for (; r != NULL; r = next) {
+        next = r->next;
+        if (r->cancelled)
+            req__destroy(r);
+    }
+}
+
+static void req__finish(struct upstream_req *r, int result, const char *detail)
+{
+    const struct upstream_req_ops *ops = r->ops;
+    void *ud = r->ud;
+    char text[CURL_ERROR_SIZE];
+
+    /* Copy the detail first: it may point into r, which is gone after destroy. */
+    snprintf(text, sizeof(text), "%s", detail != NULL ? detail : "");
+    req__destroy(r);
+    if (ops != NULL)
+        ops->on_done(ud, result, text);
+}
+
+static void upstream__check_info(struct upstream *u)
+{
+    CURLMsg *msg;
+    int left;
+
+    if (u->in_curl > 0 || u->multi == NULL)
+        return;
+    upstream__reap_cancelled(u);
+    while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
+        struct upstream_req *r = NULL;
+        CURLcode res;
+        int result = 0;
+        const char *detail;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        res = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        curl_multi_remove_handle(u->multi, msg->easy_handle);
+        if (r == NULL)
+            continue;
+        r->removed = true;
+        if (r->cancelled) {
+            req__destroy(r);
+            continue;
+        }
+        detail = r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(res);
+        if (res != CURLE_OK)
+            result = r->head_done ? UPSTREAM_ERR_TRANSFER : UPSTREAM_ERR_CONNECT;
+        else if (!r->head_done)
+            result = UPSTREAM_ERR_CONNECT;
+        req__finish(r, result, detail);
+    }
+}
+
+static void on_req_timer(uv_timer_t *t)
+{
+    struct upstream_req *r = t->data;
+
+    if (r->cancelled)
+        return;
+    if (!r->head_done)
+        req__finish(r, UPSTREAM_ERR_HEAD_TIMEOUT, "no response head in time");
+    else
+        req__finish(r, UPSTREAM_ERR_STALLED, "transfer stalled");
+}
+
+/* Restarts the current deadline: progress was made. */
+static void req__touch(struct upstream_req *r)
+{
+    uint64_t ms = r->head_done ? r->stall_timeout_ms : r->head_timeout_ms;
+
+    if (ms > 0)
+        uv_timer_start(&r->timer, on_req_timer, ms, 0);
+}
+
+/* Parses the 3-digit status of "HTTP/x[.y] NNN ..."; -1 if it is not a status line. */
+static int parse_status_line(const char *line, size_t len)
+{
+    size_t i = 5;
+
+    if (len < 12 || memcmp(line, "HTTP/", 5) != 0)
+        return -1;
+    while (i < len && line[i] != ' ')
+        i++;
+    if (len - i < 4 || line[i] != ' ')
+        return -1;
+    i++;
+    for (size_t k = 0; k < 3; k++) {
+        if (line[i + k] < '0' || line[i + k] > '9')
+            return -1;
+    }
+    return (line[i] - '0') * 100 + (line[i + 1] - '0') * 10 + (line[i + 2] - '0');
+}
+
+static void req__deliver_head(struct upstream_req *r)
+{
+    struct upstream_header hdrs[UPSTREAM_MAX_HEADERS];
+    const char *p = (const char *)buf_ptr(r->head), *end = p + buf_len(r->head);
+    size_t n = 0;
+
+    /* The buffer holds "name: value\r\n" lines (status line dropped). */
+    while (p < end && n < UPSTREAM_MAX_HEADERS) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *colon, *v, *ve;
+
+        if (eol == NULL)
+            break;
+        ve = eol;
+        if (ve > p && ve[-1] == '\r')
+            ve--;
+        colon = memchr(p, ':', (size_t)(ve - p));
+        if (colon != NULL && colon > p) {
+            v = colon + 1;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            hdrs[n].name = p;
+            hdrs[n].name_len = (size_t)(colon - p);
+            hdrs[n].value = v;
+            hdrs[n].value_len = (size_t)(ve - v);
+            n++;
+        }
+        p = eol + 1;
+    }
+    r->head_done = true;
+    r->head_ms = uv_now(r->u->loop) - r->start_ms;
+    req__touch(r);
+    r->ops->on_head(r->ud, r->status, hdrs, n);
+}
+
+static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
+{
+    struct upstream_req *r = userp;
+    size_t len = size * nitems;
+    int status;
+
+    if (r->cancelled)
+        return 0;
+    if (r->head_done)
+        return len; /* trailers: not forwarded */
+    if ((status = parse_status_line(data, len)) >= 0) {
+        /* A new head: a 1xx before it is dropped. */
+        r->status = status;
+        buf_reset(r->head);
+        r->nheaders = 0;
+        return len;
+    }
+    if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
+        if (r->status >= 200)
+            req__deliver_head(r);
+        else
+            req__touch(r);
+        return r->cancelled ? 0 : len;
+    }
+    if (++r->nheaders > UPSTREAM_MAX_HEADERS || buf_put(r->head, data, len) != 0) {
+        snprintf(r->errbuf, sizeof(r->errbuf), "response head over the limit");
+        return 0;
+    }
+    return len;
+}
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct upstream_req *r = userp;
+    size_t len = size * nmemb;
+
+    if (r->cancelled || !r->head_done)
+        return 0;
+    if (r->ops->on_body(r->ud, (const uint8_t *)data, len) == UPSTREAM_PAUSE) {
+        r->recv_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (r->cancelled)
+        return 0;
+    req__touch(r);
+    return len;
+}
+
+static size_t read_cb(char *dst, size_t size, size_t nitems, void *userp)
+{
+    struct upstream_req *r = userp;
+    ssize_t n;
+
+    if (r->cancelled)
+        return CURL_READFUNC_ABORT;
+    n = r->ops->read_body(r->ud, (uint8_t *)dst, size * nitems);
+    if (r->cancelled)
+        return CURL_READFUNC_ABORT;
+    if (n == UPSTREAM_PAUSE) {
+        r->send_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (n > 0)
+        req__touch(r);
+    return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
+}
+
+#define SETOPT(opt, val)                                                                   \
+    do {                                                                                   \
+        if (curl_easy_setopt(r->easy, (opt), (val)) != CURLE_OK)                           \
+            goto fail;                                                                     \
+    } while (0)
+
+int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
+                       const struct upstream_req_ops *ops, void *ud, struct upstream_req **out)
+{
+    struct upstream_req *r;
+    int rc;
+
+    *out = NULL;
+    if (u->closing)
+        return ERR_CLOSED;
+    if ((r = calloc(1, sizeof(*r))) == NULL)
+        return ERR_NOMEM;
+    r->u = u;
+    r->ops = ops;
+    r->ud = ud;
+    r->head_timeout_ms = spec->response_head_timeout_ms;
+    r->stall_timeout_ms = spec->stall_timeout_ms;
+    if ((r->head = buf_new(UPSTREAM_MAX_HEAD_BYTES, 0)) == NULL) {
+        free(r);
+        return ERR_NOMEM;
+    }
+    if ((rc = uv_timer_init(u->loop, &r->timer)) != 0) {
+        buf_free(r->head);
+        free(r);
+        return rc;
+    }
+    r->timer.data = r;
+    /* From here on r is on the list and req__destroy() undoes everything. */
+    r->next = u->reqs;
+    if (u->reqs != NULL)
+        u->reqs->prev = r;
+    u->reqs = r;
+    u->active++;
+    r->removed = true;
+    if ((r->easy = curl_easy_init()) == NULL)
+        goto fail;
+    for (size_t i = 0; i < spec->nheaders; i++) {
+        struct curl_slist *l = curl_slist_append(r->headers, spec->headers[i]);
+
+        if (l == NULL)
+            goto fail;
+        r->headers = l;
+    }
+    SETOPT(CURLOPT_PRIVATE, r);
+    SETOPT(CURLOPT_URL, spec->url);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_PATH_AS_IS, 1L);
+    SETOPT(CURLOPT_PIPEWAIT, 1L);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* ask for compression; libcurl decodes it */
+    SETOPT(CURLOPT_BUFFERSIZE, (long)UPSTREAM_BUFFER_SIZE);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)u->opts.connect_timeout_ms);
+    SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+    SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
+    SETOPT(CURLOPT_HEADERDATA, r);
+    SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
+    SETOPT(CURLOPT_WRITEDATA, r);
+    SETOPT(CURLOPT_HTTPHEADER, r->headers);
+    if (u->opts.cacert != NULL)
+        SETOPT(CURLOPT_CAINFO, u->opts.cacert);
+    if (u->opts.verbose)
+        SETOPT(CURLOPT_VERBOSE, 1L);
+    if (spec->has_body) {
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+        SETOPT(CURLOPT_READFUNCTION, read_cb);
+        SETOPT(CURLOPT_READDATA, r);
+        SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, (long)(64 * 1024));
+        if (strcmp(spec->method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, spec->method);
+    } else if (strcmp(spec->method, "GET") == 0) {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(spec->method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        SETOPT(CURLOPT_CUSTOMREQUEST, spec->method);
+    }
+    r->start_ms = uv_now(u->loop);
+    req__touch(r);
+    if (curl_multi_add_handle(u->multi, r->easy) != CURLM_OK)
+        goto fail;
+    r->removed = false;
+    *out = r;
+    return 0;
+fail:
+    r->ops = NULL;
+    req__destroy(r);
+    return ERR_UPSTREAM;
+}
+
+void upstream_req_cancel(struct upstream_req *r)
+{
+    if (r == NULL || r->cancelled)
+        return;
+    r->ops = NULL;
+    r->cancelled = true;
+    if (r->u->in_curl == 0)
+        req__destroy(r);
+    /* else: reaped in upstream__check_info() once libcurl has returned */
+}
+
+void upstream_req_resume(struct upstream_req *r)
+{
+    struct upstream *u = r->u;
+
+    if (r->cancelled || (!r->send_paused && !r->recv_paused))
+        return;
+    r->send_paused = false;
+    r->recv_paused = false;
+    /* Unpausing may deliver buffered data to write_cb at once. */
+    u->in_curl++;
+    curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    u->in_curl--;
+    upstream__check_info(u);
+}
+
+uint64_t upstream_req_head_ms(const struct upstream_req *r)
+{
+    return r->head_ms;
+}

@@ -1,0 +1,95 @@
+/*
+ * upstream.h - HTTP(S) requests to the real API through libcurl's multi
+ * interface, driven by the libuv loop (after curl's docs/examples/multi-uv.c).
+ *
+ * One struct upstream per process: a single multi handle, so every invocation
+ * shares one connection pool (warm TLS and HTTP/2 connections), one DNS cache
+ * and the proxy settings of the environment (HTTPS_PROXY, NO_PROXY).
+ *
+ * A request streams both ways. The request body is pulled through read_body()
+ * and the response body pushed through on_body(); either side can pause (the
+ * other end is slow) and later resume the transfer. This module knows nothing
+ * about keys or the child: it moves bytes and reports what happened.
+ */
+#ifndef CREDBROKER_UPSTREAM_H
+#define CREDBROKER_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+struct upstream;
+struct upstream_req;
+
+struct upstream_options {
+    const char *cacert;          /* PEM bundle to verify with; NULL = system CAs */
+    uint64_t connect_timeout_ms; /* TCP + TLS handshake */
+    bool verbose;                /* CURLOPT_VERBOSE: tests only, it can print headers */
+};
+
+/* Returns 0 or a negative code. Free with upstream_close() once the loop is idle. */
+int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct upstream **out);
+/* Cancels every request (no callbacks), closes handles; frees asynchronously. */
+void upstream_close(struct upstream *u);
+
+/* One response header as received (views valid only during on_head). */
+struct upstream_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+#define UPSTREAM_PAUSE (-1)      /* from on_body / read_body: try again after resume */
+
+struct upstream_req_ops {
+    /* The final (non-1xx) response head. headers[] in received order. */
+    void (*on_head)(void *ud, int status, const struct upstream_header *headers, size_t n);
+    /* Response body bytes: return 0 when taken, UPSTREAM_PAUSE to be called again with the
+     * same bytes after upstream_req_resume(). */
+    int (*on_body)(void *ud, const uint8_t *data, size_t len);
+    /* Request body: copy up to max bytes into dst and return the count, 0 at the end of the
+     * body, or UPSTREAM_PAUSE when no bytes are available yet. */
+    ssize_t (*read_body)(void *ud, uint8_t *dst, size_t max);
+    /* The transfer ended: 0 ok, or a negative code (see upstream_req_error_status). Called once,
+     * never after upstream_req_cancel(). The request is freed after this returns. */
+    void (*on_done)(void *ud, int result, const char *detail);
+};
+
+/* What to send. Strings are copied by curl; url and headers may hold the key: the
+ * caller wipes its own copies after upstream_req_start returns. */
+struct upstream_req_spec {
+    const char *method;           /* NUL-terminated */
+    const char *url;              /* full URL */
+    const char *const *headers;   /* "Name: value" lines */
+    size_t nheaders;
+    bool has_body;
+    int64_t body_len;             /* -1 = unknown (chunked upstream) */
+    uint64_t response_head_timeout_ms;
+    uint64_t stall_timeout_ms;
+};
+
+/* Result codes of on_done besides 0. */
+enum {
+    UPSTREAM_ERR_CONNECT = -9100,     /* could not connect / TLS failed / reset before the head: 502 */
+    UPSTREAM_ERR_HEAD_TIMEOUT = -9101, /* no response head in time: 504 */
+    UPSTREAM_ERR_STALLED = -9102,      /* no progress for stall_timeout_ms */
+    UPSTREAM_ERR_TRANSFER = -9103,     /* failed after the head */
+};
+
+/* Starts a request. Returns 0 and *out, or a negative code (no callbacks then). */
+int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
+                       const struct upstream_req_ops *ops, void *ud, struct upstream_req **out);
+/* Stops the transfer and frees the request; no callback runs after this. Accepts NULL. */
+void upstream_req_cancel(struct upstream_req *r);
+/* Wakes a paused side. Safe to call when not paused. on_body may run before this returns. */
+void upstream_req_resume(struct upstream_req *r);
+/* Milliseconds from start to the response head (0 before it). */
+uint64_t upstream_req_head_ms(const struct upstream_req *r);
+/* Number of requests in flight (for tests and the debug dump). */
+size_t upstream_active(const struct upstream *u);
+
+#endif

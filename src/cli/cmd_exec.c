@@ -1,0 +1,481 @@
+/*
+ * cmd_exec.c - `credbroker exec`: one command under its own broker.
+ *
+ * Only argument parsing and wiring live here: the key comes from key_source,
+ * the broker from src/broker, the command from src/exec. The exit status is
+ * the command's (128+N when it died of signal N).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "audit.h"
+#include "broker.h"
+#include "child.h"
+#include "cli.h"
+#include "env.h"
+#include "err.h"
+#include "key_source.h"
+#include "log.h"
+#include "policy.h"
+#include "rewrite.h"
+#include "secret.h"
+
+#define DEFAULT_UPSTREAM "https://api.flashcat.cloud"
+#define CRED_FD_VAR "FLASHDUTY_CRED_FD"
+#define BASE_URL_VAR "FLASHDUTY_BASE_URL"
+#define APP_KEY_VAR "FLASHDUTY_APP_KEY"
+#define PLACEHOLDER_URL "http://flashduty.broker.local"
+#define MAX_ENV_DENY 64
+
+struct exec_args {
+    const char *upstream;
+    const char *key_file, *key_fd, *key_env;
+    const char *cacert;
+    const char *inject;
+    const char *audit;
+    const char *env_deny[MAX_ENV_DENY];
+    size_t nenv_deny;
+    struct policy *policy;
+    struct broker_limits limits;
+    unsigned long long connect_timeout_ms;
+    bool legacy;
+    bool no_scrub;
+    bool verbose;
+    char **command;
+};
+
+/* The running state, for the callbacks. */
+struct exec_state {
+    uv_loop_t *loop;
+    struct broker *broker;
+    struct broker_invocation *inv;
+    struct child *child;
+    uv_signal_t signals[4];
+    int nsignals;
+    int status;
+};
+
+static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void exec_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: credbroker exec [options] (--key-file PATH | --key-fd N | --key-env NAME)\n"
+        "                       -- COMMAND [ARG...]\n"
+        "\n"
+        "Runs COMMAND with a private control socket at fd 3 (FLASHDUTY_CRED_FD=3); every\n"
+        "connection it dials through it is an HTTP proxy to the upstream that adds the key.\n"
+        "The key never enters the command's environment, arguments or files.\n"
+        "\n"
+        "  --upstream URL        the real API (default " DEFAULT_UPSTREAM ")\n"
+        "  --key-file PATH       read the key from PATH (must not be group/world-readable)\n"
+        "  --key-fd N            read the key from inherited fd N (3 or above), then close it\n"
+        "  --key-env NAME        take the key from variable NAME and remove it everywhere\n"
+        "  --cacert PATH         verify the upstream with this CA bundle\n"
+        "  --inject MODE         query:NAME (default query:app_key) | header:NAME | bearer\n"
+        "  --allow 'METHOD GLOB' allow only matching requests (repeatable; default: all)\n"
+        "  --audit PATH          append one JSON line per request to PATH\n"
+        "  --env-deny PATTERN    also keep matching variables from the command (repeatable)\n"
+        "  --no-scrub            do not mask the key in responses\n"
+        "  --max-conns N         live connections per invocation (default 64)\n"
+        "  --dial-rate N         dials per second (default 100)\n"
+        "  --max-body BYTES      request body limit (default 64 MiB)\n"
+        "  --head-timeout D      read a request head (default 10s)\n"
+        "  --idle-timeout D      keep-alive idle (default 60s)\n"
+        "  --connect-timeout D   upstream connect (default 10s)\n"
+        "  --response-timeout D  upstream response head (default 60s)\n"
+        "  --stall-timeout D     a stalled transfer (default 120s)\n"
+        "  --legacy              no broker: pass the key as " APP_KEY_VAR " (fallback path)\n"
+        "  -v, --verbose         debug logging\n"
+        "Durations: 10, 10s, 500ms, 2m.\n");
+}
+
+enum {
+    OPT_UPSTREAM = 1000, OPT_KEY_FILE, OPT_KEY_FD, OPT_KEY_ENV, OPT_CACERT, OPT_INJECT, OPT_ALLOW,
+    OPT_AUDIT, OPT_LEGACY, OPT_ENV_DENY, OPT_NO_SCRUB, OPT_MAX_CONNS, OPT_DIAL_RATE,
+    OPT_MAX_BODY, OPT_HEAD_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT,
+    OPT_STALL_TIMEOUT, OPT_HELP,
+};
+
+static const struct option exec_options[] = {
+    {"upstream", required_argument, NULL, OPT_UPSTREAM},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"key-fd", required_argument, NULL, OPT_KEY_FD},
+    {"key-env", required_argument, NULL, OPT_KEY_ENV},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"inject", required_argument, NULL, OPT_INJECT},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"audit", required_argument, NULL, OPT_AUDIT},
+    {"legacy", no_argument, NULL, OPT_LEGACY},
+    {"env-deny", required_argument, NULL, OPT_ENV_DENY},
+    {"no-scrub", no_argument, NULL, OPT_NO_SCRUB},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"dial-rate", required_argument, NULL, OPT_DIAL_RATE},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"head-timeout", required_argument, NULL, OPT_HEAD_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"response-timeout", required_argument, NULL, OPT_RESPONSE_TIMEOUT},
+    {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int bad_value(const char *opt, const char *value)
+{
+    fprintf(stderr, "credbroker exec: invalid value for --%s: '%.100s'\n", opt, value);
+    return CLI_EXIT_USAGE;
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, struct exec_args *a)
+{
+    unsigned long long v;
+    int opt, nkeys = 0, r;
+
+    a->upstream = DEFAULT_UPSTREAM;
+    broker_limits_default(&a->limits);
+    a->connect_timeout_ms = 10000;
+    if ((r = policy_new(&a->policy)) != 0) {
+        fprintf(stderr, "credbroker exec: %s\n", err_str(r));
+        return CLI_EXIT_FAILURE;
+    }
+    optind = 1;
+    /* '+': stop at the first non-option, so the command's own options stay its own. */
+    while ((opt = getopt_long(argc, argv, "+v", exec_options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_UPSTREAM: a->upstream = optarg; break;
+        case OPT_KEY_FILE: a->key_file = optarg; nkeys++; break;
+        case OPT_KEY_FD: a->key_fd = optarg; nkeys++; break;
+        case OPT_KEY_ENV: a->key_env = optarg; nkeys++; break;
+        case OPT_CACERT: a->cacert = optarg; break;
+        case OPT_INJECT: a->inject = optarg; break;
+        case OPT_AUDIT: a->audit = optarg; break;
+        case OPT_LEGACY: a->legacy = true; break;
+        case OPT_NO_SCRUB: a->no_scrub = true; break;
+        case 'v': a->verbose = true; break;
+        case OPT_ALLOW:
+            if (policy_add_rule(a->policy, optarg) != 0) {
+                fprintf(stderr, "credbroker exec: --allow wants 'METHOD /path-glob', got '%.100s'\n",
+                        optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_ENV_DENY:
+            if (a->nenv_deny == MAX_ENV_DENY)
+                return bad_value("env-deny", optarg);
+            a->env_deny[a->nenv_deny++] = optarg;
+            break;
+        case OPT_MAX_CONNS:
+            if (cli_parse_uint(optarg, 1, 100000, &v) != 0)
+                return bad_value("max-conns", optarg);
+            a->limits.max_conns = (unsigned)v;
+            break;
+        case OPT_DIAL_RATE:
+            if (cli_parse_uint(optarg, 1, 1000000, &v) != 0)
+                return bad_value("dial-rate", optarg);
+            a->limits.max_dials_per_sec = (unsigned)v;
+            break;
+        case OPT_MAX_BODY:
+            if (cli_parse_uint(optarg, 0, 1ull << 40, &v) != 0)
+                return bad_value("max-body", optarg);
+            a->limits.max_body = v;
+            break;
+        case OPT_HEAD_TIMEOUT:
+            if (cli_parse_duration_ms(optarg, &v) != 0 || v == 0)
+                return bad_value("head-timeout", optarg);
+            a->limits.head_timeout_ms = v;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (cli_parse_duration_ms(optarg, &v) != 0 || v == 0)
+                return bad_value("idle-timeout", optarg);
+            a->limits.idle_timeout_ms = v;
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            if (cli_parse_duration_ms(optarg, &v) != 0 || v == 0)
+                return bad_value("connect-timeout", optarg);
+            a->connect_timeout_ms = v;
+            break;
+        case OPT_RESPONSE_TIMEOUT:
+            if (cli_parse_duration_ms(optarg, &v) != 0 || v == 0)
+                return bad_value("response-timeout", optarg);
+            a->limits.response_head_timeout_ms = v;
+            break;
+        case OPT_STALL_TIMEOUT:
+            if (cli_parse_duration_ms(optarg, &v) != 0 || v == 0)
+                return bad_value("stall-timeout", optarg);
+            a->limits.stall_timeout_ms = v;
+            break;
+        case OPT_HELP:
+            exec_usage(stdout);
+            return 0;
+        default:
+            exec_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "credbroker exec: no command given (put it after --)\n");
+        return CLI_EXIT_USAGE;
+    }
+    a->command = argv + optind;
+    if (nkeys != 1) {
+        fprintf(stderr, "credbroker exec: give exactly one of --key-file, --key-fd, --key-env\n");
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static int read_key(const struct exec_args *a, struct secret **key)
+{
+    char err[512];
+    int r;
+
+    if (a->key_file != NULL)
+        r = key_from_file(a->key_file, key, err, sizeof(err));
+    else if (a->key_fd != NULL)
+        r = key_from_fd(a->key_fd, key, err, sizeof(err));
+    else
+        r = key_from_env(a->key_env, key, err, sizeof(err));
+    if (r != 0)
+        fprintf(stderr, "credbroker exec: %s\n", err);
+    return r;
+}
+
+/* The command's environment: ours minus the broker's secrets, plus `extra` pairs. */
+static struct env *child_env(const struct exec_args *a, const char *const *extra)
+{
+    extern char **environ;
+    struct env *e = env_new(environ);
+
+    if (e == NULL)
+        return NULL;
+    for (const char *const *d = env_default_deny; *d != NULL; d++)
+        env_deny(e, *d);
+    for (size_t i = 0; i < a->nenv_deny; i++)
+        env_deny(e, a->env_deny[i]);
+    if (a->key_env != NULL)
+        env_deny(e, a->key_env);
+    for (; extra[0] != NULL; extra += 2) {
+        if (env_set(e, extra[0], extra[1]) != 0) {
+            env_free(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+static int exit_for_spawn_error(int r, const char *cmd)
+{
+    fprintf(stderr, "credbroker exec: %.200s: %s\n", cmd, err_str(r));
+    return r == -ENOENT ? CLI_EXIT_NOTFOUND : r == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_FAILURE;
+}
+
+/* --legacy: the old path, no broker. The key is in the command's environment. */
+static int run_legacy(const struct exec_args *a, struct secret *key)
+{
+    char *value = strndup((const char *)secret_data(key), secret_len(key));
+    const char *extra[] = {APP_KEY_VAR, value, BASE_URL_VAR, a->upstream, NULL};
+    struct env *e;
+    int r;
+
+    secret_free(key);
+    if (value == NULL || (e = child_env(a, extra)) == NULL) {
+        free(value);
+        fprintf(stderr, "credbroker exec: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    explicit_bzero(value, strlen(value));
+    free(value);
+    log_warn("--legacy: the key is in the command's environment (%s)", APP_KEY_VAR);
+    execvpe(a->command[0], a->command, (char *const *)env_array(e));
+    r = -errno;
+    env_free(e);
+    return exit_for_spawn_error(r, a->command[0]);
+}
+
+static void close_cb_noop(uv_handle_t *h)
+{
+}
+
+static void on_child_exit(struct child *c, int status, bool timed_out, void *data)
+{
+    struct exec_state *st = data;
+
+    st->status = status;
+    /* Authority ends with the command: leftover holders of fd 3 get nothing. */
+    broker_invocation_end(st->inv);
+    st->inv = NULL;
+    for (int i = 0; i < st->nsignals; i++)
+        uv_close((uv_handle_t *)&st->signals[i], close_cb_noop);
+    st->nsignals = 0;
+    broker_close(st->broker);
+    st->broker = NULL;
+    child_free(c);
+    st->child = NULL;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct exec_state *st = h->data;
+
+    if (st->child != NULL)
+        child_signal(st->child, signum);
+}
+
+int cmd_exec(int argc, char **argv)
+{
+    struct exec_args a;
+    struct exec_state st;
+    struct broker_options bo;
+    struct broker_invocation_options io;
+    struct audit *audit = NULL;
+    struct secret *key = NULL;
+    struct env *env = NULL;
+    struct child_options co;
+    char fdtext[16];
+    int r, child_fd = -1, status = CLI_EXIT_FAILURE;
+
+    memset(&a, 0, sizeof(a));
+    memset(&st, 0, sizeof(st));
+    memset(&io, 0, sizeof(io));
+    if ((r = parse_args(argc, argv, &a)) >= 0) {
+        policy_free(a.policy);
+        return r;
+    }
+    if (a.verbose)
+        log_set_level(LOG_LEVEL_DEBUG);
+    if (read_key(&a, &key) != 0) {
+        policy_free(a.policy);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.legacy) {
+        policy_free(a.policy);
+        return run_legacy(&a, key);
+    }
+    if (!broker_supported()) {
+        fprintf(stderr, "credbroker exec: the broker is not supported on this platform or build; "
+                        "--legacy passes the key in the environment instead\n");
+        secret_free(key);
+        policy_free(a.policy);
+        return CLI_EXIT_FAILURE;
+    }
+    if (upstream_base_parse(a.upstream, &io.upstream) != 0) {
+        fprintf(stderr, "credbroker exec: --upstream: not an http(s)://host[:port][/path] URL: "
+                        "'%.200s'\n", a.upstream);
+        secret_free(key);
+        policy_free(a.policy);
+        return CLI_EXIT_USAGE;
+    }
+    if (inject_parse(a.inject, &io.inject) != 0) {
+        fprintf(stderr, "credbroker exec: --inject wants query:NAME, header:NAME or bearer\n");
+        secret_free(key);
+        policy_free(a.policy);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.cacert != NULL && access(a.cacert, R_OK) != 0) {
+        fprintf(stderr, "credbroker exec: --cacert %.200s: %s\n", a.cacert, strerror(errno));
+        secret_free(key);
+        policy_free(a.policy);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.audit != NULL && (r = audit_open(a.audit, &audit)) != 0) {
+        fprintf(stderr, "credbroker exec: --audit %.200s: %s\n", a.audit, err_str(r));
+        secret_free(key);
+        policy_free(a.policy);
+        return CLI_EXIT_USAGE;
+    }
+
+    st.loop = uv_default_loop();
+    memset(&bo, 0, sizeof(bo));
+    bo.cacert = a.cacert;
+    bo.connect_timeout_ms = a.connect_timeout_ms;
+    bo.audit = audit;
+    if ((r = broker_new(st.loop, &bo, &st.broker)) != 0) {
+        fprintf(stderr, "credbroker exec: cannot start the broker: %s\n", err_str(r));
+        secret_free(key);
+        policy_free(a.policy);
+        goto out;
+    }
+    io.label = "exec";
+    io.policy = policy_rule_count(a.policy) > 0 ? a.policy : NULL;
+    if (io.policy == NULL)
+        policy_free(a.policy);
+    a.policy = NULL;
+    io.limits = a.limits;
+    io.scrub = !a.no_scrub;
+    r = broker_invocation_new(st.broker, &io, key, &child_fd, &st.inv);
+    key = NULL; /* transferred, also on failure */
+    if (r != 0) {
+        /* Fail closed: no broker, no command (never the key in the environment instead). */
+        fprintf(stderr, "credbroker exec: cannot set up the broker: %s\n", err_str(r));
+        goto out;
+    }
+    snprintf(fdtext, sizeof(fdtext), "3");
+    {
+        const char *extra[] = {CRED_FD_VAR, fdtext, BASE_URL_VAR, PLACEHOLDER_URL, NULL};
+
+        if ((env = child_env(&a, extra)) == NULL) {
+            fprintf(stderr, "credbroker exec: out of memory\n");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++) {
+        if (uv_signal_init(st.loop, &st.signals[st.nsignals]) != 0)
+            continue;
+        st.signals[st.nsignals].data = &st;
+        if (uv_signal_start(&st.signals[st.nsignals], on_signal, forwarded_signals[i]) != 0) {
+            uv_close((uv_handle_t *)&st.signals[st.nsignals], close_cb_noop);
+            continue;
+        }
+        st.nsignals++;
+    }
+    memset(&co, 0, sizeof(co));
+    co.argv = a.command;
+    co.envp = env_array(env);
+    co.ctl_fd = child_fd;
+    co.stdio[0] = co.stdio[1] = co.stdio[2] = -1;
+    co.foreground = true;
+    co.on_exit = on_child_exit;
+    co.data = &st;
+    r = child_spawn(st.loop, &co, &st.child);
+    close(child_fd); /* the command has its copy at fd 3; ours must not keep the channel open */
+    child_fd = -1;
+    env_free(env);
+    env = NULL;
+    if (r != 0) {
+        status = exit_for_spawn_error(r, a.command[0]);
+        broker_invocation_end(st.inv);
+        st.inv = NULL;
+        for (int i = 0; i < st.nsignals; i++)
+            uv_close((uv_handle_t *)&st.signals[i], close_cb_noop);
+        broker_close(st.broker);
+        st.broker = NULL;
+        uv_run(st.loop, UV_RUN_DEFAULT);
+        goto out_loop;
+    }
+    uv_run(st.loop, UV_RUN_DEFAULT);
+    status = st.status;
+out_loop:
+    uv_loop_close(st.loop);
+out:
+    if (child_fd >= 0)
+        close(child_fd);
+    env_free(env);
+    if (st.inv != NULL)
+        broker_invocation_end(st.inv);
+    if (st.broker != NULL) {
+        broker_close(st.broker);
+        uv_run(st.loop, UV_RUN_DEFAULT);
+    }
+    audit_close(audit);
+    return status;
+}

@@ -1,0 +1,22 @@
+/*
+ * harden.h - process hardening done once at start, before any key is read
+ * (what OpenSSH's ssh-agent main() does).
+ */
+#ifndef CREDBROKER_HARDEN_H
+#define CREDBROKER_HARDEN_H
+
+#include <stdbool.h>
+
+/*
+ * Makes sure fds 0-2 are open (/dev/null where not), makes the process
+ * non-dumpable (no ptrace, no /proc/<pid>/mem or environ for a same-uid process,
+ * no core dump), sets RLIMIT_CORE to 0 and ignores SIGPIPE (a peer that goes
+ * away is an error code, not a death). Returns 0 or -errno; the caller must fail
+ * closed on error.
+ */
+int harden_process(void);
+
+/* True if the process is currently non-dumpable. */
+bool harden_is_undumpable(void);
+
+#endif

@@ -1,0 +1,346 @@
+/*
+ * child.c - see child.h.
+ *
+ * Between fork and exec the child only makes async-signal-safe calls: the
+ * parent may have other threads (libcurl's resolver). Everything it needs
+ * (argv, envp, the resolved path) is built before the fork. An exec failure
+ * travels back through a close-on-exec pipe, as libuv's uv_spawn does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "err.h"
+#include "log.h"
+
+struct child {
+    uv_loop_t *loop;
+    pid_t pid;
+    struct child *next;       /* all live children, for the SIGCHLD handler */
+    uv_timer_t timer;         /* timeout, then kill grace */
+    bool timer_open;
+    bool timed_out;
+    bool killing;
+    bool exited;
+    bool foreground;
+    uint64_t kill_grace_ms;
+    void (*on_exit)(struct child *c, int status, bool timed_out, void *data);
+    void *data;
+};
+
+static struct child *children;
+static uv_signal_t sigchld;
+static bool sigchld_started;
+
+static void on_sigchld(uv_signal_t *h, int signum);
+
+static int sigchld_ensure(uv_loop_t *loop)
+{
+    int r;
+
+    if (sigchld_started)
+        return 0;
+    if ((r = uv_signal_init(loop, &sigchld)) != 0)
+        return r;
+    if ((r = uv_signal_start(&sigchld, on_sigchld, SIGCHLD)) != 0) {
+        uv_close((uv_handle_t *)&sigchld, NULL);
+        return r;
+    }
+    sigchld_started = true;
+    return 0;
+}
+
+static void sigchld_release_if_idle(void)
+{
+    if (sigchld_started && children == NULL) {
+        uv_signal_stop(&sigchld);
+        uv_close((uv_handle_t *)&sigchld, NULL);
+        sigchld_started = false;
+    }
+}
+
+/* Resolves argv[0] against PATH from envp (execvpe semantics, done before the fork). */
+static char *resolve_command(const char *name, char *const *envp)
+{
+    const char *path = "/usr/local/bin:/usr/bin:/bin";
+    char buf[PATH_MAX];
+
+    if (strchr(name, '/') != NULL)
+        return strdup(name);
+    for (char *const *e = envp; *e != NULL; e++) {
+        if (strncmp(*e, "PATH=", 5) == 0) {
+            path = *e + 5;
+            break;
+        }
+    }
+    while (*path != '\0') {
+        const char *end = strchr(path, ':');
+        size_t dlen = end ? (size_t)(end - path) : strlen(path);
+        int n = snprintf(buf, sizeof(buf), "%.*s%s%s", (int)dlen, path, dlen ? "/" : "", name);
+
+        if (n > 0 && (size_t)n < sizeof(buf) && access(buf, X_OK) == 0)
+            return strdup(buf);
+        path += dlen;
+        if (*path == ':')
+            path++;
+    }
+    return NULL;
+}
+
+/* In the forked child: never returns. */
+static void __attribute__((noreturn))
+child__exec(const struct child_options *o, const char *file, int errpipe, int tty)
+{
+    sigset_t all;
+    int err;
+
+    /* Own process group; then, for interactive use, take the terminal (done by both
+     * parent and child so neither can race the other, as job-control shells do). */
+    setpgid(0, 0);
+    if (o->foreground && tty >= 0) {
+        signal(SIGTTOU, SIG_IGN);
+        tcsetpgrp(tty, getpid());
+    }
+    /* Default dispositions and an empty mask for the command (libuv does the same). */
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    }
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* Keep the error pipe clear of the fds we are about to place. */
+    if (errpipe <= 3 && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 4)) < 0)
+        _exit(127);
+    for (int i = 0; i < 3; i++) {
+        if (o->stdio[i] >= 0 && dup2(o->stdio[i], i) < 0)
+            goto fail;
+    }
+    if (o->ctl_fd >= 0) {
+        if (o->ctl_fd == 3) {
+            /* dup2 onto itself keeps FD_CLOEXEC: clear it explicitly. */
+            if (fcntl(3, F_SETFD, 0) < 0)
+                goto fail;
+        } else if (dup2(o->ctl_fd, 3) < 0) {
+            goto fail;
+        }
+    }
+    /* Only 0-3 reach the command, whatever the broker inherited from its own parent. */
+    if (syscall(SYS_close_range, o->ctl_fd >= 0 ? 4u : 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) != 0) {
+        for (int fd = o->ctl_fd >= 0 ? 4 : 3; fd < 1024; fd++) {
+            if (fd != errpipe)
+                close(fd);
+        }
+    }
+    /* errpipe is close-on-exec either way: it closes on a successful exec. */
+    fcntl(errpipe, F_SETFD, FD_CLOEXEC);
+    if (o->cwd != NULL && chdir(o->cwd) != 0)
+        goto fail;
+    execve(file, o->argv, o->envp);
+fail:
+    err = errno;
+    (void)!write(errpipe, &err, sizeof(err));
+    _exit(127);
+}
+
+static void child_timer_close_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void child_free(struct child *c)
+{
+    if (c == NULL)
+        return;
+    if (c->timer_open) {
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, child_timer_close_cb);
+    } else {
+        free(c);
+    }
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    struct child *c = t->data;
+
+    if (c->exited)
+        return;
+    if (!c->killing) {
+        child_terminate(c);
+        return;
+    }
+    kill(-c->pid, SIGKILL);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct child *c = t->data;
+
+    if (c->exited)
+        return;
+    c->timed_out = true;
+    child_terminate(c);
+}
+
+int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **out)
+{
+    struct child *c = NULL;
+    char *file = NULL;
+    int errpipe[2] = {-1, -1}, err = 0, r, tty = -1;
+    ssize_t n;
+    pid_t pid;
+
+    *out = NULL;
+    if (o->argv == NULL || o->argv[0] == NULL)
+        return ERR_INVALID;
+    if ((r = sigchld_ensure(loop)) != 0)
+        return r;
+    if ((file = resolve_command(o->argv[0], o->envp)) == NULL)
+        return -ENOENT;
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        r = ERR_NOMEM;
+        goto out;
+    }
+    c->loop = loop;
+    c->on_exit = o->on_exit;
+    c->data = o->data;
+    c->kill_grace_ms = o->kill_grace_ms ? o->kill_grace_ms : 5000;
+    if (o->foreground && isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp()) {
+        tty = STDIN_FILENO;
+        c->foreground = true;
+    }
+    if (pipe2(errpipe, O_CLOEXEC) != 0) {
+        r = -errno;
+        goto out;
+    }
+    if ((r = uv_timer_init(loop, &c->timer)) != 0)
+        goto out;
+    c->timer.data = c;
+    c->timer_open = true;
+    pid = fork();
+    if (pid < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (pid == 0)
+        child__exec(o, file, errpipe[1], tty);
+    close(errpipe[1]);
+    errpipe[1] = -1;
+    setpgid(pid, pid); /* also here: the group must exist before we signal it */
+    if (tty >= 0) {
+        sigset_t block, old;
+
+        sigemptyset(&block);
+        sigaddset(&block, SIGTTOU);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        tcsetpgrp(tty, pid);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    c->pid = pid;
+    c->next = children;
+    children = c;
+    do {
+        n = read(errpipe[0], &err, sizeof(err));
+    } while (n < 0 && errno == EINTR);
+    if (n == sizeof(err)) {
+        /* exec failed; the child exits 127 and is reaped by the SIGCHLD handler */
+        c->on_exit = NULL;
+        c->exited = false;
+        r = -err;
+        c = NULL; /* reaped and freed in on_sigchld */
+        goto out;
+    }
+    if (o->timeout_ms > 0)
+        uv_timer_start(&c->timer, on_timeout, o->timeout_ms, 0);
+    *out = c;
+    c = NULL;
+    r = 0;
+out:
+    if (errpipe[0] >= 0)
+        close(errpipe[0]);
+    if (errpipe[1] >= 0)
+        close(errpipe[1]);
+    free(file);
+    child_free(c);
+    return r;
+}
+
+static void child__reaped(struct child *c, int wstatus)
+{
+    int status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    struct child **pp;
+
+    for (pp = &children; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    c->exited = true;
+    uv_timer_stop(&c->timer);
+    if (c->foreground) {
+        /* Take the terminal back for our own group. */
+        sigset_t block, old;
+
+        sigemptyset(&block);
+        sigaddset(&block, SIGTTOU);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        tcsetpgrp(STDIN_FILENO, getpgrp());
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    if (c->on_exit != NULL)
+        c->on_exit(c, status, c->timed_out, c->data);
+    else
+        child_free(c); /* nobody owns it: a failed exec */
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    struct child *c = children, *next;
+
+    for (; c != NULL; c = next) {
+        int wstatus;
+        pid_t p;
+
+        next = c->next;
+        do {
+            p = waitpid(c->pid, &wstatus, WNOHANG);
+        } while (p < 0 && errno == EINTR);
+        if (p == c->pid)
+            child__reaped(c, wstatus);
+    }
+    sigchld_release_if_idle();
+}
+
+int child_signal(struct child *c, int sig)
+{
+    if (c->exited)
+        return 0;
+    if (kill(-c->pid, sig) != 0 && kill(c->pid, sig) != 0)
+        return -errno;
+    return 0;
+}
+
+void child_terminate(struct child *c)
+{
+    if (c->exited)
+        return;
+    c->killing = true;
+    child_signal(c, SIGTERM);
+    child_signal(c, SIGCONT); /* a stopped group cannot act on SIGTERM */
+    uv_timer_start(&c->timer, on_kill_timer, c->kill_grace_ms, 0);
+}
+
+pid_t child_pid(const struct child *c)
+{
+    return c->pid;
+}

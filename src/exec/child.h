@@ -1,0 +1,46 @@
+/*
+ * child.h - starting a command: fd 3, a clean environment, its own process
+ * group, optionally the terminal's foreground; reaping it; timeout and kill.
+ *
+ * We fork and exec ourselves instead of using uv_spawn because an interactive
+ * command needs its own process group *and* the controlling terminal (job
+ * control), which uv_spawn cannot give: its only option is a new session.
+ * Reaping is done here too (a uv_signal_t for SIGCHLD, waitpid per child).
+ */
+#ifndef CREDBROKER_CHILD_H
+#define CREDBROKER_CHILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+struct child;
+
+struct child_options {
+    char *const *argv;        /* argv[0] is looked up in PATH of envp */
+    char *const *envp;        /* the complete environment */
+    const char *cwd;          /* NULL: inherit */
+    int ctl_fd;               /* placed at fd 3; -1 for none */
+    int stdio[3];             /* fds for 0-2; -1 = inherit the parent's */
+    bool foreground;          /* give the child's group the terminal (interactive use) */
+    uint64_t timeout_ms;      /* 0 = none; then SIGTERM to the group, SIGKILL after grace */
+    uint64_t kill_grace_ms;   /* default 5000 */
+    /* Called once with the exit status (0-255, or 128+signal) and whether it timed out. */
+    void (*on_exit)(struct child *c, int status, bool timed_out, void *data);
+    void *data;
+};
+
+/* Starts the command. Returns 0 or a negative code (-errno of a failed exec included:
+ * -ENOENT for a command that does not exist). */
+int child_spawn(uv_loop_t *loop, const struct child_options *opts, struct child **out);
+/* Sends sig to the child's process group. */
+int child_signal(struct child *c, int sig);
+/* SIGTERM to the group now, SIGKILL after the grace period (cancel, shutdown). */
+void child_terminate(struct child *c);
+pid_t child_pid(const struct child *c);
+/* Frees a child after on_exit ran. Accepts NULL. */
+void child_free(struct child *c);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * env.c - see env.h.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "err.h"
+
+/* The broker's own secrets and variables it sets itself. */
+const char *const env_default_deny[] = {
+    "FLASHDUTY_APP_KEY",
+    "FLASHDUTY_RUNNER_API_KEY",
+    "FLASHDUTY_CRED_FD",
+    "FLASHDUTY_BASE_URL",
+    NULL,
+};
+
+struct env {
+    char **vars;
+    size_t n, alloc;
+};
+
+static int env__grow(struct env *e)
+{
+    size_t na;
+    char **nv;
+
+    if (e->n + 1 < e->alloc)
+        return 0;
+    na = e->alloc ? e->alloc * 2 : 64;
+    if ((nv = reallocarray(e->vars, na, sizeof(*nv))) == NULL)
+        return ERR_NOMEM;
+    e->vars = nv;
+    e->alloc = na;
+    return 0;
+}
+
+struct env *env_new(char *const *src)
+{
+    struct env *e = calloc(1, sizeof(*e));
+
+    if (e == NULL || env__grow(e) != 0)
+        goto fail;
+    for (; src != NULL && *src != NULL; src++) {
+        if (strchr(*src, '=') == NULL)
+            continue;
+        if (env__grow(e) != 0 || (e->vars[e->n] = strdup(*src)) == NULL)
+            goto fail;
+        e->n++;
+    }
+    e->vars[e->n] = NULL;
+    return e;
+fail:
+    env_free(e);
+    return NULL;
+}
+
+void env_free(struct env *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->n; i++)
+        free(e->vars[i]);
+    free(e->vars);
+    free(e);
+}
+
+static size_t name_len(const char *var)
+{
+    return (size_t)(strchr(var, '=') - var);
+}
+
+void env_deny(struct env *e, const char *pattern)
+{
+    size_t i = 0;
+
+    while (i < e->n) {
+        char name[256];
+        size_t len = name_len(e->vars[i]);
+
+        if (len < sizeof(name)) {
+            memcpy(name, e->vars[i], len);
+            name[len] = '\0';
+        }
+        if (len >= sizeof(name) || fnmatch(pattern, name, 0) != 0) {
+            i++;
+            continue;
+        }
+        free(e->vars[i]);
+        memmove(&e->vars[i], &e->vars[i + 1], (e->n - i) * sizeof(char *));
+        e->n--;
+    }
+}
+
+int env_set(struct env *e, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+    char *var;
+
+    if ((var = malloc(nlen + vlen + 2)) == NULL)
+        return ERR_NOMEM;
+    memcpy(var, name, nlen);
+    var[nlen] = '=';
+    memcpy(var + nlen + 1, value, vlen + 1);
+    for (size_t i = 0; i < e->n; i++) {
+        if (name_len(e->vars[i]) == nlen && memcmp(e->vars[i], name, nlen) == 0) {
+            free(e->vars[i]);
+            e->vars[i] = var;
+            return 0;
+        }
+    }
+    if (env__grow(e) != 0) {
+        free(var);
+        return ERR_NOMEM;
+    }
+    e->vars[e->n++] = var;
+    e->vars[e->n] = NULL;
+    return 0;
+}
+
+char *const *env_array(const struct env *e)
+{
+    return e->vars;
+}
+
+int env_take(const char *name, char **value, size_t *len)
+{
+    char *v = getenv(name);
+    size_t n;
+
+    *value = NULL;
+    *len = 0;
+    if (v == NULL)
+        return -ENOENT;
+    n = strlen(v);
+    if ((*value = malloc(n + 1)) == NULL)
+        return ERR_NOMEM;
+    memcpy(*value, v, n + 1);
+    *len = n;
+    /* The original bytes live in the environment block that /proc/<pid>/environ shows. */
+    explicit_bzero(v, n);
+    unsetenv(name);
+    return 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * env.h - the command's environment: the parent's, minus every variable that
+ * carries a secret of the broker, plus the broker's own variables.
+ */
+#ifndef CREDBROKER_ENV_H
+#define CREDBROKER_ENV_H
+
+#include <stddef.h>
+
+/* Variables never passed to a command (fnmatch patterns). */
+extern const char *const env_default_deny[];
+
+struct env;
+
+/* Starts from a copy of src (e.g. environ). Returns NULL on allocation failure. */
+struct env *env_new(char *const *src);
+void env_free(struct env *e);
+/* Removes every variable whose name matches the fnmatch pattern. */
+void env_deny(struct env *e, const char *pattern);
+/* Sets NAME=value, replacing an existing NAME. Returns 0 or ERR_NOMEM. */
+int env_set(struct env *e, const char *name, const char *value);
+/* The NULL-terminated array for execve; owned by e. */
+char *const *env_array(const struct env *e);
+
+/*
+ * Takes the value of NAME out of the process environment: copies it to *value
+ * (caller frees, wiping it), wipes the bytes in the environment block itself (so
+ * /proc/self/environ no longer shows them) and unsets NAME. Returns 0, -ENOENT,
+ * or ERR_NOMEM.
+ */
+int env_take(const char *name, char **value, size_t *len);
+
+#endif

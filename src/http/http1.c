@@ -1,0 +1,351 @@
+/*
+ * http1.c - strict HTTP/1.x request-head parser. See http1.h.
+ *
+ * The head is read line by line in one forward pass (each byte is looked at a
+ * bounded number of times), then the framing headers are checked in a second
+ * pass over the parsed fields. Nothing here allocates or remembers anything
+ * between calls, so re-parsing from the start as bytes arrive is safe.
+ *
+ * This is not a general HTTP library: it parses requests only, and only what
+ * the broker needs to decide how to frame the body and whether to answer.
+ */
+#include <string.h>
+
+#include "err.h"
+#include "http1.h"
+
+/* Framing facts gathered from the fields, judged once the whole head is in. */
+struct http1__framing {
+    unsigned host_count;
+    unsigned te_count;
+    bool have_length;
+    uint64_t length;
+    bool conn_close;
+    bool conn_keep_alive;
+    bool expect_continue;
+    bool upgrade;
+};
+
+/* RFC 9110 5.6.2: tchar. */
+static bool is_tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
+}
+
+static bool is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* RFC 9110 5.5: field-vchar, SP and HTAB; obs-text (>= 0x80) is allowed in values only. */
+static bool is_value_byte(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* RFC 3986 3.2.2 and 3.2.3: the bytes a uri-host [":" port] can be made of. */
+static bool is_host_byte(unsigned char c)
+{
+    static const char extra[] = "-._~%!$&'()*+,;=:[]";
+
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+static bool equal_ci(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++) {
+        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool iov_is(const struct http1_iov *v, const char *lit)
+{
+    return equal_ci(v->base, v->len, lit, strlen(lit));
+}
+
+/*
+ * Finds the line starting at pos within buf[0..limit). On 0, the line's content
+ * is buf[pos..*eol) and the next line starts at *next. RFC 9112 2.2 lets a
+ * server accept a bare LF as a line end; we do not, because a peer that reads
+ * it differently would see different lines.
+ */
+static int http1__next_line(const char *buf, size_t pos, size_t limit, size_t *eol, size_t *next)
+{
+    const char *lf;
+    size_t at;
+
+    if (pos >= limit)
+        return ERR_INCOMPLETE;
+    lf = memchr(buf + pos, '\n', limit - pos);
+    if (lf == NULL)
+        return ERR_INCOMPLETE;
+    at = (size_t)(lf - buf);
+    if (at == pos || buf[at - 1] != '\r')
+        return ERR_HTTP_BAD_REQUEST;
+    *eol = at - 1;
+    *next = at + 1;
+    return 0;
+}
+
+/* RFC 9112 3: method SP request-target SP HTTP-version, with single spaces only. */
+static int http1__parse_request_line(const char *p, size_t n, struct http1_request *req)
+{
+    size_t i = 0, start;
+
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    if (i == 0 || i == n || p[i] != ' ')
+        return ERR_HTTP_BAD_REQUEST;
+    req->method.base = p;
+    req->method.len = i;
+
+    start = ++i;
+    while (i < n && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7f)
+        i++;
+    if (i == start || i == n || p[i] != ' ')
+        return ERR_HTTP_BAD_REQUEST;
+    req->target.base = p + start;
+    req->target.len = i - start;
+
+    /* RFC 9112 2.3: HTTP-name is case-sensitive; we speak only 1.0 and 1.1. */
+    i++;
+    if (n - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0)
+        return ERR_HTTP_BAD_REQUEST;
+    if (p[i + 7] == '1')
+        req->minor_version = 1;
+    else if (p[i + 7] == '0')
+        req->minor_version = 0;
+    else
+        return ERR_HTTP_BAD_REQUEST;
+    return 0;
+}
+
+/*
+ * RFC 9112 5: field-name ":" OWS field-value OWS. A line that starts with SP or
+ * HTAB is obs-fold (5.2) and whitespace before the colon is forbidden (5.1);
+ * both fail the "token then colon" test below and get a 400.
+ */
+static int http1__parse_field_line(const char *p, size_t n, struct http1_header *h)
+{
+    size_t i = 0, vstart, vend;
+
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    if (i == 0 || i == n || p[i] != ':')
+        return ERR_HTTP_BAD_REQUEST;
+    h->name.base = p;
+    h->name.len = i;
+
+    i++;
+    while (i < n && is_ows((unsigned char)p[i]))
+        i++;
+    vstart = i;
+    for (; i < n; i++) {
+        if (!is_value_byte((unsigned char)p[i]))
+            return ERR_HTTP_BAD_REQUEST;
+    }
+    vend = n;
+    while (vend > vstart && is_ows((unsigned char)p[vend - 1]))
+        vend--;
+    h->value.base = p + vstart;
+    h->value.len = vend - vstart;
+    return 0;
+}
+
+/*
+ * RFC 9110 8.6: Content-Length = 1*DIGIT. We accept neither a sign, nor inner
+ * whitespace, nor the comma list "42, 42" that 8.6 lets a recipient collapse:
+ * the list form is never needed by a well-behaved client.
+ */
+static int http1__parse_length(const struct http1_iov *v, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (v->len == 0)
+        return ERR_HTTP_BAD_REQUEST;
+    for (size_t i = 0; i < v->len; i++) {
+        unsigned char c = (unsigned char)v->base[i];
+
+        if (c < '0' || c > '9')
+            return ERR_HTTP_BAD_REQUEST;
+        if (n > (UINT64_MAX - (c - '0')) / 10)
+            return ERR_HTTP_BAD_REQUEST;
+        n = n * 10 + (c - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+static int http1__check_host(const struct http1_iov *v)
+{
+    for (size_t i = 0; i < v->len; i++) {
+        if (!is_host_byte((unsigned char)v->base[i]))
+            return ERR_HTTP_BAD_REQUEST;
+    }
+    return 0;
+}
+
+/* Folds one field into *f, rejecting at once what is wrong on its own. */
+static int http1__note_field(const struct http1_header *h, struct http1__framing *f)
+{
+    uint64_t n;
+    int r;
+
+    if (iov_is(&h->name, "content-length")) {
+        if ((r = http1__parse_length(&h->value, &n)) != 0)
+            return r;
+        /* RFC 9112 6.3 item 5: differing lengths are unrecoverable. */
+        if (f->have_length && f->length != n)
+            return ERR_HTTP_BAD_REQUEST;
+        f->have_length = true;
+        f->length = n;
+    } else if (iov_is(&h->name, "transfer-encoding")) {
+        /*
+         * RFC 9112 6.3 item 4 lets chunked be the final of several codings; we
+         * accept only exactly one "chunked", since any other coding of a
+         * request body is something we would have to undo before forwarding.
+         */
+        if (++f->te_count > 1 || !iov_is(&h->value, "chunked"))
+            return ERR_HTTP_BAD_REQUEST;
+    } else if (iov_is(&h->name, "host")) {
+        /* RFC 9112 3.2: more than one Host, or an invalid one, is a 400. */
+        if (++f->host_count > 1 || http1__check_host(&h->value) != 0)
+            return ERR_HTTP_BAD_REQUEST;
+    } else if (iov_is(&h->name, "connection")) {
+        if (http1_list_has_token(h->value.base, h->value.len, "close", 5))
+            f->conn_close = true;
+        if (http1_list_has_token(h->value.base, h->value.len, "keep-alive", 10))
+            f->conn_keep_alive = true;
+    } else if (iov_is(&h->name, "expect")) {
+        /*
+         * RFC 9110 10.1.1 answers an expectation we cannot meet with 417; we
+         * send 400 instead, as for every other request we will not serve, so
+         * the caller has a single "refuse and close" path.
+         */
+        if (!iov_is(&h->value, "100-continue"))
+            return ERR_HTTP_BAD_REQUEST;
+        f->expect_continue = true;
+    } else if (iov_is(&h->name, "upgrade")) {
+        f->upgrade = true;
+    }
+    return 0;
+}
+
+/* Judges the framing once every field is known (RFC 9112 6.1 and 6.3). */
+static int http1__apply_framing(const struct http1__framing *f, struct http1_request *req)
+{
+    if (f->te_count > 0 && f->have_length)
+        return ERR_HTTP_BAD_REQUEST; /* 6.1: the classic smuggling vector */
+    if (f->te_count > 0 && req->minor_version == 0)
+        return ERR_HTTP_BAD_REQUEST; /* 6.1: 1.0 has no chunked, so the framing is faulty */
+    if (req->minor_version == 1 && f->host_count == 0)
+        return ERR_HTTP_BAD_REQUEST; /* 3.2 */
+
+    if (f->te_count > 0) {
+        req->body = HTTP1_BODY_CHUNKED;
+    } else if (f->have_length) {
+        req->body = HTTP1_BODY_LENGTH;
+        req->content_length = f->length;
+    } else {
+        req->body = HTTP1_BODY_NONE; /* 6.3 item 7: a request without either has no body */
+    }
+    if (req->minor_version == 1)
+        req->keep_alive = !f->conn_close;
+    else
+        req->keep_alive = f->conn_keep_alive && !f->conn_close;
+    /* RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored. */
+    req->expect_continue = f->expect_continue && req->minor_version == 1;
+    req->upgrade = f->upgrade;
+    return 0;
+}
+
+int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
+{
+    struct http1__framing f;
+    size_t limit = len < HTTP1_MAX_HEAD ? len : HTTP1_MAX_HEAD;
+    size_t pos = 0, eol = 0, next = 0;
+    bool have_request_line = false;
+    int r;
+
+    memset(req, 0, sizeof(*req));
+    memset(&f, 0, sizeof(f));
+    for (;;) {
+        if ((r = http1__next_line(buf, pos, limit, &eol, &next)) != 0) {
+            /* The limit applies while data arrives: never wait past HTTP1_MAX_HEAD. */
+            if (r == ERR_INCOMPLETE && len >= HTTP1_MAX_HEAD)
+                return ERR_HTTP_HEAD_TOO_LARGE;
+            return r;
+        }
+        if (!have_request_line) {
+            /* RFC 9112 2.2: empty lines before the request-line are ignored. */
+            if (eol != pos) {
+                if ((r = http1__parse_request_line(buf + pos, eol - pos, req)) != 0)
+                    return r;
+                have_request_line = true;
+            }
+        } else if (eol == pos) {
+            break;
+        } else {
+            struct http1_header *h;
+
+            if (req->num_headers == HTTP1_MAX_HEADERS)
+                return ERR_HTTP_HEAD_TOO_LARGE;
+            h = &req->headers[req->num_headers];
+            if ((r = http1__parse_field_line(buf + pos, eol - pos, h)) != 0 ||
+                (r = http1__note_field(h, &f)) != 0)
+                return r;
+            req->num_headers++;
+        }
+        pos = next;
+    }
+    req->head_len = next;
+    return http1__apply_framing(&f, req);
+}
+
+int http1_find_header(const struct http1_request *req, const char *name, size_t start)
+{
+    size_t nlen = strlen(name);
+
+    for (size_t i = start; i < req->num_headers; i++) {
+        if (equal_ci(req->headers[i].name.base, req->headers[i].name.len, name, nlen))
+            return (int)i;
+    }
+    return -1;
+}
+
+bool http1_list_has_token(const char *list, size_t len, const char *token, size_t token_len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t start, end;
+
+        while (i < len && is_ows((unsigned char)list[i]))
+            i++;
+        start = i;
+        while (i < len && list[i] != ',')
+            i++;
+        end = i;
+        while (end > start && is_ows((unsigned char)list[end - 1]))
+            end--;
+        if (end > start && equal_ci(list + start, end - start, token, token_len))
+            return true;
+        i++; /* past the comma (or past len, which ends the loop) */
+    }
+    return false;
+}

@@ -1,0 +1,89 @@
+/*
+ * http1.h - a strict RFC 9112 parser for HTTP/1.x request heads.
+ *
+ * The broker reads a child's request head into a buffer and calls
+ * http1_parse_request() each time more bytes arrive. The parser is pure: it
+ * allocates nothing, does no I/O and keeps no state between calls, so it is
+ * also what the fuzz target drives. It only understands the head; bodies are
+ * framed by the caller (Content-Length) or by chunked.h, and response framing
+ * lives in response.h.
+ *
+ * Anything ambiguous is rejected rather than guessed at (DESIGN.md section 2):
+ * the broker sits between a child and an upstream, and two parsers that
+ * disagree on where a request ends are how requests get smuggled.
+ */
+#ifndef CREDBROKER_HTTP1_H
+#define CREDBROKER_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of a head, from its first byte (leading CRLFs too) to the final CRLF CRLF. */
+#define HTTP1_MAX_HEAD (64 * 1024)
+/* Field lines in a head. */
+#define HTTP1_MAX_HEADERS 100
+
+/* A view into the caller's buffer; not NUL-terminated. */
+struct http1_iov {
+    const char *base;
+    size_t len;
+};
+
+struct http1_header {
+    struct http1_iov name;
+    struct http1_iov value; /* leading and trailing OWS trimmed */
+};
+
+enum http1_body {
+    HTTP1_BODY_NONE,    /* no body */
+    HTTP1_BODY_LENGTH,  /* content_length bytes follow (possibly 0) */
+    HTTP1_BODY_CHUNKED, /* Transfer-Encoding: chunked; decode with chunked.h */
+};
+
+struct http1_request {
+    struct http1_iov method;
+    struct http1_iov target;
+    int minor_version; /* HTTP/1.0 -> 0, HTTP/1.1 -> 1 */
+    struct http1_header headers[HTTP1_MAX_HEADERS];
+    size_t num_headers;
+    size_t head_len; /* bytes of the head, including the final CRLF CRLF */
+    enum http1_body body;
+    uint64_t content_length; /* valid when body == HTTP1_BODY_LENGTH */
+    bool keep_alive;         /* 1.1: unless "Connection: close"; 1.0: only with keep-alive */
+    bool expect_continue;    /* HTTP/1.1 request carried "Expect: 100-continue" */
+    bool upgrade;            /* an Upgrade header is present (the caller refuses it) */
+};
+
+/*
+ * Parses the request head at the start of buf[0..len). Never reads past len and
+ * runs in time linear in len; a caller that gets ERR_INCOMPLETE calls again
+ * with the same bytes plus whatever has arrived since.
+ *
+ * Returns 0 when a whole head was parsed: *req is filled in, its views point
+ * into buf, and req->head_len says where the body (or the next pipelined
+ * request) starts. Returns ERR_INCOMPLETE when more bytes are needed and fewer
+ * than HTTP1_MAX_HEAD have been seen; ERR_HTTP_HEAD_TOO_LARGE (431) when the
+ * head does not end within HTTP1_MAX_HEAD bytes or has more than
+ * HTTP1_MAX_HEADERS field lines; ERR_HTTP_BAD_REQUEST (400) for anything
+ * malformed or ambiguous. On any non-zero return *req holds nothing useful.
+ *
+ * Method, target and Upgrade are only recognised, not judged: refusing CONNECT
+ * (405) or an upgrade (501) is the caller's business.
+ */
+int http1_parse_request(const char *buf, size_t len, struct http1_request *req);
+
+/*
+ * Finds the first header at index >= start whose name equals the NUL-terminated
+ * name, ASCII case-insensitively. Returns its index, or -1 if there is none.
+ */
+int http1_find_header(const struct http1_request *req, const char *name, size_t start);
+
+/*
+ * True if the comma-separated list list[0..len) (a header value) has an element
+ * equal to token[0..token_len), ASCII case-insensitively, after trimming OWS
+ * around each element. Empty elements are skipped.
+ */
+bool http1_list_has_token(const char *list, size_t len, const char *token, size_t token_len);
+
+#endif

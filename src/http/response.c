@@ -1,0 +1,183 @@
+/*
+ * response.c - HTTP/1.x response framing towards the child. See response.h.
+ *
+ * Everything the broker writes to the child's socket as a response head goes
+ * through these helpers, so this is where a header value that could split the
+ * response (CR, LF) is stopped, whatever the upstream sent.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+#include "response.h"
+
+/* RFC 9110 5.6.2: tchar. */
+static bool is_tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* True if name[0..len) equals the lower-case literal lit, ignoring ASCII case. */
+static bool name_is(const char *name, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if (len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (ascii_lower((unsigned char)name[i]) != (unsigned char)lit[i])
+            return false;
+    }
+    return true;
+}
+
+const char *http1_reason(int status)
+{
+    /* RFC 9110 15, plus 103 (RFC 8297), 428/429/431/511 (RFC 6585) and 451 (RFC 7725). */
+    /* clang-format off */
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 511: return "Network Authentication Required";
+    default: return "Unknown";
+    }
+    /* clang-format on */
+}
+
+int http1_put_status_line(struct buf *out, int minor_version, int status)
+{
+    char line[80];
+    int n;
+
+    /* RFC 9112 4: status-code = 3DIGIT. */
+    if (status < 100 || status > 999)
+        return ERR_INVALID;
+    n = snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\n", minor_version == 0 ? 0 : 1, status,
+                 http1_reason(status));
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return ERR_INVALID;
+    return buf_put(out, line, (size_t)n);
+}
+
+int http1_put_header(struct buf *out, const char *name, size_t name_len, const char *value,
+                     size_t value_len)
+{
+    uint8_t *dst;
+    size_t total;
+    int r;
+
+    if (name_len == 0)
+        return ERR_INVALID;
+    for (size_t i = 0; i < name_len; i++) {
+        if (!is_tchar((unsigned char)name[i]))
+            return ERR_INVALID;
+    }
+    for (size_t i = 0; i < value_len; i++) {
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+            return ERR_INVALID;
+    }
+    if (name_len > SIZE_MAX - 4 || value_len > SIZE_MAX - 4 - name_len)
+        return ERR_TOO_LARGE;
+    total = name_len + 2 + value_len + 2;
+    /* One reservation, so a full buffer never ends up holding half a header line. */
+    if ((r = buf_reserve(out, total, &dst)) != 0)
+        return r;
+    memcpy(dst, name, name_len);
+    memcpy(dst + name_len, ": ", 2);
+    if (value_len > 0)
+        memcpy(dst + name_len + 2, value, value_len);
+    memcpy(dst + name_len + 2 + value_len, "\r\n", 2);
+    buf_commit(out, total);
+    return 0;
+}
+
+size_t http1_chunk_line(char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[2 * sizeof(size_t)];
+    size_t n = 0, i;
+
+    do {
+        digits[n++] = hex[len & 0xf];
+        len >>= 4;
+    } while (len != 0);
+    for (i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    out[i++] = '\r';
+    out[i++] = '\n';
+    out[i] = '\0';
+    return i;
+}
+
+bool http1_is_hop_by_hop(const char *name, size_t len)
+{
+    /* RFC 9110 7.6.1, plus Keep-Alive and Proxy-Connection, which old peers still send. */
+    if (len >= 6 && name_is(name, 6, "proxy-"))
+        return true;
+    return name_is(name, len, "connection") || name_is(name, len, "keep-alive") ||
+           name_is(name, len, "te") || name_is(name, len, "trailer") ||
+           name_is(name, len, "transfer-encoding") || name_is(name, len, "upgrade");
+}
+
+bool http1_status_has_no_body(int status)
+{
+    /* RFC 9110 6.4.1. */
+    return (status >= 100 && status <= 199) || status == 204 || status == 304;
+}

@@ -1,0 +1,293 @@
+"""Fixtures of the end-to-end suite: real peers around the real credbroker.
+
+    certs       (session)  test CA + server cert from tools/gen-certs
+    upstream    (session)  tests/e2e/upstream.py over HTTPS, with its request log
+    mock_api    (session)  tools/mock_api.py (Flashduty-like), with its valid key
+    build_dir   (session)  $CREDBROKER_BUILD or <repo>/build; skips if no credbroker
+    credbroker  (session)  path of the credbroker binary (skips likewise)
+    key_file    (function) (path, key): a mode-600 file with a random 32-hex key
+    exec_argv   (function) builds a `credbroker exec ...` argv
+    child_env   (function) environment for a broker whose child imports `brokered`
+    run_exec    (function) runs credbroker exec with a Python child
+    wait_for    (any)      polls a predicate every 10 ms
+
+Tests never sleep to wait for something they can poll: use wait_for.
+"""
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+E2E = REPO / "tests" / "e2e"
+PYTHON = "/usr/bin/python3"  # Debian's: has pytest and websockets
+if str(E2E) not in sys.path:
+    sys.path.insert(0, str(E2E))
+
+
+def wait_for(predicate, timeout=5.0, interval=0.01, what=None):
+    """Calls predicate() every interval seconds until it returns something
+    truthy, and returns that. Fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s"
+                                 % (timeout, what or getattr(predicate, "__name__", "condition")))
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_for")
+def _wait_for_fixture():
+    return wait_for
+
+
+# -- certificates -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Certs:
+    dir: Path
+    ca: Path           # ca.pem: give to --cacert / ssl contexts
+    server_cert: Path  # server.pem
+    server_key: Path   # server.key
+
+
+def make_certs(directory):
+    directory = Path(directory)
+    subprocess.run([str(REPO / "tools" / "gen-certs"), str(directory)], check=True)
+    return Certs(directory, directory / "ca.pem", directory / "server.pem", directory / "server.key")
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+# -- peer processes -----------------------------------------------------------
+
+class PeerProcess:
+    """A peer server started with --port 0 --ready-file; stopped by stop()."""
+
+    def __init__(self, argv, workdir, name):
+        self.name = name
+        self.ready_file = Path(workdir) / (name + ".ready")
+        self.stderr_path = Path(workdir) / (name + ".stderr")
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(argv + ["--ready-file", str(self.ready_file)],
+                                     stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited with %s before it was ready:\n%s"
+                                     % (name, self.proc.returncode, self.stderr()))
+            return self.ready_file.exists()
+
+        wait_for(ready, timeout=15, what=name + " to listen")
+        self.port = int(self.ready_file.read_text())
+        self.url = "https://127.0.0.1:%d" % self.port
+
+    def stderr(self):
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
+class Upstream(PeerProcess):
+    """tests/e2e/upstream.py; see its docstring for endpoints and log format."""
+
+    def __init__(self, certs, workdir):
+        self.log_path = Path(workdir) / "upstream.log"
+        self.log_path.touch()
+        super().__init__([PYTHON, str(E2E / "upstream.py"), "--port", "0", "--cert", str(certs.dir),
+                          "--log", str(self.log_path)], workdir, "upstream")
+
+    def _lines(self):
+        out = []
+        for line in self.log_path.read_bytes().split(b"\n"):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:  # a line being written right now
+                    pass
+        return out
+
+    def requests(self):
+        """Request records logged so far, oldest first."""
+        return [r for r in self._lines() if "event" not in r]
+
+    def events(self):
+        """Event records ({"event": "client_gone", ...}) logged so far."""
+        return [r for r in self._lines() if "event" in r]
+
+    def clear_log(self):
+        self.log_path.write_bytes(b"")
+
+    def wait_requests(self, n, timeout=5.0):
+        """Waits until at least n requests are logged; returns them."""
+        def enough():
+            reqs = self.requests()
+            return reqs if len(reqs) >= n else None
+
+        return wait_for(enough, timeout, what="%d upstream request(s)" % n)
+
+
+class MockApi(PeerProcess):
+    """tools/mock_api.py; .key is the one valid app_key, .key_file its file."""
+
+    def __init__(self, certs, workdir):
+        self.key = secrets.token_hex(16)
+        self.key_file = Path(workdir) / "mock_api.key"
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.key + "\n")
+        super().__init__([PYTHON, str(REPO / "tools" / "mock_api.py"), "--port", "0",
+                          "--cert", str(certs.dir), "--key-file", str(self.key_file)],
+                         workdir, "mock_api")
+
+
+@pytest.fixture(scope="session")
+def upstream(certs, tmp_path_factory):
+    server = Upstream(certs, tmp_path_factory.mktemp("upstream"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mock_api(certs, tmp_path_factory):
+    server = MockApi(certs, tmp_path_factory.mktemp("mock_api"))
+    yield server
+    server.stop()
+
+
+# -- credbroker ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def build_dir():
+    path = Path(os.environ.get("CREDBROKER_BUILD") or REPO / "build")
+    if not path.is_absolute():
+        path = REPO / path
+    if not os.access(path / "credbroker", os.X_OK):
+        pytest.skip("%s not found: build it first (make build)" % (path / "credbroker"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def credbroker(build_dir):
+    return build_dir / "credbroker"
+
+
+def write_key_file(path, key, mode=0o600):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.chmod(path, mode)  # the umask may have narrowed it
+    return Path(path)
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    key = secrets.token_hex(16)
+    return write_key_file(tmp_path / "app_key", key), key
+
+
+def make_child_env(extra=None):
+    """The environment for credbroker: ours, minus anything FLASHDUTY_, plus
+    PYTHONPATH so a Python child can `import brokered`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHDUTY_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(E2E), env.get("PYTHONPATH")) if p)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+@pytest.fixture
+def child_env():
+    return make_child_env
+
+
+@pytest.fixture
+def exec_argv(credbroker, upstream, certs, key_file):
+    """exec_argv(args=(), child=None, *, code=None, upstream_url=None,
+    cacert=None, key_path=None) -> list: `credbroker exec --upstream URL
+    --cacert CA --key-file K [args] -- CHILD...` where CHILD is the given argv
+    list or, with code=, `/usr/bin/python3 -c CODE`. Pass upstream_url="" (or
+    cacert="", key_path="") to leave that option out."""
+
+    def build(args=(), child=None, *, code=None, upstream_url=None, cacert=None, key_path=None):
+        if child is None:
+            if code is None:
+                raise ValueError("exec_argv needs child argv or code=")
+            child = [PYTHON, "-c", code]
+        argv = [str(credbroker), "exec"]
+        url = upstream.url if upstream_url is None else upstream_url
+        ca = certs.ca if cacert is None else cacert
+        kp = key_file[0] if key_path is None else key_path
+        if url:
+            argv += ["--upstream", str(url)]
+        if ca:
+            argv += ["--cacert", str(ca)]
+        if kp:
+            argv += ["--key-file", str(kp)]
+        return argv + [str(a) for a in args] + ["--"] + [str(c) for c in child]
+
+    return build
+
+
+def run_process(argv, timeout=30, env=None, input=None, text=True):
+    """Runs argv in its own session and returns (returncode, stdout, stderr).
+    On timeout the whole process group is killed and the test fails."""
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    if isinstance(input, str):
+        input = input.encode()
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+        raise AssertionError("timed out after %s s: %s\nstdout:\n%s\nstderr:\n%s"
+                             % (timeout, " ".join(argv), out.decode(errors="replace"),
+                                err.decode(errors="replace")))
+    if text:
+        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def run_exec(exec_argv):
+    """run_exec(args, child_code, *, timeout=30, env=None, input=None,
+    text=True, **exec_argv_kwargs) -> (returncode, stdout, stderr).
+
+    Runs `credbroker exec --upstream <upstream> --cacert <CA> --key-file
+    <key_file> [args] -- /usr/bin/python3 -c child_code`; the child can
+    `import brokered`. env adds to the default environment (make_child_env)."""
+
+    def run(args, child_code, *, timeout=30, env=None, input=None, text=True, **kwargs):
+        argv = exec_argv(args, code=child_code, **kwargs)
+        return run_process(argv, timeout=timeout, env=make_child_env(env), input=input, text=text)
+
+    return run
