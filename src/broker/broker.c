@@ -75,13 +75,17 @@ void broker_close(struct broker *b)
     if (b == NULL)
         return;
     b->closing = true;
-    for (struct broker_invocation *inv = b->invocations; inv != NULL; inv = inv->next)
-        broker_invocation_end(inv);
+    for (struct broker_invocation *inv = b->invocations, *next; inv != NULL; inv = next) {
+        next = inv->next;
+        broker_invocation_end(inv); /* may free inv */
+    }
     upstream_close(b->upstream);
     b->upstream = NULL;
     /* Invocations release asynchronously; the last one frees b (see inv__maybe_release). */
     if (b->invocations == NULL)
         free(b);
+    else
+        b->free_when_empty = true;
 }
 
 /* Frees an ended invocation once its control channel and every connection are gone. */
@@ -105,7 +109,7 @@ static void inv__maybe_release(struct broker_invocation *inv)
     secret_free(inv->key);
     explicit_bzero(inv, sizeof(*inv));
     free(inv);
-    if (b->closing && b->invocations == NULL)
+    if (b->free_when_empty && b->invocations == NULL)
         free(b);
     if (cb != NULL)
         cb(data);

@@ -20,6 +20,7 @@ struct broker {
     struct broker_invocation *invocations;
     uint64_t next_invocation;
     bool closing;
+    bool free_when_empty;            /* closed: the last released invocation frees it */
 };
 
 struct broker_invocation {

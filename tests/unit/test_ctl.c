@@ -1,0 +1,311 @@
+/*
+ * Unit tests for src/broker/ctl.c through a real invocation: the child's end of
+ * the control channel is driven from the test, the broker's end by the loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <uv.h>
+
+#include "broker.h"
+#include "ctl.h"
+#include "rewrite.h"
+#include "secret.h"
+
+struct fixture {
+    uv_loop_t loop;
+    struct broker *broker;
+    struct broker_invocation *inv;
+    int child_fd;
+};
+
+static int setup_with(void **state, unsigned max_conns, unsigned rate)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct broker_options bo = {0};
+    struct broker_invocation_options io = {0};
+    struct secret *key;
+
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(broker_new(&f->loop, &bo, &f->broker), 0);
+    assert_int_equal(upstream_base_parse("https://127.0.0.1:9", &io.upstream), 0);
+    assert_int_equal(inject_parse(NULL, &io.inject), 0);
+    broker_limits_default(&io.limits);
+    io.limits.max_conns = max_conns;
+    io.limits.max_dials_per_sec = rate;
+    io.scrub = true;
+    assert_int_equal(secret_from("unit-test-key", 13, &key), 0);
+    assert_int_equal(broker_invocation_new(f->broker, &io, key, &f->child_fd, &f->inv), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 64, 100000);
+}
+
+static int setup_limited(void **state)
+{
+    return setup_with(state, 3, 100000);
+}
+
+static int setup_rate_limited(void **state)
+{
+    return setup_with(state, 1000, 5);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    if (f->child_fd >= 0)
+        close(f->child_fd);
+    broker_close(f->broker);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+/* Runs the loop until the child's end has a reply, then reads it (byte and fd). */
+static int await_reply(struct fixture *f, uint8_t *byte, int *fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+    } cmsg;
+    uint8_t data[8];
+    struct iovec iov = {data, sizeof(data)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsg.buf,
+                         .msg_controllen = sizeof(cmsg.buf)};
+    struct pollfd p = {.fd = f->child_fd, .events = POLLIN};
+    ssize_t n;
+
+    *fd = -1;
+    for (int i = 0; i < 10000; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (poll(&p, 1, 1) > 0)
+            break;
+    }
+    n = recvmsg(f->child_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n <= 0)
+        return -1;
+    *byte = data[0];
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+
+            assert_int_equal(nfds, 1); /* exactly one fd */
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        }
+    }
+    return (int)n;
+}
+
+static void send_datagram(struct fixture *f, const void *data, size_t len, int attach_fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cmsg;
+    struct iovec iov = {(void *)data, len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    if (attach_fd >= 0) {
+        struct cmsghdr *h;
+
+        memset(&cmsg, 0, sizeof(cmsg));
+        msg.msg_control = cmsg.buf;
+        msg.msg_controllen = sizeof(cmsg.buf);
+        h = CMSG_FIRSTHDR(&msg);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &attach_fd, sizeof(int));
+    }
+    assert_int_equal(sendmsg(f->child_fd, &msg, 0), (ssize_t)len);
+}
+
+static void test_ctl_classify_accepts_only_one_byte_dial(void **state)
+{
+    uint8_t dial = 0x01, other = 0x02;
+
+    assert_int_equal(ctl_classify(1, &dial, 0, false), CTL_VERDICT_DIAL);
+    assert_int_equal(ctl_classify(1, &other, 0, false), CTL_VERDICT_REFUSE);
+    assert_int_equal(ctl_classify(0, &dial, 0, false), CTL_VERDICT_REFUSE);
+    assert_int_equal(ctl_classify(2, &dial, 0, false), CTL_VERDICT_REFUSE);
+    assert_int_equal(ctl_classify(1, &dial, MSG_TRUNC, false), CTL_VERDICT_REFUSE);
+    assert_int_equal(ctl_classify(1, &dial, MSG_CTRUNC, false), CTL_VERDICT_REFUSE);
+    assert_int_equal(ctl_classify(1, &dial, 0, true), CTL_VERDICT_REFUSE);
+    assert_int_equal(ctl_classify(-1, &dial, 0, false), CTL_VERDICT_REFUSE);
+}
+
+static void test_ctl_dial_returns_ok_and_one_working_stream(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t byte = 0;
+    int fd, type = 0;
+    socklen_t len = sizeof(type);
+
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &fd), 1);
+    assert_int_equal(byte, CTL_REPLY_OK);
+    assert_true(fd >= 0);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+    assert_int_equal(type, SOCK_STREAM);
+    close(fd);
+}
+
+static void test_ctl_refuses_every_other_byte(void **state)
+{
+    struct fixture *f = *state;
+
+    for (int b = 0; b < 256; b++) {
+        uint8_t data = (uint8_t)b, byte = 0;
+        int fd;
+
+        if (b == 0x01)
+            continue;
+        send_datagram(f, &data, 1, -1);
+        assert_int_equal(await_reply(f, &byte, &fd), 1);
+        assert_int_equal(byte, CTL_REPLY_REFUSED);
+        assert_int_equal(fd, -1);
+    }
+}
+
+static void test_ctl_refuses_every_other_length(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t big[65536];
+
+    memset(big, 0x01, sizeof(big));
+    for (size_t len = 0; len <= 64; len++) {
+        uint8_t byte = 0;
+        int fd;
+
+        if (len == 1)
+            continue;
+        send_datagram(f, big, len, -1);
+        assert_int_equal(await_reply(f, &byte, &fd), 1);
+        assert_int_equal(byte, CTL_REPLY_REFUSED);
+        assert_int_equal(fd, -1);
+    }
+    {
+        uint8_t byte = 0;
+        int fd, sz = 1 << 20;
+
+        setsockopt(f->child_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        send_datagram(f, big, sizeof(big), -1);
+        assert_int_equal(await_reply(f, &byte, &fd), 1);
+        assert_int_equal(byte, CTL_REPLY_REFUSED);
+    }
+}
+
+static void test_ctl_refuses_request_with_attached_fd_and_closes_it(void **state)
+{
+    struct fixture *f = *state;
+    int pipefd[2], fd;
+    uint8_t byte = 0;
+    char c;
+
+    assert_int_equal(pipe(pipefd), 0);
+    send_datagram(f, "\x01", 1, pipefd[1]);
+    close(pipefd[1]); /* now the broker holds the only write end */
+    assert_int_equal(await_reply(f, &byte, &fd), 1);
+    assert_int_equal(byte, CTL_REPLY_REFUSED);
+    assert_int_equal(fd, -1);
+    /* The broker closed its copy: the pipe reads EOF instead of blocking. */
+    assert_int_equal(read(pipefd[0], &c, 1), 0);
+    close(pipefd[0]);
+}
+
+static void test_ctl_refuses_dials_over_the_connection_limit(void **state)
+{
+    struct fixture *f = *state;
+    int fds[3], fd;
+    uint8_t byte = 0;
+
+    for (int i = 0; i < 3; i++) {
+        send_datagram(f, "\x01", 1, -1);
+        assert_int_equal(await_reply(f, &byte, &fds[i]), 1);
+        assert_int_equal(byte, CTL_REPLY_OK);
+    }
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &fd), 1);
+    assert_int_equal(byte, CTL_REPLY_REFUSED);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
+static void test_ctl_refuses_dials_over_the_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    int ok = 0, refused = 0, fd;
+
+    for (int i = 0; i < 20; i++) {
+        uint8_t byte = 0;
+
+        send_datagram(f, "\x01", 1, -1);
+        assert_int_equal(await_reply(f, &byte, &fd), 1);
+        if (byte == CTL_REPLY_OK) {
+            ok++;
+            close(fd);
+        } else {
+            refused++;
+        }
+    }
+    /* A burst of 5 is allowed; the rest of an instantaneous burst of 20 is not. */
+    assert_true(ok >= 5 && ok <= 7);
+    assert_int_equal(ok + refused, 20);
+}
+
+static void test_ctl_ended_invocation_gives_eof_to_holders(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t byte = 0;
+    int fd;
+    char c;
+
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &fd), 1);
+    assert_int_equal(byte, CTL_REPLY_OK);
+    broker_invocation_end(f->inv);
+    for (int i = 0; i < 100; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    /* The control channel reads EOF, and the connection it gave is closed. */
+    assert_int_equal(recv(f->child_fd, &c, 1, MSG_DONTWAIT), 0);
+    assert_int_equal(recv(fd, &c, 1, 0), 0);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ctl_classify_accepts_only_one_byte_dial),
+        cmocka_unit_test_setup_teardown(test_ctl_dial_returns_ok_and_one_working_stream, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_refuses_every_other_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_refuses_every_other_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_refuses_request_with_attached_fd_and_closes_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_refuses_dials_over_the_connection_limit,
+                                        setup_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_refuses_dials_over_the_rate_limit,
+                                        setup_rate_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_ended_invocation_gives_eof_to_holders, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
