@@ -17,7 +17,7 @@
 struct policy_rule {
     char *method; /* NUL-terminated; "*" matches any method */
     size_t method_len;
-    char *glob;   /* NUL-terminated */
+    char *glob; /* NUL-terminated */
 };
 
 struct policy {
@@ -101,8 +101,8 @@ size_t policy_rule_count(const struct policy *p)
     return p->count;
 }
 
-bool policy_allows(const struct policy *p, const char *method, size_t method_len,
-                   const char *path, size_t path_len)
+bool policy_allows(const struct policy *p, const char *method, size_t method_len, const char *path,
+                   size_t path_len)
 {
     char stack[POLICY_PATH_STACK];
     char *cpath = stack;

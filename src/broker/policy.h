@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define POLICY_RULE_MAX 4096  /* bytes of one rule */
+#define POLICY_RULE_MAX 4096 /* bytes of one rule */
 #define POLICY_MAX_RULES 1024
 
 struct policy;
@@ -42,7 +42,7 @@ size_t policy_rule_count(const struct policy *p);
  * NUL-terminated. A path with a NUL byte, or that cannot be copied for
  * fnmatch, is refused (fail closed).
  */
-bool policy_allows(const struct policy *p, const char *method, size_t method_len,
-                   const char *path, size_t path_len);
+bool policy_allows(const struct policy *p, const char *method, size_t method_len, const char *path,
+                   size_t path_len);
 
 #endif

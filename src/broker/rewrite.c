@@ -171,7 +171,7 @@ struct target_parts {
     size_t path_len;
     const char *query; /* after '?', before '#' */
     size_t query_len;
-    bool has_query;    /* a '?' was present, even with nothing after it */
+    bool has_query; /* a '?' was present, even with nothing after it */
 };
 
 /* Splits and validates a request-target (RFC 9112 3.2). */

@@ -60,8 +60,8 @@ struct upstream_base {
     uint16_t port;                        /* explicit, or 80/443 by scheme */
     char origin[UPSTREAM_ORIGIN_MAX + 1]; /* "scheme://host[:port]", NUL-terminated */
     size_t origin_len;
-    size_t host_off;                      /* origin + host_off is the Host header value */
-    char path[UPSTREAM_PATH_MAX + 1];     /* "" or "/base/path" without trailing '/' */
+    size_t host_off;                  /* origin + host_off is the Host header value */
+    char path[UPSTREAM_PATH_MAX + 1]; /* "" or "/base/path" without trailing '/' */
     size_t path_len;
 };
 
@@ -79,7 +79,8 @@ int upstream_base_parse(const char *url, struct upstream_base *out);
 /* Host header value for b: "host", or "host:port" for a non-default port. Caller does not free. */
 const char *upstream_base_host(const struct upstream_base *b);
 
-#define REWRITE_KEY_VERBATIM 0x1u /* append the key as given, not percent-encoded (audit display) */
+/* Append the key as given, not percent-encoded (for an audit display). */
+#define REWRITE_KEY_VERBATIM 0x1u
 
 /*
  * Appends to out the upstream URL for a child's request-target:

@@ -43,7 +43,7 @@ struct scrubber {
 
 struct scrub_stream {
     const struct scrubber *s;
-    struct buf *hold;    /* BUF_WIPE: bytes not yet emitted, from stream offset base */
+    struct buf *hold; /* BUF_WIPE: bytes not yet emitted, from stream offset base */
     uint64_t base;
     uint64_t mask_until; /* stream offset: bytes before it are masked when emitted */
 };
@@ -128,8 +128,8 @@ static void bit_set(uint64_t *set, size_t i)
  * highest down lets one bitset serve as both the old and the new set, since
  * every step moves an offset up.
  */
-static enum match match_nfa(const uint8_t *key, size_t klen, const uint8_t *d, size_t n,
-                            bool final, size_t *end)
+static enum match match_nfa(const uint8_t *key, size_t klen, const uint8_t *d, size_t n, bool final,
+                            size_t *end)
 {
     uint64_t set[SCRUB_SPAN_MAX / 64 + 1];
     size_t lo = 0, hi = 0;
@@ -180,8 +180,8 @@ static enum match match_nfa(const uint8_t *key, size_t klen, const uint8_t *d, s
  * reading, MATCH_NO, or MATCH_MORE when only more data can tell (never with
  * final). The answer never changes when more data is appended.
  */
-static enum match match_at(const uint8_t *key, size_t klen, const uint8_t *d, size_t n,
-                           bool final, size_t *end)
+static enum match match_at(const uint8_t *key, size_t klen, const uint8_t *d, size_t n, bool final,
+                           size_t *end)
 {
     size_t o = 0;
 
@@ -245,8 +245,7 @@ struct scan {
     scrub_m16 vany1; /* all set for a one-byte key: the second byte is free */
 };
 
-static void scan_init(struct scan *sc, const struct scrubber *s, uint64_t base,
-                      uint64_t mask_until)
+static void scan_init(struct scan *sc, const struct scrubber *s, uint64_t base, uint64_t mask_until)
 {
     static const char hex[] = "0123456789ABCDEF";
 
@@ -313,8 +312,7 @@ static unsigned lane_first(uint64_t half)
 }
 
 /* Index of the first candidate in d[pos..limit), reading no further than d[n - 1]; or limit. */
-static size_t scan_find(const struct scan *sc, const uint8_t *d, size_t n, size_t pos,
-                        size_t limit)
+static size_t scan_find(const struct scan *sc, const uint8_t *d, size_t n, size_t pos, size_t limit)
 {
     /* Whole blocks: positions pos..pos+15 and their next two bytes, all below n. */
     while (pos < limit && n - pos >= 18) {
@@ -354,8 +352,8 @@ static int scan_flush(struct scan *sc, const uint8_t *d, size_t upto)
     if (upto <= sc->emitted)
         return 0;
     if (sc->mask_until < sc->base + upto)
-        masked_end = sc->mask_until > sc->base + sc->emitted
-                         ? (size_t)(sc->mask_until - sc->base) : sc->emitted;
+        masked_end = sc->mask_until > sc->base + sc->emitted ? (size_t)(sc->mask_until - sc->base)
+                                                             : sc->emitted;
     if (sc->out == NULL) {
         memset(sc->inplace + sc->emitted, '*', masked_end - sc->emitted);
     } else {

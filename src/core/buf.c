@@ -159,6 +159,8 @@ int buf_consume(struct buf *b, size_t len)
 {
     if (len > b->len)
         return ERR_INVALID;
+    if (len == 0)
+        return 0;
     if (b->flags & BUF_WIPE)
         explicit_bzero(b->d + b->off, len);
     b->off += len;

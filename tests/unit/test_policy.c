@@ -143,9 +143,8 @@ static void test_policy_rejects_malformed_rules(void **state)
 {
     struct policy *p;
     const char *bad[] = {
-        "",           "GET",         "GET ",          " /x",        "GET  /x",
-        "GET\t/x",    "GET x",       "GET /a b",      "GE(T /x",    "GET /x\n",
-        "GET /\x7f",  "GET /\xc3\xa9", "G@T /x",      "GET */x",
+        "",         "GET",     "GET ",     " /x",       "GET  /x",       "GET\t/x", "GET x",
+        "GET /a b", "GE(T /x", "GET /x\n", "GET /\x7f", "GET /\xc3\xa9", "G@T /x",  "GET */x",
     };
 
     assert_int_equal(policy_new(&p), 0);

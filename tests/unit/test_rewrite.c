@@ -83,9 +83,9 @@ static void test_rewrite_keeps_names_that_only_look_like_the_sentinel(void **sta
 
 static void test_rewrite_decodes_plus_and_escapes_in_names_before_comparing(void **state)
 {
-    assert_string_equal(rewrite_with("https://h", "query:a_b", "/p?a%5Fb=1&a+b=2&a%5F%62=3", KEY,
-                                     0, NULL),
-                        "https://h/p?a+b=2&a_b=sk-123");
+    assert_string_equal(
+        rewrite_with("https://h", "query:a_b", "/p?a%5Fb=1&a+b=2&a%5F%62=3", KEY, 0, NULL),
+        "https://h/p?a+b=2&a_b=sk-123");
 }
 
 static void test_rewrite_removes_sentinel_with_no_or_empty_value(void **state)
@@ -156,18 +156,17 @@ static void test_rewrite_appends_the_key_verbatim_when_asked(void **state)
 
 static void test_rewrite_uses_a_custom_query_name(void **state)
 {
-    assert_string_equal(rewrite_with("https://h", "query:token", "/p?token=1&app_key=2", KEY, 0,
-                                     NULL),
-                        "https://h/p?app_key=2&token=sk-123");
+    assert_string_equal(
+        rewrite_with("https://h", "query:token", "/p?token=1&app_key=2", KEY, 0, NULL),
+        "https://h/p?app_key=2&token=sk-123");
 }
 
 static void test_rewrite_rejects_dot_segments(void **state)
 {
     const char *bad[] = {
-        "/..",          "/../x",        "/a/../b",      "/a/./b",      "/a/.",
-        "/a/%2e%2E/b",  "/a/%2E/b",     "/a/.%2e/b",    "/a/..;x/b",   "/a/%2e%2e;/b",
-        "/a%2fb",       "/a%2F..",      "/a/%5cb",      "/a%5C",       "/a\\b",
-        "http://h/../x", "/p/..?a=1",
+        "/..",      "/../x",     "/a/../b",   "/a/./b",        "/a/.",      "/a/%2e%2E/b",
+        "/a/%2E/b", "/a/.%2e/b", "/a/..;x/b", "/a/%2e%2e;/b",  "/a%2fb",    "/a%2F..",
+        "/a/%5cb",  "/a%5C",     "/a\\b",     "http://h/../x", "/p/..?a=1",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -178,16 +177,18 @@ static void test_rewrite_accepts_dots_inside_segments(void **state)
 {
     assert_string_equal(rewrite_default("/a/.../b..c/.d/e./%2e%2e%2e"),
                         "https://api.example.com/a/.../b..c/.d/e./%2e%2e%2e?app_key=sk-123");
-    assert_string_equal(rewrite_default("//a//b"),
-                        "https://api.example.com//a//b?app_key=sk-123");
+    assert_string_equal(rewrite_default("//a//b"), "https://api.example.com//a//b?app_key=sk-123");
 }
 
 static void test_rewrite_rejects_malformed_targets(void **state)
 {
     const char *bad[] = {
-        "*",        "api.example.com:443", "ftp://h/x",   "http://",    "http:///x",
-        "a/b",      "/p q",                "/p\x01",      "/p%zz",      "/p%2",
-        "/p\x80",   "http:/x",
+        "*",         "api.example.com:443",
+        "ftp://h/x", "http://",
+        "http:///x", "a/b",
+        "/p q",      "/p\x01",
+        "/p%zz",     "/p%2",
+        "/p\x80",    "http:/x",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -261,10 +262,11 @@ static void test_inject_parse_rejects_bad_specs(void **state)
     char longname[7 + INJECT_NAME_MAX + 2];
     struct inject inj;
     const char *bad[] = {
-        "",           "query:",    "header:",     "query",        "Bearer",     "bearer:x",
-        "cookie:a",   "query:a&b", "query:a=b",   "query:a#b",    "query:a%5f", "query:a+b",
-        "query:a b",  "query:a\t", "query:\xc3",  "header:X Key", "header:X:K", "header:a/b",
-        "header:\x7f", "Query:a",
+        "",           "query:",     "header:",     "query",
+        "Bearer",     "bearer:x",   "cookie:a",    "query:a&b",
+        "query:a=b",  "query:a#b",  "query:a%5f",  "query:a+b",
+        "query:a b",  "query:a\t",  "query:\xc3",  "header:X Key",
+        "header:X:K", "header:a/b", "header:\x7f", "Query:a",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -317,14 +319,37 @@ static void test_upstream_base_parse_rejects_invalid_urls(void **state)
 {
     struct upstream_base b;
     const char *bad[] = {
-        "",                     "h",                  "ftp://h",           "https:/h",
-        "https://",             "https:///p",         "https://u@h",       "https://u:p@h/",
-        "https://h?x",          "https://h/?",        "https://h/p?x=1",   "https://h#f",
-        "https://h/p#",         "https://h:",         "https://h:0",       "https://h:65536",
-        "https://h:123456",     "https://h:8a",       "https://h:-1",      "https://h h",
-        "https://h/a b",        "https://h/../x",     "https://h/a/%2e",   "https://h/a%2fb",
-        "https://[::1",         "https://[]",         "https://[1.2.3.4]", "https://[::1]x",
-        "https://[fe80::1%25eth0]", "https://h/\x01", "https://h\\x",
+        "",
+        "h",
+        "ftp://h",
+        "https:/h",
+        "https://",
+        "https:///p",
+        "https://u@h",
+        "https://u:p@h/",
+        "https://h?x",
+        "https://h/?",
+        "https://h/p?x=1",
+        "https://h#f",
+        "https://h/p#",
+        "https://h:",
+        "https://h:0",
+        "https://h:65536",
+        "https://h:123456",
+        "https://h:8a",
+        "https://h:-1",
+        "https://h h",
+        "https://h/a b",
+        "https://h/../x",
+        "https://h/a/%2e",
+        "https://h/a%2fb",
+        "https://[::1",
+        "https://[]",
+        "https://[1.2.3.4]",
+        "https://[::1]x",
+        "https://[fe80::1%25eth0]",
+        "https://h/\x01",
+        "https://h\\x",
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

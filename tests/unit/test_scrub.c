@@ -214,8 +214,8 @@ static size_t reference_end(const uint8_t *d, size_t n, size_t i, const char *ke
 
 static void test_scrub_agrees_with_a_brute_force_reference(void **state)
 {
-    const char *keys[] = {"ab", "a b", "%a", "a%25", "%25%", "%%", "+a", " a", "a/b",
-                          "%",  "b",   " "};
+    const char *keys[] = {"ab", "a b", "%a",  "a%25", "%25%", "%%",
+                          "+a", " a",  "a/b", "%",    "b",    " "};
     const char alphabet[] = "ab %25+/A2fF";
     uint8_t d[64], want[64];
 
@@ -321,8 +321,7 @@ static void test_scrub_stream_reports_a_full_output_buffer(void **state)
     struct buf *out = buf_new(4, 0);
 
     assert_int_equal(scrub_stream_new(s, &st), 0);
-    assert_int_equal(scrub_stream_feed(st, (const uint8_t *)"0123456789", 10, out),
-                     ERR_TOO_LARGE);
+    assert_int_equal(scrub_stream_feed(st, (const uint8_t *)"0123456789", 10, out), ERR_TOO_LARGE);
     buf_free(out);
     scrub_stream_free(st);
     scrubber_free(s);
