@@ -471,7 +471,7 @@ static int stream_scan_hold(struct scrub_stream *st, size_t limit, bool final, s
 
     if ((r = stream_scan(st, buf_ptr(st->hold), buf_len(st->hold), limit, final, out, stop)) != 0)
         return r;
-    return buf_consume(st->hold, *stop);
+    return *stop > 0 ? buf_consume(st->hold, *stop) : 0;
 }
 
 int scrub_stream_feed(struct scrub_stream *st, const uint8_t *in, size_t len, struct buf *out)
