@@ -1,0 +1,198 @@
+"""The upstream side (DESIGN.md section 3): HTTP/2 by ALPN, one pool shared by
+the connections of an invocation, and HTTPS_PROXY honoured for egress.
+
+The HTTP/2 peer is Debian's nginx (Python's standard library has no HTTP/2
+server); the proxy is a small CONNECT tunnel written here that records what it
+was asked to reach.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import make_child_env, run_process, wait_for, write_key_file
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+H2_KEY = "h2-test-key-0123456789abcdef"
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+{user}
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    map $arg_app_key $key_ok {{ "{app_key}" yes; default no; }}
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location /whoami {{
+            default_type application/json;
+            return 200 '{{"protocol":"$server_protocol","connection":"$connection","key_ok":"$key_ok","app_key":"$arg_app_key"}}';
+        }}
+    }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def nginx_h2(certs, tmp_path_factory):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("nginx not installed (scripts/deps installs it)")
+    prefix = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, app_key=H2_KEY,
+                                      cert=certs.server_cert,
+                                      key=certs.server_key,
+                                      user="user root;" if os.geteuid() == 0 else ""))
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(prefix)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def listening():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return proc.poll() is not None  # ends the wait; asserted below
+
+    wait_for(listening, timeout=10, what="nginx to listen")
+    assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
+    yield "https://127.0.0.1:%d" % port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+CHILD_TWO_CALLS = r"""
+import brokered, json
+out = []
+for i in range(2):
+    c = brokered.connection()          # a new brokered connection each time
+    c.request("GET", "/whoami?app_key=sentinel")
+    r = c.getresponse()
+    out.append({"status": r.status, "body": json.loads(r.read())})
+    c.close()
+print(json.dumps(out))
+"""
+
+
+def test_upstream_speaks_http2_and_reuses_one_connection(nginx_h2, exec_argv, tmp_path):
+    key_path = write_key_file(tmp_path / "h2key", H2_KEY)
+    code, out, err = run_process(exec_argv(code=CHILD_TWO_CALLS, upstream_url=nginx_h2,
+                                           key_path=key_path),
+                                 env=make_child_env({"NO_PROXY": "*"}))
+    assert code == 0, err
+    calls = json.loads(out)
+    assert [c["status"] for c in calls] == [200, 200]
+    for c in calls:
+        assert c["body"]["protocol"] == "HTTP/2.0"
+        assert c["body"]["key_ok"] == "yes"            # nginx got the real key...
+        assert c["body"]["app_key"] == "*" * len(H2_KEY)  # ...and its echo came back masked
+    # Two brokered connections of the child, one pooled TLS connection upstream.
+    assert calls[0]["body"]["connection"] == calls[1]["body"]["connection"]
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 that tunnels bytes and records targets."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.targets = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        line = head.split(b"\r\n", 1)[0].decode()
+        method, target, _ = line.split(" ", 2)
+        self.targets.append((method, target))
+        if method != "CONNECT":
+            client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            client.close()
+            return
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pump(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+        pump(upstream, client)
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def test_https_proxy_is_honoured_for_the_upstream(upstream, exec_argv, key_file):
+    _, key = key_file
+    proxy = ConnectProxy()
+    try:
+        env = make_child_env({"HTTPS_PROXY": "http://127.0.0.1:%d" % proxy.port})
+        for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+            env.pop(name, None)
+        upstream.clear_log()
+        code, out, err = run_process(exec_argv(code=(
+            "import brokered\n"
+            "c = brokered.connection()\n"
+            "c.request('GET', '/echo?app_key=sentinel')\n"
+            "print(c.getresponse().status)\n")), env=env)
+        assert code == 0, err
+        assert out.strip() == "200"
+        port = upstream.url.rsplit(":", 1)[1]
+        assert ("CONNECT", "127.0.0.1:" + port) in proxy.targets
+        reqs = upstream.wait_requests(1)
+        assert reqs[-1]["query"] == "app_key=" + key
+    finally:
+        proxy.close()
