@@ -42,6 +42,7 @@ static uv_signal_t sigchld;
 static bool sigchld_started;
 
 static void on_sigchld(uv_signal_t *h, int signum);
+static void give_terminal(pid_t pgrp);
 
 static int sigchld_ensure(uv_loop_t *loop)
 {
@@ -236,15 +237,8 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
     close(errpipe[1]);
     errpipe[1] = -1;
     setpgid(pid, pid); /* also here: the group must exist before we signal it */
-    if (tty >= 0) {
-        sigset_t block, old;
-
-        sigemptyset(&block);
-        sigaddset(&block, SIGTTOU);
-        sigprocmask(SIG_BLOCK, &block, &old);
-        tcsetpgrp(tty, pid);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-    }
+    if (tty >= 0)
+        give_terminal(pid);
     c->pid = pid;
     c->next = children;
     children = c;
@@ -287,20 +281,38 @@ static void child__reaped(struct child *c, int wstatus)
     }
     c->exited = true;
     uv_timer_stop(&c->timer);
-    if (c->foreground) {
-        /* Take the terminal back for our own group. */
-        sigset_t block, old;
-
-        sigemptyset(&block);
-        sigaddset(&block, SIGTTOU);
-        sigprocmask(SIG_BLOCK, &block, &old);
-        tcsetpgrp(STDIN_FILENO, getpgrp());
-        sigprocmask(SIG_SETMASK, &old, NULL);
-    }
+    if (c->foreground)
+        give_terminal(getpgrp()); /* take the terminal back for our own group */
     if (c->on_exit != NULL)
         c->on_exit(c, status, c->timed_out, c->data);
     else
         child_free(c); /* nobody owns it: a failed exec */
+}
+
+/* Gives the terminal to pgrp, with SIGTTOU blocked (we may be in the background). */
+static void give_terminal(pid_t pgrp)
+{
+    sigset_t block, old;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    tcsetpgrp(STDIN_FILENO, pgrp);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/*
+ * The foreground command was stopped (Ctrl-Z): stop ourselves too, so the
+ * user's shell sees a stopped job, and when the shell resumes us (fg), hand the
+ * terminal back and resume the command. This is what sudo and su do.
+ */
+static void child__stopped(struct child *c, int sig)
+{
+    give_terminal(getpgrp());
+    kill(getpid(), sig == SIGTTIN || sig == SIGTTOU ? SIGSTOP : sig);
+    /* ...continued by the shell. */
+    give_terminal(c->pid);
+    kill(-c->pid, SIGCONT);
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -313,9 +325,13 @@ static void on_sigchld(uv_signal_t *h, int signum)
 
         next = c->next;
         do {
-            p = waitpid(c->pid, &wstatus, WNOHANG);
+            p = waitpid(c->pid, &wstatus, WNOHANG | (c->foreground ? WUNTRACED : 0));
         } while (p < 0 && errno == EINTR);
-        if (p == c->pid)
+        if (p != c->pid)
+            continue;
+        if (WIFSTOPPED(wstatus))
+            child__stopped(c, WSTOPSIG(wstatus));
+        else
             child__reaped(c, wstatus);
     }
     sigchld_release_if_idle();
