@@ -43,7 +43,6 @@
 #define CONN_METHOD_MAX 32
 
 enum conn_state { CONN_HEAD, CONN_BODY, CONN_WAIT };
-enum framing { FRAME_NONE, FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE };
 
 struct conn_request {
     char method[CONN_METHOD_MAX + 1];
@@ -62,7 +61,7 @@ struct conn_request {
     struct upstream_req *ureq;
     bool head_sent;
     int status;
-    enum framing framing;
+    enum http1_framing framing;
     struct scrub_stream *scrub;
     uint64_t start_ms, upstream_ms;
     bool active;
@@ -269,48 +268,19 @@ static int status_for_parse_error(int r)
 
 /* ---- the upstream's callbacks ---- */
 
-static bool header_listed_in(const char *name, size_t len, const struct upstream_header *h,
-                             size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (h[i].name_len == 10 && strncasecmp(h[i].name, "Connection", 10) == 0 &&
-            http1_list_has_token(h[i].value, h[i].value_len, name, len))
-            return true;
-    }
-    return false;
-}
-
-static bool name_is(const struct upstream_header *h, const char *name)
-{
-    size_t len = strlen(name);
-
-    return h->name_len == len && strncasecmp(h->name, name, len) == 0;
-}
-
-/* Parses a Content-Length value (1*DIGIT); false if absent or malformed. */
-static bool parse_length(const char *v, size_t len, uint64_t *out)
-{
-    uint64_t n = 0;
-
-    if (len == 0 || len > 19)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        n = n * 10 + (uint64_t)(v[i] - '0');
-    }
-    *out = n;
-    return true;
-}
-
-static void on_upstream_head(void *ud, int status, const struct upstream_header *h, size_t n)
+static void on_upstream_head(void *ud, int status, const struct http1_header *h, size_t n)
 {
     struct conn *c = ud;
     struct conn_request *q = &c->req;
+    struct http1_forward fw = {
+        .status = status,
+        .minor_version = q->minor,
+        .is_head = q->is_head,
+        /* A body still arriving leaves the connection unusable after this response. */
+        .keep_alive = q->keep_alive && q->body_done,
+    };
     struct buf *out = buf_new(HTTP1_MAX_HEAD * 4, 0);
-    bool encoded = false, have_length = false, no_body;
-    uint64_t length = 0;
-    int r = 0;
+    int r;
 
     q->status = status;
     q->upstream_ms = upstream_req_head_ms(q->ureq);
@@ -318,51 +288,14 @@ static void on_upstream_head(void *ud, int status, const struct upstream_header 
         conn_abort(c);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (name_is(&h[i], "Content-Encoding") &&
-            !(h[i].value_len == 8 && strncasecmp(h[i].value, "identity", 8) == 0))
-            encoded = true; /* libcurl decodes it: the length no longer applies */
-        if (name_is(&h[i], "Content-Length"))
-            have_length = parse_length(h[i].value, h[i].value_len, &length);
-    }
-    have_length = have_length && !encoded;
-    no_body = q->is_head || http1_status_has_no_body(status);
-    /* Its body is still arriving: the connection cannot be reused after this response. */
-    if (!q->body_done)
-        q->keep_alive = false;
-    if (no_body)
-        q->framing = FRAME_NONE;
-    else if (have_length)
-        q->framing = FRAME_LENGTH;
-    else if (q->minor >= 1)
-        q->framing = FRAME_CHUNKED;
-    else {
-        q->framing = FRAME_CLOSE;
-        q->keep_alive = false;
-    }
-    r = http1_put_status_line(out, q->minor, status);
-    for (size_t i = 0; i < n && r == 0; i++) {
-        if (http1_is_hop_by_hop(h[i].name, h[i].name_len) ||
-            header_listed_in(h[i].name, h[i].name_len, h, n) || name_is(&h[i], "Content-Length") ||
-            (encoded && name_is(&h[i], "Content-Encoding")))
-            continue;
-        if (http1_put_header(out, h[i].name, h[i].name_len, h[i].value, h[i].value_len) != 0)
-            continue; /* a header we could not forward safely is dropped */
-    }
-    if (r == 0 && (q->framing == FRAME_LENGTH || (no_body && have_length)))
-        r = buf_putf(out, "Content-Length: %llu\r\n", (unsigned long long)length);
-    if (r == 0 && q->framing == FRAME_CHUNKED)
-        r = buf_put_str(out, "Transfer-Encoding: chunked\r\n");
-    if (r == 0 && !q->keep_alive)
-        r = buf_put_str(out, "Connection: close\r\n");
-    else if (r == 0 && q->minor == 0)
-        r = buf_put_str(out, "Connection: keep-alive\r\n");
-    if (r == 0)
-        r = buf_put(out, "\r\n", 2);
-    if (r == 0 && c->inv->scrubber != NULL)
+    r = http1_put_forwarded_head(out, &fw, h, n);
+    q->framing = fw.framing;
+    q->keep_alive = fw.keep_alive;
+    if (r == 0 && c->inv->scrubber != NULL) {
         scrubber_mask_all(c->inv->scrubber, buf_mutable_ptr(out), buf_len(out));
-    if (r == 0 && c->inv->scrubber != NULL && q->framing != FRAME_NONE)
-        r = scrub_stream_new(c->inv->scrubber, &q->scrub);
+        if (q->framing != HTTP1_FRAME_NONE)
+            r = scrub_stream_new(c->inv->scrubber, &q->scrub);
+    }
     if (r == 0)
         r = conn__write(c, buf_ptr(out), buf_len(out));
     buf_free(out);
@@ -382,7 +315,7 @@ static int conn__write_body(struct conn *c, const uint8_t *data, size_t len)
     if (len == 0)
         return 0;
     c->req.bytes_out += len;
-    if (c->req.framing != FRAME_CHUNKED)
+    if (c->req.framing != HTTP1_FRAME_CHUNKED)
         return conn__write(c, data, len);
     n = http1_chunk_line(line, len);
     return conn__write3(c, line, n, data, len, "\r\n", 2);
@@ -396,7 +329,7 @@ static int on_upstream_body(void *ud, const uint8_t *data, size_t len)
 
     if (c->write_pending >= CONN_WRITE_HIGH)
         return UPSTREAM_PAUSE;
-    if (q->framing == FRAME_NONE)
+    if (q->framing == HTTP1_FRAME_NONE)
         return 0;
     if (q->scrub == NULL) {
         r = conn__write_body(c, data, len);
@@ -444,7 +377,7 @@ static void conn__finish_response(struct conn *c)
         if (r == 0)
             r = conn__write_body(c, buf_ptr(c->scratch), buf_len(c->scratch));
     }
-    if (r == 0 && q->framing == FRAME_CHUNKED)
+    if (r == 0 && q->framing == HTTP1_FRAME_CHUNKED)
         r = conn__write(c, "0\r\n\r\n", 5);
     if (r != 0) {
         conn_abort(c);

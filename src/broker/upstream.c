@@ -377,7 +377,7 @@ static int parse_status_line(const char *line, size_t len)
 
 static void req__deliver_head(struct upstream_req *r)
 {
-    struct upstream_header hdrs[UPSTREAM_MAX_HEADERS];
+    struct http1_header hdrs[UPSTREAM_MAX_HEADERS];
     const char *p = (const char *)buf_ptr(r->head), *end = p + buf_len(r->head);
     size_t n = 0;
 
@@ -398,10 +398,10 @@ static void req__deliver_head(struct upstream_req *r)
                 v++;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
-            hdrs[n].name = p;
-            hdrs[n].name_len = (size_t)(colon - p);
-            hdrs[n].value = v;
-            hdrs[n].value_len = (size_t)(ve - v);
+            hdrs[n].name.base = p;
+            hdrs[n].name.len = (size_t)(colon - p);
+            hdrs[n].value.base = v;
+            hdrs[n].value.len = (size_t)(ve - v);
             n++;
         }
         p = eol + 1;

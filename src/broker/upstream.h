@@ -21,6 +21,8 @@
 
 #include <uv.h>
 
+#include "http1.h"
+
 struct upstream;
 struct upstream_req;
 
@@ -35,19 +37,12 @@ int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct up
 /* Cancels every request (no callbacks), closes handles; frees asynchronously. */
 void upstream_close(struct upstream *u);
 
-/* One response header as received (views valid only during on_head). */
-struct upstream_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-
 #define UPSTREAM_PAUSE (-1)      /* from on_body / read_body: try again after resume */
 
 struct upstream_req_ops {
-    /* The final (non-1xx) response head. headers[] in received order. */
-    void (*on_head)(void *ud, int status, const struct upstream_header *headers, size_t n);
+    /* The final (non-1xx) response head. headers[] in received order, OWS trimmed; the
+     * views are valid only during the call. */
+    void (*on_head)(void *ud, int status, const struct http1_header *headers, size_t n);
     /* Response body bytes: return 0 when taken, UPSTREAM_PAUSE to be called again with the
      * same bytes after upstream_req_resume(). */
     int (*on_body)(void *ud, const uint8_t *data, size_t len);

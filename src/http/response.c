@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "err.h"
 #include "response.h"
@@ -180,4 +181,103 @@ bool http1_status_has_no_body(int status)
 {
     /* RFC 9110 6.4.1. */
     return (status >= 100 && status <= 199) || status == 204 || status == 304;
+}
+
+/* True if a Connection header among h[0..n) lists name. */
+static bool listed_in_connection(const struct http1_iov *name, const struct http1_header *h,
+                                 size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(h[i].name.base, h[i].name.len, "connection") &&
+            http1_list_has_token(h[i].value.base, h[i].value.len, name->base, name->len))
+            return true;
+    }
+    return false;
+}
+
+/* Parses a Content-Length value (1*DIGIT, no overflow); false if malformed. */
+static bool parse_content_length(const struct http1_iov *v, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (v->len == 0)
+        return false;
+    for (size_t i = 0; i < v->len; i++) {
+        unsigned d = (unsigned char)v->base[i] - '0';
+
+        if (d > 9 || n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
+    }
+    *out = n;
+    return true;
+}
+
+int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
+                             const struct http1_header *h, size_t n)
+{
+    bool encoded = false, have_length = false, no_body;
+    uint64_t length = 0;
+    int r;
+
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(h[i].name.base, h[i].name.len, "content-encoding") &&
+            !(h[i].value.len == 8 && strncasecmp(h[i].value.base, "identity", 8) == 0))
+            encoded = true;
+        /* A malformed or repeated-and-differing length is no length at all: chunk it. */
+        if (name_is(h[i].name.base, h[i].name.len, "content-length")) {
+            uint64_t v;
+
+            if (!parse_content_length(&h[i].value, &v) || (have_length && v != length)) {
+                have_length = false;
+                break;
+            }
+            have_length = true;
+            length = v;
+        }
+    }
+    have_length = have_length && !encoded;
+    no_body = fw->is_head || http1_status_has_no_body(fw->status);
+    if (no_body)
+        fw->framing = HTTP1_FRAME_NONE;
+    else if (have_length)
+        fw->framing = HTTP1_FRAME_LENGTH;
+    else if (fw->minor_version >= 1)
+        fw->framing = HTTP1_FRAME_CHUNKED;
+    else
+        fw->framing = HTTP1_FRAME_CLOSE;
+    if (fw->framing == HTTP1_FRAME_CLOSE)
+        fw->keep_alive = false;
+    fw->content_length = length;
+
+    if ((r = http1_put_status_line(out, fw->minor_version, fw->status)) != 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        const struct http1_iov *name = &h[i].name;
+
+        if (http1_is_hop_by_hop(name->base, name->len) || listed_in_connection(name, h, n) ||
+            name_is(name->base, name->len, "content-length") ||
+            (encoded && name_is(name->base, name->len, "content-encoding")))
+            continue;
+        r = http1_put_header(out, name->base, name->len, h[i].value.base, h[i].value.len);
+        if (r == ERR_INVALID)
+            continue; /* not forwardable safely: dropped */
+        if (r != 0)
+            goto fail;
+    }
+    /* HEAD keeps the length the GET would have had (RFC 9110 9.3.2). */
+    if (have_length && (fw->framing == HTTP1_FRAME_LENGTH || fw->framing == HTTP1_FRAME_NONE) &&
+        (r = buf_putf(out, "Content-Length: %llu\r\n", (unsigned long long)length)) != 0)
+        goto fail;
+    if (fw->framing == HTTP1_FRAME_CHUNKED &&
+        (r = buf_put_str(out, "Transfer-Encoding: chunked\r\n")) != 0)
+        goto fail;
+    if (!fw->keep_alive)
+        r = buf_put_str(out, "Connection: close\r\n");
+    else if (fw->minor_version == 0)
+        r = buf_put_str(out, "Connection: keep-alive\r\n");
+    if (r == 0)
+        r = buf_put(out, "\r\n", 2);
+fail:
+    return r;
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "http1.h"
 
 #define HTTP1_CHUNK_LINE_MAX 20 /* room http1_chunk_line() needs: 16 hex digits, CRLF, NUL */
 
@@ -55,5 +56,36 @@ bool http1_is_hop_by_hop(const char *name, size_t len);
 
 /* True if a response with this status never has a body (1xx, 204, 304). HEAD is the caller's. */
 bool http1_status_has_no_body(int status);
+
+/* How a forwarded response body is delimited towards the child. */
+enum http1_framing {
+    HTTP1_FRAME_NONE,    /* no body (HEAD, 1xx, 204, 304) */
+    HTTP1_FRAME_LENGTH,  /* Content-Length: the upstream's, still true after scrubbing */
+    HTTP1_FRAME_CHUNKED, /* HTTP/1.1 child, length unknown */
+    HTTP1_FRAME_CLOSE,   /* HTTP/1.0 child, length unknown: the close ends the body */
+};
+
+struct http1_forward {
+    int status;
+    int minor_version;     /* the child's request version */
+    bool is_head;          /* the request was HEAD */
+    bool keep_alive;       /* in: the connection may be reused; out: it will be */
+    enum http1_framing framing;      /* out */
+    uint64_t content_length;         /* out, for HTTP1_FRAME_LENGTH */
+};
+
+/*
+ * Appends the head of a proxied response for the child: the status line, the
+ * upstream's end-to-end headers (hop-by-hop ones, those named in its
+ * Connection header, and its framing headers dropped; Content-Encoding dropped
+ * too when the upstream body was encoded, since the broker decodes it and
+ * serves identity) and the broker's own framing and Connection headers.
+ * Decides fw->framing and fw->keep_alive. A header that cannot be written
+ * safely (bad name, CR/LF/NUL in the value) is dropped. Returns 0 or a code
+ * from the buffer; on failure out may hold part of a head: discard it.
+ */
+int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
+                             const struct http1_header *headers, size_t n)
+    __attribute__((warn_unused_result));
 
 #endif

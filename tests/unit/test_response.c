@@ -223,6 +223,129 @@ static void test_response_knows_statuses_without_body(void **state)
     assert_false(http1_status_has_no_body(500));
 }
 
+/* ---- http1_put_forwarded_head ---- */
+
+#define HDR(n, v) {{n, sizeof(n) - 1}, {v, sizeof(v) - 1}}
+
+static const char *forward(struct http1_forward *fw, const struct http1_header *h, size_t n,
+                           struct buf **out)
+{
+    *out = buf_new(1 << 16, 0);
+    assert_non_null(*out);
+    assert_int_equal(http1_put_forwarded_head(*out, fw, h, n), 0);
+    return buf_cstr(*out);
+}
+
+static void test_forwarded_head_keeps_a_known_length(void **state)
+{
+    struct http1_header h[] = {HDR("Content-Type", "application/json"),
+                               HDR("Content-Length", "42")};
+    struct http1_forward fw = {.status = 200, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 2, &out),
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 42\r\n\r\n");
+    assert_int_equal(fw.framing, HTTP1_FRAME_LENGTH);
+    assert_int_equal(fw.content_length, 42);
+    assert_true(fw.keep_alive);
+    buf_free(out);
+}
+
+static void test_forwarded_head_chunks_an_unknown_length_for_http11(void **state)
+{
+    struct http1_header h[] = {HDR("Transfer-Encoding", "chunked"), HDR("X-A", "1")};
+    struct http1_forward fw = {.status = 200, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 2, &out),
+                        "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_int_equal(fw.framing, HTTP1_FRAME_CHUNKED);
+    buf_free(out);
+}
+
+static void test_forwarded_head_closes_an_unknown_length_for_http10(void **state)
+{
+    struct http1_header h[] = {HDR("X-A", "1")};
+    struct http1_forward fw = {.status = 200, .minor_version = 0, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 1, &out),
+                        "HTTP/1.0 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n");
+    assert_int_equal(fw.framing, HTTP1_FRAME_CLOSE);
+    assert_false(fw.keep_alive);
+    buf_free(out);
+}
+
+static void test_forwarded_head_drops_length_and_coding_of_an_encoded_body(void **state)
+{
+    struct http1_header h[] = {HDR("Content-Encoding", "gzip"), HDR("Content-Length", "10"),
+                               HDR("Vary", "Accept-Encoding")};
+    struct http1_forward fw = {.status = 200, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 3, &out),
+                        "HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n");
+    buf_free(out);
+}
+
+static void test_forwarded_head_drops_hop_by_hop_and_connection_listed_headers(void **state)
+{
+    struct http1_header h[] = {HDR("Connection", "X-Secret-Hop, close"), HDR("X-Secret-Hop", "1"),
+                               HDR("Keep-Alive", "timeout=5"), HDR("Proxy-Authenticate", "x"),
+                               HDR("Upgrade", "h2c"), HDR("Content-Length", "0"),
+                               HDR("X-Kept", "yes")};
+    struct http1_forward fw = {.status = 200, .minor_version = 1, .keep_alive = false};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 7, &out),
+                        "HTTP/1.1 200 OK\r\nX-Kept: yes\r\nContent-Length: 0\r\n"
+                        "Connection: close\r\n\r\n");
+    buf_free(out);
+}
+
+static void test_forwarded_head_for_head_and_204_has_no_body(void **state)
+{
+    struct http1_header h[] = {HDR("Content-Length", "1000")};
+    struct http1_forward head = {.status = 200, .minor_version = 1, .is_head = true,
+                                 .keep_alive = true};
+    struct http1_forward nc = {.status = 204, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    /* HEAD keeps the length a GET would have had. */
+    assert_string_equal(forward(&head, h, 1, &out),
+                        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+    assert_int_equal(head.framing, HTTP1_FRAME_NONE);
+    buf_free(out);
+    forward(&nc, NULL, 0, &out);
+    assert_int_equal(nc.framing, HTTP1_FRAME_NONE);
+    buf_free(out);
+}
+
+static void test_forwarded_head_chunks_when_lengths_disagree(void **state)
+{
+    struct http1_header h[] = {HDR("Content-Length", "5"), HDR("Content-Length", "6")};
+    struct http1_forward fw = {.status = 200, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 2, &out),
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    buf_free(out);
+}
+
+static void test_forwarded_head_drops_a_header_with_a_bare_cr(void **state)
+{
+    struct http1_header h[] = {HDR("X-Bad", "a\rb"), HDR("X-Good", "ok")};
+    struct http1_forward fw = {.status = 404, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 2, &out),
+                        "HTTP/1.1 404 Not Found\r\nX-Good: ok\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n");
+    buf_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +366,14 @@ int main(void)
         cmocka_unit_test(test_response_knows_hop_by_hop_headers),
         cmocka_unit_test(test_response_passes_end_to_end_headers),
         cmocka_unit_test(test_response_knows_statuses_without_body),
+        cmocka_unit_test(test_forwarded_head_keeps_a_known_length),
+        cmocka_unit_test(test_forwarded_head_chunks_an_unknown_length_for_http11),
+        cmocka_unit_test(test_forwarded_head_closes_an_unknown_length_for_http10),
+        cmocka_unit_test(test_forwarded_head_drops_length_and_coding_of_an_encoded_body),
+        cmocka_unit_test(test_forwarded_head_drops_hop_by_hop_and_connection_listed_headers),
+        cmocka_unit_test(test_forwarded_head_for_head_and_204_has_no_body),
+        cmocka_unit_test(test_forwarded_head_chunks_when_lengths_disagree),
+        cmocka_unit_test(test_forwarded_head_drops_a_header_with_a_bare_cr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
