@@ -31,6 +31,7 @@
 #include "http1.h"
 #include "log.h"
 #include "policy.h"
+#include "reqheaders.h"
 #include "response.h"
 #include "rewrite.h"
 #include "scrub.h"
@@ -434,84 +435,13 @@ static bool method_has_body_semantics(const char *m)
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
-/* Adds "Name: value" (NUL-terminated) to lines; the array of starts is built later. */
-static int put_line(struct buf *lines, const char *name, size_t nlen, const char *value,
-                    size_t vlen)
-{
-    int r;
-
-    if ((r = buf_put(lines, name, nlen)) != 0 || (r = buf_put(lines, ": ", 2)) != 0 ||
-        (r = buf_put(lines, value, vlen)) != 0 || (r = buf_put(lines, "", 1)) != 0)
-        return r;
-    return 0;
-}
-
-static bool iov_is(const struct http1_iov *v, const char *s)
-{
-    size_t len = strlen(s);
-
-    return v->len == len && strncasecmp(v->base, s, len) == 0;
-}
-
-/*
- * Builds the upstream request headers: the child's end-to-end headers minus
- * Host, framing, Expect, Accept-Encoding (the broker negotiates its own and
- * serves identity) and the injection header; plus the injected credential.
- * Empty "Accept:" / "Content-Type:" lines stop libcurl adding its defaults.
- */
-static int conn__build_headers(struct conn *c, const struct http1_request *hr, struct buf *lines)
-{
-    const struct inject *inj = &c->inv->inject;
-    const struct secret *key = c->inv->key;
-    int conn_idx = http1_find_header(hr, "Connection", 0);
-    bool have_accept = false, have_ctype = false;
-    int r;
-
-    for (size_t i = 0; i < hr->num_headers; i++) {
-        const struct http1_header *h = &hr->headers[i];
-        bool listed = false;
-
-        for (int k = conn_idx; k >= 0 && !listed; k = http1_find_header(hr, "Connection", (size_t)k + 1))
-            listed = http1_list_has_token(hr->headers[k].value.base, hr->headers[k].value.len,
-                                          h->name.base, h->name.len);
-        if (listed || http1_is_hop_by_hop(h->name.base, h->name.len) || iov_is(&h->name, "Host") ||
-            iov_is(&h->name, "Content-Length") || iov_is(&h->name, "Expect") ||
-            iov_is(&h->name, "Accept-Encoding"))
-            continue;
-        if (inj->mode == INJECT_HEADER && iov_is(&h->name, inj->name))
-            continue;
-        if (inj->mode == INJECT_BEARER && iov_is(&h->name, "Authorization"))
-            continue;
-        have_accept = have_accept || iov_is(&h->name, "Accept");
-        have_ctype = have_ctype || iov_is(&h->name, "Content-Type");
-        if ((r = put_line(lines, h->name.base, h->name.len, h->value.base, h->value.len)) != 0)
-            return r;
-    }
-    if (!have_accept && (r = buf_put(lines, "Accept:", 8)) != 0)
-        return r;
-    if (!have_ctype && (r = buf_put(lines, "Content-Type:", 14)) != 0)
-        return r;
-    if ((r = buf_put(lines, "Expect:", 8)) != 0)
-        return r;
-    if (inj->mode == INJECT_HEADER)
-        return put_line(lines, inj->name, inj->name_len, (const char *)secret_data(key),
-                        secret_len(key));
-    if (inj->mode == INJECT_BEARER) {
-        if ((r = buf_put_str(lines, "Authorization: Bearer ")) != 0 ||
-            (r = buf_put(lines, secret_data(key), secret_len(key))) != 0 ||
-            (r = buf_put(lines, "", 1)) != 0)
-            return r;
-    }
-    return 0;
-}
-
 /* Starts the upstream request for a parsed head. Returns 0, or an HTTP status to answer. */
 static int conn__start_request(struct conn *c, const struct http1_request *hr)
 {
     struct broker_invocation *inv = c->inv;
     struct conn_request *q = &c->req;
     struct buf *url = NULL, *lines = NULL;
-    const char *path, *starts[HTTP1_MAX_HEADERS + 8];
+    const char *path, *starts[REQHEADERS_MAX_LINES];
     size_t path_len, nstarts = 0, prefix;
     struct upstream_req_spec spec;
     int status = 502, r;
@@ -554,16 +484,12 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr)
         status = r == ERR_HTTP_BAD_REQUEST ? 400 : 500;
         goto out;
     }
-    if (conn__build_headers(c, hr, lines) != 0 || buf_cstr(url) == NULL) {
+    if (reqheaders_build(lines, hr, &inv->inject, secret_data(inv->key), secret_len(inv->key)) != 0 ||
+        buf_cstr(url) == NULL) {
         status = 500;
         goto out;
     }
-    for (size_t off = 0; off < buf_len(lines) && nstarts < sizeof(starts) / sizeof(starts[0]);) {
-        const char *s = (const char *)buf_ptr(lines) + off;
-
-        starts[nstarts++] = s;
-        off += strlen(s) + 1;
-    }
+    nstarts = reqheaders_split(lines, starts, sizeof(starts) / sizeof(starts[0]));
     q->has_body = hr->body == HTTP1_BODY_CHUNKED ||
                   (hr->body == HTTP1_BODY_LENGTH &&
                    (hr->content_length > 0 || method_has_body_semantics(q->method)));

@@ -417,5 +417,5 @@ def test_idle_and_slow_head_connections_are_closed_at_their_timeouts(held, upstr
         if not data:
             break
         rest += data
-    assert rest == b"" or rest.startswith(b"HTTP/1.1 4"), rest
+    assert rest == b"" or rest.split(b" ")[1] == b"408", rest
     assert time.monotonic() - start < 8

@@ -1,0 +1,36 @@
+/*
+ * reqheaders.h - the header lines of the upstream request, built from a
+ * child's request head (DESIGN.md section 2).
+ *
+ * The child's end-to-end headers pass; hop-by-hop ones (and those its
+ * Connection header names), Host, the framing headers, Expect and
+ * Accept-Encoding (the broker negotiates its own and serves identity) do not,
+ * nor the child's own copy of the injection header. In header and bearer
+ * modes the credential is added. Empty "Accept:", "Content-Type:" and
+ * "Expect:" lines stop libcurl from adding its own defaults.
+ */
+#ifndef CREDBROKER_REQHEADERS_H
+#define CREDBROKER_REQHEADERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "http1.h"
+#include "rewrite.h"
+
+#define REQHEADERS_MAX_LINES (HTTP1_MAX_HEADERS + 8)
+
+/*
+ * Appends the lines to `lines`, each "Name: value" NUL-terminated. lines
+ * should be a BUF_WIPE buf (it may hold the key). key may be NULL in query
+ * mode. Returns 0 or a code from the buffer.
+ */
+int reqheaders_build(struct buf *lines, const struct http1_request *hr, const struct inject *inj,
+                     const uint8_t *key, size_t key_len) __attribute__((warn_unused_result));
+
+/* Points starts[] at the lines of a buffer filled by reqheaders_build; returns how many
+ * (at most max). The pointers are valid until lines changes. */
+size_t reqheaders_split(const struct buf *lines, const char **starts, size_t max);
+
+#endif
