@@ -34,12 +34,9 @@ import urllib.parse
 import uuid
 
 CHANNELS = [
-    {"channel_id": 2451002751131, "channel_name": "Payments", "team_id": 2477033058131,
-     "status": "enabled", "description": "Card and wallet payment services"},
-    {"channel_id": 2451002751132, "channel_name": "Checkout Web", "team_id": 2477033058132,
-     "status": "enabled", "description": "Storefront and checkout frontend"},
-    {"channel_id": 2451002751133, "channel_name": "Data Platform", "team_id": 2477033058133,
-     "status": "enabled", "description": "Kafka, ClickHouse and batch jobs"},
+    {"channel_id": 2451002751131, "channel_name": "Payments", "team_id": 2477033058131, "status": "enabled"},
+    {"channel_id": 2451002751132, "channel_name": "Checkout Web", "team_id": 2477033058132, "status": "enabled"},
+    {"channel_id": 2451002751133, "channel_name": "Data Platform", "team_id": 2477033058133, "status": "enabled"},
 ]
 
 INCIDENTS = [

@@ -349,8 +349,15 @@ static ssize_t on_upstream_read_body(void *ud, uint8_t *dst, size_t max)
 {
     struct conn *c = ud;
     struct conn_request *q = &c->req;
-    size_t n = buf_len(q->body);
+    size_t n;
 
+    /* Body bytes may be waiting in `in` (the upload buffer was full when they came). */
+    if (c->state == CONN_BODY && buf_len(c->in) > 0 && buf_len(q->body) < max) {
+        conn__process(c);
+        if (c->closing || c->close_when_written)
+            return UPSTREAM_PAUSE; /* the request is being cancelled */
+    }
+    n = buf_len(q->body);
     if (n == 0) {
         if (q->body_done) {
             q->body_eof_sent = true;

@@ -17,7 +17,8 @@ appears complete or not at all).
 Log lines (JSON, one per line, appended):
   request: {"method", "path", "raw_target", "query" (raw, "" if none),
             "headers": [[name, value], ...] in received order,
-            "body_sha256", "body_len", "body_complete"}
+            "body_sha256", "body_len", "body_complete"}, plus "body_error"
+           (why) when body_complete is false
   event:   {"event": "client_gone", "path", "sent", "size"} when a client
            leaves before a /slow-body or /download response was fully sent.
 
@@ -315,13 +316,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         complete = True
         bad = None
+        body_error = None
         try:
             self._read_body(sink)
-        except ClientGone:
+        except (ClientGone, OSError):
             complete = False
+            body_error = "client closed the connection mid-body"
         except BadRequest as e:
             complete = False
-            bad = str(e)
+            bad = body_error = str(e)
         record = {
             "method": self.command,
             "path": path,
@@ -332,6 +335,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "body_len": body_len,
             "body_complete": complete,
         }
+        if body_error:
+            record["body_error"] = body_error
         self.server.log.write(record)
         if bad is not None:
             self.close_connection = True
