@@ -149,6 +149,7 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
         return CLI_EXIT_FAILURE;
     }
     optind = 1;
+    opterr = 0; /* we report unknown options ourselves, in one line */
     /* '+': stop at the first non-option, so the command's own options stay its own. */
     while ((opt = getopt_long(argc, argv, "+v", exec_options, NULL)) != -1) {
         switch (opt) {
@@ -218,7 +219,8 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
             exec_usage(stdout);
             return 0;
         default:
-            exec_usage(stderr);
+            fprintf(stderr, "credbroker exec: unknown option or missing value: '%.100s' "
+                            "(see --help)\n", argv[optind - 1]);
             return CLI_EXIT_USAGE;
         }
     }

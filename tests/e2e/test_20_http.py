@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 import urllib.parse
 
 import pytest
@@ -119,6 +120,16 @@ def test_child_host_and_absolute_form_authority_are_ignored(held, upstream, key_
     assert "evil.example" not in json.dumps(rec)
 
 
+def test_upstream_base_path_prefixes_the_childs_path(held, upstream, key_file):
+    _, key = key_file
+    h = held(upstream_url=upstream.url + "/api/v2")
+    upstream.clear_log()
+    resp, c = exchange_one(h, rawhttp.request("GET", "/channel/list?a=1"))
+    assert resp.status == 404, resp  # the test upstream has no /api/v2
+    [rec] = upstream.wait_requests(1)
+    assert rec["raw_target"] == "/api/v2/channel/list?a=1&app_key=" + key
+
+
 def test_hop_by_hop_headers_are_dropped_and_others_kept(held, upstream):
     h = held()
     upstream.clear_log()
@@ -150,7 +161,7 @@ def test_header_inject_modes_set_the_key_and_drop_the_childs_copy(held, upstream
     h = held(["--inject", mode])
     upstream.clear_log()
     resp, c = exchange_one(h, rawhttp.request("GET", "/echo?x=1", headers=[
-        (name, "childs-own-value"), ("X-Other", "kept")]))
+        (name.lower(), "childs-own-value"), ("X-Other", "kept")]))
     assert resp.status == 200, resp
     [rec] = upstream.wait_requests(1)
     assert header_values(rec, name) == [expected.format(key=key)]
@@ -200,7 +211,7 @@ REJECTED = [
     ("space-in-header-name", b"GET /echo HTTP/1.1\r\n" + H + b"Bad Name: x\r\n\r\n", 400),
     ("space-before-colon", b"GET /echo HTTP/1.1\r\n" + H + b"X-A : x\r\n\r\n", 400),
     ("invalid-method-token", b"GE(T /echo HTTP/1.1\r\n" + H + b"\r\n", 400),
-    ("bad-version", b"GET /echo HTTP/2.7\r\n" + H + b"\r\n", 400),
+    ("bad-version", b"GET /echo HTTP/2.7\r\n" + H + b"\r\n", (400, 505)),
     ("connect", b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n", 405),
     ("upgrade", b"GET /echo HTTP/1.1\r\n" + H +
      b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501),
@@ -219,9 +230,9 @@ def test_malformed_request_gets_its_status_and_the_connection_closes(held, upstr
     c = raw(h)
     c.send(data)  # the broker may close before it has read everything
     resp = c.response()
-    assert resp.status == status, resp
+    assert resp.status in (status if isinstance(status, tuple) else (status,)), resp
     assert_error_envelope(resp, key_file[1])
-    assert c.closed(), "the broker kept the connection open after %d" % status
+    assert c.closed(), "the broker kept the connection open after %d" % resp.status
     assert requests_until_marker(h, upstream) == []
 
 
@@ -307,16 +318,35 @@ def test_pipelined_requests_are_answered_in_order(held, upstream):
     assert r4.status == 201
 
 
-def test_chunked_request_body_arrives_whole(held, upstream):
+@pytest.mark.parametrize("size", [262_145, 1_048_577])
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_request_body_over_the_upload_buffer_arrives_whole(held, upstream, framing, size):
+    # The broker buffers 256 KiB of a request body; the rest must follow once
+    # libcurl has taken some, even when the child has nothing more to send.
+    # Whether the last bytes wait in the broker or in the socket depends on
+    # timing, so a few rounds.
     h = held()
-    upstream.clear_log()
-    body = os.urandom(300_000)
-    resp, c = exchange_one(h, rawhttp.request("POST", "/upload", headers=[
-        ("Transfer-Encoding", "chunked")], body=rawhttp.chunked(body, [1, 17, 65536, 100_000])))
-    assert resp.status == 200 and resp.body == body
-    [rec] = upstream.wait_requests(1)
-    assert rec["body_len"] == len(body) and rec["body_complete"]
-    assert rec["body_sha256"] == hashlib.sha256(body).hexdigest()
+    for attempt in range(5):
+        upstream.clear_log()
+        body = os.urandom(size)
+        if framing == "length":
+            data = rawhttp.request("POST", "/upload", body=body)
+        else:
+            data = rawhttp.request("POST", "/upload", headers=[("Transfer-Encoding", "chunked")],
+                                   body=rawhttp.chunked(body, [1, 17, 65536, 100_000]))
+        c = rawhttp.RawConn(h.dial(), timeout=5)
+        c.send(data)
+        try:
+            resp = c.response()
+        except TimeoutError:
+            logged = upstream.requests()
+            raise AssertionError("round %d: no response within 5 s; the upstream got %s of %d "
+                                 "body bytes" % (attempt, [r["body_len"] for r in logged], size))
+        assert resp.status == 200 and resp.body == body
+        [rec] = upstream.wait_requests(1)
+        assert rec["body_len"] == len(body) and rec["body_complete"]
+        assert rec["body_sha256"] == hashlib.sha256(body).hexdigest()
+        c.close()
 
 
 def test_expect_100_continue_is_answered_before_the_body(held, upstream):
@@ -400,7 +430,6 @@ def test_compressed_upstream_body_is_served_as_identity(held, upstream):
 
 
 def test_idle_and_slow_head_connections_are_closed_at_their_timeouts(held, upstream):
-    import time
     h = held(["--idle-timeout", "1s", "--head-timeout", "1s"])
     idle = raw(h)
     idle.send(rawhttp.request("GET", "/status/200"))

@@ -1,0 +1,193 @@
+"""Layer 10: the control channel at fd 3 (DESIGN.md section 1).
+
+The test process borrows the command's fd 3 (children/held.py) and speaks
+the datagram protocol itself; the concurrency test runs its threads in a real
+child (children/uploads.py).
+"""
+
+import json
+import os
+import select
+import socket
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import brokered
+from children.held import Held
+from conftest import PYTHON, make_child_env, run_process, wait_for
+
+CHILDREN = Path(__file__).resolve().parent / "children"
+
+
+@pytest.fixture
+def held(exec_argv, tmp_path):
+    """held(args=(), **exec_argv_kwargs) -> Held: credbroker exec running held.py."""
+    started = []
+
+    def start(args=(), **kwargs):
+        h = Held(lambda child: exec_argv(args, child=child, **kwargs), make_child_env(), tmp_path)
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        h.close()
+
+
+def assert_dial_works(h):
+    with h.dial() as s:
+        assert s.family == socket.AF_UNIX
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+    status, _, _ = h.request("GET", "/status/200")
+    assert status == 200
+
+
+def test_dial_is_answered_with_ok_and_exactly_one_stream_socket(held):
+    h = held()
+    msg, fds = h.exchange(b"\x01")
+    try:
+        assert msg == b"\x01"
+        assert len(fds) == 1
+        s = socket.socket(fileno=os.dup(fds[0]))
+        with s:
+            assert s.family == socket.AF_UNIX
+            assert s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_the_command_sees_the_channel_at_fd_3_with_the_placeholder_url(held):
+    h = held()
+    env = h.info["env"]
+    assert env["FLASHDUTY_CRED_FD"] == "3"
+    assert env["FLASHDUTY_BASE_URL"] == "http://flashduty.broker.local"
+    s = socket.socket(fileno=os.dup(h.ctl_fd))
+    with s:
+        assert s.family == socket.AF_UNIX
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_SEQPACKET
+
+
+MALFORMED = [
+    ("empty", b""),
+    ("dial-byte-twice", b"\x01\x01"),
+    ("zero-byte", b"\x00"),
+    ("byte-02", b"\x02"),
+    ("byte-ff", b"\xff"),
+    ("dial-then-nul", b"\x01\x00"),
+    ("64-bytes", b"\x01" * 64),
+    ("65536-bytes", b"\x01" * 65536),
+]
+
+
+@pytest.mark.parametrize("payload", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_datagram_is_refused_and_a_later_dial_still_works(held, payload):
+    h = held()
+    msg, fds = h.exchange(payload)
+    for fd in fds:
+        os.close(fd)
+    assert (msg, len(fds)) == (b"\xff", 0)
+    assert_dial_works(h)
+
+
+def test_several_malformed_datagrams_in_a_row_get_one_refusal_each(held):
+    h = held()
+    for payload in (b"\x02", b"", b"\x01\x01", b"\x7f" * 10):
+        assert h.raw_datagram(payload) == b"\xff"
+    assert_dial_works(h)
+
+
+def test_dial_with_an_attached_fd_is_refused_and_the_fd_closed(held):
+    h = held()
+    mine, attached = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with mine:
+        msg, fds = h.exchange(b"\x01", fds=[attached.fileno()])
+        attached.close()
+        for fd in fds:
+            os.close(fd)
+        assert (msg, len(fds)) == (b"\xff", 0)
+        # Our copy is closed, so EOF here means the broker closed its copy too.
+        r, _, _ = select.select([mine], [], [], 5)
+        assert r, "the broker kept the fd that came with the refused datagram"
+        assert mine.recv(1) == b""
+    assert_dial_works(h)
+
+
+def test_dials_over_max_conns_are_refused_until_one_closes(held):
+    h = held(["--max-conns", "3"])
+    live = [h.dial() for _ in range(3)]
+    try:
+        with pytest.raises(brokered.BrokerRefused):
+            h.dial()
+        # Refusals do not count as connections: still refused, still 3 live.
+        with pytest.raises(brokered.BrokerRefused):
+            h.dial()
+        live.pop().close()
+
+        def dial_again():
+            try:
+                return h.dial()
+            except brokered.BrokerRefused:
+                return None
+
+        live.append(wait_for(dial_again, timeout=5, interval=0.05,
+                             what="a dial after a connection closed"))
+        with pytest.raises(brokered.BrokerRefused):
+            h.dial()
+    finally:
+        for s in live:
+            s.close()
+
+
+def test_dials_over_dial_rate_are_refused(held):
+    h = held(["--dial-rate", "5"])
+    outcomes = []
+    for _ in range(30):
+        try:
+            h.dial().close()
+            outcomes.append("ok")
+        except brokered.BrokerRefused:
+            outcomes.append("refused")
+    assert outcomes[0] == "ok"
+    assert 1 <= outcomes.count("ok") <= 10, outcomes
+    assert outcomes.count("refused") >= 20, outcomes
+
+    def dial_again():
+        try:
+            h.dial().close()
+            return True
+        except brokered.BrokerRefused:
+            return False
+
+    wait_for(dial_again, timeout=5, interval=0.1, what="a dial once the rate allows it")
+
+
+def test_64_concurrent_connections_upload_without_loss_or_interleaving(exec_argv, upstream,
+                                                                       key_file):
+    _, key = key_file
+    threads, per, max_size = 64, 50, 256 * 1024
+    upstream.clear_log()
+    argv = exec_argv([], child=[PYTHON, CHILDREN / "uploads.py", threads, per, max_size])
+    rc, out, err = run_process(argv, timeout=120, env=make_child_env())
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["nerrors"] == 0, report["errors"]
+    sent = report["results"]
+    assert len(sent) == threads * per
+    assert {tuple(v) for k, v in sent.items() if k in ("0/0", "0/1")} == {
+        (1, sent["0/0"][1]), (max_size, sent["0/1"][1])}
+    got = {}
+    for rec in upstream.requests():
+        if rec["path"] != "/upload":
+            continue
+        params = urllib.parse.parse_qsl(rec["query"])
+        assert [v for k, v in params if k == "app_key"] == [key]
+        d = dict(params)
+        got.setdefault("%s/%s" % (d["t"], d["i"]), []).append(
+            [rec["body_len"], rec["body_sha256"]])
+    assert sorted(got) == sorted(sent)
+    mismatched = [k for k in sent if got[k] != [sent[k]]]
+    assert not mismatched, "%d bodies differ upstream, e.g. %s: sent %s, upstream %s" % (
+        len(mismatched), mismatched[0], sent[mismatched[0]], got[mismatched[0]])

@@ -1,0 +1,268 @@
+"""Layer 30: the upstream side (DESIGN.md sections 2-3) — the broker's own
+errors (502/504), response scrubbing of the key, streaming and cancellation.
+"""
+
+import json
+import secrets
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from children import rawhttp
+from children.held import Held
+from conftest import make_child_env, wait_for, write_key_file
+from upstream import pattern_bytes
+
+SPECIAL_KEY_PREFIX = "k3y/with+special=chars&"
+
+
+@pytest.fixture
+def held(exec_argv, tmp_path):
+    """held(args=(), **exec_argv_kwargs) -> Held: credbroker exec running held.py."""
+    started = []
+
+    def start(args=(), **kwargs):
+        h = Held(lambda child: exec_argv(args, child=child, **kwargs), make_child_env(), tmp_path)
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        h.close()
+
+
+def assert_broker_error(status, headers, body, expected, key):
+    assert status == expected, body
+    ctype = dict((k.lower(), v) for k, v in headers).get("content-type", "")
+    assert "json" in ctype
+    err = json.loads(body)["error"]
+    assert err["code"] and err["message"]
+    assert key.encode() not in body
+    assert key not in json.dumps(headers)
+
+
+def closed_port():
+    """A port on 127.0.0.1 with nothing listening (connect is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the broker's own errors ---------------------------------------------------------
+
+def test_unreachable_upstream_is_502_quickly(held, key_file):
+    port = closed_port()
+    h = held(upstream_url="https://127.0.0.1:%d" % port)
+    start = time.monotonic()
+    status, headers, body = h.request("GET", "/echo?app_key=x")
+    elapsed = time.monotonic() - start
+    assert_broker_error(status, headers, body, 502, key_file[1])
+    assert elapsed < 3, "502 took %.1f s" % elapsed
+
+
+def test_upstream_connect_timeout_is_respected(held, key_file):
+    # A listener whose accept queue is full drops further SYNs: connects hang.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    addr = listener.getsockname()
+    fillers = []
+    try:
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(addr)
+            fillers.append(s)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            probe.connect(addr)
+            pytest.skip("this kernel accepts connections beyond a full backlog")
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+        h = held(["--connect-timeout", "1s"], upstream_url="https://127.0.0.1:%d" % addr[1])
+        start = time.monotonic()
+        status, headers, body = h.request("GET", "/echo")
+        elapsed = time.monotonic() - start
+        assert_broker_error(status, headers, body, 502, key_file[1])
+        assert 0.9 <= elapsed < 5, "answered after %.2f s with --connect-timeout 1s" % elapsed
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+
+
+def test_silent_upstream_is_504_at_the_response_timeout(held, upstream, key_file):
+    h = held(["--response-timeout", "1s"])
+    upstream.clear_log()
+    start = time.monotonic()
+    status, headers, body = h.request("GET", "/silent")
+    elapsed = time.monotonic() - start
+    assert_broker_error(status, headers, body, 504, key_file[1])
+    assert 0.9 <= elapsed < 10, "504 after %.2f s with --response-timeout 1s" % elapsed
+    assert upstream.wait_requests(1)[0]["path"] == "/silent"
+
+
+def test_upstream_reset_before_the_head_is_502(held, key_file):
+    h = held()
+    status, headers, body = h.request("GET", "/reset")
+    assert_broker_error(status, headers, body, 502, key_file[1])
+
+
+def test_upstream_error_status_and_body_pass_through(held):
+    h = held()
+    status, _, body = h.request("PUT", "/status/503", body=b"{}")
+    assert status == 503 and json.loads(body) == {"status": 503}
+    status, _, body = h.request("GET", "/nope")
+    assert status == 404 and json.loads(body)["error"]["code"] == "NotFound"
+
+
+def test_stalled_response_body_is_cut_at_the_stall_timeout(held, upstream):
+    h = held(["--stall-timeout", "1s"])
+    upstream.clear_log()
+    c = rawhttp.RawConn(h.dial(), timeout=10)
+    c.send(rawhttp.request("GET", "/slow-body?size=100000&delay_ms=4000&piece=1000"))
+    start = time.monotonic()
+    with pytest.raises(EOFError):
+        c.response()
+    elapsed = time.monotonic() - start
+    assert 0.9 <= elapsed < 3.5, "cut after %.2f s with --stall-timeout 1s" % elapsed
+
+
+def test_large_download_streams_byte_exact(held):
+    h = held()
+    size = 8 * 1024 * 1024 + 7
+    conn = h.connection()
+    conn.request("GET", "/download?size=%d" % size)
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Length") == str(size)
+    offset = 0
+    while True:
+        data = resp.read(1 << 20)
+        if not data:
+            break
+        assert data == pattern_bytes(len(data), offset)
+        offset += len(data)
+    assert offset == size
+    conn.close()
+
+
+# -- cancellation -------------------------------------------------------------------
+
+def test_child_leaving_mid_response_cancels_the_upstream_transfer(held, upstream):
+    h = held()
+    upstream.clear_log()
+    c = rawhttp.RawConn(h.dial())
+    size = 2_000_000
+    c.send(rawhttp.request("GET", "/slow-body?size=%d&delay_ms=20&piece=1000" % size))
+    _, status, _, headers = c.head()
+    assert status == 200
+    while len(c.buf) < 3000:
+        assert c._fill()
+    assert c.buf[:3000] == pattern_bytes(3000)
+    c.close()
+    gone = wait_for(lambda: [e for e in upstream.events() if e["event"] == "client_gone"],
+                    timeout=5, what="the upstream to see the transfer cancelled")
+    assert gone[0]["path"] == "/slow-body"
+    assert gone[0]["sent"] < size
+
+
+# -- scrubbing ----------------------------------------------------------------------
+
+@pytest.fixture
+def special_key(tmp_path):
+    """A key with characters that must be percent-encoded in a query."""
+    key = SPECIAL_KEY_PREFIX + secrets.token_hex(4)
+    return write_key_file(tmp_path / "special_key", key), key
+
+
+def sent_key_form(upstream, key):
+    """The key as the broker wrote it into the query (checked to decode right)."""
+    [rec] = upstream.wait_requests(1)
+    params = urllib.parse.parse_qsl(rec["query"], keep_blank_values=True)
+    assert [v for k, v in params if k == "app_key"] == [key], rec["query"]
+    encoded = rec["query"].rsplit("app_key=", 1)[1]
+    assert encoded.upper() == urllib.parse.quote(key, safe="").upper()
+    return rec, encoded
+
+
+def assert_masked(texts, key, encoded, mask_len):
+    for text in texts:
+        assert key not in text
+        assert encoded not in text
+        assert encoded.lower() not in text and encoded.upper() not in text
+        assert "*" * mask_len in text, text[:500]
+
+
+def test_key_echoed_percent_encoded_is_masked_in_body_and_headers(held, upstream, special_key):
+    path, key = special_key
+    h = held(key_path=path)
+    upstream.clear_log()
+    status, headers, body = h.request("GET", "/echo-query?x=1&app_key=sentinel")
+    rec, encoded = sent_key_form(upstream, key)
+    assert status == 400
+    hdr = dict(headers)
+    mask = "*" * len(encoded)
+    assert json.loads(body) == {"error": {"code": "Bad", "message": "bad request: x=1&app_key=" + mask}}
+    assert hdr["Location"] == "https://example.invalid/?x=1&app_key=" + mask
+    assert hdr["X-Echo"] == "x=1&app_key=" + mask
+    assert_masked([body.decode(), json.dumps(headers)], key, encoded, len(encoded))
+
+
+def test_key_echoed_raw_is_masked_in_body_and_headers(held, upstream, special_key):
+    path, key = special_key
+    h = held(key_path=path)
+    upstream.clear_log()
+    status, headers, body = h.request("GET", "/echo-query-decoded?x=1&app_key=sentinel")
+    _, encoded = sent_key_form(upstream, key)
+    mask = "*" * len(key)
+    hdr = dict(headers)
+    assert json.loads(body)["error"]["message"] == "bad request: x=1&app_key=" + mask
+    assert hdr["X-Echo"] == "x=1&app_key=" + mask
+    assert hdr["Location"] == "https://example.invalid/?x=1&app_key=" + mask
+    assert_masked([body.decode(), json.dumps(headers)], key, encoded, len(key))
+
+
+def test_key_in_a_gzip_body_is_decoded_masked_and_served_as_identity(held, upstream, special_key):
+    path, key = special_key
+    h = held(key_path=path)
+    upstream.clear_log()
+    status, headers, body = h.request("GET", "/gzip-echo-query?x=1",
+                                      headers={"Accept-Encoding": "gzip"})
+    rec, encoded = sent_key_form(upstream, key)
+    assert any("gzip" in v for k, v in rec["headers"] if k.lower() == "accept-encoding")
+    assert status == 200
+    hdr = {k.lower(): v for k, v in headers}
+    assert hdr.get("content-encoding", "identity") == "identity"
+    if "content-length" in hdr:
+        assert int(hdr["content-length"]) == len(body)
+    mask = "*" * len(encoded)
+    assert json.loads(body)["error"]["message"] == "bad request: x=1&app_key=" + mask
+    assert_masked([body.decode(), json.dumps(headers)], key, encoded, len(encoded))
+
+
+@pytest.mark.parametrize("boundary", [4096, 16384, 32768])
+def test_key_straddling_a_read_boundary_is_masked(held, upstream, key_file, boundary):
+    _, key = key_file
+    h = held()
+    prefix = len('{"error": {"code": "Bad", "message": "bad request: ') + len("pad=")
+    pad = boundary - 5 - prefix - len("&app_key=")  # the key starts 5 bytes before it
+    upstream.clear_log()
+    status, headers, body = h.request("GET", "/echo-query?pad=" + "a" * pad)
+    text = body.decode()
+    assert key not in text and key not in json.dumps(headers)
+    start = text.index("&app_key=") + len("&app_key=")
+    assert start == boundary - 5
+    assert text[start:start + len(key)] == "*" * len(key)
+    assert len(body) == int(dict(headers)["Content-Length"])
+
+
+def test_no_scrub_passes_the_echoed_key_through(held, upstream, key_file):
+    _, key = key_file
+    h = held(["--no-scrub"])
+    status, headers, body = h.request("GET", "/echo-query?x=1")
+    assert key.encode() in body
