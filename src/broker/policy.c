@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "err.h"
 #include "policy.h"
 
@@ -43,13 +44,6 @@ void policy_free(struct policy *p)
     free(p);
 }
 
-/* RFC 9110 5.6.2 tchar. */
-static bool is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 int policy_add_rule(struct policy *p, const char *rule)
 {
     const char *sp;
@@ -67,7 +61,7 @@ int policy_add_rule(struct policy *p, const char *rule)
     if (mlen == 0 || sp[1] != '/')
         return ERR_INVALID;
     for (size_t i = 0; i < mlen; i++) {
-        if (!is_tchar((unsigned char)rule[i]))
+        if (!ascii_is_tchar((unsigned char)rule[i]))
             return ERR_INVALID;
     }
     /* The glob: printable ASCII, so no second space and no control byte. */

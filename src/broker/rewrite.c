@@ -10,50 +10,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "err.h"
 #include "rewrite.h"
-
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
 
 /* RFC 3986 2.3 unreserved. */
 static bool is_unreserved(unsigned char c)
 {
-    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-/* RFC 9110 5.6.2 tchar. */
-static bool is_tchar(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return ascii_is_alpha(c) || ascii_is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 static bool is_vchar(unsigned char c)
 {
     return c > 0x20 && c < 0x7f;
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static unsigned char to_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
 int inject_parse(const char *spec, struct inject *out)
@@ -83,7 +52,7 @@ int inject_parse(const char *spec, struct inject *out)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
 
-        if (out->mode == INJECT_HEADER && !is_tchar(c))
+        if (out->mode == INJECT_HEADER && !ascii_is_tchar(c))
             goto bad;
         /* Excluding '%' and '+' makes the name its own decoded form, so a raw
          * compare against a decoded parameter name is exact. */
@@ -138,8 +107,8 @@ static bool path_is_safe(const char *p, size_t len)
         if (c == '%') {
             int hi, lo;
 
-            if (i + 2 >= len || (hi = hex_value((unsigned char)p[i + 1])) < 0 ||
-                (lo = hex_value((unsigned char)p[i + 2])) < 0)
+            if (i + 2 >= len || (hi = ascii_hex_value((unsigned char)p[i + 1])) < 0 ||
+                (lo = ascii_hex_value((unsigned char)p[i + 2])) < 0)
                 return false;
             if ((hi << 4 | lo) == '/' || (hi << 4 | lo) == '\\')
                 return false;
@@ -160,7 +129,7 @@ static bool has_prefix_nocase(const char *s, size_t len, const char *prefix)
     if (len < n)
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (to_lower((unsigned char)s[i]) != (unsigned char)prefix[i])
+        if (ascii_tolower((unsigned char)s[i]) != (unsigned char)prefix[i])
             return false;
     }
     return true;
@@ -275,7 +244,7 @@ int upstream_base_parse(const char *url, struct upstream_base *out)
         if (rb == NULL || rb == a + 1)
             goto bad;
         for (const char *c = a + 1; c < rb; c++) {
-            if (hex_value((unsigned char)*c) < 0 && *c != ':' && *c != '.')
+            if (ascii_hex_value((unsigned char)*c) < 0 && *c != ':' && *c != '.')
                 goto bad;
             colon = colon || *c == ':';
         }
@@ -287,7 +256,7 @@ int upstream_base_parse(const char *url, struct upstream_base *out)
         while (host_len < alen && a[host_len] != ':') {
             unsigned char c = (unsigned char)a[host_len];
 
-            if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.' && c != '_' && c != '~')
+            if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '-' && c != '.' && c != '_' && c != '~')
                 goto bad;
             host_len++;
         }
@@ -301,7 +270,7 @@ int upstream_base_parse(const char *url, struct upstream_base *out)
         if (a[host_len] != ':' || digits == 0 || digits > 5)
             goto bad;
         for (size_t i = host_len + 1; i < alen; i++) {
-            if (!is_digit((unsigned char)a[i]))
+            if (!ascii_is_digit((unsigned char)a[i]))
                 goto bad;
             port = port * 10 + (unsigned long)(a[i] - '0');
         }
@@ -334,7 +303,7 @@ int upstream_base_parse(const char *url, struct upstream_base *out)
     out->origin_len = (size_t)n;
     out->host_off = hlen;
     for (size_t i = hlen; i < hlen + host_len; i++)
-        out->origin[i] = (char)to_lower((unsigned char)out->origin[i]);
+        out->origin[i] = (char)ascii_tolower((unsigned char)out->origin[i]);
     return 0;
 bad:
     memset(out, 0, sizeof(*out));
@@ -396,8 +365,8 @@ static bool param_name_equals(const char *raw, size_t len, const char *name, siz
         if (c == '+') {
             c = ' ';
             i++;
-        } else if (c == '%' && i + 2 < len && (hi = hex_value((unsigned char)raw[i + 1])) >= 0 &&
-                   (lo = hex_value((unsigned char)raw[i + 2])) >= 0) {
+        } else if (c == '%' && i + 2 < len && (hi = ascii_hex_value((unsigned char)raw[i + 1])) >= 0 &&
+                   (lo = ascii_hex_value((unsigned char)raw[i + 2])) >= 0) {
             c = (unsigned char)(hi << 4 | lo);
             i += 3;
         } else {

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "err.h"
 #include "scrub.h"
 #include "secret.h"
@@ -85,17 +86,6 @@ size_t scrubber_max_pattern(const struct scrubber *s)
 
 enum match { MATCH_NO, MATCH_YES, MATCH_MORE };
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 enum esc { ESC_NONE, ESC_OK, ESC_CUT };
 
 /*
@@ -108,11 +98,11 @@ static enum esc escape_of(const uint8_t *d, size_t n, size_t o, uint8_t k, bool 
 {
     if (o + 1 >= n)
         return final ? ESC_NONE : ESC_CUT;
-    if (hex_value(d[o + 1]) != k >> 4)
+    if (ascii_hex_value(d[o + 1]) != k >> 4)
         return ESC_NONE;
     if (o + 2 >= n)
         return final ? ESC_NONE : ESC_CUT;
-    if (hex_value(d[o + 2]) != (k & 0xf))
+    if (ascii_hex_value(d[o + 2]) != (k & 0xf))
         return ESC_NONE;
     return ESC_OK;
 }

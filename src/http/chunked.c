@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "chunked.h"
 #include "err.h"
 
@@ -42,16 +43,6 @@ enum {
     CH_DONE,
 };
 
-/* RFC 9110 5.6.2: tchar. */
-static bool is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
-}
-
 static bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\t';
@@ -68,17 +59,6 @@ static bool is_qdtext(unsigned char c)
 static bool is_value_byte(unsigned char c)
 {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Ends a chunk-size line: the caller has seen its CR. */
@@ -105,13 +85,13 @@ static int chunked__ext_byte(struct chunked_decoder *d, unsigned char c)
     case CH_EXT_NAME_START:
         if (is_ws(c))
             return 0;
-        if (is_tchar(c)) {
+        if (ascii_is_tchar(c)) {
             d->_state = CH_EXT_NAME;
             return 0;
         }
         break;
     case CH_EXT_NAME:
-        if (is_tchar(c))
+        if (ascii_is_tchar(c))
             return 0;
         if (is_ws(c)) {
             d->_state = CH_EXT_AFTER_NAME;
@@ -147,13 +127,13 @@ static int chunked__ext_byte(struct chunked_decoder *d, unsigned char c)
             d->_state = CH_EXT_QSTR;
             return 0;
         }
-        if (is_tchar(c)) {
+        if (ascii_is_tchar(c)) {
             d->_state = CH_EXT_VAL_TOKEN;
             return 0;
         }
         break;
     case CH_EXT_VAL_TOKEN:
-        if (is_tchar(c))
+        if (ascii_is_tchar(c))
             return 0;
         if (is_ws(c)) {
             d->_state = CH_EXT_BWS_SEMI;
@@ -211,7 +191,7 @@ static int chunked__trailer_byte(struct chunked_decoder *d, unsigned char c)
         /* A leading SP or HTAB would be obs-fold (RFC 9112 5.2): rejected. */
         if (c == '\r')
             d->_state = CH_FINAL_LF;
-        else if (is_tchar(c))
+        else if (ascii_is_tchar(c))
             d->_state = CH_TRAILER_NAME;
         else
             return ERR_HTTP_BAD_REQUEST;
@@ -219,7 +199,7 @@ static int chunked__trailer_byte(struct chunked_decoder *d, unsigned char c)
     case CH_TRAILER_NAME:
         if (c == ':')
             d->_state = CH_TRAILER_VALUE;
-        else if (!is_tchar(c))
+        else if (!ascii_is_tchar(c))
             return ERR_HTTP_BAD_REQUEST;
         return 0;
     case CH_TRAILER_VALUE:
@@ -251,14 +231,14 @@ static int chunked__step(struct chunked_decoder *d, unsigned char c)
     switch (d->_state) {
     case CH_SIZE_START:
         /* No sign, no "0x", no leading whitespace: 1*HEXDIG and nothing else. */
-        if ((v = hex_value(c)) < 0)
+        if ((v = ascii_hex_value(c)) < 0)
             return ERR_HTTP_BAD_REQUEST;
         d->_remaining = (uint64_t)v;
         d->_digits = 1;
         d->_state = CH_SIZE;
         return 0;
     case CH_SIZE:
-        if ((v = hex_value(c)) >= 0) {
+        if ((v = ascii_hex_value(c)) >= 0) {
             /* 16 digits fill a uint64_t exactly, so this cap is also the overflow check. */
             if (++d->_digits > CHUNKED_MAX_SIZE_DIGITS)
                 return ERR_HTTP_BAD_REQUEST;

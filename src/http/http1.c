@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include "ascii.h"
 #include "err.h"
 #include "http1.h"
 
@@ -25,16 +26,6 @@ struct http1__framing {
     bool expect_continue;
     bool upgrade;
 };
-
-/* RFC 9110 5.6.2: tchar. */
-static bool is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
-}
 
 static bool is_ows(unsigned char c)
 {
@@ -57,17 +48,12 @@ static bool is_host_byte(unsigned char c)
     return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
 }
 
-static unsigned char ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
 static bool equal_ci(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)
         return false;
     for (size_t i = 0; i < alen; i++) {
-        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+        if (ascii_tolower((unsigned char)a[i]) != ascii_tolower((unsigned char)b[i]))
             return false;
     }
     return true;
@@ -107,7 +93,7 @@ static int http1__parse_request_line(const char *p, size_t n, struct http1_reque
 {
     size_t i = 0, start;
 
-    while (i < n && is_tchar((unsigned char)p[i]))
+    while (i < n && ascii_is_tchar((unsigned char)p[i]))
         i++;
     if (i == 0 || i == n || p[i] != ' ')
         return ERR_HTTP_BAD_REQUEST;
@@ -144,7 +130,7 @@ static int http1__parse_field_line(const char *p, size_t n, struct http1_header 
 {
     size_t i = 0, vstart, vend;
 
-    while (i < n && is_tchar((unsigned char)p[i]))
+    while (i < n && ascii_is_tchar((unsigned char)p[i]))
         i++;
     if (i == 0 || i == n || p[i] != ':')
         return ERR_HTTP_BAD_REQUEST;

@@ -10,23 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ascii.h"
 #include "err.h"
 #include "response.h"
-
-/* RFC 9110 5.6.2: tchar. */
-static bool is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != '\0' && memchr(extra, c, sizeof(extra) - 1) != NULL;
-}
-
-static unsigned char ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
-}
 
 /* True if name[0..len) equals the lower-case literal lit, ignoring ASCII case. */
 static bool name_is(const char *name, size_t len, const char *lit)
@@ -36,7 +22,7 @@ static bool name_is(const char *name, size_t len, const char *lit)
     if (len != n)
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (ascii_lower((unsigned char)name[i]) != (unsigned char)lit[i])
+        if (ascii_tolower((unsigned char)name[i]) != (unsigned char)lit[i])
             return false;
     }
     return true;
@@ -127,7 +113,7 @@ int http1_put_header(struct buf *out, const char *name, size_t name_len, const c
     if (name_len == 0)
         return ERR_INVALID;
     for (size_t i = 0; i < name_len; i++) {
-        if (!is_tchar((unsigned char)name[i]))
+        if (!ascii_is_tchar((unsigned char)name[i]))
             return ERR_INVALID;
     }
     for (size_t i = 0; i < value_len; i++) {

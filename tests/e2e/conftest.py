@@ -9,6 +9,8 @@
     exec_argv   (function) builds a `credbroker exec ...` argv
     child_env   (function) environment for a broker whose child imports `brokered`
     run_exec    (function) runs credbroker exec with a Python child
+    held        (function) starts `credbroker exec` around children/held.py, which hands
+                           its fd 3 to the test (raw datagrams and bytes from pytest)
     wait_for    (any)      polls a predicate every 10 ms
 
 Tests never sleep to wait for something they can poll: use wait_for.
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from children.held import Held
 
 REPO = Path(__file__).resolve().parents[2]
 E2E = REPO / "tests" / "e2e"
@@ -291,3 +295,18 @@ def run_exec(exec_argv):
         return run_process(argv, timeout=timeout, env=make_child_env(env), input=input, text=text)
 
     return run
+
+
+@pytest.fixture
+def held(exec_argv, tmp_path):
+    """held(args=(), **exec_argv_kwargs) -> Held: credbroker exec running held.py."""
+    started = []
+
+    def start(args=(), **kwargs):
+        h = Held(lambda child: exec_argv(args, child=child, **kwargs), make_child_env(), tmp_path)
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        h.close()

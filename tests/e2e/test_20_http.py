@@ -16,24 +16,8 @@ import urllib.parse
 import pytest
 
 from children import rawhttp
-from children.held import Held
 from conftest import make_child_env, wait_for
 from upstream import pattern_bytes
-
-
-@pytest.fixture
-def held(exec_argv, tmp_path):
-    """held(args=(), **exec_argv_kwargs) -> Held: credbroker exec running held.py."""
-    started = []
-
-    def start(args=(), **kwargs):
-        h = Held(lambda child: exec_argv(args, child=child, **kwargs), make_child_env(), tmp_path)
-        started.append(h)
-        return h
-
-    yield start
-    for h in started:
-        h.close()
 
 
 def header_values(record, name):

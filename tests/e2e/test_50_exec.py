@@ -19,25 +19,9 @@ import pytest
 
 import brokered
 from children import rawhttp
-from children.held import Held
 from conftest import PYTHON, make_child_env, run_process, wait_for
 
 CHILDREN = Path(__file__).resolve().parent / "children"
-
-
-@pytest.fixture
-def held(exec_argv, tmp_path):
-    """held(args=(), **exec_argv_kwargs) -> Held: credbroker exec running held.py."""
-    started = []
-
-    def start(args=(), **kwargs):
-        h = Held(lambda child: exec_argv(args, child=child, **kwargs), make_child_env(), tmp_path)
-        started.append(h)
-        return h
-
-    yield start
-    for h in started:
-        h.close()
 
 
 # -- exit status --------------------------------------------------------------------
