@@ -3,7 +3,7 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build test test-asan demo clean
 
 all: build
 
@@ -18,6 +18,12 @@ build: deps $(BUILD)/build.ninja
 
 test: build
 	scripts/test
+
+# The unit and end-to-end suites against an ASan+UBSan build (build-asan/).
+test-asan: deps
+	[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined
+	meson compile -C build-asan
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 BUILD=build-asan scripts/test
 
 demo: build
 	tools/demo

@@ -196,3 +196,30 @@ def test_https_proxy_is_honoured_for_the_upstream(upstream, exec_argv, key_file)
         assert reqs[-1]["query"] == "app_key=" + key
     finally:
         proxy.close()
+
+
+def test_upstream_certificate_is_verified(upstream, exec_argv, key_file):
+    """Without --cacert the test CA is not trusted: the broker refuses to talk
+    to the upstream (502) and the request never reaches it."""
+    upstream.clear_log()
+    code, out, err = run_process(exec_argv(code=(
+        "import brokered, json\n"
+        "c = brokered.connection()\n"
+        "c.request('GET', '/echo?app_key=sentinel&marker=unverified')\n"
+        "r = c.getresponse()\n"
+        "print(r.status, json.loads(r.read())['error']['code'])\n"), cacert=""),
+        env=make_child_env({"SSL_CERT_FILE": "/nonexistent", "CURL_CA_BUNDLE": "/nonexistent"}))
+    assert code == 0, err
+    assert out.split() == ["502", "BadGateway"]
+    assert not [r for r in upstream.requests() if "marker=unverified" in r.get("query", "")]
+
+
+def test_broker_runs_without_core_dumps(run_exec):
+    """RLIMIT_CORE 0 in the broker (the command's parent), as /proc shows it."""
+    code, out, err = run_exec([], (
+        "import os\n"
+        "for line in open('/proc/%d/limits' % os.getppid()):\n"
+        "    if line.startswith('Max core file size'):\n"
+        "        print(line.split()[4:6])\n"))
+    assert code == 0, err
+    assert out.strip() == "['0', '0']"
