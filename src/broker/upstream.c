@@ -176,11 +176,6 @@ int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct up
     u->opts.cacert = u->cacert;
     if ((u->multi = curl_multi_init()) == NULL)
         goto out;
-    if ((r = uv_timer_init(loop, &u->timer)) != 0) {
-        curl_multi_cleanup(u->multi);
-        goto out;
-    }
-    u->timer.data = u;
     if (curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
         curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u) != CURLM_OK ||
         curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
@@ -188,15 +183,17 @@ int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct up
         curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
         curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L) != CURLM_OK) {
         r = ERR_UPSTREAM;
-        curl_multi_cleanup(u->multi);
-        uv_close((uv_handle_t *)&u->timer, NULL);
-        u->multi = NULL;
-        /* The timer handle lives in u: leak u rather than free memory libuv still uses. */
-        return r;
+        goto out;
     }
+    /* Last: once the timer handle exists, u can only be freed from its close callback. */
+    if ((r = uv_timer_init(loop, &u->timer)) != 0)
+        goto out;
+    u->timer.data = u;
     *out = u;
     return 0;
 out:
+    if (u->multi != NULL)
+        curl_multi_cleanup(u->multi);
     free(u->cacert);
     free(u);
     return r;
