@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include <unistd.h>
 
 #include <uv.h>
+
+#include "config.h"
 
 #include "audit.h"
 #include "broker.h"
@@ -46,6 +49,7 @@ struct exec_args {
     struct broker_limits limits;
     unsigned long long connect_timeout_ms;
     bool legacy;
+    bool preload;
     bool no_scrub;
     bool verbose;
     char **command;
@@ -92,6 +96,8 @@ static void exec_usage(FILE *f)
         "  --connect-timeout D   upstream connect (default 10s)\n"
         "  --response-timeout D  upstream response head (default 60s)\n"
         "  --stall-timeout D     a stalled transfer (default 120s)\n"
+        "  --preload             LD_PRELOAD the shim, so unmodified programs (curl, python,\n"
+        "                        wget) reach http://flashduty.broker.local through the broker\n"
         "  --legacy              no broker: pass the key as " APP_KEY_VAR " (fallback path)\n"
         "  -v, --verbose         debug logging\n"
         "Durations: 10, 10s, 500ms, 2m.\n");
@@ -101,7 +107,7 @@ enum {
     OPT_UPSTREAM = 1000, OPT_KEY_FILE, OPT_KEY_FD, OPT_KEY_ENV, OPT_CACERT, OPT_INJECT, OPT_ALLOW,
     OPT_AUDIT, OPT_LEGACY, OPT_ENV_DENY, OPT_NO_SCRUB, OPT_MAX_CONNS, OPT_DIAL_RATE,
     OPT_MAX_BODY, OPT_HEAD_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT,
-    OPT_STALL_TIMEOUT, OPT_HELP,
+    OPT_STALL_TIMEOUT, OPT_PRELOAD, OPT_HELP,
 };
 
 static const struct option exec_options[] = {
@@ -114,6 +120,7 @@ static const struct option exec_options[] = {
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"audit", required_argument, NULL, OPT_AUDIT},
     {"legacy", no_argument, NULL, OPT_LEGACY},
+    {"preload", no_argument, NULL, OPT_PRELOAD},
     {"env-deny", required_argument, NULL, OPT_ENV_DENY},
     {"no-scrub", no_argument, NULL, OPT_NO_SCRUB},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
@@ -161,6 +168,7 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
         case OPT_INJECT: a->inject = optarg; break;
         case OPT_AUDIT: a->audit = optarg; break;
         case OPT_LEGACY: a->legacy = true; break;
+        case OPT_PRELOAD: a->preload = true; break;
         case OPT_NO_SCRUB: a->no_scrub = true; break;
         case 'v': a->verbose = true; break;
         case OPT_ALLOW:
@@ -275,6 +283,39 @@ static struct env *child_env(const struct exec_args *a, const char *const *extra
     return e;
 }
 
+/*
+ * The LD_PRELOAD value for --preload: the shim beside this binary (the build
+ * tree) or where `make install` put it, ahead of any LD_PRELOAD already set.
+ * Returns a malloc'd string or NULL (with a message).
+ */
+static char *preload_value(void)
+{
+    char self[PATH_MAX], path[PATH_MAX + 32], *slash, *out;
+    const char *prev = getenv("LD_PRELOAD");
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    size_t len;
+
+    path[0] = '\0';
+    if (n > 0) {
+        self[n] = '\0';
+        if ((slash = strrchr(self, '/')) != NULL) {
+            *slash = '\0';
+            snprintf(path, sizeof(path), "%s/libcredfd-preload.so", self);
+        }
+    }
+    if (path[0] == '\0' || access(path, R_OK) != 0)
+        snprintf(path, sizeof(path), "%s", CREDBROKER_PRELOAD_PATH);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "credbroker exec: --preload: the shim is not installed (%.200s)\n", path);
+        return NULL;
+    }
+    len = strlen(path) + (prev != NULL ? strlen(prev) + 1 : 0) + 1;
+    if ((out = malloc(len)) == NULL)
+        return NULL;
+    snprintf(out, len, "%s%s%s", path, prev != NULL ? " " : "", prev != NULL ? prev : "");
+    return out;
+}
+
 static int exit_for_spawn_error(int r, const char *cmd)
 {
     fprintf(stderr, "credbroker exec: %.200s: %s\n", cmd, err_str(r));
@@ -343,7 +384,7 @@ int cmd_exec(int argc, char **argv)
     struct secret *key = NULL;
     struct env *env = NULL;
     struct child_options co;
-    char fdtext[16];
+    char fdtext[16], *preload = NULL;
     int r, child_fd = -1, status = CLI_EXIT_FAILURE;
 
     memset(&a, 0, sizeof(a));
@@ -422,8 +463,11 @@ int cmd_exec(int argc, char **argv)
         goto out;
     }
     snprintf(fdtext, sizeof(fdtext), "3");
+    if (a.preload && (preload = preload_value()) == NULL)
+        goto out;
     {
-        const char *extra[] = {CRED_FD_VAR, fdtext, BASE_URL_VAR, PLACEHOLDER_URL, NULL};
+        const char *extra[] = {CRED_FD_VAR, fdtext, BASE_URL_VAR, PLACEHOLDER_URL,
+                               preload != NULL ? "LD_PRELOAD" : NULL, preload, NULL};
 
         if ((env = child_env(&a, extra)) == NULL) {
             fprintf(stderr, "credbroker exec: out of memory\n");
@@ -479,5 +523,6 @@ out:
         uv_run(st.loop, UV_RUN_DEFAULT);
     }
     audit_close(audit);
+    free(preload);
     return status;
 }
