@@ -2,8 +2,10 @@
 # sure the Debian packages are there (scripts/deps installs only what is missing).
 BUILD ?= build
 MESON_OPTS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all deps build test test-asan demo clean
+.PHONY: all deps build test test-asan demo install clean
 
 all: build
 
@@ -27,6 +29,11 @@ test-asan: deps
 
 demo: build
 	tools/demo
+
+# credbroker, libcredfd (shared, static, header, pkg-config) and the preload shim.
+install: build
+	meson configure $(BUILD) -Dprefix=$(PREFIX)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 clean:
 	rm -rf $(BUILD) build-*

@@ -38,6 +38,10 @@ int credfd_from_env(void)
         errno = ENOENT;
         return -1;
     }
+    if (*v < '0' || *v > '9') { /* strtol would accept spaces and a sign */
+        errno = EINVAL;
+        return -1;
+    }
     errno = 0;
     fd = strtol(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || fd < 3 || fd > INT_MAX) {
