@@ -21,7 +21,23 @@ bool log_enabled(enum log_level level);
 /* Program name used as the line prefix (default "credbroker"). */
 void log_set_ident(const char *ident);
 
+enum log_format {
+    LOG_FORMAT_PLAIN,  /* "credbroker: warning: message" (the exec command's default) */
+    LOG_FORMAT_LOGFMT, /* ts=... level=info msg="..." key=value (the runner's default) */
+    LOG_FORMAT_JSON,   /* {"ts":...,"level":"info","msg":"...","key":"value"} */
+};
+void log_set_format(enum log_format format);
+
+/* Sends lines to path (appended, created 0600) instead of stderr; remembers the path so
+ * log_reopen() (SIGHUP, after rotation) can open it again. Returns 0 or -errno. */
+int log_open_file(const char *path);
+int log_reopen(void);
+
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like log_msg with context fields: kv is a NULL-terminated list of key, value pairs (values may be
+ * NULL: the pair is skipped), e.g. {"task_id", id, "trace_id", trace, NULL}. */
+void log_kv(enum log_level level, const char *const *kv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Like log_msg, with ": <err_str(r)>" appended (OpenSSH's error_fr). */
 void log_msg_r(enum log_level level, int r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

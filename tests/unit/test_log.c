@@ -83,6 +83,36 @@ static void test_log_drops_lines_below_the_level(void **state)
     assert_int_equal(capture(log_debug_line, NULL, out, sizeof(out)), 0);
 }
 
+static void log_task_line(void *arg)
+{
+    log_kv(LOG_LEVEL_INFO, (const char *const[]){"task_id", "t-1", "trace_id", "a b\"c", NULL},
+           "task %s", "started");
+}
+
+static void test_log_logfmt_has_fields_and_quotes_values(void **state)
+{
+    char out[512];
+
+    log_set_format(LOG_FORMAT_LOGFMT);
+    capture(log_task_line, NULL, out, sizeof(out));
+    log_set_format(LOG_FORMAT_PLAIN);
+    assert_true(strncmp(out, "ts=", 3) == 0);
+    assert_non_null(strstr(out, " level=info msg=\"task started\" task_id=t-1 "
+                                "trace_id=\"a b\\\"c\"\n"));
+}
+
+static void test_log_json_is_one_object_per_line(void **state)
+{
+    char out[512];
+
+    log_set_format(LOG_FORMAT_JSON);
+    capture(log_task_line, NULL, out, sizeof(out));
+    log_set_format(LOG_FORMAT_PLAIN);
+    assert_true(strncmp(out, "{\"ts\":\"", 7) == 0);
+    assert_non_null(strstr(out, ",\"level\":\"info\",\"msg\":\"task started\","
+                                "\"task_id\":\"t-1\",\"trace_id\":\"a b\\\"c\"}\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -90,6 +120,8 @@ int main(void)
         cmocka_unit_test(test_log_keeps_text_without_secrets),
         cmocka_unit_test(test_log_r_appends_the_error_text),
         cmocka_unit_test(test_log_drops_lines_below_the_level),
+        cmocka_unit_test(test_log_logfmt_has_fields_and_quotes_values),
+        cmocka_unit_test(test_log_json_is_one_object_per_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
