@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "credbroker_config.h"
 
 #include "broker_internal.h"
 #include "conn.h"

@@ -11,6 +11,7 @@
 
 int cmd_exec(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_runner(int argc, char **argv);
 
 /* Parses a duration: "10" (seconds), "10s", "500ms", "2m". Returns 0 or -1. */
 int cli_parse_duration_ms(const char *s, unsigned long long *out);

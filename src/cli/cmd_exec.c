@@ -16,7 +16,7 @@
 
 #include <uv.h>
 
-#include "config.h"
+#include "credbroker_config.h"
 
 #include "audit.h"
 #include "broker.h"

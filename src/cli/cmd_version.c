@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "config.h"
+#include "credbroker_config.h"
 
 #include "broker.h"
 #include "cli.h"

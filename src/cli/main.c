@@ -13,6 +13,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: credbroker exec [options] -- COMMAND [ARG...]\n"
+               "       credbroker runner [--config FILE] [options]\n"
                "       credbroker version [--json]\n"
                "Run 'credbroker exec --help' for the options.\n");
 }
@@ -73,6 +74,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "exec") == 0)
         return cmd_exec(argc - 1, argv + 1);
+    if (strcmp(argv[1], "runner") == 0)
+        return cmd_runner(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||

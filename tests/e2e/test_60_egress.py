@@ -187,7 +187,9 @@ def test_https_proxy_is_honoured_for_the_upstream(upstream, exec_argv, key_file)
             "import brokered\n"
             "c = brokered.connection()\n"
             "c.request('GET', '/echo?app_key=sentinel')\n"
-            "print(c.getresponse().status)\n")), env=env)
+            "r = c.getresponse()\n"
+            "r.read()  # the whole exchange, not just the head\n"
+            "print(r.status)\n")), env=env)
         assert code == 0, err
         assert out.strip() == "200"
         port = upstream.url.rsplit(":", 1)[1]

@@ -1,0 +1,150 @@
+/*
+ * proto.h - the messages between the runner and the platform (DESIGN.md section 6).
+ *
+ * Every message is a JSON object {"id", "type", "payload", "timestamp"}. This module
+ * turns received text into a struct proto_in, and builds the text of the messages the
+ * runner sends. It is pure: no I/O, no sockets, no event loop. Framing, reconnecting
+ * and running tasks belong to the caller.
+ *
+ * A task.request may carry a credential key (args.credential.key). Decoding moves it
+ * into the secret arena at once and wipes every other copy: the received text, and
+ * (after proto_init) every block jansson frees. Error texts never contain a key.
+ */
+#ifndef CREDBROKER_PROTO_H
+#define CREDBROKER_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct secret;
+
+/* Largest message proto_decode accepts; the transport normally caps it lower. */
+#define PROTO_MSG_MAX (64u * 1024 * 1024)
+/* bash timeout: default and upper bound, in seconds (the lower bound is "> 0"). */
+#define PROTO_BASH_TIMEOUT_DEFAULT_S 120
+#define PROTO_BASH_TIMEOUT_MAX_S 86400
+
+/*
+ * Installs jansson allocation functions that zero every block before freeing it, so
+ * no JSON text or value (a credential) lingers in freed heap. Blocks still come from
+ * malloc(), so text from json_dumps() is released with free(), and blocks allocated
+ * before the call are freed safely too. Call once at start, before threads; idempotent.
+ */
+void proto_init(void);
+
+enum proto_type { PROTO_UNKNOWN, PROTO_WELCOME, PROTO_TASK_REQUEST, PROTO_TASK_CANCEL };
+
+/* A decoded incoming message. Every pointer is owned by the struct: release it all with
+ * proto_in_free(). Strings are NUL-terminated and hold no embedded NUL. */
+struct proto_in {
+    enum proto_type type;
+    char type_name[64]; /* as received (truncated, non-printables as '?'), for logs */
+    char *id;           /* may be NULL */
+    /* welcome: worknode_id and name may be NULL; labels is always an object */
+    char *worknode_id, *name;
+    json_t *labels;
+    /* task.request: task_id and operation are set; trace_id and source_instance_id may be
+     * NULL; args is always an object, with args.credential.key removed.
+     * task.cancel: task_id is set. */
+    char *task_id, *trace_id, *source_instance_id, *operation;
+    json_t *args;
+    struct secret *credential_key; /* args.credential.key, moved to the secret arena; or NULL */
+    char *credential_base_url;     /* args.credential.base_url, or NULL */
+};
+
+/*
+ * Decodes one message of len bytes (need not be NUL-terminated). text is modified:
+ * every byte is wiped (explicit_bzero) before return, on every path, since it may
+ * carry a credential. out is overwritten (not freed) first.
+ *
+ * A task.request's args.credential.key (a non-empty string without control bytes) is
+ * removed from args, its jansson copy wiped, and placed in out->credential_key. A
+ * credential that is null, or an object without a key or with key "", means none.
+ *
+ * Returns 0, or a negative code with one line in err (never containing a key or any
+ * value from the message): ERR_INVALID for malformed JSON, a non-object, a missing or
+ * ill-typed field, or a string with an embedded NUL; ERR_KEY_* for an unusable key;
+ * ERR_TOO_LARGE over PROTO_MSG_MAX; ERR_NOMEM; or -errno from the secret arena.
+ * Optional fields may be absent or null; any other type is an error; unknown members
+ * and the timestamp are ignored. Unknown types decode fine as PROTO_UNKNOWN (only
+ * type_name and id are kept; the payload is not looked at).
+ * On error, out keeps what was decoded before the failure (type and, when valid,
+ * task_id), so the caller can still answer the task. Caller frees with proto_in_free
+ * (also on error).
+ */
+int proto_decode(char *text, size_t len, struct proto_in *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Frees every member (wiping the strings) and leaves m zeroed. Accepts NULL. */
+void proto_in_free(struct proto_in *m);
+
+struct bash_args {
+    char *command;       /* non-empty, no embedded NUL */
+    char *workdir;       /* NULL when absent, null or "" */
+    uint64_t timeout_ms; /* > 0 and <= PROTO_BASH_TIMEOUT_MAX_S * 1000 */
+    bool stream;         /* send task.output chunks while running */
+};
+
+/*
+ * Reads the args of operation "bash": command (string, required), workdir (string),
+ * timeout (number of seconds, fractions allowed: > 0 and <= PROTO_BASH_TIMEOUT_MAX_S;
+ * absent or null = default_timeout_ms, or PROTO_BASH_TIMEOUT_DEFAULT_S if that is 0),
+ * stream (bool, default false). Unknown members (such as credential) are ignored.
+ * out is overwritten first. Returns 0, or ERR_INVALID / ERR_NOMEM with one line in err
+ * (never a value from args). Caller frees with bash_args_free (also on error).
+ */
+int proto_bash_args(const json_t *args, uint64_t default_timeout_ms, struct bash_args *out,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Frees (wiping the command, which may embed a token) and zeroes a. Accepts NULL. */
+void bash_args_free(struct bash_args *a);
+
+/*
+ * Outgoing messages. Each returns malloc'd compact JSON text, NUL-terminated (caller
+ * frees with free()), or NULL on allocation failure or if no random id could be had.
+ * id is a fresh random id (32 hex digits), timestamp is now in unix ms. NULL strings
+ * are sent as "", and strings that are not valid UTF-8 are sanitized as by
+ * proto_utf8_sanitize. The json_t arguments are borrowed: not modified, not freed.
+ */
+struct proto_heartbeat {
+    const char *worknode_id, *name, *version;
+    const json_t *labels;      /* NULL = {} */
+    const json_t *environment; /* NULL = {}; e.g. os, arch, hostname, kernel, broker_supported */
+};
+char *proto_encode_heartbeat(const struct proto_heartbeat *hb) __attribute__((warn_unused_result));
+/* stream is "stdout" or "stderr"; data is arbitrary bytes (sanitized to UTF-8). */
+char *proto_encode_task_output(const char *task_id, const char *stream, const uint8_t *data,
+                               size_t len) __attribute__((warn_unused_result));
+struct proto_task_result {
+    const char *task_id, *source_instance_id;
+    bool success;
+    const json_t *result; /* NULL = JSON null */
+    const char *error;    /* NULL = "" */
+    int exit_code;
+};
+char *proto_encode_task_result(const struct proto_task_result *r)
+    __attribute__((warn_unused_result));
+
+/*
+ * Returns a new reference to the bash result object {"stdout", "stderr", "exit_code",
+ * "stdout_truncated", "stderr_truncated"}, or NULL on allocation failure. Output bytes
+ * need not be UTF-8: invalid sequences become U+FFFD; NUL bytes are kept (sent as
+ * \u0000). Caller releases with json_decref().
+ */
+json_t *proto_bash_result(const uint8_t *out, size_t out_len, bool out_truncated,
+                          const uint8_t *err, size_t err_len, bool err_truncated, int exit_code)
+    __attribute__((warn_unused_result));
+
+/*
+ * Returns the valid-UTF-8 form of data[0..len) in a malloc'd, NUL-terminated buffer
+ * (caller frees with free()), its length (without the NUL) in *out_len; or NULL on
+ * allocation failure. Each maximal ill-formed subpart (the Unicode Standard, section 3.9,
+ * "U+FFFD Substitution of Maximal Subparts": a stray byte, a truncated sequence, an
+ * overlong form, a surrogate, a code point over U+10FFFF) becomes one U+FFFD; valid
+ * bytes, NUL included, are kept. out_len may be NULL.
+ */
+char *proto_utf8_sanitize(const uint8_t *data, size_t len, size_t *out_len)
+    __attribute__((warn_unused_result));
+
+#endif

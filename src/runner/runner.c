@@ -1,0 +1,742 @@
+/*
+ * runner.c - the runner daemon. See runner.h.
+ *
+ * One event loop carries everything: the WebSocket to the platform, every
+ * task's command and pipes, every task's broker invocation and the shared
+ * upstream pool. Results of tasks that finish while the link is down wait in a
+ * bounded queue (oldest dropped first, with a warning) and go out after the
+ * reconnect; streamed output is best effort and never queued.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <uv.h>
+
+#include "credbroker_config.h"
+
+#include "broker.h"
+#include "buf.h"
+#include "config.h"
+#include "env.h"
+#include "err.h"
+#include "log.h"
+#include "proto.h"
+#include "rewrite.h"
+#include "runner.h"
+#include "secret.h"
+#include "task.h"
+#include "ws.h"
+
+#define HEARTBEAT_MS (30 * 1000)
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+#define SHUTDOWN_WAIT_MS (30 * 1000)
+#define OUTPUT_PENDING_MAX (4 * 1024 * 1024) /* streamed output is dropped above this backlog */
+#define PROBE_TIMEOUT_MS 10000
+
+struct queued_result {
+    struct queued_result *next;
+    char *text;
+};
+
+struct running_task {
+    struct running_task *prev, *next;
+    struct runner *runner;
+    struct task *task;
+    char *task_id, *trace_id, *source_instance_id;
+};
+
+struct runner {
+    uv_loop_t *loop;
+    const struct runner_config *cfg;
+    bool advertise_broker;
+    struct broker *broker;
+    struct broker_invocation_options broker_template;
+    struct env *child_env;
+    json_t *labels, *environment;
+    struct ws *ws;
+    bool connected;
+    unsigned attempt;
+    uv_timer_t heartbeat, reconnect, shutdown;
+    uv_signal_t sigterm, sigint, sighup;
+    char *worknode_id;
+    struct running_task *tasks;
+    unsigned ntasks;
+    struct queued_result *queue_head, *queue_tail;
+    size_t nqueued;
+    bool shutting_down, stopped;
+};
+
+static void runner__connect(struct runner *r);
+static void runner__stop(struct runner *r);
+
+static const char *const *task_fields(const struct running_task *rt)
+{
+    static _Thread_local const char *kv[5];
+
+    kv[0] = "task_id";
+    kv[1] = rt->task_id;
+    kv[2] = "trace_id";
+    kv[3] = rt->trace_id;
+    kv[4] = NULL;
+    return kv;
+}
+
+/* ---- sending ---- */
+
+static void runner__queue(struct runner *r, char *text)
+{
+    struct queued_result *q = calloc(1, sizeof(*q));
+
+    if (q == NULL) {
+        log_error("out of memory: a task result is lost");
+        free(text);
+        return;
+    }
+    q->text = text;
+    if (r->queue_tail != NULL)
+        r->queue_tail->next = q;
+    else
+        r->queue_head = q;
+    r->queue_tail = q;
+    r->nqueued++;
+    while (r->nqueued > r->cfg->tasks.result_queue && r->queue_head != NULL) {
+        struct queued_result *old = r->queue_head;
+
+        r->queue_head = old->next;
+        if (r->queue_head == NULL)
+            r->queue_tail = NULL;
+        r->nqueued--;
+        log_warn("result queue full (%zu): dropping the oldest undelivered task result",
+                 r->cfg->tasks.result_queue);
+        free(old->text);
+        free(old);
+    }
+}
+
+/* Sends a result now, or keeps it for after the reconnect. Takes text. */
+static void runner__send_result(struct runner *r, char *text)
+{
+    if (text == NULL) {
+        log_error("out of memory: a task result is lost");
+        return;
+    }
+    if (r->connected && ws_send_text(r->ws, text, strlen(text)) == 0) {
+        free(text);
+        return;
+    }
+    runner__queue(r, text);
+}
+
+static void runner__flush_queue(struct runner *r)
+{
+    while (r->connected && r->queue_head != NULL) {
+        struct queued_result *q = r->queue_head;
+
+        if (ws_send_text(r->ws, q->text, strlen(q->text)) != 0)
+            return;
+        r->queue_head = q->next;
+        if (r->queue_head == NULL)
+            r->queue_tail = NULL;
+        r->nqueued--;
+        free(q->text);
+        free(q);
+    }
+}
+
+static void runner__send_heartbeat(struct runner *r)
+{
+    struct proto_heartbeat hb = {
+        .worknode_id = r->worknode_id != NULL ? r->worknode_id : "",
+        .name = r->cfg->name,
+        .version = CREDBROKER_VERSION,
+        .labels = r->labels,
+        .environment = r->environment,
+    };
+    char *text = proto_encode_heartbeat(&hb);
+
+    if (text != NULL && r->connected && ws_send_text(r->ws, text, strlen(text)) != 0)
+        log_warn("cannot queue a heartbeat");
+    free(text);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    runner__send_heartbeat(t->data);
+}
+
+/* A result for a task that never ran (bad request, refused operation, ...). */
+static void runner__reply_failure(struct runner *r, const struct proto_in *m, const char *error)
+{
+    struct proto_task_result res = {
+        .task_id = m->task_id,
+        .source_instance_id = m->source_instance_id != NULL ? m->source_instance_id : "",
+        .success = false,
+        .result = NULL,
+        .error = error,
+        .exit_code = -1,
+    };
+
+    log_kv(LOG_LEVEL_WARN, (const char *const[]){"task_id", m->task_id, "trace_id", m->trace_id, NULL},
+           "task refused: %s", error);
+    runner__send_result(r, proto_encode_task_result(&res));
+}
+
+/* ---- tasks ---- */
+
+static void running_task_free(struct running_task *rt)
+{
+    free(rt->task_id);
+    free(rt->trace_id);
+    free(rt->source_instance_id);
+    free(rt);
+}
+
+static void on_task_output(struct task *t, const char *stream, const uint8_t *data, size_t len,
+                           void *ptr)
+{
+    struct running_task *rt = ptr;
+    struct runner *r = rt->runner;
+    char *text;
+
+    if (!r->connected || ws_pending(r->ws) > OUTPUT_PENDING_MAX)
+        return; /* best effort: the result carries the whole (capped) output anyway */
+    if ((text = proto_encode_task_output(rt->task_id, stream, data, len)) == NULL)
+        return;
+    if (ws_send_text(r->ws, text, strlen(text)) != 0)
+        log_kv(LOG_LEVEL_DEBUG, task_fields(rt), "an output chunk was not sent");
+    free(text);
+}
+
+static void on_task_done(struct task *t, const struct task_outcome *o, void *ptr)
+{
+    struct running_task *rt = ptr;
+    struct runner *r = rt->runner;
+    json_t *result = NULL;
+    struct proto_task_result res;
+
+    if (o->exit_code >= 0)
+        result = proto_bash_result(o->out, o->out_len, o->out_truncated, o->err, o->err_len,
+                                   o->err_truncated, o->exit_code);
+    memset(&res, 0, sizeof(res));
+    res.task_id = rt->task_id;
+    res.source_instance_id = rt->source_instance_id != NULL ? rt->source_instance_id : "";
+    res.success = o->success;
+    res.result = result;
+    res.error = o->error;
+    res.exit_code = o->exit_code;
+    log_kv(o->success ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, task_fields(rt),
+           "task finished: exit %d%s%s", o->exit_code, o->error[0] ? ": " : "", o->error);
+    runner__send_result(r, proto_encode_task_result(&res));
+    json_decref(result);
+
+    if (rt->prev != NULL)
+        rt->prev->next = rt->next;
+    else
+        r->tasks = rt->next;
+    if (rt->next != NULL)
+        rt->next->prev = rt->prev;
+    r->ntasks--;
+    task_free(t);
+    running_task_free(rt);
+    if (r->shutting_down && r->ntasks == 0)
+        runner__stop(r);
+}
+
+static const struct task_events task_events = {
+    .on_output = on_task_output,
+    .on_done = on_task_done,
+};
+
+static struct running_task *runner__find_task(struct runner *r, const char *task_id)
+{
+    for (struct running_task *rt = r->tasks; rt != NULL; rt = rt->next) {
+        if (strcmp(rt->task_id, task_id) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+static void runner__start_bash(struct runner *r, struct proto_in *m)
+{
+    const struct runner_config *cfg = r->cfg;
+    struct bash_args args;
+    struct task_spec spec;
+    struct running_task *rt;
+    char err[256];
+
+    if (proto_bash_args(m->args, cfg->tasks.default_timeout_ms, &args, err, sizeof(err)) != 0) {
+        runner__reply_failure(r, m, err);
+        return;
+    }
+    if ((rt = calloc(1, sizeof(*rt))) == NULL ||
+        (rt->task_id = strdup(m->task_id)) == NULL ||
+        (m->trace_id != NULL && (rt->trace_id = strdup(m->trace_id)) == NULL) ||
+        (m->source_instance_id != NULL &&
+         (rt->source_instance_id = strdup(m->source_instance_id)) == NULL)) {
+        if (rt != NULL)
+            running_task_free(rt);
+        bash_args_free(&args);
+        runner__reply_failure(r, m, "out of memory");
+        return;
+    }
+    rt->runner = r;
+    memset(&spec, 0, sizeof(spec));
+    spec.task_id = m->task_id;
+    spec.trace_id = m->trace_id;
+    spec.command = args.command;
+    spec.workdir = args.workdir;
+    spec.workspace_root = cfg->workspace_root;
+    spec.timeout_ms = args.timeout_ms;
+    spec.output_cap = cfg->tasks.output_cap;
+    spec.stream = args.stream;
+    spec.env = env_array(r->child_env);
+    spec.key = m->credential_key;
+    m->credential_key = NULL; /* transferred */
+    spec.base_url = m->credential_base_url;
+    spec.egress = r->broker != NULL ? TASK_EGRESS_BROKER : TASK_EGRESS_LEGACY;
+    spec.broker = r->broker;
+    spec.broker_template = &r->broker_template;
+    if (task_start(r->loop, &spec, &task_events, rt, &rt->task) != 0) {
+        running_task_free(rt);
+        bash_args_free(&args);
+        runner__reply_failure(r, m, "out of memory");
+        return;
+    }
+    bash_args_free(&args);
+    rt->next = r->tasks;
+    if (r->tasks != NULL)
+        r->tasks->prev = rt;
+    r->tasks = rt;
+    r->ntasks++;
+}
+
+static void runner__on_task_request(struct runner *r, struct proto_in *m)
+{
+    char err[160];
+
+    if (r->shutting_down) {
+        runner__reply_failure(r, m, "runner is shutting down");
+    } else if (m->operation == NULL || strcmp(m->operation, "bash") != 0) {
+        snprintf(err, sizeof(err), "operation not supported: %.64s",
+                 m->operation != NULL ? m->operation : "(none)");
+        runner__reply_failure(r, m, err);
+    } else if (!r->cfg->bash_allowed) {
+        runner__reply_failure(r, m, "bash is not permitted on this runner (permission.bash)");
+    } else if (runner__find_task(r, m->task_id) != NULL) {
+        runner__reply_failure(r, m, "a task with this task_id is already running");
+    } else if (r->ntasks >= r->cfg->tasks.max_concurrent) {
+        runner__reply_failure(r, m, "too many tasks running on this runner");
+    } else {
+        runner__start_bash(r, m);
+    }
+}
+
+/* ---- the platform link ---- */
+
+static void on_ws_open(struct ws *ws, void *data)
+{
+    struct runner *r = data;
+
+    r->connected = true;
+    r->attempt = 0;
+    log_info("connected to the platform");
+    runner__send_heartbeat(r);
+    uv_timer_start(&r->heartbeat, on_heartbeat, HEARTBEAT_MS, HEARTBEAT_MS);
+    runner__flush_queue(r);
+}
+
+static void on_ws_message(struct ws *ws, uint8_t *msg, size_t len, bool binary, void *data)
+{
+    struct runner *r = data;
+    struct proto_in m;
+    char err[256];
+    struct running_task *rt;
+
+    memset(&m, 0, sizeof(m));
+    /* proto_decode wipes msg: it may carry a credential. */
+    if (proto_decode((char *)msg, len, &m, err, sizeof(err)) != 0) {
+        log_warn("ignoring a malformed message from the platform: %s", err);
+        proto_in_free(&m);
+        return;
+    }
+    switch (m.type) {
+    case PROTO_WELCOME:
+        free(r->worknode_id);
+        r->worknode_id = m.worknode_id != NULL ? strdup(m.worknode_id) : NULL;
+        log_info("welcome: worknode %.100s", r->worknode_id != NULL ? r->worknode_id : "?");
+        runner__send_heartbeat(r); /* now with the worknode_id */
+        break;
+    case PROTO_TASK_REQUEST:
+        runner__on_task_request(r, &m);
+        break;
+    case PROTO_TASK_CANCEL:
+        if (m.task_id != NULL && (rt = runner__find_task(r, m.task_id)) != NULL) {
+            log_kv(LOG_LEVEL_INFO, task_fields(rt), "task cancelled by the platform");
+            task_cancel(rt->task);
+        } else {
+            log_info("cancel for an unknown task %.100s ignored", m.task_id ? m.task_id : "?");
+        }
+        break;
+    default:
+        log_info("ignoring a message of unknown type '%.64s'", m.type_name);
+        break;
+    }
+    proto_in_free(&m);
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    runner__connect(t->data);
+}
+
+static void on_ws_close(struct ws *ws, int http_status, int close_code, const char *reason,
+                        void *data)
+{
+    struct runner *r = data;
+    uint64_t delay, base;
+    unsigned char rnd[2];
+
+    r->connected = false;
+    uv_timer_stop(&r->heartbeat);
+    ws_free(ws);
+    r->ws = NULL;
+    if (http_status == 401 || http_status == 403)
+        log_error("the platform refused this runner's token (HTTP %d)", http_status);
+    else if (http_status != 0)
+        log_warn("the platform answered HTTP %d instead of a WebSocket", http_status);
+    else
+        log_warn("disconnected from the platform (close code %d): %.200s", close_code, reason);
+    if (r->shutting_down) {
+        if (r->ntasks == 0)
+            runner__stop(r);
+        return; /* results of the last tasks stay queued: nowhere to send them */
+    }
+    /* Exponential backoff with jitter, 1 s to 5 min, forever. */
+    base = BACKOFF_MIN_MS << (r->attempt < 9 ? r->attempt : 9);
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        rnd[0] = rnd[1] = 0x80;
+    delay = base / 2 + (base / 2) * ((unsigned)rnd[0] << 8 | rnd[1]) / 65535;
+    r->attempt++;
+    log_info("reconnecting in %.1f s", (double)delay / 1000.0);
+    uv_timer_start(&r->reconnect, on_reconnect_timer, delay, 0);
+}
+
+static const struct ws_callbacks ws_callbacks = {
+    .on_open = on_ws_open,
+    .on_message = on_ws_message,
+    .on_close = on_ws_close,
+};
+
+/* Appends s percent-encoded (RFC 3986 unreserved kept) to b. */
+static int put_urlencoded(struct buf *b, const uint8_t *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int r = 0;
+
+    for (size_t i = 0; i < len && r == 0; i++) {
+        uint8_t c = s[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            r = buf_put(b, &c, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+            r = buf_put(b, e, 3);
+        }
+    }
+    return r;
+}
+
+static void runner__connect(struct runner *r)
+{
+    const struct runner_config *cfg = r->cfg;
+    struct buf *url = buf_new(16 * 1024, BUF_WIPE); /* it carries the token */
+    struct ws_options o;
+    int rc;
+
+    if (url == NULL || buf_put_str(url, cfg->api_url) != 0 ||
+        buf_put_str(url, strchr(cfg->api_url, '?') != NULL ? "&token=" : "?token=") != 0 ||
+        put_urlencoded(url, secret_data(cfg->api_key), secret_len(cfg->api_key)) != 0 ||
+        (r->advertise_broker && buf_put_str(url, "&broker=1") != 0) || buf_cstr(url) == NULL) {
+        buf_free(url);
+        log_error("out of memory building the platform URL");
+        uv_timer_start(&r->reconnect, on_reconnect_timer, BACKOFF_MAX_MS, 0);
+        return;
+    }
+    memset(&o, 0, sizeof(o));
+    o.url = buf_cstr(url);
+    o.cacert = cfg->broker.cacert != NULL && cfg->broker.cacert[0] ? cfg->broker.cacert : NULL;
+    o.connect_timeout_ms = 10000;
+    o.ping_interval_ms = 20000;
+    o.read_timeout_ms = 60000;
+    o.max_message = 64u * 1024 * 1024;
+    rc = ws_connect(r->loop, &o, &ws_callbacks, r, &r->ws);
+    buf_free(url);
+    if (rc != 0) {
+        log_warn_r(rc, "cannot connect to the platform");
+        r->ws = NULL;
+        r->attempt++;
+        uv_timer_start(&r->reconnect, on_reconnect_timer, BACKOFF_MIN_MS << (r->attempt < 8 ? r->attempt : 8), 0);
+    }
+}
+
+/* ---- shutdown ---- */
+
+static void close_noop(uv_handle_t *h)
+{
+}
+
+/* Everything is done: close what keeps the loop alive. */
+static void runner__stop(struct runner *r)
+{
+    if (r->stopped)
+        return;
+    r->stopped = true;
+    if (r->ws != NULL && r->connected) {
+        /* Results are queued ahead of the close frame; on_ws_close comes back here. */
+        r->stopped = false;
+        r->connected = false;
+        ws_close(r->ws, 1001, "runner shutting down");
+        return;
+    }
+    if (r->ws != NULL) {
+        ws_free(r->ws);
+        r->ws = NULL;
+    }
+    uv_timer_stop(&r->heartbeat);
+    uv_timer_stop(&r->reconnect);
+    uv_timer_stop(&r->shutdown);
+    uv_close((uv_handle_t *)&r->heartbeat, close_noop);
+    uv_close((uv_handle_t *)&r->reconnect, close_noop);
+    uv_close((uv_handle_t *)&r->shutdown, close_noop);
+    uv_close((uv_handle_t *)&r->sigterm, close_noop);
+    uv_close((uv_handle_t *)&r->sigint, close_noop);
+    uv_close((uv_handle_t *)&r->sighup, close_noop);
+    broker_close(r->broker);
+    r->broker = NULL;
+    log_info("runner stopped");
+}
+
+static void on_shutdown_deadline(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+
+    log_warn("shutdown: %u task(s) still running after %d s: cancelling them", r->ntasks,
+             SHUTDOWN_WAIT_MS / 1000);
+    for (struct running_task *rt = r->tasks; rt != NULL; rt = rt->next)
+        task_cancel(rt->task);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct runner *r = h->data;
+
+    if (r->shutting_down)
+        return;
+    r->shutting_down = true;
+    uv_timer_stop(&r->reconnect);
+    log_info("%s: no new tasks; waiting for %u running task(s)", strsignal(signum), r->ntasks);
+    if (r->ntasks == 0) {
+        runner__stop(r);
+        return;
+    }
+    uv_timer_start(&r->shutdown, on_shutdown_deadline, SHUTDOWN_WAIT_MS, 0);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    int rc = log_reopen();
+
+    if (rc != 0)
+        log_warn_r(rc, "SIGHUP: cannot reopen the log file");
+    else
+        log_info("SIGHUP: log file reopened");
+}
+
+/* ---- start ---- */
+
+/* Runs the probe command and looks for "broker_egress": true in its JSON output. */
+static bool run_probe(const char *command)
+{
+    char out[64 * 1024];
+    size_t len = 0;
+    int p[2], status;
+    pid_t pid;
+    json_t *j;
+    bool ok;
+
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return false;
+    if ((pid = fork()) < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+
+        dup2(devnull, 0);
+        dup2(p[1], 1);
+        dup2(devnull, 2);
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    for (;;) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&pf, 1, PROBE_TIMEOUT_MS) <= 0)
+            break;
+        n = read(p[0], out + len, sizeof(out) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof(out) - 1)
+            break;
+    }
+    close(p[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    out[len] = '\0';
+    j = json_loads(out, 0, NULL);
+    ok = json_is_true(json_object_get(j, "broker_egress"));
+    json_decref(j);
+    return ok;
+}
+
+bool runner_probe_broker(const struct runner_config *cfg)
+{
+    if (!broker_supported() || !cfg->broker.enabled)
+        return false;
+    if (cfg->broker.probe == NULL || cfg->broker.probe[0] == '\0')
+        return true; /* no probe configured: supported */
+    if (!run_probe(cfg->broker.probe)) {
+        log_warn("broker probe '%.200s' did not report \"broker_egress\": true: "
+                 "not advertising the broker", cfg->broker.probe);
+        return false;
+    }
+    return true;
+}
+
+static json_t *labels_json(const struct runner_config *cfg)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; o != NULL && i < cfg->nlabels; i++)
+        json_object_set_new(o, cfg->label_keys[i], json_string(cfg->label_values[i]));
+    return o;
+}
+
+static json_t *environment_json(const struct runner *r)
+{
+    struct utsname u;
+    char host[256] = "";
+    json_t *o;
+
+    uname(&u);
+    gethostname(host, sizeof(host) - 1);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I}", "os", "linux", "arch",
+                  u.machine, "hostname", host, "kernel", u.release, "broker_supported",
+                  broker_supported(), "broker", r->advertise_broker, "isolation", "none",
+                  "secret_arena", secret_arena_backing_name(), "pid", (json_int_t)getpid());
+    return o;
+}
+
+static int runner__init(struct runner *r, const struct runner_config *cfg, bool advertise)
+{
+    extern char **environ;
+    struct broker_options bo;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    r->loop = uv_default_loop();
+    r->cfg = cfg;
+    r->advertise_broker = advertise;
+    if ((r->child_env = env_new(environ)) == NULL)
+        return ERR_NOMEM;
+    /* The runner's own secrets never reach a command. */
+    for (const char *const *d = env_default_deny; *d != NULL; d++)
+        env_deny(r->child_env, *d);
+    env_deny(r->child_env, "FLASHDUTY_RUNNER_*");
+    for (size_t i = 0; i < cfg->broker.nenv_deny; i++)
+        env_deny(r->child_env, cfg->broker.env_deny[i]);
+    if (broker_supported() && cfg->broker.enabled) {
+        memset(&bo, 0, sizeof(bo));
+        bo.cacert = cfg->broker.cacert != NULL && cfg->broker.cacert[0] ? cfg->broker.cacert : NULL;
+        bo.connect_timeout_ms = cfg->broker.connect_timeout_ms;
+        if ((rc = broker_new(r->loop, &bo, &r->broker)) != 0)
+            return rc;
+        broker_limits_default(&r->broker_template.limits);
+        r->broker_template.limits.max_conns = cfg->broker.max_conns;
+        r->broker_template.limits.max_dials_per_sec = cfg->broker.dial_rate;
+        r->broker_template.limits.max_body = cfg->broker.max_body;
+        r->broker_template.limits.head_timeout_ms = cfg->broker.head_timeout_ms;
+        r->broker_template.limits.idle_timeout_ms = cfg->broker.idle_timeout_ms;
+        r->broker_template.limits.response_head_timeout_ms = cfg->broker.response_timeout_ms;
+        r->broker_template.limits.stall_timeout_ms = cfg->broker.stall_timeout_ms;
+        r->broker_template.scrub = true;
+        if (inject_parse(cfg->broker.inject, &r->broker_template.inject) != 0)
+            return ERR_INVALID;
+    }
+    r->labels = labels_json(cfg);
+    r->environment = environment_json(r);
+    if (r->labels == NULL || r->environment == NULL)
+        return ERR_NOMEM;
+    uv_timer_init(r->loop, &r->heartbeat);
+    uv_timer_init(r->loop, &r->reconnect);
+    uv_timer_init(r->loop, &r->shutdown);
+    r->heartbeat.data = r->reconnect.data = r->shutdown.data = r;
+    uv_signal_init(r->loop, &r->sigterm);
+    uv_signal_init(r->loop, &r->sigint);
+    uv_signal_init(r->loop, &r->sighup);
+    r->sigterm.data = r->sigint.data = r->sighup.data = r;
+    uv_signal_start(&r->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&r->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&r->sighup, on_sighup, SIGHUP);
+    return 0;
+}
+
+int runner_run(const struct runner_config *cfg, bool advertise_broker)
+{
+    struct runner r;
+    int rc;
+
+    proto_init();
+    if ((rc = runner__init(&r, cfg, advertise_broker)) != 0) {
+        log_error_r(rc, "cannot start the runner");
+        return 1;
+    }
+    log_info("runner %.100s starting: broker %s", cfg->name,
+             advertise_broker ? "advertised" : "not advertised (legacy path for credentials)");
+    runner__connect(&r);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+    while (r.queue_head != NULL) {
+        struct queued_result *q = r.queue_head;
+
+        r.queue_head = q->next;
+        free(q->text);
+        free(q);
+    }
+    free(r.worknode_id);
+    json_decref(r.labels);
+    json_decref(r.environment);
+    env_free(r.child_env);
+    uv_loop_close(r.loop);
+    return 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * runner.h - `credbroker runner`: the daemon an agent platform drives over a
+ * WebSocket (DESIGN.md section 6). It keeps one connection to the platform
+ * (reconnecting forever with backoff), sends heartbeats, runs the bash tasks it
+ * is sent, each under its own broker invocation, and returns their results.
+ */
+#ifndef CREDBROKER_RUNNER_H
+#define CREDBROKER_RUNNER_H
+
+#include <stdbool.h>
+
+struct runner_config;
+
+/*
+ * Whether this runner advertises the broker (`&broker=1`): the broker is
+ * supported in this build and platform, enabled in the configuration, and the
+ * local client says it can dial (the configured probe, if any, reports
+ * "broker_egress": true). Runs the probe, so call it once.
+ */
+bool runner_probe_broker(const struct runner_config *cfg);
+
+/*
+ * Runs the runner on the default loop until SIGTERM/SIGINT: stop taking tasks,
+ * wait (bounded) for running ones, cancel the rest, deliver their results if
+ * connected, exit. Returns the process exit status (0 after a clean shutdown).
+ */
+int runner_run(const struct runner_config *cfg, bool advertise_broker);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * task.h - one `bash` task of the runner: a command in the workspace, under its
+ * own broker invocation when it carries a credential, its output captured
+ * (capped) and optionally streamed, a timeout, cancellation.
+ *
+ * Not for: talking to the platform (runner.c) or decoding messages (proto.c).
+ */
+#ifndef CREDBROKER_TASK_H
+#define CREDBROKER_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "broker.h"
+
+struct task;
+struct secret;
+
+/* How a task with a credential reaches its API. */
+enum task_egress {
+    TASK_EGRESS_BROKER, /* its own broker invocation; the key stays in the runner */
+    TASK_EGRESS_LEGACY, /* FLASHDUTY_APP_KEY in the environment: only where no broker exists */
+};
+
+struct task_spec {
+    const char *task_id;
+    const char *trace_id;          /* may be NULL */
+    const char *command;           /* run with /bin/bash -c */
+    const char *workdir;           /* relative to workspace_root, or absolute inside it; NULL = root */
+    const char *workspace_root;    /* created (0700) if missing */
+    uint64_t timeout_ms;
+    size_t output_cap;             /* bytes kept per stream */
+    bool stream;                   /* report output chunks while running */
+    char *const *env;              /* base environment: already stripped of the runner's secrets */
+    /* Credential: key ownership passes to the task (also on failure); NULL = none. */
+    struct secret *key;
+    const char *base_url;
+    enum task_egress egress;
+    struct broker *broker;         /* for TASK_EGRESS_BROKER */
+    const struct broker_invocation_options *broker_template; /* inject, limits, scrub */
+};
+
+struct task_outcome {
+    bool success;                  /* the command ran and exited 0 */
+    int exit_code;                 /* 124 on timeout, -1 if it never ran */
+    bool timed_out;
+    const char *error;             /* "" or why it failed */
+    const uint8_t *out, *err;      /* captured output, valid during on_done */
+    size_t out_len, err_len;
+    bool out_truncated, err_truncated;
+};
+
+struct task_events {
+    /* An output chunk while running (only with spec->stream). stream is "stdout" or "stderr". */
+    void (*on_output)(struct task *t, const char *stream, const uint8_t *data, size_t len,
+                      void *data_ptr);
+    /* Called once when the task is over (ran, failed to start, timed out or was cancelled).
+     * The caller frees the task with task_free() afterwards (may do so from here). */
+    void (*on_done)(struct task *t, const struct task_outcome *o, void *data_ptr);
+};
+
+/*
+ * Starts a task. Returns 0 and *out; on_done always follows, also when the command
+ * could not be started (the failure is then reported through on_done from the next
+ * loop turn, so the caller's bookkeeping is the same on every path). Returns a
+ * negative code only when not even that is possible (out of memory).
+ */
+int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_events *ev,
+               void *data, struct task **out);
+/* Kills the command's process group (SIGTERM, then SIGKILL) and ends its broker
+ * invocation; on_done follows with error "cancelled". Idempotent. */
+void task_cancel(struct task *t);
+const char *task_id(const struct task *t);
+/* Frees a task whose on_done has run. Accepts NULL. */
+void task_free(struct task *t);
+
+/*
+ * Resolves workdir inside root (symlinks followed, then checked): writes the real
+ * path into out. Returns 0, -ENOENT, or ERR_INVALID when it escapes the root.
+ */
+int task_resolve_workdir(const char *root, const char *workdir, char *out, size_t outlen);
+
+#endif
