@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "env.h"
 #include "err.h"
+#include "harden.h"
 #include "key_source.h"
 #include "log.h"
 #include "policy.h"
@@ -385,7 +386,7 @@ int cmd_exec(int argc, char **argv)
     struct env *env = NULL;
     struct child_options co;
     char fdtext[16], *preload = NULL;
-    int r, child_fd = -1, status = CLI_EXIT_FAILURE;
+    int r, child_fd = -1, status = CLI_EXIT_FAILURE, fds_at_start = -1;
 
     memset(&a, 0, sizeof(a));
     memset(&st, 0, sizeof(st));
@@ -438,6 +439,18 @@ int cmd_exec(int argc, char **argv)
     }
 
     st.loop = uv_default_loop();
+    for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++) {
+        if (uv_signal_init(st.loop, &st.signals[st.nsignals]) != 0)
+            continue;
+        st.signals[st.nsignals].data = &st;
+        if (uv_signal_start(&st.signals[st.nsignals], on_signal, forwarded_signals[i]) != 0) {
+            uv_close((uv_handle_t *)&st.signals[st.nsignals], close_cb_noop);
+            continue;
+        }
+        st.nsignals++;
+    }
+    /* The baseline of the leak check: the loop and libuv's own process-wide fds exist now. */
+    fds_at_start = harden_count_fds();
     memset(&bo, 0, sizeof(bo));
     bo.cacert = a.cacert;
     bo.connect_timeout_ms = a.connect_timeout_ms;
@@ -474,16 +487,6 @@ int cmd_exec(int argc, char **argv)
             goto out;
         }
     }
-    for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++) {
-        if (uv_signal_init(st.loop, &st.signals[st.nsignals]) != 0)
-            continue;
-        st.signals[st.nsignals].data = &st;
-        if (uv_signal_start(&st.signals[st.nsignals], on_signal, forwarded_signals[i]) != 0) {
-            uv_close((uv_handle_t *)&st.signals[st.nsignals], close_cb_noop);
-            continue;
-        }
-        st.nsignals++;
-    }
     memset(&co, 0, sizeof(co));
     co.argv = a.command;
     co.envp = env_array(env);
@@ -499,30 +502,29 @@ int cmd_exec(int argc, char **argv)
     env = NULL;
     if (r != 0) {
         status = exit_for_spawn_error(r, a.command[0]);
-        broker_invocation_end(st.inv);
-        st.inv = NULL;
-        for (int i = 0; i < st.nsignals; i++)
-            uv_close((uv_handle_t *)&st.signals[i], close_cb_noop);
-        broker_close(st.broker);
-        st.broker = NULL;
-        uv_run(st.loop, UV_RUN_DEFAULT);
-        goto out_loop;
+        goto out;
     }
     uv_run(st.loop, UV_RUN_DEFAULT);
     status = st.status;
-out_loop:
-    uv_loop_close(st.loop);
 out:
     if (child_fd >= 0)
         close(child_fd);
     env_free(env);
     if (st.inv != NULL)
         broker_invocation_end(st.inv);
-    if (st.broker != NULL) {
+    for (int i = 0; i < st.nsignals; i++)
+        uv_close((uv_handle_t *)&st.signals[i], close_cb_noop);
+    st.nsignals = 0;
+    if (st.broker != NULL)
         broker_close(st.broker);
+    if (st.loop != NULL) {
         uv_run(st.loop, UV_RUN_DEFAULT);
+        uv_loop_close(st.loop);
     }
     audit_close(audit);
     free(preload);
+    /* Every fd and secret of the invocation must be gone by now (tests turn this on). */
+    if (fds_at_start >= 0 && !harden_leak_check(fds_at_start, "exec"))
+        return CLI_EXIT_FAILURE;
     return status;
 }

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "env.h"
 #include "err.h"
+#include "harden.h"
 #include "key_source.h"
 #include "log.h"
 #include "runner.h"
@@ -111,7 +112,7 @@ int cmd_runner(int argc, char **argv)
     size_t nflags = 0;
     char *value = NULL, labels[4096] = "";
     size_t vlen, llen = 0;
-    int opt, status = CLI_EXIT_USAGE, r;
+    int opt, status = CLI_EXIT_USAGE, r, fds_at_start = -1;
     bool advertise;
 
     optind = 1;
@@ -195,19 +196,23 @@ int cmd_runner(int argc, char **argv)
     log_set_ident("credbroker-runner");
     log_set_level(cfg.log_level);
     log_set_format(cfg.log_json ? LOG_FORMAT_JSON : LOG_FORMAT_LOGFMT);
-    if (cfg.log_file != NULL && cfg.log_file[0] != '\0' &&
-        (r = log_open_file(cfg.log_file)) != 0) {
-        snprintf(err, sizeof(err), "log.file %.200s: %s", cfg.log_file, err_str(r));
-        goto fail;
+    if (cfg.log_file != NULL && cfg.log_file[0] != '\0') {
+        if ((r = log_open_file(cfg.log_file)) != 0) {
+            snprintf(err, sizeof(err), "log.file %.200s: %s", cfg.log_file, err_str(r));
+            goto fail;
+        }
     }
     if ((r = log_redact_add(cfg.api_key)) != 0) {
         snprintf(err, sizeof(err), "%s", err_str(r));
         goto fail;
     }
     advertise = runner_probe_broker(&cfg);
-    status = runner_run(&cfg, advertise);
+    status = runner_run(&cfg, advertise, &fds_at_start);
     log_redact_remove(cfg.api_key);
     config_free(&cfg);
+    /* Every task's fds and secrets must be gone by now (tests turn this on). */
+    if (fds_at_start >= 0 && !harden_leak_check(fds_at_start, "runner"))
+        return CLI_EXIT_FAILURE;
     return status;
 fail:
     fprintf(stderr, "credbroker runner: %s\n", err);

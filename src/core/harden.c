@@ -1,7 +1,11 @@
 /*
  * harden.c - see harden.h.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,6 +13,8 @@
 #include <unistd.h>
 
 #include "harden.h"
+#include "log.h"
+#include "secret.h"
 
 /* OpenSSH's sanitise_stdfd: a closed 0-2 would be reused by our own sockets. */
 static int sanitise_stdfd(void)
@@ -44,6 +50,57 @@ int harden_process(void)
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         return -errno;
     return 0;
+}
+
+int harden_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+bool harden_leak_check(int fds_at_start, const char *what)
+{
+    const char *on = getenv("CREDBROKER_LEAK_CHECK");
+    int fds;
+    size_t secrets;
+
+    if (on == NULL || strcmp(on, "1") != 0)
+        return true;
+    fds = harden_count_fds();
+    secrets = secret_live_count();
+    if (fds > fds_at_start || secrets > 0) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+
+        log_error("leak check (%s): %d fds open at exit (%d at start), %zu secrets not freed",
+                  what, fds, fds_at_start, secrets);
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            char path[300], target[256];
+            ssize_t n;
+
+            if (e->d_name[0] == '.' || (unsigned)snprintf(path, sizeof(path), "/proc/self/fd/%s",
+                                                          e->d_name) >= sizeof(path))
+                continue;
+            if ((n = readlink(path, target, sizeof(target) - 1)) > 0) {
+                target[n] = '\0';
+                log_error("leak check (%s): fd %s -> %s", what, e->d_name, target);
+            }
+        }
+        if (d != NULL)
+            closedir(d);
+        return false;
+    }
+    return true;
 }
 
 bool harden_is_undumpable(void)

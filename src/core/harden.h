@@ -16,6 +16,16 @@
  */
 int harden_process(void);
 
+/* Number of open file descriptors of this process (from /proc/self/fd), or -1. */
+int harden_count_fds(void);
+
+/*
+ * The self-check the tests ask for (CREDBROKER_LEAK_CHECK=1 in the environment):
+ * compares the fds open now with fds_at_start and counts live secrets; on a
+ * leak, logs it and returns false. True (and silent) when the check is off.
+ */
+bool harden_leak_check(int fds_at_start, const char *what);
+
 /* True if the process is currently non-dumpable. */
 bool harden_is_undumpable(void);
 

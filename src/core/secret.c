@@ -39,6 +39,7 @@ struct secret {
 };
 
 static struct chunk *chunks;
+static size_t live_secrets;
 static enum secret_backing backing = SECRET_BACKING_NONE;
 static bool memfd_secret_unavailable;
 
@@ -221,6 +222,7 @@ int secret_new(size_t len, struct secret **out)
     s->nunits = n;
     s->data = c->base + first * SECRET_UNIT;
     s->len = len;
+    live_secrets++;
     /* Units are zeroed when freed, and fresh pages are zero, so data is zero here. */
     *out = s;
     return 0;
@@ -242,6 +244,7 @@ void secret_free(struct secret *s)
     if (s == NULL)
         return;
     c = s->chunk;
+    live_secrets--;
     explicit_bzero(s->data, s->nunits * SECRET_UNIT);
     units_mark(c, s->first_unit, s->nunits, false);
     /* Keep one chunk around so a busy runner does not map and unmap per task. */
@@ -249,6 +252,11 @@ void secret_free(struct secret *s)
         chunk_release(c);
     explicit_bzero(s, sizeof(*s));
     free(s);
+}
+
+size_t secret_live_count(void)
+{
+    return live_secrets;
 }
 
 uint8_t *secret_data(const struct secret *s)

@@ -203,10 +203,12 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
     *out = NULL;
     if (o->argv == NULL || o->argv[0] == NULL)
         return ERR_INVALID;
-    if ((r = sigchld_ensure(loop)) != 0)
-        return r;
     if ((file = resolve_command(o->argv[0], o->envp)) == NULL)
         return -ENOENT;
+    if ((r = sigchld_ensure(loop)) != 0) {
+        free(file);
+        return r;
+    }
     if ((c = calloc(1, sizeof(*c))) == NULL) {
         r = ERR_NOMEM;
         goto out;
@@ -265,6 +267,9 @@ out:
         close(errpipe[1]);
     free(file);
     child_free(c);
+    /* A failure before the fork leaves no child: do not keep the loop alive for SIGCHLD. */
+    if (r != 0)
+        sigchld_release_if_idle();
     return r;
 }
 

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "env.h"
 #include "err.h"
+#include "harden.h"
 #include "log.h"
 #include "proto.h"
 #include "rewrite.h"
@@ -527,6 +528,10 @@ static void runner__stop(struct runner *r)
     uv_close((uv_handle_t *)&r->sigterm, close_noop);
     uv_close((uv_handle_t *)&r->sigint, close_noop);
     uv_close((uv_handle_t *)&r->sighup, close_noop);
+    /* Closing the handles restored the default actions: a second SIGTERM during the last
+     * moments of a clean shutdown must not kill us. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     broker_close(r->broker);
     r->broker = NULL;
     log_info("runner stopped");
@@ -712,7 +717,7 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     return 0;
 }
 
-int runner_run(const struct runner_config *cfg, bool advertise_broker)
+int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_baseline)
 {
     struct runner r;
     int rc;
@@ -722,6 +727,9 @@ int runner_run(const struct runner_config *cfg, bool advertise_broker)
         log_error_r(rc, "cannot start the runner");
         return 1;
     }
+    /* The leak check's baseline: the loop, its signal handlers and libuv's process-wide
+     * fds exist now; no task has run yet. */
+    *fds_baseline = harden_count_fds();
     log_info("runner %.100s starting: broker %s", cfg->name,
              advertise_broker ? "advertised" : "not advertised (legacy path for credentials)");
     runner__connect(&r);

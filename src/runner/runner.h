@@ -23,7 +23,9 @@ bool runner_probe_broker(const struct runner_config *cfg);
  * Runs the runner on the default loop until SIGTERM/SIGINT: stop taking tasks,
  * wait (bounded) for running ones, cancel the rest, deliver their results if
  * connected, exit. Returns the process exit status (0 after a clean shutdown).
+ * *fds_baseline receives the number of open fds once the runner is set up, before
+ * any task: the leak check at exit compares against it.
  */
-int runner_run(const struct runner_config *cfg, bool advertise_broker);
+int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_baseline);
 
 #endif

@@ -40,6 +40,7 @@ struct capture {
     struct task *task;
     const char *name;   /* "stdout" / "stderr" */
     struct buf *data;
+    size_t cap;         /* bytes kept; data has room for a little more (the timeout note) */
     bool truncated;
     bool open;
 };
@@ -187,7 +188,7 @@ static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n == 0)
         return;
     if (!c->truncated) {
-        size_t room = buf_max(c->data) - buf_len(c->data);
+        size_t room = c->cap - buf_len(c->data);
         size_t take = (size_t)n < room ? (size_t)n : room;
 
         if (buf_put(c->data, b->base, take) != 0 || take < (size_t)n)
@@ -301,6 +302,7 @@ static int capture_open(struct task *t, struct capture *c, const char *name, siz
 
     c->task = t;
     c->name = name;
+    c->cap = cap;
     if ((r = uv_pipe_init(t->loop, &c->pipe, 0)) != 0)
         return r;
     c->pipe.data = c;

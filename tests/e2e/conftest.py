@@ -219,6 +219,8 @@ def make_child_env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHDUTY_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(E2E), env.get("PYTHONPATH")) if p)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # credbroker checks at exit that every fd and secret of its invocations is gone.
+    env["CREDBROKER_LEAK_CHECK"] = "1"
     if extra:
         env.update(extra)
     return env
@@ -310,3 +312,110 @@ def held(exec_argv, tmp_path):
     yield start
     for h in started:
         h.close()
+
+
+# -- the runner (test_90_runner.py) ---------------------------------------------
+
+TOOLS = REPO / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+from mock_platform import MockPlatform  # noqa: E402
+
+
+class RunnerProcess:
+    """`credbroker runner` against a MockPlatform: workspace workdir/workspace,
+    debug log in .log_path, stderr in .stderr_path, the token in
+    FLASHDUTY_RUNNER_API_KEY (token=None: none), broker.cacert = the test CA.
+    stop() sends a signal and returns the exit status; close() (the fixtures'
+    teardown) stops it if it still runs and asserts exit 0."""
+
+    def __init__(self, binary, platform, workdir, cacert, token="", args=(), env=None,
+                 wait_connected=True, name="runner"):
+        workdir = Path(workdir)
+        self.platform = platform
+        self.workspace = workdir / (name + "-workspace")
+        self.workspace.mkdir(exist_ok=True)
+        self.log_path = workdir / (name + ".log")
+        self.stderr_path = workdir / (name + ".stderr")
+        self.token = platform.token if token == "" else token
+        self.argv = [str(binary), "runner", "--api-url", platform.ws_url,
+                     "--workspace-root", str(self.workspace), "--log-file", str(self.log_path),
+                     "--log-level", "debug", "--set", "broker.cacert=%s" % cacert]
+        self.argv += [str(a) for a in args]
+        extra = {} if self.token is None else {"FLASHDUTY_RUNNER_API_KEY": self.token}
+        extra.update(env or {})
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=self._stderr, env=make_child_env(extra),
+                                     start_new_session=True)
+        self.returncode = None
+        if wait_connected:
+            self.connection = self.wait_connected(timeout=10)
+
+    def wait_connected(self, timeout=10.0):
+        """The open connection's record, once the platform has one."""
+        def connected():
+            if self.proc.poll() is not None:
+                raise AssertionError("runner exited with %s:\n%s\n%s"
+                                     % (self.proc.returncode, self.stderr(), self.log()))
+            state = self.platform.state()
+            if state["connected"]:
+                return next(c for c in state["connections"] if c["id"] == state["current"])
+            return None
+
+        return wait_for(connected, timeout, interval=0.02, what="the runner to connect")
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stderr(self):
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_log(self, *texts, timeout=10.0):
+        """The first log line containing every one of texts, once there is one."""
+        def line():
+            return next((ln for ln in self.log().splitlines() if all(t in ln for t in texts)),
+                        None)
+
+        return wait_for(line, timeout, what="runner log line with %r" % (texts,))
+
+    def stop(self, sig=signal.SIGTERM, timeout=40.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("runner still running %s s after signal %d:\n%s"
+                                     % (timeout, sig, self.log()))
+        self.returncode = self.proc.returncode
+        if not self._stderr.closed:
+            self._stderr.close()
+        return self.returncode
+
+    def close(self):
+        stopped_by_test = self.returncode is not None or self.proc.poll() is not None
+        rc = self.stop()
+        if not stopped_by_test:
+            assert rc == 0, "runner exited %s at teardown:\n%s\n%s" % (rc, self.stderr(),
+                                                                     self.log()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """A MockPlatform (tools/mock_platform.py) accepting the random .token."""
+    p = MockPlatform(tmp_path_factory.mktemp("platform"), token="rt-" + secrets.token_hex(16))
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def runner(request, credbroker, certs, platform, tmp_path_factory):
+    """A RunnerProcess connected to `platform` (one per module), with the
+    module's RUNNER_ARGS (a list of extra options) if it has any."""
+    r = RunnerProcess(credbroker, platform, tmp_path_factory.mktemp("runner"), certs.ca,
+                      args=getattr(request.module, "RUNNER_ARGS", ()))
+    yield r
+    r.close()
