@@ -25,6 +25,7 @@
 #include "env.h"
 #include "err.h"
 #include "harden.h"
+#include "isolate.h"
 #include "key_source.h"
 #include "log.h"
 #include "policy.h"
@@ -46,6 +47,9 @@ struct exec_args {
     const char *audit;
     const char *env_deny[MAX_ENV_DENY];
     size_t nenv_deny;
+    const char *secret_paths[ISOLATE_MAX_PATHS];
+    int nsecret_paths;
+    enum isolate_mode isolation;
     struct policy *policy;
     struct broker_limits limits;
     unsigned long long connect_timeout_ms;
@@ -88,6 +92,9 @@ static void exec_usage(FILE *f)
         "  --allow 'METHOD GLOB' allow only matching requests (repeatable; default: all)\n"
         "  --audit PATH          append one JSON line per request to PATH\n"
         "  --env-deny PATTERN    also keep matching variables from the command (repeatable)\n"
+        "  --isolation MODE      auto (default) | required | off: run the command in its own\n"
+        "                        user and mount namespaces with the key file covered\n"
+        "  --secret-path PATH    also hide PATH from the command (repeatable; needs isolation)\n"
         "  --no-scrub            do not mask the key in responses\n"
         "  --max-conns N         live connections per invocation (default 64)\n"
         "  --dial-rate N         dials per second (default 100)\n"
@@ -108,7 +115,7 @@ enum {
     OPT_UPSTREAM = 1000, OPT_KEY_FILE, OPT_KEY_FD, OPT_KEY_ENV, OPT_CACERT, OPT_INJECT, OPT_ALLOW,
     OPT_AUDIT, OPT_LEGACY, OPT_ENV_DENY, OPT_NO_SCRUB, OPT_MAX_CONNS, OPT_DIAL_RATE,
     OPT_MAX_BODY, OPT_HEAD_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT,
-    OPT_STALL_TIMEOUT, OPT_PRELOAD, OPT_HELP,
+    OPT_STALL_TIMEOUT, OPT_PRELOAD, OPT_ISOLATION, OPT_SECRET_PATH, OPT_HELP,
 };
 
 static const struct option exec_options[] = {
@@ -122,6 +129,8 @@ static const struct option exec_options[] = {
     {"audit", required_argument, NULL, OPT_AUDIT},
     {"legacy", no_argument, NULL, OPT_LEGACY},
     {"preload", no_argument, NULL, OPT_PRELOAD},
+    {"isolation", required_argument, NULL, OPT_ISOLATION},
+    {"secret-path", required_argument, NULL, OPT_SECRET_PATH},
     {"env-deny", required_argument, NULL, OPT_ENV_DENY},
     {"no-scrub", no_argument, NULL, OPT_NO_SCRUB},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
@@ -170,6 +179,15 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
         case OPT_AUDIT: a->audit = optarg; break;
         case OPT_LEGACY: a->legacy = true; break;
         case OPT_PRELOAD: a->preload = true; break;
+        case OPT_ISOLATION:
+            if (isolate_parse_mode(optarg, &a->isolation) != 0)
+                return bad_value("isolation", optarg);
+            break;
+        case OPT_SECRET_PATH:
+            if (a->nsecret_paths == ISOLATE_MAX_PATHS - 1 || optarg[0] != '/')
+                return bad_value("secret-path", optarg);
+            a->secret_paths[a->nsecret_paths++] = optarg;
+            break;
         case OPT_NO_SCRUB: a->no_scrub = true; break;
         case 'v': a->verbose = true; break;
         case OPT_ALLOW:
@@ -317,6 +335,42 @@ static char *preload_value(void)
     return out;
 }
 
+/*
+ * Decides isolation for the command (DESIGN.md 4b) and prepares its plan: the key
+ * file and every --secret-path covered. Returns 0 (plan->enabled says whether it is
+ * on) or CLI_EXIT_FAILURE when it is required and not possible.
+ */
+static int exec_isolation(const struct exec_args *a, struct isolate_plan *plan)
+{
+    const char *paths[ISOLATE_MAX_PATHS];
+    int n = 0, r;
+
+    plan->enabled = false;
+    if (a->isolation == ISOLATE_OFF || !isolate_available()) {
+        if (a->isolation == ISOLATE_REQUIRED) {
+            fprintf(stderr, "credbroker exec: --isolation required, but this host does not "
+                            "allow user namespaces\n");
+            return CLI_EXIT_FAILURE;
+        }
+        if (a->isolation == ISOLATE_AUTO)
+            log_warn("isolation unavailable (no user namespaces here): the command runs "
+                     "without namespaces");
+        if (a->key_file != NULL)
+            log_warn("the command can read the key file %.200s (same user, no isolation): "
+                     "prefer --key-fd or --key-env", a->key_file);
+        return 0;
+    }
+    if (a->key_file != NULL)
+        paths[n++] = a->key_file;
+    for (int i = 0; i < a->nsecret_paths && n < ISOLATE_MAX_PATHS; i++)
+        paths[n++] = a->secret_paths[i];
+    if ((r = isolate_plan_init(plan, paths, n)) != 0) {
+        fprintf(stderr, "credbroker exec: cannot prepare isolation: %s\n", err_str(r));
+        return CLI_EXIT_FAILURE;
+    }
+    return 0;
+}
+
 static int exit_for_spawn_error(int r, const char *cmd)
 {
     fprintf(stderr, "credbroker exec: %.200s: %s\n", cmd, err_str(r));
@@ -386,6 +440,7 @@ int cmd_exec(int argc, char **argv)
     struct env *env = NULL;
     struct child_options co;
     char fdtext[16], *preload = NULL;
+    struct isolate_plan plan = {.sync_to_parent = {-1, -1}, .sync_to_child = {-1, -1}};
     int r, child_fd = -1, status = CLI_EXIT_FAILURE, fds_at_start = -1;
 
     memset(&a, 0, sizeof(a));
@@ -487,7 +542,10 @@ int cmd_exec(int argc, char **argv)
             goto out;
         }
     }
+    if ((r = exec_isolation(&a, &plan)) != 0)
+        goto out; /* required but unavailable: fail closed, the message is printed */
     memset(&co, 0, sizeof(co));
+    co.isolate = plan.enabled ? &plan : NULL;
     co.argv = a.command;
     co.envp = env_array(env);
     co.ctl_fd = child_fd;
@@ -523,6 +581,7 @@ out:
     }
     audit_close(audit);
     free(preload);
+    isolate_plan_free(&plan);
     /* Every fd and secret of the invocation must be gone by now (tests turn this on). */
     if (fds_at_start >= 0 && !harden_leak_check(fds_at_start, "exec"))
         return CLI_EXIT_FAILURE;

@@ -99,6 +99,20 @@ static int apply_flag(struct runner_config *cfg, int opt, const char *arg, char 
     return config_set(cfg, key, value, origin, err, errlen) == 0 ? 0 : -1;
 }
 
+static int append_secret_path(struct runner_config *cfg, const char *path)
+{
+    char **paths = reallocarray(cfg->broker.secret_paths, cfg->broker.nsecret_paths + 1,
+                                sizeof(char *));
+
+    if (paths == NULL)
+        return ERR_NOMEM;
+    cfg->broker.secret_paths = paths;
+    if ((paths[cfg->broker.nsecret_paths] = strdup(path)) == NULL)
+        return ERR_NOMEM;
+    cfg->broker.nsecret_paths++;
+    return 0;
+}
+
 int cmd_runner(int argc, char **argv)
 {
     extern char **environ;
@@ -189,6 +203,11 @@ int cmd_runner(int argc, char **argv)
             goto fail;
         secret_free(cfg.api_key);
         cfg.api_key = key;
+        /* The token file is one more path commands must not see (isolation). */
+        if (append_secret_path(&cfg, key_file) != 0) {
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
     }
     if (config_validate(&cfg, err, sizeof(err)) != 0)
         goto fail;

@@ -12,13 +12,14 @@
 
 #include "broker.h"
 #include "cli.h"
+#include "isolate.h"
 #include "secret.h"
 
 int cmd_version(int argc, char **argv)
 {
     bool json = argc > 1 && strcmp(argv[1], "--json") == 0;
     struct secret *probe = NULL;
-    const char *arena;
+    const char *arena, *isolation;
     json_t *o;
     char *s;
 
@@ -29,13 +30,14 @@ int cmd_version(int argc, char **argv)
     /* Allocate one byte to learn which backing the secret arena gets on this host. */
     arena = secret_new(1, &probe) == 0 ? secret_arena_backing_name() : "unavailable";
     secret_free(probe);
+    isolation = broker_supported() && isolate_available() ? "namespaces" : "none";
     if (!json) {
-        printf("credbroker %s\nbroker supported: %s\nsecret arena: %s\nisolation: none\n",
-               CREDBROKER_VERSION, broker_supported() ? "yes" : "no", arena);
+        printf("credbroker %s\nbroker supported: %s\nsecret arena: %s\nisolation: %s\n",
+               CREDBROKER_VERSION, broker_supported() ? "yes" : "no", arena, isolation);
         return 0;
     }
     o = json_pack("{s:s, s:b, s:s, s:s}", "version", CREDBROKER_VERSION, "broker_supported",
-                  broker_supported(), "secret_arena", arena, "isolation", "none");
+                  broker_supported(), "secret_arena", arena, "isolation", isolation);
     if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
         json_decref(o);
         return CLI_EXIT_FAILURE;

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "harden.h"
+#include "isolate.h"
 #include "log.h"
 
 static void usage(FILE *f)
@@ -62,6 +63,11 @@ int cli_parse_duration_ms(const char *s, unsigned long long *out)
 int main(int argc, char **argv)
 {
     int r;
+
+    /* The isolation trampoline (isolate.h) holds no secret and must stay dumpable long
+     * enough to map its own ids: it is handled before the hardening. */
+    if (argc > 1 && strcmp(argv[1], ISOLATE_TRAMPOLINE_ARG) == 0)
+        return isolate_trampoline_main(argc, argv);
 
     /* Before anything reads a key: not dumpable, no core, stdio sane, SIGPIPE ignored. */
     if ((r = harden_process()) != 0) {

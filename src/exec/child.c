@@ -20,6 +20,7 @@
 
 #include "child.h"
 #include "err.h"
+#include "isolate.h"
 #include "log.h"
 
 struct child {
@@ -99,7 +100,8 @@ static char *resolve_command(const char *name, char *const *envp)
 
 /* In the forked child: never returns. */
 static void __attribute__((noreturn))
-child__exec(const struct child_options *o, const char *file, int errpipe, int tty)
+child__exec(const struct child_options *o, const char *file, char **trampoline, int errpipe,
+            int tty)
 {
     sigset_t all;
     int err;
@@ -118,6 +120,12 @@ child__exec(const struct child_options *o, const char *file, int errpipe, int tt
     }
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+    /* Namespaces and covers before anything else of the command's is set up (as root; an
+     * unprivileged broker goes through the trampoline, see isolate.h). */
+    if (o->isolate != NULL && trampoline == NULL && (err = isolate_child_enter(o->isolate)) != 0) {
+        errno = -err;
+        goto fail;
+    }
     /* Keep the error pipe clear of the fds we are about to place. */
     if (errpipe <= 3 && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 4)) < 0)
         _exit(127);
@@ -145,7 +153,10 @@ child__exec(const struct child_options *o, const char *file, int errpipe, int tt
     fcntl(errpipe, F_SETFD, FD_CLOEXEC);
     if (o->cwd != NULL && chdir(o->cwd) != 0)
         goto fail;
-    execve(file, o->argv, o->envp);
+    if (trampoline != NULL)
+        execve("/proc/self/exe", trampoline, o->envp);
+    else
+        execve(file, o->argv, o->envp);
 fail:
     err = errno;
     (void)!write(errpipe, &err, sizeof(err));
@@ -195,7 +206,7 @@ static void on_timeout(uv_timer_t *t)
 int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **out)
 {
     struct child *c = NULL;
-    char *file = NULL;
+    char *file = NULL, **trampoline = NULL;
     int errpipe[2] = {-1, -1}, err = 0, r, tty = -1;
     ssize_t n;
     pid_t pid;
@@ -210,6 +221,11 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         return r;
     }
     if ((c = calloc(1, sizeof(*c))) == NULL) {
+        r = ERR_NOMEM;
+        goto out;
+    }
+    if (o->isolate != NULL && o->isolate->self_map &&
+        (trampoline = isolate_trampoline_argv(o->isolate, file, o->argv)) == NULL) {
         r = ERR_NOMEM;
         goto out;
     }
@@ -235,10 +251,13 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         goto out;
     }
     if (pid == 0)
-        child__exec(o, file, errpipe[1], tty);
+        child__exec(o, file, trampoline, errpipe[1], tty);
     close(errpipe[1]);
     errpipe[1] = -1;
     setpgid(pid, pid); /* also here: the group must exist before we signal it */
+    if (o->isolate != NULL && (r = isolate_parent_map(o->isolate, pid)) != 0)
+        log_warn_r(r, "isolation: cannot map the command's ids");
+    /* (on failure the child reports EPERM through errpipe and exits) */
     if (tty >= 0)
         give_terminal(pid);
     c->pid = pid;
@@ -266,6 +285,7 @@ out:
     if (errpipe[1] >= 0)
         close(errpipe[1]);
     free(file);
+    free(trampoline);
     child_free(c);
     /* A failure before the fork leaves no child: do not keep the loop alive for SIGCHLD. */
     if (r != 0)

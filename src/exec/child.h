@@ -17,6 +17,7 @@
 #include <uv.h>
 
 struct child;
+struct isolate_plan;
 
 struct child_options {
     char *const *argv;        /* argv[0] is looked up in PATH of envp */
@@ -25,6 +26,7 @@ struct child_options {
     int ctl_fd;               /* placed at fd 3; -1 for none */
     int stdio[3];             /* fds for 0-2; -1 = inherit the parent's */
     bool foreground;          /* give the child's group the terminal (interactive use) */
+    struct isolate_plan *isolate; /* NULL: no isolation; else namespaces and covers (isolate.h) */
     uint64_t timeout_ms;      /* 0 = none; then SIGTERM to the group, SIGKILL after grace */
     uint64_t kill_grace_ms;   /* default 5000 */
     /* Called once with the exit status (0-255, or 128+signal) and whether it timed out. */

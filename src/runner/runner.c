@@ -31,6 +31,7 @@
 #include "env.h"
 #include "err.h"
 #include "harden.h"
+#include "isolate.h"
 #include "log.h"
 #include "proto.h"
 #include "rewrite.h"
@@ -65,6 +66,9 @@ struct runner {
     struct broker *broker;
     struct broker_invocation_options broker_template;
     struct env *child_env;
+    bool isolate;                    /* commands run in namespaces (DESIGN.md 4b) */
+    const char *secret_paths[ISOLATE_MAX_PATHS];
+    int nsecret_paths;
     json_t *labels, *environment;
     struct ws *ws;
     bool connected;
@@ -309,6 +313,9 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
     spec.egress = r->broker != NULL ? TASK_EGRESS_BROKER : TASK_EGRESS_LEGACY;
     spec.broker = r->broker;
     spec.broker_template = &r->broker_template;
+    spec.isolate = r->isolate;
+    spec.secret_paths = r->secret_paths;
+    spec.nsecret_paths = r->nsecret_paths;
     if (task_start(r->loop, &spec, &task_events, rt, &rt->task) != 0) {
         running_task_free(rt);
         bash_args_free(&args);
@@ -658,7 +665,8 @@ static json_t *environment_json(const struct runner *r)
     gethostname(host, sizeof(host) - 1);
     o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I}", "os", "linux", "arch",
                   u.machine, "hostname", host, "kernel", u.release, "broker_supported",
-                  broker_supported(), "broker", r->advertise_broker, "isolation", "none",
+                  broker_supported(), "broker", r->advertise_broker, "isolation",
+                  r->isolate ? "namespaces" : "none",
                   "secret_arena", secret_arena_backing_name(), "pid", (json_int_t)getpid());
     return o;
 }
@@ -698,6 +706,23 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
         r->broker_template.scrub = true;
         if (inject_parse(cfg->broker.inject, &r->broker_template.inject) != 0)
             return ERR_INVALID;
+    }
+    /* Isolation: the runner's config file and the configured secret paths are hidden from
+     * every command. */
+    if (cfg->broker.isolation != ISOLATION_OFF && isolate_available()) {
+        r->isolate = true;
+        if (cfg->config_path != NULL)
+            r->secret_paths[r->nsecret_paths++] = cfg->config_path;
+        for (size_t i = 0; i < cfg->broker.nsecret_paths; i++) {
+            if (r->nsecret_paths < ISOLATE_MAX_PATHS)
+                r->secret_paths[r->nsecret_paths++] = cfg->broker.secret_paths[i];
+        }
+    } else if (cfg->broker.isolation == ISOLATION_REQUIRED) {
+        log_error("broker.isolation is required, but this host does not allow user namespaces");
+        return ERR_UNSUPPORTED;
+    } else {
+        log_warn("isolation unavailable or off: commands run without namespaces and can read "
+                 "files of the runner's user (its config file included)");
     }
     r->labels = labels_json(cfg);
     r->environment = environment_json(r);

@@ -26,6 +26,7 @@
 #include "child.h"
 #include "env.h"
 #include "err.h"
+#include "isolate.h"
 #include "log.h"
 #include "secret.h"
 #include "task.h"
@@ -330,6 +331,7 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, devnull = -1, child_fd = -1, r;
     char *argv[] = {"/bin/bash", "-c", (char *)spec->command, NULL};
     struct child_options co;
+    struct isolate_plan plan = {.sync_to_parent = {-1, -1}, .sync_to_child = {-1, -1}};
 
     *out = NULL;
     if ((t = calloc(1, sizeof(*t))) == NULL) {
@@ -415,7 +417,13 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
         task__fail_later(t, "cannot create pipes: %s", strerror(errno));
         goto out;
     }
+    if (spec->isolate && (r = isolate_plan_init(&plan, spec->secret_paths,
+                                                spec->nsecret_paths)) != 0) {
+        task__fail_later(t, "cannot prepare isolation: %s", err_str(r));
+        goto out;
+    }
     memset(&co, 0, sizeof(co));
+    co.isolate = spec->isolate ? &plan : NULL;
     co.argv = argv;
     co.envp = env_array(env);
     co.cwd = workdir;
@@ -462,5 +470,6 @@ out:
         close(child_fd); /* the command has it at fd 3; the broker keeps its own end */
     env_free(env);
     secret_free(key);
+    isolate_plan_free(&plan);
     return 0;
 }

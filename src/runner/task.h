@@ -41,6 +41,11 @@ struct task_spec {
     enum task_egress egress;
     struct broker *broker;         /* for TASK_EGRESS_BROKER */
     const struct broker_invocation_options *broker_template; /* inject, limits, scrub */
+    /* Isolation (DESIGN.md 4b): when on, the command runs in its own namespaces with these
+     * paths covered. */
+    bool isolate;
+    const char *const *secret_paths;
+    int nsecret_paths;
 };
 
 struct task_outcome {

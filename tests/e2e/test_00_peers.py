@@ -288,6 +288,18 @@ class FakeBroker:
                 if not data:
                     return
                 head += data
+            # Read the body too: answering before it arrives would break the client's send.
+            head, _, body = head.partition(b"\r\n\r\n")
+            head += b"\r\n\r\n"
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            while len(body) < length:
+                data = sock.recv(4096)
+                if not data:
+                    return
+                body += data
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(head), head))
 
     def close(self):
