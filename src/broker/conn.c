@@ -63,6 +63,8 @@ struct conn_request {
     bool head_sent;
     int status;
     enum http1_framing framing;
+    uint64_t content_length;   /* HTTP1_FRAME_LENGTH: what the child was told */
+    uint64_t body_received;    /* response body bytes from the upstream */
     struct scrub_stream *scrub;
     uint64_t start_ms, upstream_ms;
     bool active;
@@ -292,6 +294,7 @@ static void on_upstream_head(void *ud, int status, const struct http1_header *h,
     r = http1_put_forwarded_head(out, &fw, h, n);
     q->framing = fw.framing;
     q->keep_alive = fw.keep_alive;
+    q->content_length = fw.content_length;
     if (r == 0 && c->inv->scrubber != NULL) {
         scrubber_mask_all(c->inv->scrubber, buf_mutable_ptr(out), buf_len(out));
         if (q->framing != HTTP1_FRAME_NONE)
@@ -332,6 +335,16 @@ static int on_upstream_body(void *ud, const uint8_t *data, size_t len)
         return UPSTREAM_PAUSE;
     if (q->framing == HTTP1_FRAME_NONE)
         return 0;
+    if (q->framing == HTTP1_FRAME_LENGTH && len > q->content_length - q->body_received) {
+        /* More than the upstream declared: those bytes would read as the child's next
+         * response. Cut the connection instead. */
+        log_info("%s conn %llu: upstream sent more than its Content-Length", c->inv->label,
+                 (unsigned long long)c->id);
+        conn__request_done(c, "upstream_error");
+        conn_abort(c);
+        return 0;
+    }
+    q->body_received += len;
     if (q->scrub == NULL) {
         r = conn__write_body(c, data, len);
     } else {
@@ -569,6 +582,12 @@ static int conn__pump_body(struct conn *c)
                 q->bytes_in += dlen;
             }
             used += consumed;
+            /* A chunk announcing more than the limit allows is refused now, not once its
+             * bytes have arrived. */
+            if (q->bytes_in + chunked_pending(&q->chunked) > c->inv->limits.max_body) {
+                r = ERR_HTTP_BODY_TOO_LARGE;
+                break;
+            }
             if (d == 1)
                 q->body_done = true;
             else if (consumed == 0)

@@ -427,10 +427,10 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *userp)
         return len;
     }
     if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
+        /* A 1xx head is not the response: it must not restart the deadline, or an
+         * upstream sending 100 Continue forever would hold the request open. */
         if (r->status >= 200)
             req__deliver_head(r);
-        else
-            req__touch(r);
         return r->cancelled ? 0 : len;
     }
     if (++r->nheaders > UPSTREAM_MAX_HEADERS || buf_put(r->head, data, len) != 0) {

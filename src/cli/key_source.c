@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "env.h"
@@ -114,6 +116,7 @@ int key_from_file(const char *path, struct secret **out, char *err, size_t errle
 
 int key_from_fd(const char *fd_text, struct secret **out, char *err, size_t errlen)
 {
+    struct stat st;
     char buf[KEY_READ_MAX], *end;
     long fd;
     ssize_t n;
@@ -134,6 +137,18 @@ int key_from_fd(const char *fd_text, struct secret **out, char *err, size_t errl
     if (fcntl((int)fd, F_GETFD) < 0) {
         snprintf(err, errlen, "--key-fd %ld: %s", fd, strerror(errno));
         return -EBADF;
+    }
+    /* `--key-fd 3 3<&0` with a file as stdin would share that open file with the command,
+     * which could seek back and read the key again: refuse a seekable fd that is one of 0-2
+     * under another number. (A pipe is read to its end: nothing is left to read again.) */
+    for (int i = 0; i <= 2 && fstat((int)fd, &st) == 0 && !S_ISFIFO(st.st_mode) &&
+                    !S_ISSOCK(st.st_mode) && !S_ISCHR(st.st_mode); i++) {
+        if (syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, (unsigned long)fd,
+                    (unsigned long)i) == 0) {
+            snprintf(err, errlen, "--key-fd %ld is the same open file as fd %d, which the "
+                                  "command shares: give the key on its own fd", fd, i);
+            return ERR_INVALID;
+        }
     }
     n = read_all((int)fd, buf, sizeof(buf));
     r = errno;

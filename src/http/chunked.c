@@ -299,6 +299,11 @@ void chunked_init(struct chunked_decoder *d)
     d->_state = CH_SIZE_START;
 }
 
+uint64_t chunked_pending(const struct chunked_decoder *d)
+{
+    return d->_state == CH_DATA ? d->_remaining : 0;
+}
+
 int chunked_decode(struct chunked_decoder *d, const char *in, size_t len, size_t *consumed,
                    const char **data, size_t *data_len)
 {

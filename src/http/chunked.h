@@ -35,6 +35,10 @@ struct chunked_decoder {
 /* Prepares d to decode a new body. Cannot fail. */
 void chunked_init(struct chunked_decoder *d);
 
+/* Bytes of chunk data announced by the last chunk-size line and not yet yielded: a
+ * caller enforcing a body limit refuses as soon as bytes seen + this exceeds it. */
+uint64_t chunked_pending(const struct chunked_decoder *d);
+
 /*
  * Consumes framing from in[0..len) and yields at most one span of body data per
  * call. *consumed is the number of bytes of in used (framing and data);

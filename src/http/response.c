@@ -202,11 +202,15 @@ static bool parse_content_length(const struct http1_iov *v, uint64_t *out)
 int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
                              const struct http1_header *h, size_t n)
 {
-    bool encoded = false, have_length = false, no_body;
+    bool encoded = false, have_length = false, chunked_upstream = false, no_body;
     uint64_t length = 0;
     int r;
 
     for (size_t i = 0; i < n; i++) {
+        /* RFC 9112 6.3: with Transfer-Encoding, a Content-Length means nothing (libcurl has
+         * de-chunked the body): never pass it on, or the child's next response desyncs. */
+        if (name_is(h[i].name.base, h[i].name.len, "transfer-encoding"))
+            chunked_upstream = true;
         if (name_is(h[i].name.base, h[i].name.len, "content-encoding") &&
             !(h[i].value.len == 8 && strncasecmp(h[i].value.base, "identity", 8) == 0))
             encoded = true;
@@ -222,7 +226,7 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
             length = v;
         }
     }
-    have_length = have_length && !encoded;
+    have_length = have_length && !encoded && !chunked_upstream;
     no_body = fw->is_head || http1_status_has_no_body(fw->status);
     if (no_body)
         fw->framing = HTTP1_FRAME_NONE;

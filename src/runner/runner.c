@@ -375,7 +375,12 @@ static void on_ws_message(struct ws *ws, uint8_t *msg, size_t len, bool binary, 
     memset(&m, 0, sizeof(m));
     /* proto_decode wipes msg: it may carry a credential. */
     if (proto_decode((char *)msg, len, &m, err, sizeof(err)) != 0) {
-        log_warn("ignoring a malformed message from the platform: %s", err);
+        /* A task whose request is bad (a credential that could inject, say) still gets
+         * an answer, so the platform does not wait for it forever. */
+        if (m.type == PROTO_TASK_REQUEST && m.task_id != NULL)
+            runner__reply_failure(r, &m, err);
+        else
+            log_warn("ignoring a malformed message from the platform: %s", err);
         proto_in_free(&m);
         return;
     }
