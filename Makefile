@@ -5,7 +5,7 @@ MESON_OPTS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build test test-asan demo install clean
+.PHONY: all deps build test test-asan demo bench install clean
 
 all: build
 
@@ -29,6 +29,10 @@ test-asan: deps
 
 demo: build
 	tools/demo
+
+# Benchmarks (not tests: nothing in `make test` depends on timings). See bench/README.md.
+bench: build
+	BUILD=$(BUILD) bench/run
 
 # credbroker, libcredfd (shared, static, header, pkg-config) and the preload shim.
 install: build
