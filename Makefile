@@ -5,7 +5,7 @@ MESON_OPTS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build test test-asan demo bench install clean
+.PHONY: all deps build test test-asan demo bench fuzz install clean
 
 all: build
 
@@ -29,6 +29,12 @@ test-asan: deps
 
 demo: build
 	tools/demo
+
+# Each libFuzzer harness for FUZZ_SECONDS (default 60) with clang; `make test` only
+# replays the committed corpora.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/fuzz $(FUZZ_SECONDS)
 
 # Benchmarks (not tests: nothing in `make test` depends on timings). See bench/README.md.
 bench: build

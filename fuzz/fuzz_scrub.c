@@ -1,0 +1,203 @@
+/*
+ * fuzz_scrub.c - the response scrubber (scrub.h): every occurrence of the key,
+ * raw or percent-encoded, masked before the child sees it.
+ *
+ * Input: [k][key: 1 + k % 64 bytes][s][s piece lengths, one byte each][body].
+ * Key bytes are made valid keys the way secret_validate_key wants them (a
+ * control byte c becomes c ^ 0x40), and '*' becomes '%': the mask byte in a
+ * key would let a masked run spell the key again, and '%' is the interesting
+ * byte for the matcher. The body is fed through a scrub_stream in the pieces
+ * given (a piece longer than what is left takes the rest; the remainder is
+ * one last piece), then the same stream takes the body again one byte at a
+ * time (or in random pieces, for long bodies) to check that finish() resets it.
+ *
+ * Properties: the streamed output equals scrubber_mask_all over the whole body
+ * in one piece, however it was split; it has the body's length; it equals a
+ * naive reference written here from scrub.h's definition (an occurrence is any
+ * run that decodes to the key, each key byte as itself, %XX in either case, or
+ * '+' for a space; the union of occurrences is masked with '*'), and
+ * mask_all's count is the number of starts the reference finds; the output
+ * never holds the key raw, or fully %-encoded in upper or lower case hex.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "err.h"
+#include "fuzz.h"
+#include "scrub.h"
+
+#define MAX_KEY 64
+
+/* The reference: masks body in place and returns the number of starts of an occurrence. */
+static size_t ref_mask(const uint8_t *key, size_t klen, uint8_t *d, size_t n)
+{
+    bool reach[3 * MAX_KEY + 1], next[3 * MAX_KEY + 1];
+    size_t count = 0, masked_to = 0;
+    uint8_t *orig = fuzz_dup(d, n);
+
+    for (size_t i = 0; i < n; i++) {
+        size_t maxo = 0, span = n - i;
+        bool any = true;
+
+        if (orig[i] != key[0] && orig[i] != '%' && !(orig[i] == '+' && key[0] == ' '))
+            continue;
+        memset(reach, 0, sizeof(reach));
+        reach[0] = true;
+        for (size_t j = 0; j < klen && any; j++) {
+            memset(next, 0, sizeof(next));
+            any = false;
+            for (size_t o = 0; o <= 3 * j; o++) {
+                const uint8_t *c = orig + i + o;
+
+                if (!reach[o] || o >= span)
+                    continue;
+                if (c[0] == key[j] || (c[0] == '+' && key[j] == ' ')) {
+                    next[o + 1] = true;
+                    any = true;
+                }
+                if (c[0] == '%' && o + 2 < span && fuzz_hex(c[1]) >= 0 && fuzz_hex(c[2]) >= 0 &&
+                    (fuzz_hex(c[1]) << 4 | fuzz_hex(c[2])) == key[j]) {
+                    next[o + 3] = true;
+                    any = true;
+                }
+            }
+            memcpy(reach, next, sizeof(reach));
+        }
+        if (!any)
+            continue;
+        for (size_t o = 0; o <= 3 * klen; o++) {
+            if (reach[o])
+                maxo = o;
+        }
+        count++;
+        for (size_t o = i > masked_to ? i : masked_to; o < i + maxo; o++)
+            d[o] = '*';
+        if (i + maxo > masked_to)
+            masked_to = i + maxo;
+    }
+    free(orig);
+    return count;
+}
+
+/* Feeds body in the given pieces (then the rest), then finishes; output into out. */
+static void stream_body(struct scrub_stream *st, const uint8_t *body, size_t n,
+                        const uint8_t *pieces, size_t npieces, struct buf *out)
+{
+    size_t off = 0;
+
+    for (size_t k = 0; k <= npieces && off <= n; k++) {
+        size_t len = k < npieces ? pieces[k] : n - off;
+        uint8_t *copy;
+
+        if (len > n - off)
+            len = n - off;
+        copy = fuzz_dup(body + off, len);
+        FUZZ_CHECK(scrub_stream_feed(st, copy, len, out) == 0, "scrub_stream_feed failed");
+        free(copy);
+        off += len;
+        if (off == n && k < npieces)
+            break;
+    }
+    FUZZ_CHECK(scrub_stream_finish(st, out) == 0, "scrub_stream_finish failed");
+}
+
+static void check_output(const char *what, const struct buf *out, const uint8_t *want, size_t n)
+{
+    if (buf_len(out) != n || (n > 0 && memcmp(buf_ptr(out), want, n) != 0)) {
+        fuzz_dump(what, buf_ptr(out), buf_len(out));
+        fuzz_dump("mask_all", want, n);
+    }
+    FUZZ_CHECK(buf_len(out) == n, "%s: %zu bytes out of %zu", what, buf_len(out), n);
+    FUZZ_CHECK(n == 0 || memcmp(buf_ptr(out), want, n) == 0, "%s differs from mask_all", what);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char hex_upper[] = "0123456789ABCDEF", hex_lower[] = "0123456789abcdef";
+    uint8_t key[MAX_KEY], enc_upper[3 * MAX_KEY], enc_lower[3 * MAX_KEY], *whole, *ref, pieces[256];
+    size_t klen, npieces = 0, n, count, ref_count, at = 0;
+    struct scrubber *s = NULL;
+    struct scrub_stream *st = NULL;
+    struct buf *out;
+    struct fuzz_rng rng;
+    const uint8_t *body;
+
+    if (size < 2)
+        return 0;
+    klen = 1 + data[at++] % MAX_KEY;
+    if (klen > size - at)
+        klen = size - at;
+    for (size_t i = 0; i < klen; i++) {
+        uint8_t c = data[at++];
+
+        if (c < 0x20 || c == 0x7f)
+            c ^= 0x40;
+        key[i] = c == '*' ? '%' : c;
+        enc_upper[3 * i] = enc_lower[3 * i] = '%';
+        enc_upper[3 * i + 1] = (uint8_t)hex_upper[key[i] >> 4];
+        enc_upper[3 * i + 2] = (uint8_t)hex_upper[key[i] & 0xf];
+        enc_lower[3 * i + 1] = (uint8_t)hex_lower[key[i] >> 4];
+        enc_lower[3 * i + 2] = (uint8_t)hex_lower[key[i] & 0xf];
+    }
+    if (at < size) {
+        npieces = data[at++] % 32;
+        if (npieces > size - at)
+            npieces = size - at;
+        memcpy(pieces, data + at, npieces);
+        at += npieces;
+    }
+    body = data + at;
+    n = size - at;
+    fuzz_rng_seed(&rng, data, size);
+
+    FUZZ_CHECK(scrubber_new(key, klen, &s) == 0, "scrubber_new");
+    FUZZ_CHECK(scrubber_max_pattern(s) == 3 * klen, "max pattern");
+    FUZZ_CHECK(scrub_stream_new(s, &st) == 0, "scrub_stream_new");
+    if ((out = buf_new(n + 1, 0)) == NULL)
+        abort();
+
+    whole = fuzz_dup(body, n);
+    count = scrubber_mask_all(s, whole, n);
+    ref = fuzz_dup(body, n);
+    ref_count = ref_mask(key, klen, ref, n);
+    if (n > 0 && memcmp(whole, ref, n) != 0) {
+        fuzz_dump("key", key, klen);
+        fuzz_dump("body", body, n);
+        fuzz_dump("reference", ref, n);
+        fuzz_dump("mask_all", whole, n);
+    }
+    FUZZ_CHECK(n == 0 || memcmp(whole, ref, n) == 0, "mask_all differs from the reference");
+    FUZZ_CHECK(count == ref_count, "mask_all counts %zu occurrences, the reference %zu", count,
+               ref_count);
+    FUZZ_CHECK(!fuzz_contains(whole, n, key, klen), "the key survives raw");
+    FUZZ_CHECK(!fuzz_contains(whole, n, enc_upper, 3 * klen), "the key survives %%-encoded");
+    FUZZ_CHECK(!fuzz_contains(whole, n, enc_lower, 3 * klen), "the key survives %%-encoded");
+
+    stream_body(st, body, n, pieces, npieces, out);
+    check_output("stream", out, whole, n);
+
+    /* The same stream, after finish(), takes a new body. */
+    buf_reset(out);
+    if (n <= 512) {
+        for (size_t i = 0; i < n; i++)
+            FUZZ_CHECK(scrub_stream_feed(st, body + i, 1, out) == 0, "feed one byte");
+        FUZZ_CHECK(scrub_stream_finish(st, out) == 0, "finish");
+    } else {
+        size_t k = 0;
+
+        while (k < sizeof(pieces)) {
+            pieces[k] = (uint8_t)fuzz_rng_below(&rng, 1 + 3 * klen + fuzz_rng_below(&rng, 64));
+            k++;
+        }
+        stream_body(st, body, n, pieces, sizeof(pieces), out);
+    }
+    check_output("stream reused", out, whole, n);
+
+    buf_free(out);
+    free(whole);
+    free(ref);
+    scrub_stream_free(st);
+    scrubber_free(s);
+    return 0;
+}
