@@ -202,7 +202,8 @@ static bool parse_content_length(const struct http1_iov *v, uint64_t *out)
 int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
                              const struct http1_header *h, size_t n)
 {
-    bool encoded = false, have_length = false, chunked_upstream = false, no_body;
+    bool encoded = false, have_length = false, bad_length = false, chunked_upstream = false;
+    bool no_body;
     uint64_t length = 0;
     int r;
 
@@ -216,17 +217,19 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
             encoded = true;
         /* A malformed or repeated-and-differing length is no length at all: chunk it. */
         if (name_is(h[i].name.base, h[i].name.len, "content-length")) {
-            uint64_t v;
+            uint64_t v = 0;
 
-            if (!parse_content_length(&h[i].value, &v) || (have_length && v != length)) {
-                have_length = false;
-                break;
-            }
+            /* (no early exit: a Content-Encoding or Transfer-Encoding may still follow) */
+            if (!parse_content_length(&h[i].value, &v) || (have_length && v != length))
+                bad_length = true;
+            else
+                length = v;
             have_length = true;
-            length = v;
         }
     }
-    have_length = have_length && !encoded && !chunked_upstream;
+    have_length = have_length && !bad_length && !encoded && !chunked_upstream;
+    if (!have_length)
+        length = 0;
     no_body = fw->is_head || http1_status_has_no_body(fw->status);
     if (no_body)
         fw->framing = HTTP1_FRAME_NONE;
@@ -251,8 +254,8 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
             continue;
         r = http1_put_header(out, name->base, name->len, h[i].value.base, h[i].value.len);
         if (r == ERR_INVALID)
-            continue; /* not forwardable safely: dropped */
-        if (r != 0)
+            r = 0; /* not forwardable safely: dropped */
+        else if (r != 0)
             goto fail;
     }
     /* HEAD keeps the length the GET would have had (RFC 9110 9.3.2). */
