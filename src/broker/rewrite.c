@@ -352,9 +352,7 @@ static void writer_put_key(struct writer *w, const uint8_t *key, size_t len, boo
     }
 }
 
-/* True if the raw parameter name raw[0..len) decodes (%XX, '+' as space; a
- * malformed escape stays literal) to exactly name[0..name_len). */
-static bool param_name_equals(const char *raw, size_t len, const char *name, size_t name_len)
+bool rewrite_param_name_equals(const char *raw, size_t len, const char *name, size_t name_len)
 {
     size_t i = 0, j = 0;
 
@@ -365,7 +363,8 @@ static bool param_name_equals(const char *raw, size_t len, const char *name, siz
         if (c == '+') {
             c = ' ';
             i++;
-        } else if (c == '%' && i + 2 < len && (hi = ascii_hex_value((unsigned char)raw[i + 1])) >= 0 &&
+        } else if (c == '%' && i + 2 < len &&
+                   (hi = ascii_hex_value((unsigned char)raw[i + 1])) >= 0 &&
                    (lo = ascii_hex_value((unsigned char)raw[i + 2])) >= 0) {
             c = (unsigned char)(hi << 4 | lo);
             i += 3;
@@ -405,7 +404,7 @@ static void write_url(struct writer *w, const struct upstream_base *base,
         size_t nlen = eq != NULL ? (size_t)(eq - piece) : plen;
 
         i += plen + 1;
-        if (plen == 0 || param_name_equals(piece, nlen, inj->name, inj->name_len))
+        if (plen == 0 || rewrite_param_name_equals(piece, nlen, inj->name, inj->name_len))
             continue;
         if (!first)
             writer_put(w, "&", 1);

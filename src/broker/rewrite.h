@@ -108,6 +108,13 @@ int rewrite_url(struct buf *out, const struct upstream_base *base, const char *t
                 unsigned flags) __attribute__((warn_unused_result));
 
 /*
+ * True if the raw query parameter name raw[0..len) decodes (%XX, '+' as space; a
+ * malformed escape stays literal) to exactly name[0..name_len): the match the
+ * rewrite uses for the sentinel, shared with clients that must agree with it.
+ */
+bool rewrite_param_name_equals(const char *raw, size_t len, const char *name, size_t name_len);
+
+/*
  * Sets *path and *path_len to the path of a request-target (no query, no
  * fragment), for policy matching: a view into target, or a static "/" for an
  * absolute-form target with an empty path. Caller does not free. Validates as

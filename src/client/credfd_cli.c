@@ -33,6 +33,7 @@
 
 #include "ascii.h"
 #include "chunked.h"
+#include "rewrite.h"
 #include "credbroker_config.h"
 #include "credfd.h"
 
@@ -387,34 +388,6 @@ static void head_put_header(struct head_builder *h, const char *name, size_t nam
     head_put(h, "\r\n", 2);
 }
 
-/* True if the raw query parameter name raw[0..len) decodes (%XX, '+' as space)
- * to name, the way the broker matches it (so app%5Fkey counts too). */
-static bool query_name_equals(const char *raw, size_t len, const char *name)
-{
-    size_t i = 0, j = 0, name_len = strlen(name);
-
-    while (i < len) {
-        unsigned char c = (unsigned char)raw[i];
-        int hi, lo;
-
-        if (c == '+') {
-            c = ' ';
-            i++;
-        } else if (c == '%' && i + 2 < len &&
-                   (hi = ascii_hex_value((unsigned char)raw[i + 1])) >= 0 &&
-                   (lo = ascii_hex_value((unsigned char)raw[i + 2])) >= 0) {
-            c = (unsigned char)(hi << 4 | lo);
-            i += 3;
-        } else {
-            i++;
-        }
-        if (j == name_len || (unsigned char)name[j] != c)
-            return false;
-        j++;
-    }
-    return j == name_len;
-}
-
 static bool query_has_param(const char *q, size_t len, const char *name)
 {
     size_t i = 0;
@@ -425,7 +398,7 @@ static bool query_has_param(const char *q, size_t len, const char *name)
         const char *eq = memchr(q + i, '=', end - i);
         size_t name_end = eq != NULL ? (size_t)(eq - q) : end;
 
-        if (query_name_equals(q + i, name_end - i, name))
+        if (rewrite_param_name_equals(q + i, name_end - i, name, strlen(name)))
             return true;
         i = end + 1;
     }
