@@ -19,9 +19,10 @@
  *   - parsing growing prefixes, as the broker does while bytes arrive, gives
  *     ERR_INCOMPLETE and then exactly the result of parsing the whole input;
  *   - the chunked decoder (on the body of a chunked request, or on the whole
- *     input when it is not a request) gives the same body bytes, outcome and
- *     end position fed whole, in random pieces and one byte at a time, and the
- *     same as a reference decoder written here from RFC 9112 7.1.
+ *     input when it is not a request) gives the same body bytes, outcome, end
+ *     position and chunked_pending() fed whole, in random pieces and one byte
+ *     at a time, and the same as a reference decoder written here from RFC
+ *     9112 7.1; while data is pending, a call yields exactly that data first.
  * Each piece is copied into its own exactly sized heap block, so ASan reports
  * any read past what was handed over.
  */
@@ -305,6 +306,7 @@ struct chunk_result {
     size_t end;    /* done: where pipelined bytes start; error: past the bad byte; more: len */
     uint8_t *body; /* decoded body bytes (capacity: the input length) */
     size_t body_len;
+    uint64_t pending; /* chunk data announced and not yet yielded, at the end */
 };
 
 /*
@@ -328,9 +330,17 @@ static void chunked_run(const uint8_t *in, size_t len, const size_t *cuts, size_
         while (off < plen) {
             const char *dp = NULL;
             size_t c = 0, dl = 0;
+            uint64_t before = chunked_pending(&d);
             int r = chunked_decode(&d, (const char *)piece + off, plen - off, &c, &dp, &dl);
 
             FUZZ_CHECK(c <= plen - off, "consumed %zu of %zu", c, plen - off);
+            /* Owed data comes first, and is all that comes: one span per call. */
+            if (before > 0)
+                FUZZ_CHECK(r == 0 && dl == c && dl == (before < plen - off ? before : plen - off) &&
+                               chunked_pending(&d) == before - dl,
+                           "pending %llu, then %zu data bytes of %zu consumed, pending %llu",
+                           (unsigned long long)before, dl, c,
+                           (unsigned long long)chunked_pending(&d));
             if (dl > 0) {
                 FUZZ_CHECK((const uint8_t *)dp >= piece + off &&
                                (const uint8_t *)dp + dl <= piece + off + c,
@@ -343,6 +353,7 @@ static void chunked_run(const uint8_t *in, size_t len, const size_t *cuts, size_
                 FUZZ_CHECK(r == 1 || r == ERR_HTTP_BAD_REQUEST, "chunked_decode returned %d", r);
                 res->status = r;
                 res->end = start + off;
+                res->pending = chunked_pending(&d);
                 /* Sticky: done stays done consuming nothing, an error stays an error. */
                 r = chunked_decode(&d, (const char *)piece + off, plen - off, &c, &dp, &dl);
                 FUZZ_CHECK(r == res->status && c == 0 && dl == 0, "not sticky: %d, %zu", r, c);
@@ -356,6 +367,7 @@ static void chunked_run(const uint8_t *in, size_t len, const size_t *cuts, size_
     }
     res->status = 0;
     res->end = len;
+    res->pending = chunked_pending(&d);
 }
 
 /* The reference decoder: RFC 9112 7.1 with chunked.h's limits, written as a plain descent. */
@@ -498,6 +510,7 @@ static void ref_decode(const uint8_t *in, size_t len, struct chunk_result *res)
 
     res->body = fuzz_malloc(len + 1);
     res->body_len = 0;
+    res->pending = 0;
     for (;;) {
         uint64_t size = 0;
         unsigned digits = 0;
@@ -536,6 +549,7 @@ static void ref_decode(const uint8_t *in, size_t len, struct chunk_result *res)
         res->body_len += n;
         r.p += n;
         if (n < size) {
+            res->pending = size - n;
             x = 1;
             goto out;
         }
@@ -561,6 +575,8 @@ static void check_same_result(const struct chunk_result *a, const struct chunk_r
     FUZZ_CHECK(a->status == b->status && a->end == b->end,
                "%s: status %d end %zu, whole input: status %d end %zu", what, b->status, b->end,
                a->status, a->end);
+    FUZZ_CHECK(a->pending == b->pending, "%s: %llu bytes pending, whole input %llu", what,
+               (unsigned long long)b->pending, (unsigned long long)a->pending);
     FUZZ_CHECK(a->body_len == b->body_len &&
                    (a->body_len == 0 || memcmp(a->body, b->body, a->body_len) == 0),
                "%s: %zu body bytes, whole input %zu (or different bytes)", what, b->body_len,

@@ -13,12 +13,12 @@
  * is a status line, "name: value" lines and an empty line, every line ending
  * in CRLF with no CR, LF or NUL inside; fw.framing, fw.keep_alive and
  * fw.content_length are what a recount here says (RFC 9112 6.3 with the
- * broker's rules: a bad or disagreeing length means none; an encoded body has
- * no length), and exactly the one framing header that goes with them is
- * written; no hop-by-hop header, nor one named in Connection, survives; every
- * other header that can be written safely is passed on, byte for byte and in
- * order. http1_chunk_line gives the lower-case hex of its argument, which the
- * chunked decoder reads back.
+ * broker's rules: a bad or disagreeing length means none, and so does one
+ * beside Transfer-Encoding or on an encoded body), and exactly the one
+ * framing header that goes with them is written; no hop-by-hop header, nor one
+ * named in Connection, survives; every other header that can be written
+ * safely is passed on, byte for byte and in order. http1_chunk_line gives the
+ * lower-case hex of its argument, which the chunked decoder reads back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,7 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *o;
     size_t nf = 0, olen, pos, lines = 0, cl_lines = 0, te_lines = 0, conn_lines = 0, next = 0;
     size_t nout = 0, own;
-    bool encoded = false, have_length = false, length_bad = false, no_body, keep;
+    bool encoded = false, have_length = false, length_bad = false, te_upstream = false;
+    bool no_body, keep;
     uint64_t length = 0;
     enum http1_framing want;
     int status = 0, minor = 1, r;
@@ -259,6 +260,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const struct field *f = &fields[i];
         uint64_t v;
 
+        if (fuzz_eq_ci(f->name, f->name_len, "transfer-encoding"))
+            te_upstream = true;
         if (fuzz_eq_ci(f->name, f->name_len, "content-encoding") &&
             !fuzz_eq_ci(f->value, f->value_len, "identity"))
             encoded = true;
@@ -270,7 +273,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             have_length = true;
         }
     }
-    have_length = have_length && !length_bad && !encoded;
+    have_length = have_length && !length_bad && !encoded && !te_upstream;
     no_body = fw.is_head || (status >= 100 && status <= 199) || status == 204 || status == 304;
     want = no_body       ? HTTP1_FRAME_NONE
            : have_length ? HTTP1_FRAME_LENGTH
