@@ -19,7 +19,8 @@
  * the sentinel, in order and byte for byte, then NAME=<key, upper-case %XX
  * outside unreserved>: so exactly one parameter decodes to the sentinel name,
  * it is the last and decodes to the key. The output path never has a dot
- * segment. rewrite_target_path agrees with rewrite_url. A failure (bad target
+ * segment. rewrite_target_path agrees with rewrite_url, and
+ * rewrite_param_name_equals with the decoding here. A failure (bad target
  * or a buffer too small) leaves the output buffer as it was.
  */
 #include <stdio.h>
@@ -163,6 +164,32 @@ static bool target_ok(const char *t, size_t len, struct split *sp)
         sp->query_len = e - q;
     }
     return true;
+}
+
+/* rewrite_param_name_equals (shared with clients) agrees with the decoding here, for every
+ * parameter name of the query against the sentinel name and against the key as a name. */
+static void check_param_names(const struct split *sp, const struct inject *inj, const uint8_t *key,
+                              size_t key_len)
+{
+    size_t i = 0;
+
+    while (sp->has_query && i <= sp->query_len) {
+        const char *p = sp->query + i, *eq;
+        size_t plen, nlen;
+
+        while (i < sp->query_len && sp->query[i] != '&')
+            i++;
+        plen = (size_t)(sp->query + i - p);
+        eq = memchr(p, '=', plen);
+        nlen = eq != NULL ? (size_t)(eq - p) : plen;
+        FUZZ_CHECK(rewrite_param_name_equals(p, nlen, inj->name, inj->name_len) ==
+                       param_is(p, nlen, inj->name, inj->name_len),
+                   "rewrite_param_name_equals disagrees on the sentinel");
+        FUZZ_CHECK(rewrite_param_name_equals(p, nlen, (const char *)key, key_len) ==
+                       param_is(p, nlen, (const char *)key, key_len),
+                   "rewrite_param_name_equals disagrees on a name with any bytes");
+        i++;
+    }
 }
 
 static void put(char *dst, size_t *at, const void *p, size_t n)
@@ -309,6 +336,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     before = buf_len(out);
 
     ok = target_ok(target, tlen, &sp);
+    check_param_names(&sp, &inj, key, key_len);
     r = rewrite_url(out, &base, target, tlen, &inj, key, key_len,
                     verbatim ? REWRITE_KEY_VERBATIM : 0);
     r2 = rewrite_target_path(target, tlen, &path, &plen);

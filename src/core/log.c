@@ -225,8 +225,8 @@ static void put_field(char *line, size_t *len, size_t cap, const char *key, cons
     }
 }
 
-static void log__vemit(enum log_level level, int r, const char *const *kv, const char *fmt,
-                       va_list ap)
+static void __attribute__((format(printf, 4, 0)))
+log__vemit(enum log_level level, int r, const char *const *kv, const char *fmt, va_list ap)
 {
     char msg[LOG_LINE_MAX], line[LOG_LINE_MAX * 2], when[40];
     size_t mlen, len = 0;

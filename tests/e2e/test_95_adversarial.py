@@ -926,7 +926,10 @@ def test_grandchild_writing_on_a_kept_connection_after_the_command_exits_gets_eo
     assert result["dial"] == "closed", result
     seqs = sorted(int(urllib.parse.parse_qs(r["query"])["seq"][0]) for r in upstream.requests()
                   if "seq" in r["query"])
-    assert seqs == list(range(len(seqs))) and len(seqs) <= 1 + after.count("200"), seqs
+    # A request still in flight when the broker reaps the command is cancelled at
+    # teardown, but may already have reached the upstream (the window is wider under
+    # ASan): at most that one beyond those answered.
+    assert seqs == list(range(len(seqs))) and len(seqs) <= 2 + after.count("200"), seqs
     assert not [r for r in upstream.requests() if "burst" in r["query"]]
 
 
