@@ -14,13 +14,14 @@ struct audit_record {
     const char *invocation;
     uint64_t connection;
     const char *method;
-    const char *path;         /* path and query, credential as [broker] */
-    int status;               /* 0 when no response was sent */
-    uint64_t bytes_in;        /* request body bytes from the child */
-    uint64_t bytes_out;       /* response body bytes to the child */
-    uint64_t upstream_ms;     /* to the upstream's response head */
+    const char *path;     /* path and query, credential as [broker] */
+    int status;           /* 0 when no response was sent */
+    uint64_t bytes_in;    /* request body bytes from the child */
+    uint64_t bytes_out;   /* response body bytes to the child */
+    uint64_t upstream_ms; /* to the upstream's response head */
     uint64_t total_ms;
-    const char *outcome;      /* "ok", "refused", "policy", "upstream_error", "timeout", "client_gone", ... */
+    const char
+        *outcome; /* "ok", "refused", "policy", "upstream_error", "timeout", "client_gone", ... */
 };
 
 /* Opens (creates, mode 0600, append) path. Returns 0 or -errno. Free with audit_close(). */

@@ -38,7 +38,7 @@
 #include "secret.h"
 
 #define CONN_IN_MAX (HTTP1_MAX_HEAD + 64 * 1024) /* head plus one read of what follows */
-#define CONN_BODY_HIGH (256 * 1024)  /* stop reading the child's body above this */
+#define CONN_BODY_HIGH (256 * 1024)              /* stop reading the child's body above this */
 #define CONN_WRITE_HIGH (512 * 1024) /* pause the upstream above this many unwritten bytes */
 #define CONN_URL_MAX (HTTP1_MAX_HEAD + 16 * 1024)
 #define CONN_METHOD_MAX 32
@@ -47,24 +47,24 @@ enum conn_state { CONN_HEAD, CONN_BODY, CONN_WAIT };
 
 struct conn_request {
     char method[CONN_METHOD_MAX + 1];
-    struct buf *audit_path;    /* path and query with the credential as [broker] */
+    struct buf *audit_path; /* path and query with the credential as [broker] */
     int minor;
     bool keep_alive;
     bool is_head;
     bool has_body;
     enum http1_body body_kind;
-    uint64_t body_left;        /* HTTP1_BODY_LENGTH: bytes still to come */
+    uint64_t body_left; /* HTTP1_BODY_LENGTH: bytes still to come */
     struct chunked_decoder chunked;
-    bool body_done;            /* the whole body has been received from the child */
-    bool body_eof_sent;        /* libcurl was told the body ended */
-    struct buf *body;          /* received, not yet taken by libcurl */
+    bool body_done;     /* the whole body has been received from the child */
+    bool body_eof_sent; /* libcurl was told the body ended */
+    struct buf *body;   /* received, not yet taken by libcurl */
     uint64_t bytes_in, bytes_out;
     struct upstream_req *ureq;
     bool head_sent;
     int status;
     enum http1_framing framing;
-    uint64_t content_length;   /* HTTP1_FRAME_LENGTH: what the child was told */
-    uint64_t body_received;    /* response body bytes from the upstream */
+    uint64_t content_length; /* HTTP1_FRAME_LENGTH: what the child was told */
+    uint64_t body_received;  /* response body bytes from the upstream */
     struct scrub_stream *scrub;
     uint64_t start_ms, upstream_ms;
     bool active;
@@ -78,16 +78,16 @@ struct conn {
     uv_timer_t timer;
     int open_handles;
     enum conn_state state;
-    struct buf *in;            /* bytes from the child not yet parsed or moved to the body */
-    struct buf *scratch;       /* scrubbed response bytes about to be framed */
+    struct buf *in;      /* bytes from the child not yet parsed or moved to the body */
+    struct buf *scratch; /* scrubbed response bytes about to be framed */
     struct conn_request req;
-    size_t write_pending;      /* bytes handed to uv_write and not yet written */
+    size_t write_pending; /* bytes handed to uv_write and not yet written */
     bool reading;
-    bool read_eof;             /* the child will send nothing more */
+    bool read_eof; /* the child will send nothing more */
     bool closing;
-    bool close_when_written;   /* graceful close once write_pending drops to 0 */
+    bool close_when_written; /* graceful close once write_pending drops to 0 */
     bool head_timer_running;
-    bool linked;               /* on inv->conns */
+    bool linked; /* on inv->conns */
 };
 
 struct conn_write {
@@ -209,16 +209,26 @@ static void conn__request_done(struct conn *c, const char *outcome)
 static const char *error_code(int status)
 {
     switch (status) {
-    case 400: return "BadRequest";
-    case 403: return "PolicyDenied";
-    case 405: return "MethodNotAllowed";
-    case 408: return "RequestTimeout";
-    case 413: return "RequestEntityTooLarge";
-    case 431: return "RequestHeaderFieldsTooLarge";
-    case 501: return "NotImplemented";
-    case 502: return "BadGateway";
-    case 504: return "GatewayTimeout";
-    default: return "BrokerError";
+    case 400:
+        return "BadRequest";
+    case 403:
+        return "PolicyDenied";
+    case 405:
+        return "MethodNotAllowed";
+    case 408:
+        return "RequestTimeout";
+    case 413:
+        return "RequestEntityTooLarge";
+    case 431:
+        return "RequestHeaderFieldsTooLarge";
+    case 501:
+        return "NotImplemented";
+    case 502:
+        return "BadGateway";
+    case 504:
+        return "GatewayTimeout";
+    default:
+        return "BrokerError";
     }
 }
 
@@ -244,8 +254,10 @@ static void conn__send_error(struct conn *c, int status, const char *message, co
                  error_code(status), message);
     if (n < 0 || (size_t)n >= sizeof(body) ||
         http1_put_status_line(out, c->req.minor, status) != 0 ||
-        buf_putf(out, "Content-Type: application/json\r\nContent-Length: %d\r\n"
-                      "Connection: close\r\n\r\n%s", n, body) != 0 ||
+        buf_putf(out,
+                 "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                 "Connection: close\r\n\r\n%s",
+                 n, body) != 0 ||
         conn__write(c, buf_ptr(out), buf_len(out)) != 0) {
         buf_free(out);
         conn_abort(c);
@@ -261,11 +273,16 @@ static void conn__send_error(struct conn *c, int status, const char *message, co
 static int status_for_parse_error(int r)
 {
     switch (r) {
-    case ERR_HTTP_HEAD_TOO_LARGE: return 431;
-    case ERR_HTTP_BODY_TOO_LARGE: return 413;
-    case ERR_HTTP_METHOD: return 405;
-    case ERR_HTTP_NOT_IMPLEMENTED: return 501;
-    default: return 400;
+    case ERR_HTTP_HEAD_TOO_LARGE:
+        return 431;
+    case ERR_HTTP_BODY_TOO_LARGE:
+        return 413;
+    case ERR_HTTP_METHOD:
+        return 405;
+    case ERR_HTTP_NOT_IMPLEMENTED:
+        return 501;
+    default:
+        return 400;
     }
 }
 
@@ -491,7 +508,8 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr)
         return 400;
     prefix = inv->upstream.origin_len + inv->upstream.path_len;
     (void)buf_consume(q->audit_path, prefix);
-    if (inv->policy != NULL && !policy_allows(inv->policy, q->method, strlen(q->method), path, path_len))
+    if (inv->policy != NULL &&
+        !policy_allows(inv->policy, q->method, strlen(q->method), path, path_len))
         return 403;
 
     if ((url = buf_new(CONN_URL_MAX, BUF_WIPE)) == NULL ||
@@ -504,7 +522,8 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr)
         status = r == ERR_HTTP_BAD_REQUEST ? 400 : 500;
         goto out;
     }
-    if (reqheaders_build(lines, hr, &inv->inject, secret_data(inv->key), secret_len(inv->key)) != 0 ||
+    if (reqheaders_build(lines, hr, &inv->inject, secret_data(inv->key), secret_len(inv->key)) !=
+            0 ||
         buf_cstr(url) == NULL) {
         status = 500;
         goto out;
@@ -526,7 +545,8 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr)
     spec.body_len = hr->body == HTTP1_BODY_LENGTH ? (int64_t)hr->content_length : -1;
     spec.response_head_timeout_ms = inv->limits.response_head_timeout_ms;
     spec.stall_timeout_ms = inv->limits.stall_timeout_ms;
-    if ((r = upstream_req_start(inv->broker->upstream, &spec, &conn_upstream_ops, c, &q->ureq)) != 0) {
+    if ((r = upstream_req_start(inv->broker->upstream, &spec, &conn_upstream_ops, c, &q->ureq)) !=
+        0) {
         log_warn_r(r, "%s conn %llu: cannot start the upstream request", inv->label,
                    (unsigned long long)c->id);
         status = 502;
@@ -610,7 +630,8 @@ static void on_conn_timer(uv_timer_t *t)
 
     if (c->closing)
         return;
-    if (c->state == CONN_HEAD && buf_len(c->in) > 0 && c->write_pending == 0 && !c->close_when_written) {
+    if (c->state == CONN_HEAD && buf_len(c->in) > 0 && c->write_pending == 0 &&
+        !c->close_when_written) {
         c->req.active = true;
         c->req.start_ms = uv_now(c->inv->broker->loop);
         conn__send_error(c, 408, "request head not received in time", "head_timeout");
@@ -672,7 +693,7 @@ static void conn__process(struct conn *c)
             (void)buf_consume(c->in, hr.head_len);
             if (status != 0) {
                 conn__send_error(c, status,
-                                 status == 403 ? "request not allowed by the broker's policy"
+                                 status == 403   ? "request not allowed by the broker's policy"
                                  : status == 413 ? "request body too large"
                                  : status == 405 ? "CONNECT is not supported"
                                  : status == 501 ? "protocol upgrades are not supported"
@@ -691,9 +712,9 @@ static void conn__process(struct conn *c)
             if ((status = conn__pump_body(c)) != 0) {
                 upstream_req_cancel(c->req.ureq);
                 c->req.ureq = NULL;
-                conn__send_error(c, status, status == 413 ? "request body too large"
-                                                          : "malformed request body",
-                                 "bad_request");
+                conn__send_error(
+                    c, status, status == 413 ? "request body too large" : "malformed request body",
+                    "bad_request");
                 return;
             }
             if (c->state == CONN_BODY) {

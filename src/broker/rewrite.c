@@ -256,7 +256,8 @@ int upstream_base_parse(const char *url, struct upstream_base *out)
         while (host_len < alen && a[host_len] != ':') {
             unsigned char c = (unsigned char)a[host_len];
 
-            if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '-' && c != '.' && c != '_' && c != '~')
+            if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '-' && c != '.' && c != '_' &&
+                c != '~')
                 goto bad;
             host_len++;
         }

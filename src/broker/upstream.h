@@ -37,7 +37,7 @@ int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct up
 /* Cancels every request (no callbacks), closes handles; frees asynchronously. */
 void upstream_close(struct upstream *u);
 
-#define UPSTREAM_PAUSE (-1)      /* from on_body / read_body: try again after resume */
+#define UPSTREAM_PAUSE (-1) /* from on_body / read_body: try again after resume */
 
 struct upstream_req_ops {
     /* The final (non-1xx) response head. headers[] in received order, OWS trimmed; the
@@ -57,19 +57,19 @@ struct upstream_req_ops {
 /* What to send. Strings are copied by curl; url and headers may hold the key: the
  * caller wipes its own copies after upstream_req_start returns. */
 struct upstream_req_spec {
-    const char *method;           /* NUL-terminated */
-    const char *url;              /* full URL */
-    const char *const *headers;   /* "Name: value" lines */
+    const char *method;         /* NUL-terminated */
+    const char *url;            /* full URL */
+    const char *const *headers; /* "Name: value" lines */
     size_t nheaders;
     bool has_body;
-    int64_t body_len;             /* -1 = unknown (chunked upstream) */
+    int64_t body_len; /* -1 = unknown (chunked upstream) */
     uint64_t response_head_timeout_ms;
     uint64_t stall_timeout_ms;
 };
 
 /* Result codes of on_done besides 0. */
 enum {
-    UPSTREAM_ERR_CONNECT = -9100,     /* could not connect / TLS failed / reset before the head: 502 */
+    UPSTREAM_ERR_CONNECT = -9100, /* could not connect / TLS failed / reset before the head: 502 */
     UPSTREAM_ERR_HEAD_TIMEOUT = -9101, /* no response head in time: 504 */
     UPSTREAM_ERR_STALLED = -9102,      /* no progress for stall_timeout_ms */
     UPSTREAM_ERR_TRANSFER = -9103,     /* failed after the head */

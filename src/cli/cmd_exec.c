@@ -192,7 +192,8 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
         case 'v': a->verbose = true; break;
         case OPT_ALLOW:
             if (policy_add_rule(a->policy, optarg) != 0) {
-                fprintf(stderr, "credbroker exec: --allow wants 'METHOD /path-glob', got '%.100s'\n",
+                fprintf(stderr,
+                        "credbroker exec: --allow wants 'METHOD /path-glob', got '%.100s'\n",
                         optarg);
                 return CLI_EXIT_USAGE;
             }

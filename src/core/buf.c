@@ -48,10 +48,22 @@ void buf_reset(struct buf *b)
     b->len = 0;
 }
 
-size_t buf_len(const struct buf *b) { return b->len; }
-size_t buf_max(const struct buf *b) { return b->max; }
-const uint8_t *buf_ptr(const struct buf *b) { return b->d == NULL ? (const uint8_t *)"" : b->d + b->off; }
-uint8_t *buf_mutable_ptr(struct buf *b) { return b->d + b->off; }
+size_t buf_len(const struct buf *b)
+{
+    return b->len;
+}
+size_t buf_max(const struct buf *b)
+{
+    return b->max;
+}
+const uint8_t *buf_ptr(const struct buf *b)
+{
+    return b->d == NULL ? (const uint8_t *)"" : b->d + b->off;
+}
+uint8_t *buf_mutable_ptr(struct buf *b)
+{
+    return b->d + b->off;
+}
 
 /* Makes room for len more bytes (+1 for a terminating NUL that buf_cstr may place). */
 static int buf__make_room(struct buf *b, size_t len)

@@ -26,8 +26,8 @@
 struct child {
     uv_loop_t *loop;
     pid_t pid;
-    struct child *next;       /* all live children, for the SIGCHLD handler */
-    uv_timer_t timer;         /* timeout, then kill grace */
+    struct child *next; /* all live children, for the SIGCHLD handler */
+    uv_timer_t timer;   /* timeout, then kill grace */
     bool timer_open;
     bool timed_out;
     bool killing;
@@ -99,9 +99,8 @@ static char *resolve_command(const char *name, char *const *envp)
 }
 
 /* In the forked child: never returns. */
-static void __attribute__((noreturn))
-child__exec(const struct child_options *o, const char *file, char **trampoline, int errpipe,
-            int tty)
+static void __attribute__((noreturn)) child__exec(const struct child_options *o, const char *file,
+                                                  char **trampoline, int errpipe, int tty)
 {
     sigset_t all;
     int err;
@@ -143,7 +142,8 @@ child__exec(const struct child_options *o, const char *file, char **trampoline, 
         }
     }
     /* Only 0-3 reach the command, whatever the broker inherited from its own parent. */
-    if (syscall(SYS_close_range, o->ctl_fd >= 0 ? 4u : 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) != 0) {
+    if (syscall(SYS_close_range, o->ctl_fd >= 0 ? 4u : 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) !=
+        0) {
         for (int fd = o->ctl_fd >= 0 ? 4 : 3; fd < 1024; fd++) {
             if (fd != errpipe)
                 close(fd);

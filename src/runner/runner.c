@@ -66,7 +66,7 @@ struct runner {
     struct broker *broker;
     struct broker_invocation_options broker_template;
     struct env *child_env;
-    bool isolate;                    /* commands run in namespaces (DESIGN.md 4b) */
+    bool isolate; /* commands run in namespaces (DESIGN.md 4b) */
     const char *secret_paths[ISOLATE_MAX_PATHS];
     int nsecret_paths;
     json_t *labels, *environment;
@@ -193,7 +193,8 @@ static void runner__reply_failure(struct runner *r, const struct proto_in *m, co
         .exit_code = -1,
     };
 
-    log_kv(LOG_LEVEL_WARN, (const char *const[]){"task_id", m->task_id, "trace_id", m->trace_id, NULL},
+    log_kv(LOG_LEVEL_WARN,
+           (const char *const[]){"task_id", m->task_id, "trace_id", m->trace_id, NULL},
            "task refused: %s", error);
     runner__send_result(r, proto_encode_task_result(&res));
 }
@@ -285,8 +286,7 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
         runner__reply_failure(r, m, err);
         return;
     }
-    if ((rt = calloc(1, sizeof(*rt))) == NULL ||
-        (rt->task_id = strdup(m->task_id)) == NULL ||
+    if ((rt = calloc(1, sizeof(*rt))) == NULL || (rt->task_id = strdup(m->task_id)) == NULL ||
         (m->trace_id != NULL && (rt->trace_id = strdup(m->trace_id)) == NULL) ||
         (m->source_instance_id != NULL &&
          (rt->source_instance_id = strdup(m->source_instance_id)) == NULL)) {
@@ -504,7 +504,8 @@ static void runner__connect(struct runner *r)
         log_warn_r(rc, "cannot connect to the platform");
         r->ws = NULL;
         r->attempt++;
-        uv_timer_start(&r->reconnect, on_reconnect_timer, BACKOFF_MIN_MS << (r->attempt < 8 ? r->attempt : 8), 0);
+        uv_timer_start(&r->reconnect, on_reconnect_timer,
+                       BACKOFF_MIN_MS << (r->attempt < 8 ? r->attempt : 8), 0);
     }
 }
 
@@ -645,7 +646,8 @@ bool runner_probe_broker(const struct runner_config *cfg)
         return true; /* no probe configured: supported */
     if (!run_probe(cfg->broker.probe)) {
         log_warn("broker probe '%.200s' did not report \"broker_egress\": true: "
-                 "not advertising the broker", cfg->broker.probe);
+                 "not advertising the broker",
+                 cfg->broker.probe);
         return false;
     }
     return true;
@@ -668,10 +670,9 @@ static json_t *environment_json(const struct runner *r)
 
     uname(&u);
     gethostname(host, sizeof(host) - 1);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I}", "os", "linux", "arch",
-                  u.machine, "hostname", host, "kernel", u.release, "broker_supported",
-                  broker_supported(), "broker", r->advertise_broker, "isolation",
-                  r->isolate ? "namespaces" : "none",
+    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I}", "os", "linux", "arch", u.machine,
+                  "hostname", host, "kernel", u.release, "broker_supported", broker_supported(),
+                  "broker", r->advertise_broker, "isolation", r->isolate ? "namespaces" : "none",
                   "secret_arena", secret_arena_backing_name(), "pid", (json_int_t)getpid());
     return o;
 }

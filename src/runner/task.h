@@ -27,19 +27,19 @@ enum task_egress {
 
 struct task_spec {
     const char *task_id;
-    const char *trace_id;          /* may be NULL */
-    const char *command;           /* run with /bin/bash -c */
-    const char *workdir;           /* relative to workspace_root, or absolute inside it; NULL = root */
-    const char *workspace_root;    /* created (0700) if missing */
+    const char *trace_id;       /* may be NULL */
+    const char *command;        /* run with /bin/bash -c */
+    const char *workdir;        /* relative to workspace_root, or absolute inside it; NULL = root */
+    const char *workspace_root; /* created (0700) if missing */
     uint64_t timeout_ms;
-    size_t output_cap;             /* bytes kept per stream */
-    bool stream;                   /* report output chunks while running */
-    char *const *env;              /* base environment: already stripped of the runner's secrets */
+    size_t output_cap; /* bytes kept per stream */
+    bool stream;       /* report output chunks while running */
+    char *const *env;  /* base environment: already stripped of the runner's secrets */
     /* Credential: key ownership passes to the task (also on failure); NULL = none. */
     struct secret *key;
     const char *base_url;
     enum task_egress egress;
-    struct broker *broker;         /* for TASK_EGRESS_BROKER */
+    struct broker *broker;                                   /* for TASK_EGRESS_BROKER */
     const struct broker_invocation_options *broker_template; /* inject, limits, scrub */
     /* Isolation (DESIGN.md 4b): when on, the command runs in its own namespaces with these
      * paths covered. */
@@ -49,11 +49,11 @@ struct task_spec {
 };
 
 struct task_outcome {
-    bool success;                  /* the command ran and exited 0 */
-    int exit_code;                 /* 124 on timeout, -1 if it never ran */
+    bool success;  /* the command ran and exited 0 */
+    int exit_code; /* 124 on timeout, -1 if it never ran */
     bool timed_out;
-    const char *error;             /* "" or why it failed */
-    const uint8_t *out, *err;      /* captured output, valid during on_done */
+    const char *error;        /* "" or why it failed */
+    const uint8_t *out, *err; /* captured output, valid during on_done */
     size_t out_len, err_len;
     bool out_truncated, err_truncated;
 };
