@@ -284,14 +284,10 @@ static int read_key(const struct exec_args *a, struct secret **key)
 static struct env *child_env(const struct exec_args *a, const char *const *extra)
 {
     extern char **environ;
-    struct env *e = env_new(environ);
+    struct env *e = env_new_for_command(environ, a->env_deny, a->nenv_deny);
 
     if (e == NULL)
         return NULL;
-    for (const char *const *d = env_default_deny; *d != NULL; d++)
-        env_deny(e, *d);
-    for (size_t i = 0; i < a->nenv_deny; i++)
-        env_deny(e, a->env_deny[i]);
     if (a->key_env != NULL)
         env_deny(e, a->key_env);
     for (; extra[0] != NULL; extra += 2) {
@@ -381,19 +377,17 @@ static int exit_for_spawn_error(int r, const char *cmd)
 /* --legacy: the old path, no broker. The key is in the command's environment. */
 static int run_legacy(const struct exec_args *a, struct secret *key)
 {
-    char *value = strndup((const char *)secret_data(key), secret_len(key));
-    const char *extra[] = {APP_KEY_VAR, value, BASE_URL_VAR, a->upstream, NULL};
-    struct env *e;
+    const char *extra[] = {BASE_URL_VAR, a->upstream, NULL};
+    struct env *e = child_env(a, extra);
     int r;
 
-    secret_free(key);
-    if (value == NULL || (e = child_env(a, extra)) == NULL) {
-        free(value);
+    if (e == NULL || env_set_secret(e, APP_KEY_VAR, key) != 0) {
+        secret_free(key);
+        env_free(e);
         fprintf(stderr, "credbroker exec: out of memory\n");
         return CLI_EXIT_FAILURE;
     }
-    explicit_bzero(value, strlen(value));
-    free(value);
+    secret_free(key);
     log_warn("--legacy: the key is in the command's environment (%s)", APP_KEY_VAR);
     execvpe(a->command[0], a->command, (char *const *)env_array(e));
     r = -errno;

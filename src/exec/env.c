@@ -8,6 +8,7 @@
 
 #include "env.h"
 #include "err.h"
+#include "secret.h"
 
 /* The broker's own secrets and variables it sets itself. */
 const char *const env_default_deny[] = {
@@ -58,12 +59,31 @@ fail:
     return NULL;
 }
 
+struct env *env_new_for_command(char *const *src, const char *const *deny, size_t ndeny)
+{
+    struct env *e = env_new(src);
+
+    if (e == NULL)
+        return NULL;
+    for (const char *const *d = env_default_deny; *d != NULL; d++)
+        env_deny(e, *d);
+    for (size_t i = 0; i < ndeny; i++)
+        env_deny(e, deny[i]);
+    return e;
+}
+
+static void var_free(char *var)
+{
+    explicit_bzero(var, strlen(var));
+    free(var);
+}
+
 void env_free(struct env *e)
 {
     if (e == NULL)
         return;
     for (size_t i = 0; i < e->n; i++)
-        free(e->vars[i]);
+        var_free(e->vars[i]);
     free(e->vars);
     free(e);
 }
@@ -89,25 +109,27 @@ void env_deny(struct env *e, const char *pattern)
             i++;
             continue;
         }
-        free(e->vars[i]);
+        var_free(e->vars[i]);
         memmove(&e->vars[i], &e->vars[i + 1], (e->n - i) * sizeof(char *));
         e->n--;
     }
 }
 
-int env_set(struct env *e, const char *name, const char *value)
+/* Sets NAME=value[0..vlen), replacing an existing NAME. */
+static int env__put(struct env *e, const char *name, const void *value, size_t vlen)
 {
-    size_t nlen = strlen(name), vlen = strlen(value);
+    size_t nlen = strlen(name);
     char *var;
 
     if ((var = malloc(nlen + vlen + 2)) == NULL)
         return ERR_NOMEM;
     memcpy(var, name, nlen);
     var[nlen] = '=';
-    memcpy(var + nlen + 1, value, vlen + 1);
+    memcpy(var + nlen + 1, value, vlen);
+    var[nlen + 1 + vlen] = '\0';
     for (size_t i = 0; i < e->n; i++) {
         if (name_len(e->vars[i]) == nlen && memcmp(e->vars[i], name, nlen) == 0) {
-            free(e->vars[i]);
+            var_free(e->vars[i]);
             e->vars[i] = var;
             return 0;
         }
@@ -119,6 +141,16 @@ int env_set(struct env *e, const char *name, const char *value)
     e->vars[e->n++] = var;
     e->vars[e->n] = NULL;
     return 0;
+}
+
+int env_set(struct env *e, const char *name, const char *value)
+{
+    return env__put(e, name, value, strlen(value));
+}
+
+int env_set_secret(struct env *e, const char *name, const struct secret *s)
+{
+    return env__put(e, name, secret_data(s), secret_len(s));
 }
 
 char *const *env_array(const struct env *e)

@@ -12,13 +12,21 @@ extern const char *const env_default_deny[];
 
 struct env;
 
+struct secret;
+
 /* Starts from a copy of src (e.g. environ). Returns NULL on allocation failure. */
 struct env *env_new(char *const *src);
+/* A command's base environment: a copy of src minus env_default_deny and every
+ * pattern of deny[0..ndeny). Returns NULL on allocation failure. */
+struct env *env_new_for_command(char *const *src, const char *const *deny, size_t ndeny);
+/* Frees e, wiping every variable (one may carry a key on the legacy path). Accepts NULL. */
 void env_free(struct env *e);
 /* Removes every variable whose name matches the fnmatch pattern. */
 void env_deny(struct env *e, const char *pattern);
 /* Sets NAME=value, replacing an existing NAME. Returns 0 or ERR_NOMEM. */
 int env_set(struct env *e, const char *name, const char *value);
+/* Sets NAME to the bytes of a secret (the legacy path), with no other copy made. */
+int env_set_secret(struct env *e, const char *name, const struct secret *s);
 /* The NULL-terminated array for execve; owned by e. */
 char *const *env_array(const struct env *e);
 

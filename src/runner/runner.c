@@ -687,14 +687,11 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     r->loop = uv_default_loop();
     r->cfg = cfg;
     r->advertise_broker = advertise;
-    if ((r->child_env = env_new(environ)) == NULL)
-        return ERR_NOMEM;
     /* The runner's own secrets never reach a command. */
-    for (const char *const *d = env_default_deny; *d != NULL; d++)
-        env_deny(r->child_env, *d);
+    if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,
+                                            cfg->broker.nenv_deny)) == NULL)
+        return ERR_NOMEM;
     env_deny(r->child_env, "FLASHDUTY_RUNNER_*");
-    for (size_t i = 0; i < cfg->broker.nenv_deny; i++)
-        env_deny(r->child_env, cfg->broker.env_deny[i]);
     if (broker_supported() && cfg->broker.enabled) {
         memset(&bo, 0, sizeof(bo));
         bo.cacert = cfg->broker.cacert != NULL && cfg->broker.cacert[0] ? cfg->broker.cacert : NULL;

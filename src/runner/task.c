@@ -399,15 +399,8 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
         }
     } else if (key != NULL) {
         /* The legacy path, chosen by capability only (no broker on this platform). */
-        char *value = strndup((const char *)secret_data(key), secret_len(key));
-
-        r = value == NULL || env_set(env, "FLASHDUTY_APP_KEY", value) != 0 ||
-            env_set(env, "FLASHDUTY_BASE_URL", spec->base_url != NULL ? spec->base_url : "") != 0;
-        if (value != NULL) {
-            explicit_bzero(value, strlen(value));
-            free(value);
-        }
-        if (r != 0) {
+        if (env_set_secret(env, "FLASHDUTY_APP_KEY", key) != 0 ||
+            env_set(env, "FLASHDUTY_BASE_URL", spec->base_url != NULL ? spec->base_url : "") != 0) {
             task__fail_later(t, "%s", "out of memory");
             goto out;
         }
