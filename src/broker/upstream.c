@@ -16,9 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "buf.h"
+#include "curl_api.h"
 #include "err.h"
 #include "log.h"
 #include "upstream.h"
@@ -68,6 +67,9 @@ struct upstream_req {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Set with the first multi handle; every call below happens after that. */
+static const struct curl_api *libcurl;
+
 static void upstream__check_info(struct upstream *u);
 static void req__destroy(struct upstream_req *r);
 
@@ -86,7 +88,7 @@ static void on_poll(uv_poll_t *poll, int status, int events)
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
     u->in_curl++;
-    curl_multi_socket_action(u->multi, ctx->fd, flags, &running);
+    libcurl->multi_socket_action(u->multi, ctx->fd, flags, &running);
     u->in_curl--;
     upstream__check_info(u);
 }
@@ -97,7 +99,7 @@ static void on_timer(uv_timer_t *t)
     int running;
 
     u->in_curl++;
-    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    libcurl->multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     u->in_curl--;
     upstream__check_info(u);
 }
@@ -132,7 +134,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
     if (action == CURL_POLL_REMOVE) {
         if (ctx != NULL) {
             uv_poll_stop(&ctx->poll);
-            curl_multi_assign(u->multi, fd, NULL);
+            libcurl->multi_assign(u->multi, fd, NULL);
             uv_close((uv_handle_t *)&ctx->poll, sock_ctx_close_cb);
         }
         return 0;
@@ -147,7 +149,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
             return -1;
         }
         ctx->poll.data = ctx;
-        curl_multi_assign(u->multi, fd, ctx);
+        libcurl->multi_assign(u->multi, fd, ctx);
     }
     if (action != CURL_POLL_OUT)
         events |= UV_READABLE;
@@ -162,46 +164,52 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
 
 int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct upstream **out)
 {
-    static bool global_done;
-    struct upstream *u = NULL;
-    int r = ERR_NOMEM;
+    struct upstream *u;
+    int r;
 
     *out = NULL;
-    if (!global_done) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return ERR_UPSTREAM;
-        global_done = true;
-    }
     if ((u = calloc(1, sizeof(*u))) == NULL)
         return ERR_NOMEM;
     u->loop = loop;
     u->opts = *opts;
-    if (opts->cacert != NULL && (u->cacert = strdup(opts->cacert)) == NULL)
-        goto out;
-    u->opts.cacert = u->cacert;
-    if ((u->multi = curl_multi_init()) == NULL)
-        goto out;
-    if (curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
-        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L) != CURLM_OK) {
-        r = ERR_UPSTREAM;
-        goto out;
+    if (opts->cacert != NULL && (u->cacert = strdup(opts->cacert)) == NULL) {
+        free(u);
+        return ERR_NOMEM;
     }
+    u->opts.cacert = u->cacert;
     /* Last: once the timer handle exists, u can only be freed from its close callback. */
-    if ((r = uv_timer_init(loop, &u->timer)) != 0)
-        goto out;
+    if ((r = uv_timer_init(loop, &u->timer)) != 0) {
+        free(u->cacert);
+        free(u);
+        return r;
+    }
     u->timer.data = u;
     *out = u;
     return 0;
-out:
+}
+
+/* The multi handle, made when the first request needs it (see curl_api.h for why). */
+static int upstream__ensure_multi(struct upstream *u)
+{
+    CURLM *multi;
+
     if (u->multi != NULL)
-        curl_multi_cleanup(u->multi);
-    free(u->cacert);
-    free(u);
-    return r;
+        return 0;
+    if (libcurl == NULL && (libcurl = curl_api_get()) == NULL)
+        return ERR_UPSTREAM;
+    if ((multi = libcurl->multi_init()) == NULL)
+        return ERR_NOMEM;
+    if (libcurl->multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+        libcurl->multi_setopt(multi, CURLMOPT_SOCKETDATA, u) != CURLM_OK ||
+        libcurl->multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+        libcurl->multi_setopt(multi, CURLMOPT_TIMERDATA, u) != CURLM_OK ||
+        libcurl->multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
+        libcurl->multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L) != CURLM_OK) {
+        libcurl->multi_cleanup(multi);
+        return ERR_UPSTREAM;
+    }
+    u->multi = multi;
+    return 0;
 }
 
 static void upstream_timer_close_cb(uv_handle_t *h)
@@ -220,7 +228,8 @@ void upstream_close(struct upstream *u)
     while (u->reqs != NULL)
         upstream_req_cancel(u->reqs);
     /* Closes the pooled connections; socket_cb gets CURL_POLL_REMOVE for each. */
-    curl_multi_cleanup(u->multi);
+    if (u->multi != NULL)
+        libcurl->multi_cleanup(u->multi);
     u->multi = NULL;
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, upstream_timer_close_cb);
@@ -260,15 +269,15 @@ static void req__destroy(struct upstream_req *r)
     struct upstream *u = r->u;
 
     if (!r->removed && u->multi != NULL)
-        curl_multi_remove_handle(u->multi, r->easy);
+        libcurl->multi_remove_handle(u->multi, r->easy);
     r->removed = true;
-    curl_easy_cleanup(r->easy);
+    libcurl->easy_cleanup(r->easy);
     r->easy = NULL;
     if (r->headers != NULL) {
         /* Header lines may carry the key (header or bearer injection). */
         for (struct curl_slist *l = r->headers; l != NULL; l = l->next)
             explicit_bzero(l->data, strlen(l->data));
-        curl_slist_free_all(r->headers);
+        libcurl->slist_free_all(r->headers);
         r->headers = NULL;
     }
     req__unlink(r);
@@ -310,7 +319,7 @@ static void upstream__check_info(struct upstream *u)
     if (u->in_curl > 0 || u->multi == NULL)
         return;
     upstream__reap_cancelled(u);
-    while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
+    while ((msg = libcurl->multi_info_read(u->multi, &left)) != NULL) {
         struct upstream_req *r = NULL;
         CURLcode res;
         int result = 0;
@@ -319,8 +328,8 @@ static void upstream__check_info(struct upstream *u)
         if (msg->msg != CURLMSG_DONE)
             continue;
         res = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        curl_multi_remove_handle(u->multi, msg->easy_handle);
+        libcurl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        libcurl->multi_remove_handle(u->multi, msg->easy_handle);
         if (r == NULL)
             continue;
         r->removed = true;
@@ -328,7 +337,7 @@ static void upstream__check_info(struct upstream *u)
             req__destroy(r);
             continue;
         }
-        detail = r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(res);
+        detail = r->errbuf[0] != '\0' ? r->errbuf : libcurl->easy_strerror(res);
         if (res != CURLE_OK)
             result = r->head_done ? UPSTREAM_ERR_TRANSFER : UPSTREAM_ERR_CONNECT;
         else if (!r->head_done)
@@ -483,7 +492,7 @@ static size_t read_cb(char *dst, size_t size, size_t nitems, void *userp)
 
 #define SETOPT(opt, val)                                                                   \
     do {                                                                                   \
-        if (curl_easy_setopt(r->easy, (opt), (val)) != CURLE_OK)                           \
+        if (libcurl->easy_setopt(r->easy, (opt), (val)) != CURLE_OK)                           \
             goto fail;                                                                     \
     } while (0)
 
@@ -496,6 +505,8 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     *out = NULL;
     if (u->closing)
         return ERR_CLOSED;
+    if ((rc = upstream__ensure_multi(u)) != 0)
+        return rc;
     if ((r = calloc(1, sizeof(*r))) == NULL)
         return ERR_NOMEM;
     r->u = u;
@@ -520,10 +531,10 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     u->reqs = r;
     u->active++;
     r->removed = true;
-    if ((r->easy = curl_easy_init()) == NULL)
+    if ((r->easy = libcurl->easy_init()) == NULL)
         goto fail;
     for (size_t i = 0; i < spec->nheaders; i++) {
-        struct curl_slist *l = curl_slist_append(r->headers, spec->headers[i]);
+        struct curl_slist *l = libcurl->slist_append(r->headers, spec->headers[i]);
 
         if (l == NULL)
             goto fail;
@@ -568,7 +579,7 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     }
     r->start_ms = uv_now(u->loop);
     req__touch(r);
-    if (curl_multi_add_handle(u->multi, r->easy) != CURLM_OK)
+    if (libcurl->multi_add_handle(u->multi, r->easy) != CURLM_OK)
         goto fail;
     r->removed = false;
     *out = r;
@@ -600,7 +611,7 @@ void upstream_req_resume(struct upstream_req *r)
     r->recv_paused = false;
     /* Unpausing may deliver buffered data to write_cb at once. */
     u->in_curl++;
-    curl_easy_pause(r->easy, CURLPAUSE_CONT);
+    libcurl->easy_pause(r->easy, CURLPAUSE_CONT);
     u->in_curl--;
     upstream__check_info(u);
 }
