@@ -985,9 +985,15 @@ static int conn_on_bytes(struct load *L, struct lconn *c, const uint8_t *p, size
 
 static void conn_read(struct load *L, struct lconn *c)
 {
-    for (int i = 0; i < LOAD_READS_PER_EVENT; i++) {
+    for (int i = 0;; i++) {
         uint32_t want = 0;
-        ssize_t n = conn_io_read(c, L->rbuf, LOAD_READ_BUF, &want);
+        ssize_t n;
+
+        /* Past the per-event budget, only bytes OpenSSL already holds: with read-ahead
+         * they raise no new epoll event, and leaving them there stalls the download. */
+        if (i >= LOAD_READS_PER_EVENT && (c->ssl == NULL || !SSL_has_pending(c->ssl)))
+            return;
+        n = conn_io_read(c, L->rbuf, LOAD_READ_BUF, &want);
 
         if (n == -EAGAIN) {
             conn_want(L, c, want);
