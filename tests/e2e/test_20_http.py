@@ -286,6 +286,23 @@ def test_keep_alive_serves_several_requests_on_one_connection(held, upstream):
     assert [r["query"].split("&")[0] for r in reqs] == ["n=1", "n=2", "n=3", "n=4"]
 
 
+def test_each_request_goes_upstream_with_its_own_method_and_body(held, upstream):
+    # The broker reuses libcurl handles between requests: nothing of one request's method
+    # or body may carry over to the next (a GET after a POST, a GET after a HEAD).
+    h = held()
+    upstream.clear_log()
+    c = raw(h)
+    sequence = [("PUT", b"p" * 3000), ("HEAD", None), ("GET", None), ("POST", b"q" * 10),
+                ("DELETE", None), ("PATCH", b"r" * 70000), ("GET", None), ("OPTIONS", None)]
+    for i, (method, body) in enumerate(sequence):
+        c.send(rawhttp.request(method, "/echo?n=%d" % i, body=body or b""))
+        assert c.response(method).status == 200
+    reqs = upstream.wait_requests(len(sequence))
+    assert [(r["method"], r["body_len"]) for r in reqs] == \
+        [(m, len(b) if b is not None else 0) for m, b in sequence]
+    assert [r["query"].split("&")[0] for r in reqs] == ["n=%d" % i for i in range(len(sequence))]
+
+
 def test_pipelined_requests_are_answered_in_order(held, upstream):
     h = held()
     a, b = os.urandom(70000), os.urandom(3000)
