@@ -22,8 +22,7 @@ static const struct {
     SYM(multi_add_handle), SYM(multi_remove_handle), SYM(multi_assign),
     SYM(multi_socket_action), SYM(multi_info_read),  SYM(multi_cleanup),
     SYM(easy_init),        SYM(easy_setopt),         SYM(easy_getinfo),
-    SYM(easy_pause),       SYM(easy_cleanup),        SYM(easy_reset),
-    SYM(easy_strerror),
+    SYM(easy_pause),       SYM(easy_cleanup),        SYM(easy_strerror),
     SYM(slist_append),     SYM(slist_free_all),
 #undef SYM
 };

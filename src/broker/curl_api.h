@@ -30,7 +30,6 @@ struct curl_api {
     CURLcode (*easy_getinfo)(CURL *easy, CURLINFO info, ...);
     CURLcode (*easy_pause)(CURL *easy, int bitmask);
     void (*easy_cleanup)(CURL *easy);
-    void (*easy_reset)(CURL *easy);
     const char *(*easy_strerror)(CURLcode code);
     struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
     void (*slist_free_all)(struct curl_slist *list);

@@ -25,7 +25,6 @@
 #define UPSTREAM_MAX_HEAD_BYTES (256 * 1024) /* all response header lines together */
 #define UPSTREAM_MAX_HEADERS 500
 #define UPSTREAM_BUFFER_SIZE (256 * 1024)    /* libcurl's receive buffer per transfer */
-#define UPSTREAM_IDLE_EASY 32                /* finished easy handles kept for reuse */
 
 struct upstream {
     uv_loop_t *loop;
@@ -39,10 +38,6 @@ struct upstream {
     /* The views handed to on_head: here, not on the stack, where zero-initialising 500 of
      * them per response cost 16k instructions (bench: callgrind). */
     struct http1_header head_views[UPSTREAM_MAX_HEADERS];
-    /* Easy handles of finished requests, reset and kept: a new handle costs more than the
-     * rest of a keep-alive request's set-up (bench CG). */
-    CURL *idle_easy[UPSTREAM_IDLE_EASY];
-    size_t nidle_easy;
     bool closing;
 };
 
@@ -232,8 +227,6 @@ void upstream_close(struct upstream *u)
     u->closing = true;
     while (u->reqs != NULL)
         upstream_req_cancel(u->reqs);
-    while (u->nidle_easy > 0)
-        libcurl->easy_cleanup(u->idle_easy[--u->nidle_easy]);
     /* Closes the pooled connections; socket_cb gets CURL_POLL_REMOVE for each. */
     if (u->multi != NULL)
         libcurl->multi_cleanup(u->multi);
@@ -278,14 +271,7 @@ static void req__destroy(struct upstream_req *r)
     if (!r->removed && u->multi != NULL)
         libcurl->multi_remove_handle(u->multi, r->easy);
     r->removed = true;
-    if (r->easy != NULL) {
-        if (u->multi != NULL && !u->closing && u->nidle_easy < UPSTREAM_IDLE_EASY) {
-            libcurl->easy_reset(r->easy); /* drops every option, keeps the buffers */
-            u->idle_easy[u->nidle_easy++] = r->easy;
-        } else {
-            libcurl->easy_cleanup(r->easy);
-        }
-    }
+    libcurl->easy_cleanup(r->easy);
     r->easy = NULL;
     if (r->headers != NULL) {
         /* Header lines may carry the key (header or bearer injection). */
@@ -545,9 +531,7 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     u->reqs = r;
     u->active++;
     r->removed = true;
-    if (u->nidle_easy > 0)
-        r->easy = u->idle_easy[--u->nidle_easy];
-    else if ((r->easy = libcurl->easy_init()) == NULL)
+    if ((r->easy = libcurl->easy_init()) == NULL)
         goto fail;
     for (size_t i = 0; i < spec->nheaders; i++) {
         struct curl_slist *l = libcurl->slist_append(r->headers, spec->headers[i]);
