@@ -44,6 +44,11 @@ http {{
             default_type application/json;
             return 200 '{{"protocol":"$server_protocol","connection":"$connection","key_ok":"$key_ok","app_key":"$arg_app_key"}}';
         }}
+        location /keyed {{
+            default_type application/json;
+            if ($key_ok = no) {{ return 401 '{{"error":"bad key"}}'; }}
+            return 200 '{{"ok":true}}';
+        }}
     }}
 }}
 """
@@ -110,6 +115,25 @@ def test_upstream_speaks_http2_and_reuses_one_connection(nginx_h2, exec_argv, tm
         assert c["body"]["app_key"] == "*" * len(H2_KEY)  # ...and its echo came back masked
     # Two brokered connections of the child, one pooled TLS connection upstream.
     assert calls[0]["body"]["connection"] == calls[1]["body"]["connection"]
+
+
+def test_many_concurrent_requests_multiplexed_over_http2_all_succeed(nginx_h2, exec_argv,
+                                                                     build_dir, tmp_path):
+    # 32 brokered keep-alive connections at once share the pooled HTTP/2 connection(s):
+    # every request must come back 200 (nginx checked the key). A correctness check under
+    # concurrency, not a timing: bench/ measures speed.
+    credload = build_dir / "bench" / "credload"
+    if not credload.exists():
+        pytest.skip("credload not built")
+    key_path = write_key_file(tmp_path / "h2key", H2_KEY)
+    argv = exec_argv(["--max-conns", "64", "--dial-rate", "100000"],
+                     child=[str(credload), "--conns", "32", "--requests", "3000",
+                            "--timeout", "20", "/keyed"],
+                     upstream_url=nginx_h2, key_path=key_path)
+    code, out, err = run_process(argv, env=make_child_env({"NO_PROXY": "*"}))
+    assert code == 0, err[-2000:]
+    r = json.loads(out.strip().splitlines()[-1])
+    assert (r["requests"], r["errors"]) == (3000, 0), r
 
 
 class ConnectProxy:
