@@ -40,6 +40,11 @@
 #define CONN_IN_MAX (HTTP1_MAX_HEAD + 64 * 1024) /* head plus one read of what follows */
 #define CONN_BODY_HIGH (256 * 1024)              /* stop reading the child's body above this */
 #define CONN_WRITE_HIGH (512 * 1024) /* pause the upstream above this many unwritten bytes */
+/* Staging buffer sizes: a small response fits the first; a body that outgrows it gets the
+ * second at once (CONN_WRITE_HIGH plus libcurl's largest piece), not a doubling series of
+ * copies. */
+#define CONN_STAGE_SMALL 4096
+#define CONN_STAGE_STREAM (1024 * 1024)
 #define CONN_URL_MAX (HTTP1_MAX_HEAD + 16 * 1024)
 #define CONN_METHOD_MAX 32
 
@@ -80,11 +85,14 @@ struct conn {
     int open_handles;
     enum conn_state state;
     struct buf *in;      /* bytes from the child not yet parsed or moved to the body */
-    struct buf *scratch; /* scrubbed response bytes about to be framed */
+    /* Scrubbed response bytes about to be framed. Not a BUF_WIPE buffer: it only ever holds
+     * what the child is sent (a match is written as '*', never copied first), and wiping it
+     * on every reset cost as much as the scrubbing itself (callgrind, 1 GiB download). */
+    struct buf *scratch;
     struct conn_request req;
     size_t write_pending; /* bytes staged or handed to uv_write and not yet written */
     struct conn_write *staged; /* this loop turn's output, not yet handed to uv_write */
-    size_t staged_cap;
+    struct conn_write *spare;  /* a written stream-sized buffer kept while a body streams */
     bool reading;
     bool read_eof; /* the child will send nothing more */
     bool closing;
@@ -96,7 +104,7 @@ struct conn {
 struct conn_write {
     uv_write_t req;
     struct conn *conn;
-    size_t len;
+    size_t len, cap;
     uint8_t data[];
 };
 
@@ -112,7 +120,11 @@ static void on_written(uv_write_t *req, int status)
     struct conn *c = w->conn;
 
     c->write_pending -= w->len;
-    free(w);
+    /* While the upstream is still sending, the next turn will want a buffer this size. */
+    if (!c->closing && c->req.ureq != NULL && c->spare == NULL && w->cap == CONN_STAGE_STREAM)
+        c->spare = w;
+    else
+        free(w);
     if (c->closing)
         return;
     if (status < 0) {
@@ -143,7 +155,6 @@ static void conn__flush(struct conn *c)
     if (w == NULL)
         return;
     c->staged = NULL;
-    c->staged_cap = 0;
     ub = uv_buf_init((char *)w->data, (unsigned)w->len);
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written) != 0) {
         c->write_pending -= w->len;
@@ -157,32 +168,46 @@ static void on_flush(uv_prepare_t *h)
     conn__flush(h->data);
 }
 
+/* The staging buffer with room for `need` bytes in all, or NULL (out of memory; what was
+ * staged stays). */
+static struct conn_write *conn__stage_room(struct conn *c, size_t need)
+{
+    struct conn_write *w = c->staged;
+    size_t cap;
+
+    if (w != NULL && need <= w->cap)
+        return w;
+    if (w == NULL && c->spare != NULL && need <= c->spare->cap) {
+        w = c->spare;
+        c->spare = NULL;
+    } else {
+        cap = need <= CONN_STAGE_SMALL ? CONN_STAGE_SMALL
+              : need <= CONN_STAGE_STREAM ? CONN_STAGE_STREAM
+                                          : need;
+        if ((w = realloc(w, sizeof(*w) + cap)) == NULL)
+            return NULL;
+        w->cap = cap;
+    }
+    if (c->staged == NULL) {
+        w->conn = c;
+        w->len = 0;
+        uv_prepare_start(&c->flush, on_flush);
+    }
+    c->staged = w;
+    return w;
+}
+
 /* Stages up to three pieces (chunk line, data, CRLF). */
 static int conn__write3(struct conn *c, const void *a, size_t alen, const void *b, size_t blen,
                         const void *d, size_t dlen)
 {
-    size_t len = alen + blen + dlen, have = c->staged != NULL ? c->staged->len : 0;
-    struct conn_write *w = c->staged;
+    size_t len = alen + blen + dlen;
+    struct conn_write *w;
 
     if (len == 0)
         return 0;
-    if (have + len > c->staged_cap) {
-        size_t cap = c->staged_cap * 2;
-
-        if (cap < have + len)
-            cap = have + len;
-        if (cap < 4096)
-            cap = 4096;
-        if ((w = realloc(w, sizeof(*w) + cap)) == NULL)
-            return ERR_NOMEM; /* the staged bytes stay; the caller aborts the connection */
-        if (c->staged == NULL) {
-            w->conn = c;
-            w->len = 0;
-            uv_prepare_start(&c->flush, on_flush);
-        }
-        c->staged = w;
-        c->staged_cap = cap;
-    }
+    if ((w = conn__stage_room(c, (c->staged != NULL ? c->staged->len : 0) + len)) == NULL)
+        return ERR_NOMEM; /* the caller aborts the connection */
     if (alen)
         memcpy(w->data + w->len, a, alen);
     if (blen)
@@ -228,6 +253,8 @@ static void conn__request_reset(struct conn *c)
     struct conn_request *q = &c->req;
 
     upstream_req_cancel(q->ureq);
+    free(c->spare); /* an idle connection keeps no stream-sized buffer */
+    c->spare = NULL;
     buf_free(q->audit_path);
     buf_free(q->body);
     scrub_stream_free(q->scrub);
@@ -923,7 +950,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     c->inv = inv;
     c->id = ++inv->next_conn_id;
     if ((c->in = buf_new(CONN_IN_MAX, 0)) == NULL ||
-        (c->scratch = buf_new(SIZE_MAX, BUF_WIPE)) == NULL) {
+        (c->scratch = buf_new(SIZE_MAX, 0)) == NULL) {
         buf_free(c->in);
         free(c);
         close(fd);
