@@ -490,6 +490,22 @@ static size_t read_cb(char *dst, size_t size, size_t nitems, void *userp)
     return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
 }
 
+/*
+ * A request body that may outlast the upstream's patience goes over HTTP/1.1. An API
+ * answers a large or unwanted upload early (401, 413) and, over HTTP/2, resets the stream;
+ * libcurl 7.88 is then still sending and fails the transfer as "Stream error in the HTTP/2
+ * framing layer" before it hands over the answer it has received, so the child would get
+ * a 502 for a 401 (e2e test_60). Over HTTP/1.1 libcurl stops sending and delivers the
+ * answer. A body that fits HTTP/2's initial flow-control window (65,535 bytes) goes out
+ * whole at once and stays on the multiplexed connection, which is nearly every API call.
+ */
+#define UPSTREAM_H2_BODY_MAX 65535
+
+static bool upstream__body_wants_http1(const struct upstream_req_spec *spec)
+{
+    return spec->has_body && (spec->body_len < 0 || spec->body_len > UPSTREAM_H2_BODY_MAX);
+}
+
 #define SETOPT(opt, val)                                                                   \
     do {                                                                                   \
         if (libcurl->easy_setopt(r->easy, (opt), (val)) != CURLE_OK)                           \
@@ -548,7 +564,8 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     SETOPT(CURLOPT_PATH_AS_IS, 1L);
     SETOPT(CURLOPT_PIPEWAIT, 1L);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)(upstream__body_wants_http1(spec) ? CURL_HTTP_VERSION_1_1
+                                                                         : CURL_HTTP_VERSION_2TLS));
     SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* ask for compression; libcurl decodes it */
     SETOPT(CURLOPT_BUFFERSIZE, (long)UPSTREAM_BUFFER_SIZE);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)u->opts.connect_timeout_ms);
