@@ -97,6 +97,9 @@ struct conn {
     bool read_eof; /* the child will send nothing more */
     bool closing;
     bool close_when_written; /* graceful close once write_pending drops to 0 */
+    /* The response is out, the child is still sending its body: read it and drop it, so the
+     * child's send does not fail before it reads the answer (see conn__finish_response). */
+    bool draining;
     bool head_timer_running;
     bool linked; /* on inv->conns */
 };
@@ -470,6 +473,15 @@ static ssize_t on_upstream_read_body(void *ud, uint8_t *dst, size_t max)
     return (ssize_t)n;
 }
 
+/* Closes once what is staged or queued has been written. */
+static void conn__close_after_writes(struct conn *c)
+{
+    c->draining = false;
+    c->close_when_written = true;
+    if (c->write_pending == 0)
+        conn__close(c);
+}
+
 /* Finishes a response that completed upstream: tail, terminator, then next request. */
 static void conn__finish_response(struct conn *c)
 {
@@ -489,6 +501,16 @@ static void conn__finish_response(struct conn *c)
         return;
     }
     conn__request_done(c, "ok");
+    if (!q->body_done && c->state == CONN_BODY && !c->read_eof) {
+        /* The upstream answered before taking the whole body (an early 401 or 413). Closing
+         * now would fail the child's send with EPIPE before it reads the answer (Python's
+         * http.client raises BrokenPipeError); like nginx's lingering close, the rest of the
+         * body is read and dropped, within the head timeout and max_body, then we close. */
+        c->draining = true;
+        buf_reset(q->body);
+        conn__process(c);
+        return;
+    }
     if (!q->keep_alive || !q->body_done || c->read_eof) {
         c->close_when_written = true;
         if (c->write_pending == 0)
@@ -644,7 +666,7 @@ static int conn__pump_body(struct conn *c)
                 n = (size_t)q->body_left;
             if (n > room)
                 n = room;
-            if ((r = buf_put(q->body, p + used, n)) != 0)
+            if (!c->draining && (r = buf_put(q->body, p + used, n)) != 0)
                 break;
             used += n;
             q->bytes_in += n;
@@ -664,7 +686,7 @@ static int conn__pump_body(struct conn *c)
                     r = ERR_HTTP_BODY_TOO_LARGE;
                     break;
                 }
-                if ((r = buf_put(q->body, data, dlen)) != 0)
+                if (!c->draining && (r = buf_put(q->body, data, dlen)) != 0)
                     break;
                 q->bytes_in += dlen;
             }
@@ -717,6 +739,11 @@ static void conn__update_timer(struct conn *c)
     if (c->close_when_written) {
         uv_timer_start(&c->timer, on_conn_timer, l->stall_timeout_ms, 0);
         c->head_timer_running = false;
+    } else if (c->draining) {
+        /* Counted once from the start of the drain, like a head: a trickle cannot extend it. */
+        if (!c->head_timer_running)
+            uv_timer_start(&c->timer, on_conn_timer, l->head_timeout_ms, 0);
+        c->head_timer_running = true;
     } else if (c->state != CONN_HEAD) {
         uv_timer_stop(&c->timer);
         c->head_timer_running = false;
@@ -775,6 +802,14 @@ static void conn__process(struct conn *c)
                 return;
             }
             c->state = c->req.body_done ? CONN_WAIT : CONN_BODY;
+        } else if (c->state == CONN_BODY && c->draining) {
+            /* The answer is already staged: any end of the body (done, malformed, over the
+             * limit, the child gone) closes after writing it, never with a second answer. */
+            if (conn__pump_body(c) != 0 || c->req.body_done || c->read_eof) {
+                conn__close_after_writes(c);
+                return;
+            }
+            break;
         } else if (c->state == CONN_BODY) {
             if ((status = conn__pump_body(c)) != 0) {
                 upstream_req_cancel(c->req.ureq);
@@ -833,6 +868,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         c->read_eof = true;
         uv_read_stop(s);
         c->reading = false;
+        if (c->draining && nread == UV_EOF) {
+            conn__close_after_writes(c); /* the child stopped sending; it may still read */
+            return;
+        }
         if (nread != UV_EOF || c->state == CONN_BODY || peer_gone(c)) {
             if (c->req.active)
                 conn__request_done(c, "client_gone");
@@ -872,7 +911,8 @@ static void conn__update_reading(struct conn *c)
         want = !c->close_when_written && buf_len(c->in) <= HTTP1_MAX_HEAD;
         break;
     case CONN_BODY:
-        want = buf_len(c->req.body) < CONN_BODY_HIGH && buf_len(c->in) < HTTP1_MAX_HEAD;
+        want = !c->close_when_written && buf_len(c->req.body) < CONN_BODY_HIGH &&
+               buf_len(c->in) < HTTP1_MAX_HEAD;
         break;
     default:
         /* Pipelined bytes: take a head's worth, then wait for the response to finish. */

@@ -177,6 +177,53 @@ def test_an_early_answer_to_a_large_post_over_http2_reaches_the_child_whole(ngin
     assert [(r["status"], r["outcome"]) for r in records] == [(401, "ok")] * 40
 
 
+CHILD_LARGE_UPLOADS = r"""
+import brokered, json
+out = []
+for size in (1_000_000, 5_000_000):
+    c = brokered.connection()
+    try:
+        c.request("POST", "/keyed", body=b"x" * size)
+        r = c.getresponse()
+        out.append([r.status, len(r.read())])
+    except Exception as e:
+        out.append([type(e).__name__, 0])
+    c.close()
+print(json.dumps(out))
+"""
+
+
+def test_a_client_uploading_what_the_upstream_refuses_still_reads_its_answer(nginx_h2, exec_argv,
+                                                                           tmp_path):
+    # nginx answers before taking the body: 401 (wrong key) to 1 MB, 413 (over its 1 MB
+    # client_max_body_size) to 5 MB. Python's http.client sends the whole body before it
+    # reads; the broker drops the rest of the body instead of closing on it, so the client
+    # reads the answer rather than failing with BrokenPipeError.
+    key_path = write_key_file(tmp_path / "wrong", "wrong-key-0123456789abcdef")
+    code, out, err = run_process(exec_argv(code=CHILD_LARGE_UPLOADS, upstream_url=nginx_h2,
+                                           key_path=key_path),
+                                 env=make_child_env({"NO_PROXY": "*"}))
+    assert code == 0, err
+    (s1, n1), (s2, n2) = json.loads(out)
+    assert (s1, n1) == (401, len('{"error":"bad key"}'))
+    assert s2 == 413 and n2 > 0
+
+
+def test_dropping_an_unwanted_body_ends_at_the_head_timeout(nginx_h2, held, tmp_path):
+    # The child announces 1 MB, sends 300 KB and stops: the answer (401) is readable, and the
+    # broker closes once the head timeout has passed instead of waiting for the rest.
+    key_path = write_key_file(tmp_path / "wrong", "wrong-key-0123456789abcdef")
+    h = held(["--head-timeout", "1s"], upstream_url=nginx_h2, key_path=key_path)
+    sock = h.dial()
+    c = rawhttp.RawConn(sock, timeout=15)
+    c.send(b"POST /keyed HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n" +
+           b"x" * 300_000)
+    r = c.response("POST")
+    assert (r.status, r.body) == (401, b'{"error":"bad key"}')
+    assert c.closed(timeout=15)
+    sock.close()
+
+
 class ConnectProxy:
     """An HTTP CONNECT proxy on 127.0.0.1 that tunnels bytes and records targets."""
 
