@@ -5,7 +5,7 @@ MESON_OPTS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build test test-asan demo bench fuzz install clean
+.PHONY: all deps build test test-asan demo bench soak fuzz install clean
 
 all: build
 
@@ -39,6 +39,11 @@ fuzz: deps
 # Benchmarks (not tests: nothing in `make test` depends on timings). See bench/README.md.
 bench: build
 	BUILD=$(BUILD) bench/run
+
+# The soak (not part of `make test`): a runner under 10 minutes of churn, checked for
+# lost requests, memory and fd leaks. See scripts/soak (--quick: 1 minute).
+soak: build
+	BUILD=$(BUILD) scripts/soak
 
 # credbroker, libcredfd (shared, static, header, pkg-config) and the preload shim.
 install: build

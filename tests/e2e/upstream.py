@@ -8,11 +8,13 @@ never answers, resets, trickles a body) so tests can check the broker's
 scrubbing, timeouts and cancellation.
 
     /usr/bin/python3 tests/e2e/upstream.py --port 0 --cert DIR \
-        --ready-file F --log F
+        --ready-file F [--log F] [--key-file K]
 
 DIR holds server.pem and server.key (tools/gen-certs). Binds 127.0.0.1; once
 listening, writes the actual port to the ready file (atomically: the file
-appears complete or not at all).
+appears complete or not at all). Without --log nothing is logged (scripts/soak
+runs it so, for hundreds of thousands of requests); --key-file K holds the key
+/auth accepts (the file's content without its trailing newline).
 
 Log lines (JSON, one per line, appended):
   request: {"method", "path", "raw_target", "query" (raw, "" if none),
@@ -43,6 +45,17 @@ Endpoints (any method; HEAD gets the same head without a body):
                          P bytes (default 1024) with D ms between pieces
   /reset                 closes the TCP connection with RST (SO_LINGER 0),
                          no response
+  /reset-mid-body?size=N&after=M
+                         a 200 head with Content-Length N, the first M bytes
+                         of pattern_bytes(N) (0 <= M < N), then, once the
+                         peer has acknowledged them (at most 1 s), RST as
+                         /reset: the response is cut off mid-body
+  /auth[?close=1]        200 {"ok": true} if the query has exactly one app_key
+                         and it equals the --key-file key, else 401 JSON (so
+                         always 401 without --key-file): a 200 proves the
+                         broker injected the key. With close=1 the answer has
+                         "Connection: close" and the connection is closed
+                         after it (the client's pool loses that connection)
   /status/NNN            status NNN (200..599) with {"status": NNN}
   anything else          404 JSON
 
@@ -51,8 +64,10 @@ pattern_bytes(n) / pattern_sha256(n) from this module for expected values.
 """
 
 import argparse
+import fcntl
 import gzip
 import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -63,7 +78,9 @@ import ssl
 import struct
 import sys
 import tempfile
+import termios
 import threading
+import time
 import urllib.parse
 
 IO_CHUNK = 64 * 1024
@@ -116,17 +133,24 @@ class RequestLog:
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # A burst of new connections (a pool refilling after resets) must not
+    # overflow the listen queue (socketserver's default is 5).
+    request_queue_size = 128
 
-    def __init__(self, addr, handler, tls, log):
+    def __init__(self, addr, handler, tls, log, key=None):
         super().__init__(addr, handler)
         self.tls = tls
         self.log = log
+        self.key = key
         self.stopping = threading.Event()
 
     def finish_request(self, request, client_address):
         # The TLS handshake runs here, in the connection's own thread, so a
         # client that connects and stalls cannot block accept().
         request.settimeout(10)
+        # A response is a head and a body, written separately: without
+        # TCP_NODELAY the body waits for the peer's delayed ACK (40 ms).
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             conn = self.tls.wrap_socket(request, server_side=True)
         except (OSError, ValueError):
@@ -297,6 +321,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         # The connection is closed (without close_notify) by finish_request.
 
+    def _wait_acked(self, timeout):
+        """Waits until every byte written has been acknowledged by the peer
+        (the send queue is empty), at most timeout s: a RST discards what is
+        still queued, and the bytes before it must arrive."""
+        deadline = time.monotonic() + timeout
+        buf = bytearray(struct.calcsize("i"))
+        while time.monotonic() < deadline:
+            try:
+                fcntl.ioctl(self.connection.fileno(), termios.TIOCOUTQ, buf)  # = SIOCOUTQ
+            except (OSError, ValueError):
+                return
+            if struct.unpack("i", buf)[0] == 0:
+                return
+            time.sleep(0.001)
+
+    def _reset_mid_body(self, size, after):
+        if not 0 <= after < size:
+            self._send(400, {"error": {"code": "Bad", "message": "need 0 <= after < size"}})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        try:
+            self._write(pattern_bytes(after))
+            self._wait_acked(1.0)
+        except (OSError, ValueError):
+            pass
+        self._reset()
+
+    def _auth_ok(self, query):
+        keys = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+                if k == "app_key"]
+        key = self.server.key
+        return (key is not None and len(keys) == 1
+                and hmac.compare_digest(keys[0].encode(), key.encode()))
+
     # -- dispatch ----------------------------------------------------------
 
     def _handle(self):
@@ -402,6 +463,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._stream_pattern(size, False, piece=piece, delay=delay)
             elif path == "/reset":
                 self._reset()
+            elif path == "/reset-mid-body":
+                self._reset_mid_body(int(params.get("size", "0")), int(params.get("after", "0")))
+            elif path == "/auth":
+                headers = []
+                if params.get("close") == "1":
+                    self.close_connection = True
+                    headers.append(("Connection", "close"))
+                if self._auth_ok(query):
+                    self._send(200, {"ok": True}, headers=headers)
+                else:
+                    self._send(401, {"error": {"code": "Unauthorized",
+                                               "message": "app_key missing or wrong"}},
+                               headers=headers)
             elif path.startswith("/status/"):
                 try:
                     status = int(path[len("/status/"):])
@@ -458,10 +532,17 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cert", required=True, help="directory with server.pem, server.key")
     ap.add_argument("--ready-file", required=True)
-    ap.add_argument("--log", default=None, help="JSON-lines request log")
+    ap.add_argument("--log", default=None, help="JSON-lines request log (default: none)")
+    ap.add_argument("--key-file", default=None, help="the key /auth accepts")
     args = ap.parse_args(argv)
+    key = None
+    if args.key_file:
+        with open(args.key_file) as f:
+            key = f.read().rstrip("\n")
+        if not key:
+            ap.error("empty key file")
     server = Server(("127.0.0.1", args.port), Handler, make_tls_context(args.cert),
-                    RequestLog(args.log))
+                    RequestLog(args.log), key)
     serve(server, args.ready_file)
     return 0
 
