@@ -227,6 +227,17 @@ static int conn__write(struct conn *c, const void *data, size_t len)
     return conn__write3(c, data, len, NULL, 0, NULL, 0);
 }
 
+/* Closes once what is staged or queued has been written; reads nothing more meanwhile. */
+static void conn__close_after_writes(struct conn *c)
+{
+    c->draining = false;
+    c->close_when_written = true;
+    if (c->write_pending == 0)
+        conn__close(c);
+    else
+        conn__update_reading(c);
+}
+
 /* ---- audit ---- */
 
 static void conn__audit(struct conn *c, const char *outcome)
@@ -334,10 +345,7 @@ static void conn__send_error(struct conn *c, int status, const char *message, co
         return;
     }
     buf_free(out);
-    if (c->write_pending == 0)
-        conn__close(c);
-    else
-        conn__update_reading(c);
+    conn__close_after_writes(c);
 }
 
 static int status_for_parse_error(int r)
@@ -473,15 +481,6 @@ static ssize_t on_upstream_read_body(void *ud, uint8_t *dst, size_t max)
     return (ssize_t)n;
 }
 
-/* Closes once what is staged or queued has been written. */
-static void conn__close_after_writes(struct conn *c)
-{
-    c->draining = false;
-    c->close_when_written = true;
-    if (c->write_pending == 0)
-        conn__close(c);
-}
-
 /* Finishes a response that completed upstream: tail, terminator, then next request. */
 static void conn__finish_response(struct conn *c)
 {
@@ -512,11 +511,7 @@ static void conn__finish_response(struct conn *c)
         return;
     }
     if (!q->keep_alive || !q->body_done || c->read_eof) {
-        c->close_when_written = true;
-        if (c->write_pending == 0)
-            conn__close(c);
-        else
-            conn__update_reading(c);
+        conn__close_after_writes(c);
         return;
     }
     conn__request_reset(c);
@@ -883,9 +878,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
                 conn_abort(c); /* a partial head and nothing more will come */
                 return;
             }
-            c->close_when_written = true;
-            if (c->write_pending == 0)
-                conn__close(c);
+            conn__close_after_writes(c);
             return;
         }
         return; /* CONN_WAIT: finish the response, then close */
