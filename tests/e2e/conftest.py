@@ -79,6 +79,18 @@ def certs(tmp_path_factory):
 
 # -- peer processes -----------------------------------------------------------
 
+def read_json_lines(path):
+    """The JSON records of a peer's log so far (a line being written is skipped)."""
+    out = []
+    for line in Path(path).read_bytes().split(b"\n"):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line being written right now
+                pass
+    return out
+
+
 class PeerProcess:
     """A peer server started with --port 0 --ready-file; stopped by stop()."""
 
@@ -125,14 +137,7 @@ class Upstream(PeerProcess):
                           "--log", str(self.log_path)], workdir, "upstream")
 
     def _lines(self):
-        out = []
-        for line in self.log_path.read_bytes().split(b"\n"):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:  # a line being written right now
-                    pass
-        return out
+        return read_json_lines(self.log_path)
 
     def requests(self):
         """Request records logged so far, oldest first."""

@@ -70,6 +70,8 @@ import threading
 import time
 import urllib.parse
 
+from upstream import RequestLog  # the same JSON-lines log as the ordinary upstream
+
 BAD_STATUS = {
     "no-code": b"HTTP/1.1 OK\r\n",
     "two-digits": b"HTTP/1.1 20 OK\r\n",
@@ -80,21 +82,6 @@ BAD_STATUS = {
     "garbage": b"\x16\x03\x01garbage\r\n",
     "version-9": b"HTTP/9.9 200 OK\r\n",
 }
-
-
-class Log:
-    def __init__(self, path):
-        self.path = path
-        self.lock = threading.Lock()
-
-    def write(self, record):
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        with self.lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
 
 
 class Gone(Exception):
@@ -412,7 +399,7 @@ def main(argv=None):
     tls.load_cert_chain(os.path.join(args.cert, "server.pem"),
                         os.path.join(args.cert, "server.key"))
     tls.set_alpn_protocols(["http/1.1"])
-    log = Log(args.log)
+    log = RequestLog(args.log)
     stopping = threading.Event()
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -22,6 +22,7 @@ from conftest import make_child_env, run_process, wait_for, write_key_file
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 H2_KEY = "h2-test-key-0123456789abcdef"
+WRONG_KEY = "wrong-key-0123456789abcdef"  # nginx answers 401 to it
 
 NGINX_CONF = """
 worker_processes 1;
@@ -144,7 +145,7 @@ def test_an_early_answer_to_a_large_post_over_http2_reaches_the_child_whole(ngin
     # stream and libcurl 7.88, still sending, fails the transfer before handing over the
     # answer: the child got 502 for some of these. Large bodies go over HTTP/1.1 (upstream.c),
     # so every child gets nginx's 401 whole, and the audit says so.
-    key_path = write_key_file(tmp_path / "wrong", "wrong-key-0123456789abcdef")
+    key_path = write_key_file(tmp_path / "wrong", WRONG_KEY)
     audit = tmp_path / "audit.jsonl"
     h = held(["--dial-rate", "100000", "--audit", str(audit)], upstream_url=nginx_h2,
              key_path=key_path)
@@ -199,7 +200,7 @@ def test_a_client_uploading_what_the_upstream_refuses_still_reads_its_answer(ngi
     # client_max_body_size) to 5 MB. Python's http.client sends the whole body before it
     # reads; the broker drops the rest of the body instead of closing on it, so the client
     # reads the answer rather than failing with BrokenPipeError.
-    key_path = write_key_file(tmp_path / "wrong", "wrong-key-0123456789abcdef")
+    key_path = write_key_file(tmp_path / "wrong", WRONG_KEY)
     code, out, err = run_process(exec_argv(code=CHILD_LARGE_UPLOADS, upstream_url=nginx_h2,
                                            key_path=key_path),
                                  env=make_child_env({"NO_PROXY": "*"}))
@@ -212,7 +213,7 @@ def test_a_client_uploading_what_the_upstream_refuses_still_reads_its_answer(ngi
 def test_dropping_an_unwanted_body_ends_at_the_head_timeout(nginx_h2, held, tmp_path):
     # The child announces 1 MB, sends 300 KB and stops: the answer (401) is readable, and the
     # broker closes once the head timeout has passed instead of waiting for the rest.
-    key_path = write_key_file(tmp_path / "wrong", "wrong-key-0123456789abcdef")
+    key_path = write_key_file(tmp_path / "wrong", WRONG_KEY)
     h = held(["--head-timeout", "1s"], upstream_url=nginx_h2, key_path=key_path)
     sock = h.dial()
     c = rawhttp.RawConn(sock, timeout=15)

@@ -31,7 +31,8 @@ import pytest
 import brokered
 from children import rawhttp
 from children.held import Held
-from conftest import PYTHON, PeerProcess, make_child_env, run_process, wait_for, write_key_file
+from conftest import (PYTHON, PeerProcess, make_child_env, read_json_lines, run_process, wait_for,
+                      write_key_file)
 from hostile_upstream import BAD_STATUS, key_body
 
 E2E = Path(__file__).resolve().parent
@@ -52,14 +53,7 @@ class HostileUpstream(PeerProcess):
                           str(certs.dir), "--log", str(self.log_path)], workdir, "hostile")
 
     def _lines(self):
-        out = []
-        for line in self.log_path.read_bytes().split(b"\n"):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-        return out
+        return read_json_lines(self.log_path)
 
     def requests(self):
         return [r for r in self._lines() if "event" not in r]
