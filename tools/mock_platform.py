@@ -506,6 +506,19 @@ def main(argv=None):
 
 # -- client (stdlib only): for tests and the demo ---------------------------------
 
+def read_json_lines(path):
+    """The JSON records of a JSON-lines log so far (a line being written is skipped).
+    Also used by the e2e suite for its upstreams' logs."""
+    out = []
+    for line in Path(path).read_bytes().split(b"\n"):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line being written right now
+                pass
+    return out
+
+
 class PlatformError(Exception):
     """An unexpected answer from the control API; .status, .body."""
 
@@ -682,14 +695,7 @@ class MockPlatform(PlatformClient):
 
     def log_lines(self):
         """The --log records written so far (messages and events)."""
-        out = []
-        for line in self.log_path.read_bytes().split(b"\n"):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:  # a line being written right now
-                    pass
-        return out
+        return read_json_lines(self.log_path)
 
     def stop(self, timeout=5):
         """SIGTERM, then SIGKILL after timeout s; returns the exit status."""

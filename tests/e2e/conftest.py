@@ -79,18 +79,6 @@ def certs(tmp_path_factory):
 
 # -- peer processes -----------------------------------------------------------
 
-def read_json_lines(path):
-    """The JSON records of a peer's log so far (a line being written is skipped)."""
-    out = []
-    for line in Path(path).read_bytes().split(b"\n"):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:  # a line being written right now
-                pass
-    return out
-
-
 class PeerProcess:
     """A peer server started with --port 0 --ready-file; stopped by stop()."""
 
@@ -325,7 +313,7 @@ TOOLS = REPO / "tools"
 if str(TOOLS) not in sys.path:
     sys.path.insert(0, str(TOOLS))
 
-from mock_platform import MockPlatform  # noqa: E402
+from mock_platform import MockPlatform, read_json_lines  # noqa: E402
 
 
 class RunnerProcess:
