@@ -23,7 +23,7 @@ static const struct {
     SYM(multi_socket_action), SYM(multi_info_read),  SYM(multi_cleanup),
     SYM(easy_init),        SYM(easy_setopt),         SYM(easy_getinfo),
     SYM(easy_pause),       SYM(easy_cleanup),        SYM(easy_strerror),
-    SYM(slist_append),     SYM(slist_free_all),
+    SYM(slist_append),     SYM(slist_free_all),      SYM(version_info),
 #undef SYM
 };
 

@@ -33,6 +33,7 @@ struct curl_api {
     const char *(*easy_strerror)(CURLcode code);
     struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
     void (*slist_free_all)(struct curl_slist *list);
+    curl_version_info_data *(*version_info)(CURLversion age);
 };
 
 /* Loads libcurl and runs curl_global_init() the first time; later calls return the same

@@ -21,6 +21,7 @@
 #include "err.h"
 #include "log.h"
 #include "upstream.h"
+#include "upstream_tls.h"
 
 #define UPSTREAM_MAX_HEAD_BYTES (256 * 1024) /* all response header lines together */
 #define UPSTREAM_MAX_HEADERS 500
@@ -39,12 +40,23 @@ struct upstream {
      * them per response cost 16k instructions (bench: callgrind). */
     struct http1_header head_views[UPSTREAM_MAX_HEADERS];
     bool closing;
+    bool read_ahead;                 /* OpenSSL read-ahead on upstream TLS (upstream_tls.h) */
+    uint64_t tls_records_in;         /* TLS records OpenSSL has parsed, all connections */
+    unsigned drain_pass;             /* numbers upstream__drain_tls() runs */
+    uv_idle_t drain_more;            /* runs it again next loop turn when it ran out of budget */
+    struct sock_ctx *socks;          /* the sockets libcurl watches (doubly linked) */
+    int handles_closed;              /* of timer and drain_more, by upstream_close() */
 };
 
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     struct upstream *u;
+    struct sock_ctx *prev, *next;
+    CURL *easy;                      /* a transfer on it (socket_cb's last), NULL once gone */
+    void *ssl;                       /* the connection's OpenSSL SSL, once libcurl made it */
+    bool wants_read;                 /* libcurl waits for this socket to be readable */
+    unsigned drained_in_pass;        /* drain_pass in which a redrive parsed no record */
 };
 
 struct upstream_req {
@@ -72,6 +84,7 @@ static const struct curl_api *libcurl;
 
 static void upstream__check_info(struct upstream *u);
 static void req__destroy(struct upstream_req *r);
+static void upstream__drain_tls(struct upstream *u);
 
 /* ---- socket and timer glue ---- */
 
@@ -90,6 +103,7 @@ static void on_poll(uv_poll_t *poll, int status, int events)
     u->in_curl++;
     libcurl->multi_socket_action(u->multi, ctx->fd, flags, &running);
     u->in_curl--;
+    upstream__drain_tls(u);
     upstream__check_info(u);
 }
 
@@ -101,7 +115,72 @@ static void on_timer(uv_timer_t *t)
     u->in_curl++;
     libcurl->multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     u->in_curl--;
+    upstream__drain_tls(u);
     upstream__check_info(u);
+}
+
+/*
+ * Read-ahead (upstream_tls.h): records OpenSSL has read ahead sit in its buffer, not in
+ * the socket, and libcurl 7.88 would wait for the socket. So after every call into
+ * libcurl, each socket libcurl wants to read whose TLS holds unread bytes is reported
+ * readable again, for as long as that makes OpenSSL parse records. A redrive that parses
+ * none (the transfer is paused: the child is not reading) leaves the socket alone until
+ * libcurl is next entered for it: from the poll, or from the timer that curl_easy_pause()
+ * sets when upstream_req_resume() unpauses (it marks the socket readable itself).
+ */
+#define UPSTREAM_DRAIN_BUDGET 64 /* redrives per run (64 records = 1 MiB); then next turn */
+
+/* Asks libcurl for the socket's SSL. During the connection's first handshake libcurl 7.88
+ * cannot tell it yet, so this is tried again until it can. */
+static void sock__find_ssl(struct sock_ctx *c)
+{
+    struct curl_tlssessioninfo *tls = NULL;
+
+    if (!c->u->read_ahead || c->ssl != NULL || c->easy == NULL)
+        return;
+    if (libcurl->easy_getinfo(c->easy, CURLINFO_TLS_SSL_PTR, &tls) == CURLE_OK && tls != NULL &&
+        tls->backend == CURLSSLBACKEND_OPENSSL)
+        c->ssl = tls->internals;
+}
+
+static void on_drain_more(uv_idle_t *h)
+{
+    struct upstream *u = h->data;
+
+    uv_idle_stop(h);
+    upstream__drain_tls(u);
+    upstream__check_info(u);
+}
+
+static void upstream__drain_tls(struct upstream *u)
+{
+    unsigned budget = UPSTREAM_DRAIN_BUDGET, pass;
+    struct sock_ctx *c = u->socks;
+    int running;
+
+    if (!u->read_ahead || u->multi == NULL)
+        return;
+    pass = ++u->drain_pass;
+    while (c != NULL) {
+        uint64_t before = u->tls_records_in;
+
+        sock__find_ssl(c);
+        if (c->drained_in_pass == pass || !c->wants_read || c->ssl == NULL ||
+            !upstream_tls_has_unread(c->ssl)) {
+            c = c->next;
+            continue;
+        }
+        if (budget-- == 0) {
+            uv_idle_start(&u->drain_more, on_drain_more);
+            return;
+        }
+        u->in_curl++;
+        libcurl->multi_socket_action(u->multi, c->fd, CURL_CSELECT_IN, &running);
+        u->in_curl--;
+        if (u->tls_records_in == before)
+            c->drained_in_pass = pass; /* c may be unlinked now; it is freed next turn */
+        c = u->socks;                  /* libcurl may have added or removed sockets */
+    }
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -133,6 +212,12 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
 
     if (action == CURL_POLL_REMOVE) {
         if (ctx != NULL) {
+            if (ctx->prev != NULL)
+                ctx->prev->next = ctx->next;
+            else
+                u->socks = ctx->next;
+            if (ctx->next != NULL)
+                ctx->next->prev = ctx->prev;
             uv_poll_stop(&ctx->poll);
             libcurl->multi_assign(u->multi, fd, NULL);
             uv_close((uv_handle_t *)&ctx->poll, sock_ctx_close_cb);
@@ -150,7 +235,14 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
         }
         ctx->poll.data = ctx;
         libcurl->multi_assign(u->multi, fd, ctx);
+        ctx->next = u->socks;
+        if (u->socks != NULL)
+            u->socks->prev = ctx;
+        u->socks = ctx;
     }
+    ctx->easy = easy;
+    sock__find_ssl(ctx);
+    ctx->wants_read = action != CURL_POLL_OUT;
     if (action != CURL_POLL_OUT)
         events |= UV_READABLE;
     if (action != CURL_POLL_IN)
@@ -177,13 +269,16 @@ int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct up
         return ERR_NOMEM;
     }
     u->opts.cacert = u->cacert;
-    /* Last: once the timer handle exists, u can only be freed from its close callback. */
-    if ((r = uv_timer_init(loop, &u->timer)) != 0) {
+    /* Last: once the handles exist, u can only be freed from their close callbacks. Neither
+     * init can fail on a live loop (libuv only fills the struct in). */
+    if ((r = uv_timer_init(loop, &u->timer)) != 0 ||
+        (r = uv_idle_init(loop, &u->drain_more)) != 0) {
         free(u->cacert);
         free(u);
         return r;
     }
     u->timer.data = u;
+    u->drain_more.data = u;
     *out = u;
     return 0;
 }
@@ -209,13 +304,18 @@ static int upstream__ensure_multi(struct upstream *u)
         return ERR_UPSTREAM;
     }
     u->multi = multi;
+    u->read_ahead =
+        upstream_tls_read_ahead_usable(libcurl->version_info(CURLVERSION_NOW)->ssl_version);
     return 0;
 }
 
-static void upstream_timer_close_cb(uv_handle_t *h)
+/* The close callback of both loop handles: u goes with the second. */
+static void upstream_handle_close_cb(uv_handle_t *h)
 {
     struct upstream *u = h->data;
 
+    if (++u->handles_closed < 2)
+        return;
     free(u->cacert);
     free(u);
 }
@@ -232,7 +332,8 @@ void upstream_close(struct upstream *u)
         libcurl->multi_cleanup(u->multi);
     u->multi = NULL;
     uv_timer_stop(&u->timer);
-    uv_close((uv_handle_t *)&u->timer, upstream_timer_close_cb);
+    uv_close((uv_handle_t *)&u->timer, upstream_handle_close_cb);
+    uv_close((uv_handle_t *)&u->drain_more, upstream_handle_close_cb);
 }
 
 size_t upstream_active(const struct upstream *u)
@@ -271,6 +372,10 @@ static void req__destroy(struct upstream_req *r)
     if (!r->removed && u->multi != NULL)
         libcurl->multi_remove_handle(u->multi, r->easy);
     r->removed = true;
+    for (struct sock_ctx *c = u->socks; c != NULL; c = c->next) {
+        if (c->easy == r->easy)
+            c->easy = NULL;
+    }
     libcurl->easy_cleanup(r->easy);
     r->easy = NULL;
     if (r->headers != NULL) {
@@ -577,6 +682,10 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     SETOPT(CURLOPT_HTTPHEADER, r->headers);
     if (u->opts.cacert != NULL)
         SETOPT(CURLOPT_CAINFO, u->opts.cacert);
+    if (u->read_ahead) {
+        SETOPT(CURLOPT_SSL_CTX_FUNCTION, upstream_tls_ctx_cb);
+        SETOPT(CURLOPT_SSL_CTX_DATA, &u->tls_records_in);
+    }
     if (u->opts.verbose)
         SETOPT(CURLOPT_VERBOSE, 1L);
     if (spec->has_body) {

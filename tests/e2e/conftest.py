@@ -16,6 +16,7 @@
 Tests never sleep to wait for something they can poll: use wait_for.
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -54,6 +55,24 @@ def wait_for(predicate, timeout=5.0, interval=0.01, what=None):
 @pytest.fixture(name="wait_for")
 def _wait_for_fixture():
     return wait_for
+
+
+def read_body_slowly(resp, piece=65536, pause_every=1 << 20):
+    """Reads an http.client response body like a slow consumer: stops for a moment after
+    every MiB, so the broker's output to the child fills and it pauses the upstream
+    transfer with TLS records still buffered, then resumes. (The pause shapes the traffic;
+    nothing waits on it.) Returns (bytes, sha256 hex)."""
+    digest = hashlib.sha256()
+    total, next_pause = 0, pause_every
+    while True:
+        data = resp.read(piece)
+        if not data:
+            return total, digest.hexdigest()
+        digest.update(data)
+        total += len(data)
+        if total >= next_pause:
+            time.sleep(0.05)
+            next_pause += pause_every
 
 
 # -- certificates -------------------------------------------------------------

@@ -2,6 +2,7 @@
 errors (502/504), response scrubbing of the key, streaming and cancellation.
 """
 
+import concurrent.futures
 import json
 import secrets
 import socket
@@ -11,8 +12,8 @@ import urllib.parse
 import pytest
 
 from children import rawhttp
-from conftest import make_child_env, wait_for, write_key_file
-from upstream import pattern_bytes
+from conftest import make_child_env, read_body_slowly, wait_for, write_key_file
+from upstream import pattern_bytes, pattern_sha256
 
 SPECIAL_KEY_PREFIX = "k3y/with+special=chars&"
 
@@ -133,6 +134,28 @@ def test_large_download_streams_byte_exact(held):
         offset += len(data)
     assert offset == size
     conn.close()
+
+
+def test_downloads_read_slowly_arrive_whole(held):
+    # The broker reads upstream TLS ahead (src/broker/upstream_tls.h): a transfer paused
+    # while the child is slow leaves records in OpenSSL's buffer, and they must flow again
+    # when it resumes, up to the last byte. Three at once on their own upstream connections;
+    # --stall-timeout would cut one whose tail sat in that buffer.
+    h = held(["--stall-timeout", "5s"])
+    sizes = [12 * 1024 * 1024 + 3, 9 * 1024 * 1024 + 17, 5 * 1024 * 1024]
+
+    def one(size):
+        conn = h.connection()
+        conn.request("GET", "/download?size=%d" % size)
+        resp = conn.getresponse()
+        assert resp.status == 200
+        got = read_body_slowly(resp)
+        conn.close()
+        return got
+
+    with concurrent.futures.ThreadPoolExecutor(len(sizes)) as pool:
+        results = list(pool.map(one, sizes))
+    assert results == [(n, pattern_sha256(n)) for n in sizes]
 
 
 # -- cancellation -------------------------------------------------------------------

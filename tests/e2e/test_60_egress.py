@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 
 from children import rawhttp
-from conftest import make_child_env, run_process, wait_for, write_key_file
+from conftest import make_child_env, read_body_slowly, run_process, wait_for, write_key_file
+from upstream import pattern_bytes, pattern_sha256
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 H2_KEY = "h2-test-key-0123456789abcdef"
 WRONG_KEY = "wrong-key-0123456789abcdef"  # nginx answers 401 to it
+BLOB_SIZE = 20 * 1024 * 1024 + 11         # nginx serves it as /blob.bin
 
 NGINX_CONF = """
 worker_processes 1;
@@ -47,6 +49,9 @@ http {{
             default_type application/json;
             return 200 '{{"protocol":"$server_protocol","connection":"$connection","key_ok":"$key_ok","app_key":"$arg_app_key"}}';
         }}
+        location = /blob.bin {{
+            root {prefix};
+        }}
         location /keyed {{
             default_type application/json;
             if ($key_ok = no) {{ return 401 '{{"error":"bad key"}}'; }}
@@ -70,6 +75,7 @@ def nginx_h2(certs, tmp_path_factory):
     prefix = tmp_path_factory.mktemp("nginx")
     port = free_port()
     conf = prefix / "nginx.conf"
+    (prefix / "blob.bin").write_bytes(pattern_bytes(BLOB_SIZE))
     conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, app_key=H2_KEY,
                                       cert=certs.server_cert,
                                       key=certs.server_key,
@@ -137,6 +143,28 @@ def test_many_concurrent_requests_multiplexed_over_http2_all_succeed(nginx_h2, e
     assert code == 0, err[-2000:]
     r = json.loads(out.strip().splitlines()[-1])
     assert (r["requests"], r["errors"]) == (3000, 0), r
+
+
+def test_downloads_read_slowly_over_one_http2_connection_arrive_whole(nginx_h2, held, tmp_path):
+    # Three downloads share the pooled HTTP/2 connection while the child reads them slowly:
+    # libcurl pauses the connection's input for a paused stream with TLS records read ahead
+    # in OpenSSL's buffer (src/broker/upstream_tls.h), and every stream must still end
+    # whole; --stall-timeout would cut one whose tail sat there.
+    key_path = write_key_file(tmp_path / "h2key", H2_KEY)
+    h = held(["--stall-timeout", "5s"], upstream_url=nginx_h2, key_path=key_path)
+
+    def one(_):
+        conn = h.connection()
+        conn.request("GET", "/blob.bin")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        got = read_body_slowly(resp)
+        conn.close()
+        return got
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(one, range(3)))
+    assert results == [(BLOB_SIZE, pattern_sha256(BLOB_SIZE))] * 3
 
 
 def test_an_early_answer_to_a_large_post_over_http2_reaches_the_child_whole(nginx_h2, held,
