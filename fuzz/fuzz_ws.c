@@ -278,7 +278,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.exp = exp;
     h.nexp = nexp;
 
-    /* A struct ws as ws_connect() leaves it, connected over a socketpair. */
+    /* A struct ws as ws_connect() leaves it, connected over a socketpair (and OpenSSL
+     * loaded, as ws_connect() does first). */
+    if (ossl == NULL)
+        ossl = openssl_api_get();
+    FUZZ_CHECK(ossl != NULL, "openssl_api_get");
     ws = calloc(1, sizeof(*ws));
     FUZZ_CHECK(ws != NULL, "calloc");
     ws->loop = &loop;

@@ -6,9 +6,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/ssl.h>
-
+#include "openssl_api.h"
 #include "upstream_tls.h"
+
+/* Set by upstream_tls_read_ahead_usable() before anything below runs. */
+static const struct openssl_api *ossl;
 
 /* The proxy variables libcurl reads for an https:// URL, in its order. */
 static const char *const proxy_vars[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
@@ -16,6 +18,9 @@ static const char *const proxy_vars[] = {"https_proxy", "HTTPS_PROXY", "all_prox
 bool upstream_tls_read_ahead_usable(const char *ssl_version)
 {
     if (ssl_version == NULL || strncmp(ssl_version, "OpenSSL/3", 9) != 0)
+        return false;
+    /* libcurl has loaded libssl.so.3 already: this opens the same library. */
+    if (ossl == NULL && (ossl = openssl_api_get()) == NULL)
         return false;
     for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++) {
         const char *v = getenv(proxy_vars[i]);
@@ -41,14 +46,14 @@ CURLcode upstream_tls_ctx_cb(CURL *easy, void *ssl_ctx, void *records_in)
     SSL_CTX *ctx = ssl_ctx;
 
     (void)easy;
-    SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(ctx, UPSTREAM_TLS_READ_BUFFER);
-    SSL_CTX_set_msg_callback(ctx, on_tls_msg);
-    SSL_CTX_set_msg_callback_arg(ctx, records_in);
+    ossl->SSL_CTX_ctrl(ctx, SSL_CTRL_SET_READ_AHEAD, 1, NULL);
+    ossl->SSL_CTX_set_default_read_buffer_len(ctx, UPSTREAM_TLS_READ_BUFFER);
+    ossl->SSL_CTX_set_msg_callback(ctx, on_tls_msg);
+    ossl->SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MSG_CALLBACK_ARG, 0, records_in);
     return CURLE_OK;
 }
 
 bool upstream_tls_has_unread(void *ssl)
 {
-    return SSL_has_pending(ssl) == 1;
+    return ossl->SSL_has_pending(ssl) == 1;
 }

@@ -14,13 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/rand.h>
 #include <uv.h>
 
 #include "credbroker_config.h"
@@ -440,7 +440,7 @@ static void on_ws_close(struct ws *ws, int http_status, int close_code, const ch
     base = BACKOFF_MIN_MS << (r->attempt < 9 ? r->attempt : 9);
     if (base > BACKOFF_MAX_MS)
         base = BACKOFF_MAX_MS;
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+    if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
         rnd[0] = rnd[1] = 0x80;
     delay = base / 2 + (base / 2) * ((unsigned)rnd[0] << 8 | rnd[1]) / 65535;
     r->attempt++;

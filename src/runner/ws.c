@@ -32,17 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <wslay/wslay.h>
 
 #include "ascii.h"
 #include "buf.h"
 #include "err.h"
+#include "openssl_api.h"
 #include "ws.h"
 
 #define WS_HEAD_MAX (16 * 1024)     /* the upgrade response head, CRLFCRLF included */
@@ -155,6 +150,9 @@ struct ws {
     uint8_t pbuf[WS_PLAIN_CHUNK];
 };
 
+/* OpenSSL (src/core/openssl_api.h), loaded by the first ws_connect(). */
+static const struct openssl_api *ossl;
+
 static void ws__close_tcp(struct ws *ws);
 static void ws__pump(struct ws *ws);
 static void ws__on_tcp_close(uv_handle_t *h);
@@ -187,19 +185,19 @@ static void ws__finish(struct ws *ws, int http_status, int close_code, const cha
 static void ws__finish_tls(struct ws *ws, const char *what)
 {
     char err[160];
-    long vr = ws->ssl != NULL ? SSL_get_verify_result(ws->ssl) : X509_V_OK;
-    unsigned long e = ERR_peek_last_error();
+    long vr = ws->ssl != NULL ? ossl->SSL_get_verify_result(ws->ssl) : X509_V_OK;
+    unsigned long e = ossl->ERR_peek_last_error();
 
     if (vr != X509_V_OK) {
         ws__finish(ws, 0, 0, "%s: certificate verification failed: %s", what,
-                   X509_verify_cert_error_string(vr));
+                   ossl->X509_verify_cert_error_string(vr));
     } else if (e != 0) {
-        ERR_error_string_n(e, err, sizeof(err));
+        ossl->ERR_error_string_n(e, err, sizeof(err));
         ws__finish(ws, 0, 0, "%s: %s", what, err);
     } else {
         ws__finish(ws, 0, 0, "%s", what);
     }
-    ERR_clear_error();
+    ossl->ERR_clear_error();
 }
 
 /* "60 s" or "500 ms". */
@@ -368,15 +366,15 @@ static int ws__make_key(struct ws *ws)
     char cat[64];
     int n;
 
-    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
+    if (ossl->RAND_bytes(nonce, sizeof(nonce)) != 1)
         return -EIO;
-    (void)EVP_EncodeBlock((unsigned char *)ws->key, nonce, sizeof(nonce));
+    (void)ossl->EVP_EncodeBlock((unsigned char *)ws->key, nonce, sizeof(nonce));
     n = snprintf(cat, sizeof(cat), "%s%s", ws->key, WS_GUID);
     if (n < 0 || (size_t)n >= sizeof(cat))
         return ERR_INVALID;
-    if (EVP_Digest(cat, (size_t)n, digest, &dlen, EVP_sha1(), NULL) != 1 || dlen != 20)
+    if (ossl->EVP_Digest(cat, (size_t)n, digest, &dlen, ossl->EVP_sha1(), NULL) != 1 || dlen != 20)
         return -EIO;
-    (void)EVP_EncodeBlock((unsigned char *)ws->accept, digest, 20);
+    (void)ossl->EVP_EncodeBlock((unsigned char *)ws->accept, digest, 20);
     return 0;
 }
 
@@ -390,50 +388,52 @@ static int ws__tls_init(struct ws *ws, const char *cacert)
     X509_VERIFY_PARAM *param;
     int r = ERR_NOMEM;
 
-    if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+    if ((ctx = ossl->SSL_CTX_new(ossl->TLS_client_method())) == NULL)
         goto out;
     r = ERR_INVALID;
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+    if (ossl->SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL) != 1)
         goto out;
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    ossl->SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    ossl->SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (cacert != NULL) {
-        if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
+        if (ossl->SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
             goto out;
-    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    } else if (ossl->SSL_CTX_set_default_verify_paths(ctx) != 1) {
         goto out;
     }
     r = ERR_NOMEM;
-    if ((ssl = SSL_new(ctx)) == NULL || (rb = BIO_new(BIO_s_mem())) == NULL ||
-        (wb = BIO_new(BIO_s_mem())) == NULL)
+    if ((ssl = ossl->SSL_new(ctx)) == NULL || (rb = ossl->BIO_new(ossl->BIO_s_mem())) == NULL ||
+        (wb = ossl->BIO_new(ossl->BIO_s_mem())) == NULL)
         goto out;
-    SSL_set_bio(ssl, rb, wb);
+    ossl->SSL_set_bio(ssl, rb, wb);
     rb = wb = NULL; /* transferred */
-    SSL_set_connect_state(ssl);
-    param = SSL_get0_param(ssl);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    ossl->SSL_set_connect_state(ssl);
+    param = ossl->SSL_get0_param(ssl);
+    ossl->X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     r = ERR_BAD_URL;
     if (ws->host_is_ip) {
         /* RFC 6066 3: an address is never sent as SNI; the certificate must name it in
          * an iPAddress SAN, which set1_ip checks (a dNSName "127.0.0.1" does not count). */
-        if (X509_VERIFY_PARAM_set1_ip_asc(param, ws->host) != 1)
+        if (ossl->X509_VERIFY_PARAM_set1_ip_asc(param, ws->host) != 1)
             goto out;
-    } else if (SSL_set_tlsext_host_name(ssl, ws->host) != 1 || SSL_set1_host(ssl, ws->host) != 1) {
+    } else if (ossl->SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                              ws->host) != 1 ||
+               ossl->SSL_set1_host(ssl, ws->host) != 1) {
         goto out;
     }
-    ws->rbio = SSL_get_rbio(ssl);
-    ws->wbio = SSL_get_wbio(ssl);
+    ws->rbio = ossl->SSL_get_rbio(ssl);
+    ws->wbio = ossl->SSL_get_wbio(ssl);
     ws->ssl_ctx = ctx;
     ws->ssl = ssl;
     ctx = NULL; /* transferred */
     ssl = NULL;
     r = 0;
 out:
-    BIO_free(rb);
-    BIO_free(wb);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    ERR_clear_error();
+    ossl->BIO_free(rb);
+    ossl->BIO_free(wb);
+    ossl->SSL_free(ssl);
+    ossl->SSL_CTX_free(ctx);
+    ossl->ERR_clear_error();
     return r;
 }
 
@@ -507,8 +507,8 @@ static int ws__out_flush(struct ws *ws)
         return 0;
     if (ws->stage_len > 0) {
         /* A memory BIO never pushes back, so SSL_write takes it all or fails. */
-        ERR_clear_error();
-        n = SSL_write(ws->ssl, ws->stage, (int)ws->stage_len);
+        ossl->ERR_clear_error();
+        n = ossl->SSL_write(ws->ssl, ws->stage, (int)ws->stage_len);
         explicit_bzero(ws->stage, ws->stage_len);
         if (n <= 0 || (size_t)n != ws->stage_len) {
             ws__finish_tls(ws, "TLS write failed");
@@ -517,10 +517,10 @@ static int ws__out_flush(struct ws *ws)
         }
         ws->stage_len = 0;
     }
-    while ((pending = BIO_ctrl_pending(ws->wbio)) > 0) {
+    while ((pending = ossl->BIO_ctrl_pending(ws->wbio)) > 0) {
         if ((w = ws__wreq_new(ws, pending)) == NULL)
             return ERR_NOMEM;
-        n = BIO_read(ws->wbio, w->data, (int)pending);
+        n = ossl->BIO_read(ws->wbio, w->data, (int)pending);
         if (n <= 0) {
             free(w);
             return -EIO;
@@ -575,12 +575,12 @@ static void ws__pump(struct ws *ws)
     if (ws->state != WS_DRAINING || ws->shutdown_started || wslay_event_want_write(ws->wslay))
         return;
     /* Draining and wslay is done (its close frame went out): close_notify, then FIN. */
-    if (ws->ssl != NULL && !ws->tls_shutdown && SSL_is_init_finished(ws->ssl)) {
+    if (ws->ssl != NULL && !ws->tls_shutdown && ossl->SSL_is_init_finished(ws->ssl)) {
         ws->tls_shutdown = true;
-        ERR_clear_error();
+        ossl->ERR_clear_error();
         /* We do not wait for the peer's close_notify: the TCP close follows. */
-        (void)SSL_shutdown(ws->ssl);
-        ERR_clear_error();
+        (void)ossl->SSL_shutdown(ws->ssl);
+        ossl->ERR_clear_error();
         if ((r = ws__out_flush(ws)) != 0) {
             ws__close_tcp(ws);
             return;
@@ -642,8 +642,8 @@ static void ws__destroy(struct ws *ws)
 {
     if (ws->wslay != NULL)
         wslay_event_context_free(ws->wslay);
-    SSL_free(ws->ssl);
-    SSL_CTX_free(ws->ssl_ctx);
+    ossl->SSL_free(ws->ssl);
+    ossl->SSL_CTX_free(ws->ssl_ctx);
     if (ws->ai != NULL)
         uv_freeaddrinfo(ws->ai);
     buf_free(ws->head);
@@ -824,13 +824,13 @@ static void ws__tls_handshake(struct ws *ws)
 {
     int r, e;
 
-    ERR_clear_error();
-    r = SSL_do_handshake(ws->ssl);
+    ossl->ERR_clear_error();
+    r = ossl->SSL_do_handshake(ws->ssl);
     if (r == 1) {
         ws__send_request(ws); /* flushes the handshake's last flight first */
         return;
     }
-    e = SSL_get_error(ws->ssl, r);
+    e = ossl->SSL_get_error(ws->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         if ((r = ws__out_flush(ws)) != 0) {
             ws__finish(ws, 0, 0, "write error: %s", err_str(r));
@@ -1115,7 +1115,7 @@ static int ws__wslay_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
 {
     (void)ctx;
     (void)user;
-    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+    return ossl->RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
 /* Stops reading and queues a close frame: the message cannot be taken. */
@@ -1358,7 +1358,7 @@ static void ws__tls_read(struct ws *ws, const uint8_t *p, size_t n)
 {
     int r, e;
 
-    if (BIO_write(ws->rbio, p, (int)n) != (int)n) {
+    if (ossl->BIO_write(ws->rbio, p, (int)n) != (int)n) {
         ws__finish(ws, 0, 0, "out of memory");
         ws__close_tcp(ws);
         return;
@@ -1366,14 +1366,14 @@ static void ws__tls_read(struct ws *ws, const uint8_t *p, size_t n)
     if (ws->state == WS_TLS_HANDSHAKE)
         ws__tls_handshake(ws);
     while (ws->state == WS_UPGRADING || ws->state == WS_OPEN || ws->state == WS_CLOSING) {
-        ERR_clear_error();
-        r = SSL_read(ws->ssl, ws->pbuf, sizeof(ws->pbuf));
+        ossl->ERR_clear_error();
+        r = ossl->SSL_read(ws->ssl, ws->pbuf, sizeof(ws->pbuf));
         if (r > 0) {
             ws__on_plain(ws, ws->pbuf, (size_t)r);
             explicit_bzero(ws->pbuf, (size_t)r);
             continue;
         }
-        e = SSL_get_error(ws->ssl, r);
+        e = ossl->SSL_get_error(ws->ssl, r);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) {
@@ -1489,6 +1489,9 @@ int ws_connect(uv_loop_t *loop, const struct ws_options *opts, const struct ws_c
     *out = NULL;
     if (loop == NULL || opts == NULL || opts->url == NULL || cb == NULL || cb->on_close == NULL)
         return ERR_INVALID;
+    /* The handshake key needs libcrypto even without TLS. */
+    if (ossl == NULL && (ossl = openssl_api_get()) == NULL)
+        return ERR_UNSUPPORTED;
     if ((ws = calloc(1, sizeof(*ws))) == NULL)
         return ERR_NOMEM;
     ws->loop = loop;

@@ -21,6 +21,7 @@ static void test_secret_from_copies_and_reports_length(void **state)
     assert_memory_equal(secret_data(s), "abc123", 6);
     assert_true(secret_equals(s, "abc123", 6));
     assert_false(secret_equals(s, "abc124", 6));
+    assert_false(secret_equals(s, "Abc123", 6)); /* the first byte counts as much as the last */
     assert_false(secret_equals(s, "abc12", 5));
     assert_int_not_equal(secret_arena_backing(), SECRET_BACKING_NONE);
     secret_free(s);
