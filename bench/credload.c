@@ -40,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1626,6 +1627,17 @@ static void print_json_string(const char *s)
     putchar('"');
 }
 
+/* This process's user + system CPU time so far: bench/run splits a run's CPU by process. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1.0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static void load_report(const struct load *L, const long long rss0[RSS_FIELDS],
                         const long long rss1[RSS_FIELDS])
 {
@@ -1654,6 +1666,7 @@ static void load_report(const struct load *L, const long long rss0[RSS_FIELDS],
            (double)hist_percentile(L, 0.99, L->ok) / 1000.0, (double)L->max_ns / 1000.0, L->bytes,
            secs > 0 ? (double)L->bytes / secs / 1e6 : 0.0, L->err_status, L->err_io,
            L->err_refused, L->err_lost);
+    printf(",\"cpu_s\":%.3f", cpu_seconds());
     if (L->o.idle) {
         unsigned open = 0;
 
