@@ -12,7 +12,7 @@
  * while libcurl waits for a socket that stays quiet. upstream.c makes up for it:
  * after every call into libcurl it tells libcurl "readable" for each socket whose
  * connection has such records (upstream_tls_has_unread), for as long as that makes
- * OpenSSL parse records (upstream_tls_records_in counts them).
+ * OpenSSL parse records (the callback below installs a counter of them).
  */
 #ifndef CREDBROKER_UPSTREAM_TLS_H
 #define CREDBROKER_UPSTREAM_TLS_H

@@ -4,8 +4,8 @@
  * Only the runner's WebSocket and the broker's upstream read-ahead call OpenSSL
  * themselves. Linked, libssl and libcrypto are mapped and relocated in every
  * credbroker process, and an exec broker whose command never calls the API
- * carried 1.7 MiB of their pages (bench W4; 432 KiB of it private, relocated
- * data). So, as with libcurl (src/broker/curl_api.h), the library is opened with
+ * carried 1.7 MiB of their pages (bench W4; about 450 KiB of it private:
+ * relocated data). So, as with libcurl (src/broker/curl_api.h), the library is opened with
  * dlopen() when first needed: by the runner as it connects, by the broker once
  * libcurl (which brings the same libssl.so.3) is loaded. Every symbol is resolved
  * at once (RTLD_NOW) and the library is never closed. The headers are still
