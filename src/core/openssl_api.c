@@ -1,11 +1,9 @@
 /*
  * openssl_api.c - OpenSSL, loaded on first use. See openssl_api.h.
  */
-#include <dlfcn.h>
 #include <stdbool.h>
-#include <stddef.h>
 
-#include "log.h"
+#include "dlapi.h"
 #include "openssl_api.h"
 
 /* OpenSSL 3's ABI soname: every 3.x release keeps it. libcrypto comes as its dependency. */
@@ -14,11 +12,8 @@
 static struct openssl_api api;
 static bool loaded;
 
-static const struct {
-    const char *name;
-    size_t offset;
-} symbols[] = {
-#define SYM(name) {#name, offsetof(struct openssl_api, name)}
+#define SYM(name) DLAPI_SYMBOL(struct openssl_api, name, #name)
+static const struct dlapi_symbol symbols[] = {
     SYM(TLS_client_method),
     SYM(SSL_CTX_new),
     SYM(SSL_CTX_free),
@@ -62,31 +57,17 @@ static const struct {
     SYM(EVP_EncodeBlock),
     SYM(EVP_Digest),
     SYM(EVP_sha1),
-#undef SYM
 };
+#undef SYM
 
 const struct openssl_api *openssl_api_get(void)
 {
     struct openssl_api table;
-    void *lib;
 
     if (loaded)
         return &api;
-    /* dlsym on this handle also searches libssl's dependencies: libcrypto. */
-    if ((lib = dlopen(OPENSSL_API_SONAME, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-        log_error("cannot load %s: %s", OPENSSL_API_SONAME, dlerror());
+    if (dlapi_load(OPENSSL_API_SONAME, symbols, sizeof(symbols) / sizeof(symbols[0]), &table) != 0)
         return NULL;
-    }
-    for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-        void *fn = dlsym(lib, symbols[i].name);
-
-        if (fn == NULL) {
-            log_error("%s has no %s", OPENSSL_API_SONAME, symbols[i].name);
-            return NULL;
-        }
-        /* POSIX guarantees a data pointer from dlsym converts to a function pointer. */
-        *(void **)((char *)&table + symbols[i].offset) = fn;
-    }
     api = table;
     loaded = true;
     return &api;
