@@ -195,3 +195,20 @@ bool fuzz_contains(const void *hay, size_t hlen, const void *needle, size_t nlen
 {
     return nlen > 0 && hlen >= nlen && memmem(hay, hlen, needle, nlen) != NULL;
 }
+
+bool fuzz_parse_digits(const char *v, size_t len, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned char)v[i] - (unsigned)'0';
+
+        if (d > 9 || n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
+    }
+    *out = n;
+    return true;
+}

@@ -81,5 +81,8 @@ int fuzz_hex(unsigned char c);
 bool fuzz_eq_ci(const void *a, size_t alen, const char *lit);
 /* True if hay[0..hlen) contains needle[0..nlen) (nlen > 0). */
 bool fuzz_contains(const void *hay, size_t hlen, const void *needle, size_t nlen);
+/* A Content-Length value as the harnesses' own model reads it (RFC 9110 8.6: 1*DIGIT, no
+ * sign, no space, no overflow): true and *out, or false. */
+bool fuzz_parse_digits(const char *v, size_t len, uint64_t *out);
 
 #endif

@@ -84,23 +84,6 @@ static bool list_names(const char *v, size_t vlen, const char *name, size_t nlen
     return false;
 }
 
-static bool digits_value(const char *v, size_t len, uint64_t *out)
-{
-    uint64_t n = 0;
-
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned d = (unsigned char)v[i] - (unsigned)'0';
-
-        if (d > 9 || n > (UINT64_MAX - d) / 10)
-            return false;
-        n = n * 10 + d;
-    }
-    *out = n;
-    return true;
-}
-
 /* Could http1_put_header write this field at all? */
 static bool writable(const struct field *f)
 {
@@ -266,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !fuzz_eq_ci(f->value, f->value_len, "identity"))
             encoded = true;
         if (fuzz_eq_ci(f->name, f->name_len, "content-length")) {
-            if (!digits_value(f->value, f->value_len, &v) || (have_length && v != length))
+            if (!fuzz_parse_digits(f->value, f->value_len, &v) || (have_length && v != length))
                 length_bad = true;
             else
                 length = v;
