@@ -87,6 +87,22 @@ static bool utf8_byte(struct utf8 *u, uint8_t b)
     return true;
 }
 
+/* The payload length of the frame header at f[0..avail) (avail >= 2): the 7-bit length,
+ * or the 16- or 64-bit big-endian one after it (RFC 6455 5.2), with *ext the count of
+ * those extra length bytes. False when they are not all within avail. */
+static bool frame_len(const uint8_t *f, size_t avail, uint64_t *len, size_t *ext)
+{
+    unsigned len7 = f[1] & 0x7f;
+
+    *ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    if (avail < 2 + *ext)
+        return false;
+    *len = *ext == 0 ? len7 : 0;
+    for (size_t i = 0; i < *ext; i++)
+        *len = *len << 8 | f[2 + i];
+    return true;
+}
+
 /* Fills exp (room for n / 2 + 1) and payload (room for n); returns the message count. */
 static size_t reference(const uint8_t *s, size_t n, size_t max_message, struct expected *exp,
                         uint8_t *payload)
@@ -98,24 +114,18 @@ static size_t reference(const uint8_t *s, size_t n, size_t max_message, struct e
     while (n - pos >= 2) {
         unsigned fin = s[pos] >> 7, rsv = (s[pos] >> 4) & 7, op = s[pos] & 0xf;
         unsigned masked = s[pos + 1] >> 7, len7 = s[pos + 1] & 0x7f;
-        uint64_t len = len7;
-        size_t hdr = 2;
+        uint64_t len;
+        size_t hdr = 2, ext;
         bool control = (op & 8) != 0;
 
         if (control && (len7 > 125 || !fin))
             break;
-        if (len7 == 126 || len7 == 127) {
-            size_t ext = len7 == 126 ? 2 : 8;
-
-            if (n - pos < 2 + ext)
-                break;
-            len = 0;
-            for (size_t i = 0; i < ext; i++)
-                len = len << 8 | s[pos + 2 + i];
-            if (len7 == 126 ? len < 126 : (len < 65536 || (len >> 63) != 0))
-                break;
-            hdr += ext;
-        }
+        if (!frame_len(s + pos, n - pos, &len, &ext))
+            break;
+        /* Not in the fewest bytes, or 64 bits with the top one set: refused. */
+        if (ext > 0 && (len7 == 126 ? len < 126 : (len < 65536 || (len >> 63) != 0)))
+            break;
+        hdr += ext;
         if (masked || rsv != 0)
             break;
         if (op != 0 && op != 1 && op != 2 && op != 8 && op != 9 && op != 10)
@@ -219,24 +229,17 @@ static void check_client_frames(const uint8_t *s, size_t n)
     size_t pos = 0;
 
     while (n - pos >= 2) {
-        unsigned op = s[pos] & 0xf, len7 = s[pos + 1] & 0x7f;
-        uint64_t len = len7;
-        size_t hdr = 2 + 4;
+        unsigned op = s[pos] & 0xf;
+        uint64_t len;
+        size_t hdr = 2 + 4, ext;
 
         FUZZ_CHECK(s[pos + 1] & 0x80, "the client sent an unmasked frame");
         FUZZ_CHECK((s[pos] & 0x70) == 0, "the client set an RSV bit");
         FUZZ_CHECK(op == 0 || op == 1 || op == 2 || op == 8 || op == 9 || op == 10,
                    "the client sent opcode %u", op);
-        if (len7 >= 126) {
-            size_t ext = len7 == 126 ? 2 : 8;
-
-            if (n - pos < 2 + ext)
-                return;
-            len = 0;
-            for (size_t i = 0; i < ext; i++)
-                len = len << 8 | s[pos + 2 + i];
-            hdr += ext;
-        }
+        if (!frame_len(s + pos, n - pos, &len, &ext))
+            return;
+        hdr += ext;
         if (n - pos < hdr || n - pos - hdr < len)
             return;
         pos += hdr + (size_t)len;
