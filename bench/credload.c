@@ -620,6 +620,28 @@ static void conn_request_done(struct load *L, struct lconn *c, bool ok, uint64_t
         conn_kick_later(L, &L->conns[ring_pop(&L->waitq)]);
 }
 
+/* What SSL_read or SSL_write returned, as conn_io_* report it: bytes; -EAGAIN with *want
+ * set to what the TLS session waits for; 0 at the peer's close_notify; -EIO otherwise. (A
+ * writer treats 0 as the error it is for it.) */
+static ssize_t tls_result(struct lconn *c, int r, uint32_t *want)
+{
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        *want = EPOLLIN;
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *want = EPOLLOUT;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        ERR_clear_error();
+        return -EIO;
+    }
+}
+
 static ssize_t conn_io_write(struct lconn *c, const void *p, size_t n, uint32_t *want)
 {
     ssize_t r;
@@ -634,20 +656,7 @@ static ssize_t conn_io_write(struct lconn *c, const void *p, size_t n, uint32_t 
         }
         return r < 0 ? -errno : r;
     }
-    r = SSL_write(c->ssl, p, (int)(n > INT_MAX ? INT_MAX : n));
-    if (r > 0)
-        return r;
-    switch (SSL_get_error(c->ssl, (int)r)) {
-    case SSL_ERROR_WANT_WRITE:
-        *want = EPOLLOUT;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_READ:
-        *want = EPOLLIN;
-        return -EAGAIN;
-    default:
-        ERR_clear_error();
-        return -EIO;
-    }
+    return tls_result(c, SSL_write(c->ssl, p, (int)(n > INT_MAX ? INT_MAX : n)), want);
 }
 
 static ssize_t conn_io_read(struct lconn *c, void *p, size_t n, uint32_t *want)
@@ -664,22 +673,7 @@ static ssize_t conn_io_read(struct lconn *c, void *p, size_t n, uint32_t *want)
         }
         return r < 0 ? -errno : r;
     }
-    r = SSL_read(c->ssl, p, (int)(n > INT_MAX ? INT_MAX : n));
-    if (r > 0)
-        return r;
-    switch (SSL_get_error(c->ssl, (int)r)) {
-    case SSL_ERROR_WANT_READ:
-        *want = EPOLLIN;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        *want = EPOLLOUT;
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    default:
-        ERR_clear_error();
-        return -EIO;
-    }
+    return tls_result(c, SSL_read(c->ssl, p, (int)(n > INT_MAX ? INT_MAX : n)), want);
 }
 
 static void conn_send(struct load *L, struct lconn *c)
