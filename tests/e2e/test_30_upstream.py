@@ -4,6 +4,7 @@ errors (502/504), response scrubbing of the key, streaming and cancellation.
 
 import concurrent.futures
 import json
+import os
 import secrets
 import socket
 import time
@@ -156,6 +157,35 @@ def test_downloads_read_slowly_arrive_whole(held):
     with concurrent.futures.ThreadPoolExecutor(len(sizes)) as pool:
         results = list(pool.map(one, sizes))
     assert results == [(n, pattern_sha256(n)) for n in sizes]
+
+
+def process_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_pooled_connection_the_upstream_closes_is_let_go_and_replaced(held, upstream):
+    # A pooled connection libcurl has let go of stays watched (src/broker/upstream.c,
+    # "Sockets") and must be dropped from the loop when it speaks: a socket the peer has
+    # closed stays readable, and one left watched would spin the broker's loop. The next
+    # request then gets a new connection (often on the same fd number).
+    h = held()
+    upstream.clear_log()
+    status, _, body = h.request("GET", "/echo?close=silent")
+    assert status == 200, body
+    wait_for(lambda: [e for e in upstream.events() if e["event"] == "closed_silently"],
+             timeout=5, what="the upstream to close its end")
+    # Nothing to poll for here: the broker must simply stay idle. A spinning loop uses a
+    # whole CPU second per second; an idle one next to nothing.
+    before = process_cpu_seconds(h.proc.pid)
+    time.sleep(1.0)
+    spent = process_cpu_seconds(h.proc.pid) - before
+    assert spent < 0.3, "the idle broker used %.2f CPU s in 1 s" % spent
+    for _ in range(3):
+        status, _, body = h.request("GET", "/echo")
+        assert status == 200, body
+    assert len(upstream.requests()) == 4
 
 
 # -- cancellation -------------------------------------------------------------------

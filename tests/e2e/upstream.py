@@ -22,7 +22,8 @@ Log lines (JSON, one per line, appended):
             "body_sha256", "body_len", "body_complete"}, plus "body_error"
            (why) when body_complete is false
   event:   {"event": "client_gone", "path", "sent", "size"} when a client
-           leaves before a /slow-body or /download response was fully sent.
+           leaves before a /slow-body or /download response was fully sent;
+           {"event": "closed_silently"} (see ?close=silent).
 
 Endpoints (any method; HEAD gets the same head without a body):
   /echo                  200 JSON {"method","path","raw_target","query",
@@ -56,6 +57,10 @@ Endpoints (any method; HEAD gets the same head without a body):
                          broker injected the key. With close=1 the answer has
                          "Connection: close" and the connection is closed
                          after it (the client's pool loses that connection)
+  ...?close=silent       (any endpoint) the answer says nothing of it, but
+                         the connection is closed after it, as a server's
+                         idle timeout would (event "closed_silently" once
+                         it is closed)
   /status/NNN            status NNN (200..599) with {"status": NNN}
   anything else          404 JSON
 
@@ -156,13 +161,16 @@ class Server(http.server.ThreadingHTTPServer):
         except (OSError, ValueError):
             return
         conn.settimeout(None)
+        handler = None
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            handler = self.RequestHandlerClass(conn, client_address, self)
         finally:
             try:
                 conn.close()
             except OSError:
                 pass
+        if getattr(handler, "close_silently", False):
+            self.log.write({"event": "closed_silently"})
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -407,6 +415,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not complete:
             self.close_connection = True
             return
+        if params.get("close") == "silent":
+            self.close_connection = self.close_silently = True
 
         try:
             if path == "/echo":
