@@ -117,11 +117,9 @@ static void conn__close(struct conn *c);
 
 /* ---- writing to the child ---- */
 
-static void on_written(uv_write_t *req, int status)
+/* What follows the end of a write: w written (status 0) or failed. */
+static void conn__write_done(struct conn *c, struct conn_write *w, int status)
 {
-    struct conn_write *w = (struct conn_write *)req;
-    struct conn *c = w->conn;
-
     c->write_pending -= w->len;
     /* While the upstream is still sending, the next turn will want a buffer this size. */
     if (!c->closing && c->req.ureq != NULL && c->spare == NULL && w->cap == CONN_STAGE_STREAM)
@@ -142,23 +140,50 @@ static void on_written(uv_write_t *req, int status)
         conn__close(c);
 }
 
+static void on_written(uv_write_t *req, int status)
+{
+    struct conn_write *w = (struct conn_write *)req;
+
+    conn__write_done(w->conn, w, status);
+}
+
 /*
  * Output is staged and written with one uv_write from the prepare phase, which runs
  * before the loop next waits for I/O: a small response (head, body, last chunk) is one
  * write(2), not three, and a download one per loop turn instead of one per TLS record
  * (bench W2, W3: a system call is the dearest thing the broker does here). Not the check
  * phase: bytes staged from a timer would then wait for the next I/O event.
+ *
+ * A finished response (no transfer attached) is first tried with uv_try_write: it nearly
+ * always goes whole, and unlike a uv_write that completes, that leaves the pipe's epoll
+ * entry alone (libuv 1.44 re-registers it after every completed uv_write: one epoll_ctl
+ * per response in bench W2). While a transfer streams, writes stay with uv_write, whose
+ * completion resumes the transfer (conn__write_done), which is not for the prepare phase.
  */
 static void conn__flush(struct conn *c)
 {
     struct conn_write *w = c->staged;
     uv_buf_t ub;
+    int n;
 
     uv_prepare_stop(&c->flush);
     if (w == NULL)
         return;
     c->staged = NULL;
     ub = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (c->req.ureq == NULL) {
+        n = uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
+        if (n == (int)w->len || (n < 0 && n != UV_EAGAIN)) {
+            conn__write_done(c, w, n < 0 ? n : 0);
+            return;
+        }
+        if (n > 0) {
+            /* The rest goes with uv_write; w->len counts what is still pending. */
+            c->write_pending -= (size_t)n;
+            w->len -= (size_t)n;
+            ub = uv_buf_init((char *)w->data + n, (unsigned)w->len);
+        }
+    }
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written) != 0) {
         c->write_pending -= w->len;
         free(w);
