@@ -51,7 +51,7 @@ struct upstream {
     uv_prepare_t apply_polls;        /* hands socket_cb's changes to libuv before it waits */
     uv_check_t polls_reopen;         /* after the wait: changes are deferred again */
     bool polls_applied;              /* apply_polls ran this turn: apply changes at once */
-    struct sock_ctx *socks;          /* the sockets libcurl watches (doubly linked) */
+    struct sock_ctx *socks;          /* libcurl's open sockets (doubly linked; "Sockets") */
     int handles_closed;              /* of the four handles above, by upstream_close() */
 };
 
