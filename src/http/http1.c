@@ -153,28 +153,21 @@ static int http1__parse_field_line(const char *p, size_t n, struct http1_header 
     return 0;
 }
 
-/*
- * RFC 9110 8.6: Content-Length = 1*DIGIT. We accept neither a sign, nor inner
- * whitespace, nor the comma list "42, 42" that 8.6 lets a recipient collapse:
- * the list form is never needed by a well-behaved client.
- */
-static int http1__parse_length(const struct http1_iov *v, uint64_t *out)
+bool http1_parse_content_length(const struct http1_iov *v, uint64_t *out)
 {
     uint64_t n = 0;
 
     if (v->len == 0)
-        return ERR_HTTP_BAD_REQUEST;
+        return false;
     for (size_t i = 0; i < v->len; i++) {
-        unsigned char c = (unsigned char)v->base[i];
+        unsigned d = (unsigned char)v->base[i] - '0';
 
-        if (c < '0' || c > '9')
-            return ERR_HTTP_BAD_REQUEST;
-        if (n > (UINT64_MAX - (c - '0')) / 10)
-            return ERR_HTTP_BAD_REQUEST;
-        n = n * 10 + (c - '0');
+        if (d > 9 || n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
     }
     *out = n;
-    return 0;
+    return true;
 }
 
 static int http1__check_host(const struct http1_iov *v)
@@ -190,11 +183,10 @@ static int http1__check_host(const struct http1_iov *v)
 static int http1__note_field(const struct http1_header *h, struct http1__framing *f)
 {
     uint64_t n;
-    int r;
 
     if (iov_is(&h->name, "content-length")) {
-        if ((r = http1__parse_length(&h->value, &n)) != 0)
-            return r;
+        if (!http1_parse_content_length(&h->value, &n))
+            return ERR_HTTP_BAD_REQUEST;
         /* RFC 9112 6.3 item 5: differing lengths are unrecoverable. */
         if (f->have_length && f->length != n)
             return ERR_HTTP_BAD_REQUEST;

@@ -86,4 +86,12 @@ int http1_find_header(const struct http1_request *req, const char *name, size_t 
  */
 bool http1_list_has_token(const char *list, size_t len, const char *token, size_t token_len);
 
+/*
+ * RFC 9110 8.6: Content-Length = 1*DIGIT. True and *out set if v is that and
+ * fits in 64 bits; false for anything else: empty, a sign, whitespace, the
+ * comma list "42, 42" that 8.6 lets a recipient collapse (never needed by a
+ * well-behaved peer), an overflow. Requests and responses use the same rule.
+ */
+bool http1_parse_content_length(const struct http1_iov *v, uint64_t *out);
+
 #endif

@@ -181,24 +181,6 @@ static bool listed_in_connection(const struct http1_iov *name, const struct http
     return false;
 }
 
-/* Parses a Content-Length value (1*DIGIT, no overflow); false if malformed. */
-static bool parse_content_length(const struct http1_iov *v, uint64_t *out)
-{
-    uint64_t n = 0;
-
-    if (v->len == 0)
-        return false;
-    for (size_t i = 0; i < v->len; i++) {
-        unsigned d = (unsigned char)v->base[i] - '0';
-
-        if (d > 9 || n > (UINT64_MAX - d) / 10)
-            return false;
-        n = n * 10 + d;
-    }
-    *out = n;
-    return true;
-}
-
 int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
                              const struct http1_header *h, size_t n)
 {
@@ -220,7 +202,7 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
             uint64_t v = 0;
 
             /* (no early exit: a Content-Encoding or Transfer-Encoding may still follow) */
-            if (!parse_content_length(&h[i].value, &v) || (have_length && v != length))
+            if (!http1_parse_content_length(&h[i].value, &v) || (have_length && v != length))
                 bad_length = true;
             else
                 length = v;

@@ -778,6 +778,34 @@ static void test_http1_list_has_token_trims_and_ignores_case(void **state)
     assert_false(http1_list_has_token("a, close", 4, "close", 5));
 }
 
+static bool content_length(const char *text, uint64_t *out)
+{
+    struct http1_iov v = {text, strlen(text)};
+
+    return http1_parse_content_length(&v, out);
+}
+
+/* The one rule both the request parser and the response framing use. */
+static void test_http1_parse_content_length_is_1_digit_within_64_bits(void **state)
+{
+    static const char *const bad[] = {"", " 1", "1 ", "+1", "-1", "1,1", "0x10", "1e3",
+                                      "18446744073709551616", "99999999999999999999"};
+    uint64_t n = 7;
+
+    (void)state;
+    assert_true(content_length("0", &n));
+    assert_true(n == 0);
+    assert_true(content_length("0042", &n));
+    assert_true(n == 42);
+    assert_true(content_length("18446744073709551615", &n));
+    assert_true(n == UINT64_MAX);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = 7;
+        assert_false(content_length(bad[i], &n));
+        assert_true(n == 7); /* untouched on failure */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_http1_rejects_expectation_list),
         cmocka_unit_test(test_http1_find_header_is_case_insensitive_and_resumes),
         cmocka_unit_test(test_http1_list_has_token_trims_and_ignores_case),
+        cmocka_unit_test(test_http1_parse_content_length_is_1_digit_within_64_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
