@@ -14,8 +14,9 @@
  * Properties: the streamed output equals scrubber_mask_all over the whole body
  * in one piece, however it was split; it has the body's length; it equals a
  * naive reference written here from scrub.h's definition (an occurrence is any
- * run that decodes to the key, each key byte as itself, %XX in either case, or
- * '+' for a space; the union of occurrences is masked with '*'), and
+ * run that decodes to the key, or to a prefix of it of at least max(9, klen / 4)
+ * bytes (the whole key if shorter), each key byte as itself, %XX in either
+ * case, or '+' for a space; the union of occurrences is masked with '*'), and
  * mask_all's count is the number of starts the reference finds; the output
  * never holds the key raw, or fully %-encoded in upper or lower case hex.
  */
@@ -33,12 +34,14 @@
 static size_t ref_mask(const uint8_t *key, size_t klen, uint8_t *d, size_t n)
 {
     bool reach[3 * MAX_KEY + 1], next[3 * MAX_KEY + 1];
-    size_t count = 0, masked_to = 0;
+    size_t count = 0, masked_to = 0, need = klen / 4 > 9 ? klen / 4 : 9;
     uint8_t *orig = fuzz_dup(d, n);
 
+    if (need > klen)
+        need = klen;
     for (size_t i = 0; i < n; i++) {
         size_t maxo = 0, span = n - i;
-        bool any = true;
+        bool any = true, found = false;
 
         if (orig[i] != key[0] && orig[i] != '%' && !(orig[i] == '+' && key[0] == ' '))
             continue;
@@ -63,13 +66,16 @@ static size_t ref_mask(const uint8_t *key, size_t klen, uint8_t *d, size_t n)
                 }
             }
             memcpy(reach, next, sizeof(reach));
+            /* Read key[0..j] (j + 1 bytes): an occurrence once that is need or more. */
+            for (size_t o = 0; any && j + 1 >= need && o <= 3 * klen; o++) {
+                if (reach[o]) {
+                    found = true;
+                    maxo = o > maxo ? o : maxo;
+                }
+            }
         }
-        if (!any)
+        if (!found)
             continue;
-        for (size_t o = 0; o <= 3 * klen; o++) {
-            if (reach[o])
-                maxo = o;
-        }
         count++;
         for (size_t o = i > masked_to ? i : masked_to; o < i + maxo; o++)
             d[o] = '*';

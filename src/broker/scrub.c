@@ -10,10 +10,13 @@
  *
  * Matching: at a candidate the key is walked byte by byte against the data,
  * each key byte consuming one data byte (itself, or '+' for a space) or three
- * (%XX). That is deterministic unless the key holds a '%' and the data says
- * "%25" (one raw '%' or an escaped one); only then does match_nfa() follow
- * every reading at once, as a set of data offsets in a bitset. A match reports
- * its longest reading so that overlapping occurrences mask as their union.
+ * (%XX), until the key ends or the data stops fitting it; a walk that got
+ * through scrubber_min_occurrence() key bytes is an occurrence (a prefix: an
+ * echo cut short). That is deterministic unless the key holds a '%' and the
+ * data says "%25" (one raw '%' or an escaped one); only then does match_nfa()
+ * follow every reading at once, as a set of data offsets in a bitset. A match
+ * reports its longest reading so that overlapping occurrences mask as their
+ * union.
  *
  * Deferred masking: an occurrence is masked when the scan has moved past its
  * start, never before, so later candidates still see the original bytes and
@@ -36,6 +39,7 @@
 #include "secret.h"
 
 #define SCRUB_SPAN_MAX (3 * SECRET_KEY_MAX) /* longest occurrence */
+#define SCRUB_PREFIX_MIN 9                  /* see scrubber_min_occurrence() */
 
 struct scrubber {
     struct secret *key; /* the only key-derived state: no tables, no copies */
@@ -84,6 +88,13 @@ size_t scrubber_max_pattern(const struct scrubber *s)
     return 3 * s->key_len;
 }
 
+size_t scrubber_min_occurrence(const struct scrubber *s)
+{
+    size_t need = s->key_len / 4 > SCRUB_PREFIX_MIN ? s->key_len / 4 : SCRUB_PREFIX_MIN;
+
+    return need < s->key_len ? need : s->key_len;
+}
+
 enum match { MATCH_NO, MATCH_YES, MATCH_MORE };
 
 enum esc { ESC_NONE, ESC_OK, ESC_CUT };
@@ -118,11 +129,12 @@ static void bit_set(uint64_t *set, size_t i)
  * highest down lets one bitset serve as both the old and the new set, since
  * every step moves an offset up.
  */
-static enum match match_nfa(const uint8_t *key, size_t klen, const uint8_t *d, size_t n, bool final,
-                            size_t *end)
+static enum match match_nfa(const uint8_t *key, size_t klen, size_t need, const uint8_t *d,
+                            size_t n, bool final, size_t *end)
 {
     uint64_t set[SCRUB_SPAN_MAX / 64 + 1];
-    size_t lo = 0, hi = 0;
+    size_t lo = 0, hi = 0, best = 0;
+    bool found = false;
 
     memset(set, 0, sizeof(set));
     bit_set(set, 0);
@@ -157,34 +169,45 @@ static enum match match_nfa(const uint8_t *key, size_t klen, const uint8_t *d, s
             }
         }
         if (nlo == SIZE_MAX)
-            return MATCH_NO;
+            break;
         lo = nlo;
         hi = nhi;
+        if (j + 1 >= need) {
+            found = true;
+            best = hi > best ? hi : best;
+        }
     }
-    *end = hi;
+    if (!found)
+        return MATCH_NO;
+    *end = best;
     return MATCH_YES;
 }
 
 /*
- * Is there an occurrence at d[0]? MATCH_YES with the end of its longest
- * reading, MATCH_NO, or MATCH_MORE when only more data can tell (never with
- * final). The answer never changes when more data is appended.
+ * Is there an occurrence at d[0], a run that reads as key[0..m) with need <= m
+ * <= klen? MATCH_YES with the end of the longest such run, MATCH_NO, or
+ * MATCH_MORE when only more data can tell (never with final). The answer never
+ * changes when more data is appended: a walk that reaches the end of the data
+ * could still grow, so it waits.
  */
-static enum match match_at(const uint8_t *key, size_t klen, const uint8_t *d, size_t n, bool final,
-                           size_t *end)
+static enum match match_at(const uint8_t *key, size_t klen, size_t need, const uint8_t *d,
+                           size_t n, bool final, size_t *end)
 {
-    size_t o = 0;
+    size_t o = 0, j;
 
-    for (size_t j = 0; j < klen; j++) {
+    for (j = 0; j < klen; j++) {
         uint8_t k = key[j];
 
-        if (o >= n)
-            return final ? MATCH_NO : MATCH_MORE;
+        if (o >= n) {
+            if (!final)
+                return MATCH_MORE;
+            break;
+        }
         if (d[o] == '%') {
             enum esc e = escape_of(d, n, o, k, final);
 
-            if (k == '%' && e != ESC_NONE)
-                return match_nfa(key, klen, d, n, final, end); /* "%25": two readings */
+            if (k == '%' && e != ESC_NONE) /* "%25": two readings */
+                return match_nfa(key, klen, need, d, n, final, end);
             if (e == ESC_CUT)
                 return MATCH_MORE;
             if (e == ESC_OK) {
@@ -192,14 +215,16 @@ static enum match match_at(const uint8_t *key, size_t klen, const uint8_t *d, si
                 continue;
             }
             if (k != '%')
-                return MATCH_NO;
+                break;
             o++;
             continue;
         }
         if (d[o] != k && !(d[o] == '+' && k == ' '))
-            return MATCH_NO;
+            break;
         o++;
     }
+    if (j < need)
+        return MATCH_NO;
     *end = o;
     return MATCH_YES;
 }
@@ -223,6 +248,7 @@ static scrub_v16 splat(uint8_t c)
 struct scan {
     const uint8_t *key;
     size_t klen;
+    size_t need;         /* the shortest prefix of the key that is an occurrence */
     uint64_t base;       /* stream offset of d[0] */
     uint64_t mask_until; /* stream offset */
     size_t emitted;      /* d[0..emitted) is flushed */
@@ -242,6 +268,7 @@ static void scan_init(struct scan *sc, const struct scrubber *s, uint64_t base, 
     memset(sc, 0, sizeof(*sc));
     sc->key = secret_data(s->key);
     sc->klen = s->key_len;
+    sc->need = scrubber_min_occurrence(s);
     sc->base = base;
     sc->mask_until = mask_until;
     sc->k0 = sc->key[0];
@@ -374,7 +401,7 @@ static int scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, b
 
     *stop = 0;
     while ((i = scan_find(sc, d, n, pos, limit)) < limit) {
-        m = match_at(sc->key, sc->klen, d + i, n - i, final, &end);
+        m = match_at(sc->key, sc->klen, sc->need, d + i, n - i, final, &end);
         if (m == MATCH_MORE) {
             limit = i;
             break;

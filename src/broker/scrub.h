@@ -4,12 +4,16 @@
  * An upstream that echoes its query string in an error body, or redirects with
  * it in Location, must not hand the key to the child (DESIGN.md section 2).
  * Every occurrence of the key is replaced by '*' of the occurrence's length.
- * An occurrence is any byte run that decodes to the key when each key byte is
- * taken as the byte itself, as %XX with either case of hex (whether or not the
- * byte needed encoding), or, for a space, as '+'. That covers the raw key, the
- * upper- and lower-case fully percent-encoded forms, the '+' form, and the
- * mixed forms real encoders produce (one that leaves '/' alone, one that
- * writes %7E for '~'). Overlapping occurrences are masked as their union.
+ * An occurrence is any byte run that decodes to the key, or to a prefix of it
+ * at least scrubber_min_occurrence() bytes long (an echo cut short: "invalid
+ * key abcd1234ef..."), when each key byte is taken as the byte itself, as %XX
+ * with either case of hex (whether or not the byte needed encoding), or, for a
+ * space, as '+'. That covers the raw key, the upper- and lower-case fully
+ * percent-encoded forms, the '+' form, and the mixed forms real encoders
+ * produce (one that leaves '/' alone, one that writes %7E for '~'). Overlapping
+ * occurrences are masked as their union. A piece from inside the key, its end,
+ * or another encoding (base64, JSON escapes) is not an occurrence
+ * (SECURITY.md section 6).
  *
  * A scrubber holds the key in the secret arena and nothing derived from it
  * anywhere else; streams keep their held-back tail in a BUF_WIPE buf. This
@@ -38,6 +42,16 @@ void scrubber_free(struct scrubber *s);
 
 /* Longest possible occurrence: 3 * key length (every byte as %XX). */
 size_t scrubber_max_pattern(const struct scrubber *s);
+
+/*
+ * The shortest prefix of the key that is an occurrence: 9 bytes or a quarter
+ * of the key, whichever is more, and the whole key when it is shorter than
+ * that. So a truncated echo shows at most 8 of a 32-byte key's bytes, and a
+ * run that merely starts like the key (a vendor's fixed "sk_live_" prefix) is
+ * left alone; the quarter keeps a long fixed prefix of a long key from being
+ * masked wherever the upstream names it.
+ */
+size_t scrubber_min_occurrence(const struct scrubber *s);
 
 /* Masks every occurrence in data[0..len) in place (a header value, a whole
  * body). Returns the number of occurrences (overlapping ones each count). */

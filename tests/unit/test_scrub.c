@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -35,6 +36,18 @@ static char *mask_copy(const struct scrubber *s, const char *text, size_t *count
     n = scrubber_mask_all(s, (uint8_t *)copy, len);
     if (count != NULL)
         *count = n;
+    return copy;
+}
+
+/* mask_all on a copy of text in a static buffer (short texts only). */
+static const char *mask_copy_static(const struct scrubber *s, const char *text)
+{
+    static char copy[256];
+    size_t len = strlen(text);
+
+    assert_true(len < sizeof(copy));
+    memcpy(copy, text, len + 1);
+    (void)scrubber_mask_all(s, (uint8_t *)copy, len);
     return copy;
 }
 
@@ -365,7 +378,10 @@ static void test_scrub_masks_a_key_of_the_maximum_length_in_every_form(void **st
     off += klen;
     memset(body + off, '.', len - off);
     out = stream_by_chunks(s, body, len, 1000);
-    assert_int_equal(scrubber_mask_all(s, body, len), 2);
+    /* The key repeats itself: in both forms every 'k' followed by at least
+     * min_occurrence key bytes starts an occurrence (a prefix of the key). */
+    assert_int_equal(scrubber_mask_all(s, body, len),
+                     2 * ((klen - scrubber_min_occurrence(s)) / 2 + 1));
     assert_memory_equal(buf_ptr(out), body, len);
     assert_int_equal(body[0], '<');
     assert_int_equal(body[1], '*');
@@ -377,6 +393,71 @@ static void test_scrub_masks_a_key_of_the_maximum_length_in_every_form(void **st
     scrubber_free(s);
     free(key);
     free(body);
+}
+
+/* An echo cut short: a prefix of the key of at least min_occurrence bytes is masked. */
+static void test_scrub_masks_a_truncated_echo_of_the_key(void **state)
+{
+    const char *key = "0123456789abcdefghijklmnopqrstuv"; /* 32 bytes: min_occurrence 9 */
+    struct scrubber *s = scrubber_for(key);
+    size_t count;
+    char *got;
+
+    (void)state;
+    assert_int_equal(scrubber_min_occurrence(s), 9);
+    got = mask_copy(s, "{\"message\":\"invalid app_key 0123456789abcdefghijklmnopqrstu\"}", &count);
+    assert_string_equal(got, "{\"message\":\"invalid app_key *******************************\"}");
+    assert_int_equal(count, 1);
+    free(got);
+    /* Exactly 9 bytes: masked; 8: left alone (what a key "hint" shows). */
+    assert_masks_to(key, "k=012345678&", "k=*********&");
+    assert_masks_to(key, "k=01234567&", "k=01234567&");
+    /* Percent-encoded and at the very end of the data. */
+    assert_masks_to(key, "x%30%31%32%33%3456789-", "x********************-");
+    assert_masks_to(key, "tail 0123456789", "tail **********");
+    scrubber_free(s);
+}
+
+/* A long key needs a quarter of itself: a vendor's fixed prefix is not masked alone. */
+static void test_scrub_needs_a_quarter_of_a_long_key(void **state)
+{
+    char key[65], text[80], want[80];
+    struct scrubber *s;
+
+    (void)state;
+    memcpy(key, "vendor_live_", 12);
+    for (size_t i = 12; i < 64; i++)
+        key[i] = (char)('a' + i % 26);
+    key[64] = '\0';
+    s = scrubber_for(key);
+    assert_int_equal(scrubber_min_occurrence(s), 16);
+    /* 15 bytes of it (the fixed prefix and 3 more): left alone. */
+    snprintf(text, sizeof(text), "[%.15s]", key);
+    assert_string_equal(mask_copy_static(s, text), text);
+    /* 16 bytes: masked. */
+    snprintf(text, sizeof(text), "[%.16s]", key);
+    snprintf(want, sizeof(want), "[%s]", "****************");
+    assert_string_equal(mask_copy_static(s, text), want);
+    scrubber_free(s);
+}
+
+/* However the body is cut, a truncated echo is masked the same, held back until known. */
+static void test_scrub_masks_a_truncated_echo_split_across_feeds(void **state)
+{
+    const char *key = "0123456789abcdefghijklmnopqrstuv";
+    const char *body = "error: 0123456789abcdefghij; error again: 0123456789";
+    const char *want = "error: ********************; error again: **********";
+    struct scrubber *s = scrubber_for(key);
+    size_t len = strlen(body);
+
+    (void)state;
+    for (size_t chunk = 1; chunk <= len; chunk++) {
+        struct buf *out = stream_by_chunks(s, (const uint8_t *)body, len, chunk);
+
+        assert_memory_equal(buf_ptr(out), want, len);
+        buf_free(out);
+    }
+    scrubber_free(s);
 }
 
 static void test_scrub_free_functions_accept_null(void **state)
@@ -403,6 +484,9 @@ int main(void)
         cmocka_unit_test(test_scrub_stream_reports_a_full_output_buffer),
         cmocka_unit_test(test_scrubber_new_rejects_empty_and_oversized_keys),
         cmocka_unit_test(test_scrub_masks_a_key_of_the_maximum_length_in_every_form),
+        cmocka_unit_test(test_scrub_masks_a_truncated_echo_of_the_key),
+        cmocka_unit_test(test_scrub_needs_a_quarter_of_a_long_key),
+        cmocka_unit_test(test_scrub_masks_a_truncated_echo_split_across_feeds),
         cmocka_unit_test(test_scrub_free_functions_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
