@@ -1,0 +1,413 @@
+/*
+ * conn_response.c - what a brokered connection writes to the child: output staged
+ * during a loop turn and written once (backpressure: the upstream transfer pauses
+ * while too much waits), the broker's own JSON errors, and the upstream's response
+ * (head, scrubbed and framed body, its end) through the upstream callbacks. The
+ * request half is conn.c; see conn.c for the connection's states.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_internal.h"
+#include "conn.h"
+#include "conn_internal.h"
+#include "err.h"
+#include "log.h"
+
+/* ---- writing to the child ---- */
+
+/* What follows the end of a write: w written (status 0) or failed. */
+static void conn__write_done(struct conn *c, struct conn_write *w, int status)
+{
+    c->write_pending -= w->len;
+    /* While the upstream is still sending, the next turn will want a buffer this size. */
+    if (!c->closing && c->req.ureq != NULL && c->spare == NULL && w->cap == CONN_STAGE_STREAM)
+        c->spare = w;
+    else
+        free(w);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        log_debug("%s conn %llu: write failed: %s", c->inv->label, (unsigned long long)c->id,
+                  uv_strerror(status));
+        conn_abort(c);
+        return;
+    }
+    if (c->req.ureq != NULL && c->write_pending < CONN_WRITE_HIGH / 2)
+        upstream_req_resume(c->req.ureq);
+    if (c->close_when_written && c->write_pending == 0)
+        conn__close(c);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct conn_write *w = (struct conn_write *)req;
+
+    conn__write_done(w->conn, w, status);
+}
+
+/*
+ * Output is staged and written with one uv_write from the prepare phase, which runs
+ * before the loop next waits for I/O: a small response (head, body, last chunk) is one
+ * write(2), not three, and a download one per loop turn instead of one per TLS record
+ * (bench W2, W3: a system call is the dearest thing the broker does here). Not the check
+ * phase: bytes staged from a timer would then wait for the next I/O event.
+ *
+ * A finished response (no transfer attached) is first tried with uv_try_write: it nearly
+ * always goes whole, and unlike a uv_write that completes, that leaves the pipe's epoll
+ * entry alone (libuv 1.44 re-registers it after every completed uv_write: one epoll_ctl
+ * per response in bench W2). While a transfer streams, writes stay with uv_write: their
+ * completion resumes the transfer (conn__write_done), a call into libcurl that may stage
+ * more output, which must not happen here, after this turn's flush.
+ */
+static void conn__flush(struct conn *c)
+{
+    struct conn_write *w = c->staged;
+    uv_buf_t ub;
+    int n;
+
+    uv_prepare_stop(&c->flush);
+    if (w == NULL)
+        return;
+    c->staged = NULL;
+    ub = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (c->req.ureq == NULL) {
+        n = uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
+        if (n == (int)w->len || (n < 0 && n != UV_EAGAIN)) {
+            conn__write_done(c, w, n < 0 ? n : 0);
+            return;
+        }
+        if (n > 0) {
+            /* The rest goes with uv_write; w->len counts what is still pending. */
+            c->write_pending -= (size_t)n;
+            w->len -= (size_t)n;
+            ub = uv_buf_init((char *)w->data + n, (unsigned)w->len);
+        }
+    }
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written) != 0) {
+        c->write_pending -= w->len;
+        free(w);
+        conn_abort(c);
+    }
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    conn__flush(h->data);
+}
+
+/* The staging buffer with room for `need` bytes in all, or NULL (out of memory; what was
+ * staged stays). */
+static struct conn_write *conn__stage_room(struct conn *c, size_t need)
+{
+    struct conn_write *w = c->staged;
+    size_t cap;
+
+    if (w != NULL && need <= w->cap)
+        return w;
+    if (w == NULL && c->spare != NULL && need <= c->spare->cap) {
+        w = c->spare;
+        c->spare = NULL;
+    } else {
+        cap = need <= CONN_STAGE_SMALL ? CONN_STAGE_SMALL
+              : need <= CONN_STAGE_STREAM ? CONN_STAGE_STREAM
+                                          : need;
+        if ((w = realloc(w, sizeof(*w) + cap)) == NULL)
+            return NULL;
+        w->cap = cap;
+    }
+    if (c->staged == NULL) {
+        w->conn = c;
+        w->len = 0;
+        uv_prepare_start(&c->flush, on_flush);
+    }
+    c->staged = w;
+    return w;
+}
+
+/* Stages up to three pieces (chunk line, data, CRLF). */
+static int conn__write3(struct conn *c, const void *a, size_t alen, const void *b, size_t blen,
+                        const void *d, size_t dlen)
+{
+    size_t len = alen + blen + dlen;
+    struct conn_write *w;
+
+    if (len == 0)
+        return 0;
+    if ((w = conn__stage_room(c, (c->staged != NULL ? c->staged->len : 0) + len)) == NULL)
+        return ERR_NOMEM; /* the caller aborts the connection */
+    if (alen)
+        memcpy(w->data + w->len, a, alen);
+    if (blen)
+        memcpy(w->data + w->len + alen, b, blen);
+    if (dlen)
+        memcpy(w->data + w->len + alen + blen, d, dlen);
+    w->len += len;
+    c->write_pending += len;
+    return 0;
+}
+
+int conn__write(struct conn *c, const void *data, size_t len)
+{
+    return conn__write3(c, data, len, NULL, 0, NULL, 0);
+}
+
+/* Closes once what is staged or queued has been written; reads nothing more meanwhile. */
+void conn__close_after_writes(struct conn *c)
+{
+    c->draining = false;
+    c->close_when_written = true;
+    if (c->write_pending == 0)
+        conn__close(c);
+    else
+        conn__update_reading(c);
+}
+
+/* ---- errors the broker makes itself ---- */
+
+static const char *error_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "BadRequest";
+    case 403:
+        return "PolicyDenied";
+    case 405:
+        return "MethodNotAllowed";
+    case 408:
+        return "RequestTimeout";
+    case 413:
+        return "RequestEntityTooLarge";
+    case 431:
+        return "RequestHeaderFieldsTooLarge";
+    case 501:
+        return "NotImplemented";
+    case 502:
+        return "BadGateway";
+    case 504:
+        return "GatewayTimeout";
+    default:
+        return "BrokerError";
+    }
+}
+
+/*
+ * Answers with a JSON error in the upstream's envelope and closes the
+ * connection once it is written. The message is ours, never the upstream's or
+ * the child's text, so it cannot carry the key.
+ */
+void conn__send_error(struct conn *c, int status, const char *message, const char *outcome)
+{
+    struct buf *out = buf_new(4096, 0);
+    char body[512];
+    int n;
+
+    c->req.status = status;
+    conn__request_done(c, outcome);
+    c->close_when_written = true;
+    if (out == NULL) {
+        conn_abort(c);
+        return;
+    }
+    n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                 error_code(status), message);
+    if (n < 0 || (size_t)n >= sizeof(body) ||
+        http1_put_status_line(out, c->req.minor, status) != 0 ||
+        buf_putf(out,
+                 "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                 "Connection: close\r\n\r\n%s",
+                 n, body) != 0 ||
+        conn__write(c, buf_ptr(out), buf_len(out)) != 0) {
+        buf_free(out);
+        conn_abort(c);
+        return;
+    }
+    buf_free(out);
+    conn__close_after_writes(c);
+}
+
+/* ---- the upstream's callbacks ---- */
+
+static void on_upstream_head(void *ud, int status, const struct http1_header *h, size_t n)
+{
+    struct conn *c = ud;
+    struct conn_request *q = &c->req;
+    struct http1_forward fw = {
+        .status = status,
+        .minor_version = q->minor,
+        .is_head = q->is_head,
+        /* A body still arriving leaves the connection unusable after this response. */
+        .keep_alive = q->keep_alive && q->body_done,
+    };
+    struct buf *out = buf_new(HTTP1_MAX_HEAD * 4, 0);
+    int r;
+
+    q->status = status;
+    q->upstream_ms = upstream_req_head_ms(q->ureq);
+    if (out == NULL) {
+        conn_abort(c);
+        return;
+    }
+    r = http1_put_forwarded_head(out, &fw, h, n);
+    q->framing = fw.framing;
+    q->keep_alive = fw.keep_alive;
+    q->content_length = fw.content_length;
+    if (r == 0 && c->inv->scrubber != NULL) {
+        scrubber_mask_all(c->inv->scrubber, buf_mutable_ptr(out), buf_len(out));
+        if (q->framing != HTTP1_FRAME_NONE)
+            r = scrub_stream_new(c->inv->scrubber, &q->scrub);
+    }
+    if (r == 0)
+        r = conn__write(c, buf_ptr(out), buf_len(out));
+    buf_free(out);
+    if (r != 0) {
+        conn_abort(c);
+        return;
+    }
+    q->head_sent = true;
+}
+
+/* Frames and writes response body bytes that are ready (already scrubbed). */
+static int conn__write_body(struct conn *c, const uint8_t *data, size_t len)
+{
+    char line[HTTP1_CHUNK_LINE_MAX];
+    size_t n;
+
+    if (len == 0)
+        return 0;
+    c->req.bytes_out += len;
+    if (c->req.framing != HTTP1_FRAME_CHUNKED)
+        return conn__write(c, data, len);
+    n = http1_chunk_line(line, len);
+    return conn__write3(c, line, n, data, len, "\r\n", 2);
+}
+
+static int on_upstream_body(void *ud, const uint8_t *data, size_t len)
+{
+    struct conn *c = ud;
+    struct conn_request *q = &c->req;
+    int r;
+
+    if (c->write_pending >= CONN_WRITE_HIGH)
+        return UPSTREAM_PAUSE;
+    if (q->framing == HTTP1_FRAME_NONE)
+        return 0;
+    if (q->framing == HTTP1_FRAME_LENGTH && len > q->content_length - q->body_received) {
+        /* More than the upstream declared: those bytes would read as the child's next
+         * response. Cut the connection instead. */
+        log_info("%s conn %llu: upstream sent more than its Content-Length", c->inv->label,
+                 (unsigned long long)c->id);
+        conn__request_done(c, "upstream_error");
+        conn_abort(c);
+        return 0;
+    }
+    q->body_received += len;
+    if (q->scrub == NULL) {
+        r = conn__write_body(c, data, len);
+    } else {
+        buf_reset(c->scratch);
+        r = scrub_stream_feed(q->scrub, data, len, c->scratch);
+        if (r == 0)
+            r = conn__write_body(c, buf_ptr(c->scratch), buf_len(c->scratch));
+    }
+    if (r != 0)
+        conn_abort(c); /* upstream_req_cancel from here is deferred by the upstream module */
+    return 0;
+}
+
+static ssize_t on_upstream_read_body(void *ud, uint8_t *dst, size_t max)
+{
+    struct conn *c = ud;
+    struct conn_request *q = &c->req;
+    size_t n;
+
+    /* Body bytes may be waiting in `in` (the upload buffer was full when they came). */
+    if (c->state == CONN_BODY && buf_len(c->in) > 0 && buf_len(q->body) < max) {
+        conn__process(c);
+        if (c->closing || c->close_when_written)
+            return UPSTREAM_PAUSE; /* the request is being cancelled */
+    }
+    n = buf_len(q->body);
+    if (n == 0) {
+        if (q->body_done) {
+            q->body_eof_sent = true;
+            return 0;
+        }
+        return UPSTREAM_PAUSE;
+    }
+    if (n > max)
+        n = max;
+    memcpy(dst, buf_ptr(q->body), n);
+    (void)buf_consume(q->body, n);
+    conn__update_reading(c);
+    return (ssize_t)n;
+}
+
+/* Finishes a response that completed upstream: tail, terminator, then next request. */
+static void conn__finish_response(struct conn *c)
+{
+    struct conn_request *q = &c->req;
+    int r = 0;
+
+    if (q->scrub != NULL) {
+        buf_reset(c->scratch);
+        r = scrub_stream_finish(q->scrub, c->scratch);
+        if (r == 0)
+            r = conn__write_body(c, buf_ptr(c->scratch), buf_len(c->scratch));
+    }
+    if (r == 0 && q->framing == HTTP1_FRAME_CHUNKED)
+        r = conn__write(c, "0\r\n\r\n", 5);
+    if (r != 0) {
+        conn_abort(c);
+        return;
+    }
+    conn__request_done(c, "ok");
+    if (!q->body_done && c->state == CONN_BODY && !c->read_eof) {
+        /* The upstream answered before taking the whole body (an early 401 or 413). Closing
+         * now would fail the child's send with EPIPE before it reads the answer (Python's
+         * http.client raises BrokenPipeError); like nginx's lingering close, the rest of the
+         * body is read and dropped, within the head timeout and max_body, then we close. */
+        c->draining = true;
+        buf_reset(q->body);
+        conn__process(c);
+        return;
+    }
+    if (!q->keep_alive || !q->body_done || c->read_eof) {
+        conn__close_after_writes(c);
+        return;
+    }
+    conn__request_reset(c);
+    c->state = CONN_HEAD;
+    conn__process(c);
+}
+
+static void on_upstream_done(void *ud, int result, const char *detail)
+{
+    struct conn *c = ud;
+    struct conn_request *q = &c->req;
+
+    q->ureq = NULL; /* freed by the upstream module after this returns */
+    if (result == 0) {
+        conn__finish_response(c);
+        return;
+    }
+    log_info("%s conn %llu: upstream %s %.200s: %.200s", c->inv->label, (unsigned long long)c->id,
+             q->method, q->audit_path ? buf_cstr(q->audit_path) : "", detail);
+    if (q->head_sent) {
+        /* Mid-body: the child sees a truncated response (no last chunk / short length). */
+        conn__request_done(c, result == UPSTREAM_ERR_STALLED ? "stalled" : "upstream_error");
+        conn_abort(c);
+    } else if (result == UPSTREAM_ERR_HEAD_TIMEOUT) {
+        conn__send_error(c, 504, "upstream did not answer in time", "timeout");
+    } else {
+        conn__send_error(c, 502, "upstream unreachable", "upstream_error");
+    }
+}
+
+const struct upstream_req_ops conn_upstream_ops = {
+    .on_head = on_upstream_head,
+    .on_body = on_upstream_body,
+    .read_body = on_upstream_read_body,
+    .on_done = on_upstream_done,
+};
