@@ -37,6 +37,7 @@
 #include "ascii.h"
 #include "buf.h"
 #include "err.h"
+#include "http1.h"
 #include "openssl_api.h"
 #include "ws.h"
 
@@ -912,27 +913,6 @@ static void ws__fail_head(struct ws *ws, const char *why)
     ws__close_tcp(ws);
 }
 
-/* Does the comma-separated list v[0..len) hold the token tok (case-insensitive)? */
-static bool ws__list_has(const char *v, size_t len, const char *tok)
-{
-    const char *end = v + len, *comma;
-    const char *item;
-    size_t ilen;
-
-    while (v < end) {
-        comma = memchr(v, ',', (size_t)(end - v));
-        if (comma == NULL)
-            comma = end;
-        item = v;
-        ilen = (size_t)(comma - v);
-        ws__trim(&item, &ilen);
-        if (ws__ieq(item, ilen, tok))
-            return true;
-        v = comma + 1;
-    }
-    return false;
-}
-
 /*
  * RFC 6455 4.1, the client's checks of the server's handshake: status 101, Upgrade
  * websocket, Connection holding upgrade, the expected Sec-WebSocket-Accept, and no
@@ -992,7 +972,7 @@ static int ws__check_head(struct ws *ws, const char *h, size_t len)
             if (!ws__ieq(value, vlen, "websocket"))
                 bad = "Upgrade is not websocket";
         } else if (ws__ieq(line, llen, "connection")) {
-            conn_upgrade = conn_upgrade || ws__list_has(value, vlen, "upgrade");
+            conn_upgrade = conn_upgrade || http1_list_has_token(value, vlen, "upgrade", 7);
         } else if (ws__ieq(line, llen, "sec-websocket-accept")) {
             accepts++;
             accept_ok = vlen == strlen(ws->accept) && memcmp(value, ws->accept, vlen) == 0;

@@ -198,6 +198,20 @@ def test_ws_refuses_a_wrong_sec_websocket_accept(probe, ws_plain, wait_for):
     assert done["client_close"] == "none-received"
 
 
+def test_ws_takes_upgrade_from_a_connection_list_and_refuses_a_101_without_it(probe, ws_plain,
+                                                                               wait_for):
+    # RFC 6455 4.1: the 101's Connection must hold the token "upgrade", as one element of
+    # a comma list (RFC 9110 7.6.1) in any case.
+    run = probe(ws_plain.ws_url("/connlist"))
+    assert "open" in run.lines, run.lines
+    assert run.close()[:2] == (0, 1000)  # the peer's close frame, after a valid 101
+    run = probe(ws_plain.ws_url("/noupgrade"))
+    assert "open" not in run.lines
+    status, code, reason = run.close()
+    assert (status, code) == (0, 0)
+    assert "Connection" in reason, reason
+
+
 def test_ws_reports_connection_refused(probe, tmp_path):
     import socket
     s = socket.socket()

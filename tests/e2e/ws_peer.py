@@ -25,6 +25,9 @@ Library modes (websockets 10.4, no keepalive pings, no compression, no size limi
 
 Raw modes (hand-made bytes after a correct 101, unless said otherwise):
   /badaccept     101 with a wrong Sec-WebSocket-Accept
+  /connlist      101 with "Connection: keep-alive, Upgrade" (a list: valid), then a
+                 close frame with 1000
+  /noupgrade     101 with "Connection: keep-alive" (no upgrade token: invalid)
   /masked        a masked text frame (servers must not mask, RFC 6455 5.1)
   /rsv           a text frame with RSV1 set (no extension negotiated)
   /opcode        a frame with the reserved opcode 0x3
@@ -151,8 +154,10 @@ RAW_FRAMES = {
     "/fragping": frame(0x9, b"", fin=False),
     "/badcont": frame(0x0, b"hello"),
     "/badutf8": frame(0x1, b"\xff\xfe"),
+    "/connlist": frame(0x8, struct.pack("!H", 1000)),  # then closes at once: a valid run
 }
-RAW_PATHS = set(RAW_FRAMES) | {"/badaccept", "/reset", "/deaf"}
+RAW_PATHS = set(RAW_FRAMES) | {"/badaccept", "/noupgrade", "/reset", "/deaf"}
+CONNECTION_HEADER = {"/connlist": "keep-alive, Upgrade", "/noupgrade": "keep-alive"}
 
 
 def parse_client_close(data):
@@ -200,8 +205,10 @@ async def read_until_gone(reader, wait_s):
 async def raw_mode(path, headers, reader, writer, log):
     key = headers.get("sec-websocket-key", "")
     accept = accept_for(key + "x") if path == "/badaccept" else accept_for(key)
+    connection = CONNECTION_HEADER.get(path, "Upgrade")
     writer.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept).encode())
+                  "Connection: %s\r\nSec-WebSocket-Accept: %s\r\n\r\n"
+                  % (connection, accept)).encode())
     await writer.drain()
     if path == "/reset":
         sock = writer.get_extra_info("socket")
