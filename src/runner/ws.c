@@ -394,7 +394,10 @@ static int ws__tls_init(struct ws *ws, const char *cacert)
     r = ERR_INVALID;
     if (ossl->SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL) != 1)
         goto out;
-    ossl->SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* CLEANSE_PLAINTEXT: OpenSSL wipes a record's plaintext once SSL_read has handed it over,
+     * so a task message, credential included, does not stay in its buffer (SECURITY.md 6). */
+    ossl->SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                       SSL_OP_CLEANSE_PLAINTEXT);
     ossl->SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (cacert != NULL) {
         if (ossl->SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
