@@ -6,6 +6,8 @@
 #define CREDBROKER_ASCII_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
 
 static inline bool ascii_is_alpha(unsigned char c)
 {
@@ -44,6 +46,18 @@ static inline int ascii_hex_value(unsigned char c)
 static inline unsigned char ascii_tolower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* s[0..len) equals the lower-case literal lower, ASCII case-insensitively. */
+static inline bool ascii_ieq_lower(const char *s, size_t len, const char *lower)
+{
+    if (strlen(lower) != len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (ascii_tolower((unsigned char)s[i]) != (unsigned char)lower[i])
+            return false;
+    }
+    return true;
 }
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * ws.c - the WebSocket client of ws.h: resolve, connect, TLS over memory BIOs, the
- * HTTP/1.1 upgrade, wslay framing, pings, timeouts and an orderly close.
+ * HTTP/1.1 upgrade, wslay framing, pings, timeouts and an orderly close. The URL is
+ * taken apart by ws_url.c.
  *
  * Reading. libuv reads into rbuf. For wss the bytes go into the read BIO and come
  * out of SSL_read in pbuf. Plaintext is first the upgrade response head (up to its
@@ -23,7 +24,6 @@
  * Not here: reconnecting, logging (nothing is logged, so the URL's token cannot be),
  * extensions, subprotocols, proxies, redirects.
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -40,6 +40,7 @@
 #include "http1.h"
 #include "openssl_api.h"
 #include "ws.h"
+#include "ws_url.h"
 
 #define WS_HEAD_MAX (16 * 1024)     /* the upgrade response head, CRLFCRLF included */
 #define WS_READ_CHUNK (64 * 1024)   /* one uv read */
@@ -88,13 +89,7 @@ struct ws {
     uint64_t read_timeout_ms;
     size_t max_message;
 
-    /* From the URL. Only target carries the token. */
-    bool tls;
-    bool host_is_ip;
-    char *host;        /* IPv6 without brackets: for DNS, SNI and verification */
-    char *host_header; /* the Host: value, with the port when it is not the default */
-    char port[8];
-    struct buf *target; /* path?query (BUF_WIPE), freed once the request is queued */
+    struct ws_url url; /* only url.target carries the token; freed once the request is queued */
     char key[32];       /* Sec-WebSocket-Key: 24 base64 characters */
     char accept[32];    /* the Sec-WebSocket-Accept we expect: 28 characters */
 
@@ -216,20 +211,7 @@ static void ws__arm(uv_timer_t *t, uv_timer_cb cb, uint64_t timeout, uint64_t re
     (void)uv_timer_start(t, cb, timeout, repeat);
 }
 
-/* Case-insensitive comparison of s[0..len) with a lower-case literal. */
-static bool ws__ieq(const char *s, size_t len, const char *lit)
-{
-    size_t i;
-
-    if (strlen(lit) != len)
-        return false;
-    for (i = 0; i < len; i++) {
-        if (ascii_tolower((unsigned char)s[i]) != (unsigned char)lit[i])
-            return false;
-    }
-    return true;
-}
-
+/* Drops spaces and tabs (OWS) at both ends of s[0..len). */
 static void ws__trim(const char **s, size_t *len)
 {
     while (*len > 0 && (**s == ' ' || **s == '\t')) {
@@ -247,117 +229,7 @@ static bool ws__code_sendable(unsigned code)
            (code >= 3000 && code <= 4999);
 }
 
-/* ---- URL and key ----------------------------------------------------------------------------- */
-
-/*
- * Splits url into host, port, Host header and request target. Only printable ASCII
- * is accepted, so nothing in the URL can split the request line or a header.
- */
-static int ws__parse_url(struct ws *ws, const char *url)
-{
-    size_t len = strnlen(url, WS_URL_MAX + 1), i, hlen;
-    const char *p, *end, *auth_end, *host, *host_end, *after;
-    unsigned long port = 0, defport;
-    bool bracketed = false;
-    struct in6_addr a6;
-    struct in_addr a4;
-    char *hh = NULL;
-    int n;
-
-    if (len > WS_URL_MAX)
-        return ERR_TOO_LARGE;
-    for (i = 0; i < len; i++) {
-        /* RFC 6455 3: no fragment in a WebSocket URI. */
-        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f || url[i] == '#')
-            return ERR_BAD_URL;
-    }
-    if (len >= 6 && ws__ieq(url, 6, "wss://")) {
-        ws->tls = true;
-        p = url + 6;
-        defport = 443;
-    } else if (len >= 5 && ws__ieq(url, 5, "ws://")) {
-        p = url + 5;
-        defport = 80;
-    } else {
-        return ERR_BAD_URL;
-    }
-    end = url + len;
-    for (auth_end = p; auth_end < end && *auth_end != '/' && *auth_end != '?'; auth_end++)
-        ;
-    /* Userinfo would never be sent; refuse it rather than guess what was meant. */
-    if (memchr(p, '@', (size_t)(auth_end - p)) != NULL)
-        return ERR_BAD_URL;
-    if (p < auth_end && *p == '[') {
-        bracketed = true;
-        host = p + 1;
-        host_end = memchr(host, ']', (size_t)(auth_end - host));
-        if (host_end == NULL)
-            return ERR_BAD_URL;
-        after = host_end + 1;
-    } else {
-        host = p;
-        host_end = memchr(p, ':', (size_t)(auth_end - p));
-        if (host_end == NULL)
-            host_end = auth_end;
-        after = host_end;
-    }
-    hlen = (size_t)(host_end - host);
-    if (hlen == 0 || hlen > 255)
-        return ERR_BAD_URL;
-    if (after < auth_end) {
-        if (*after != ':' || after + 1 == auth_end)
-            return ERR_BAD_URL;
-        for (p = after + 1; p < auth_end; p++) {
-            if (!ascii_is_digit((unsigned char)*p))
-                return ERR_BAD_URL;
-            port = port * 10 + (unsigned long)(*p - '0');
-            if (port > 65535)
-                return ERR_BAD_URL;
-        }
-        if (port == 0)
-            return ERR_BAD_URL;
-    } else {
-        port = defport;
-    }
-    if ((ws->host = strndup(host, hlen)) == NULL)
-        return ERR_NOMEM;
-    if (bracketed) {
-        if (inet_pton(AF_INET6, ws->host, &a6) != 1)
-            return ERR_BAD_URL;
-        ws->host_is_ip = true;
-    } else if (inet_pton(AF_INET, ws->host, &a4) == 1) {
-        ws->host_is_ip = true;
-    } else {
-        for (i = 0; i < hlen; i++) {
-            unsigned char c = (unsigned char)host[i];
-
-            if (!ascii_is_alpha(c) && !ascii_is_digit(c) && c != '-' && c != '.' && c != '_')
-                return ERR_BAD_URL;
-        }
-    }
-    (void)snprintf(ws->port, sizeof(ws->port), "%lu", port);
-
-    /* RFC 6455 4.1: Host carries the port only when it is not the scheme's default. */
-    if ((hh = malloc(hlen + 16)) == NULL)
-        return ERR_NOMEM;
-    if (port == defport)
-        n = snprintf(hh, hlen + 16, bracketed ? "[%s]" : "%s", ws->host);
-    else
-        n = snprintf(hh, hlen + 16, bracketed ? "[%s]:%lu" : "%s:%lu", ws->host, port);
-    if (n < 0 || (size_t)n >= hlen + 16) {
-        free(hh);
-        return ERR_BAD_URL;
-    }
-    ws->host_header = hh;
-
-    if ((ws->target = buf_new(WS_URL_MAX + 1, BUF_WIPE)) == NULL)
-        return ERR_NOMEM;
-    if ((auth_end == end || *auth_end == '?') && buf_put(ws->target, "/", 1) != 0)
-        return ERR_NOMEM;
-    if (buf_put(ws->target, auth_end, (size_t)(end - auth_end)) != 0)
-        return ERR_NOMEM;
-    return 0;
-}
+/* ---- key ------------------------------------------------------------------------------------- */
 
 /* RFC 6455 4.1: a random 16-byte nonce, and the answer the server must give for it. */
 static int ws__make_key(struct ws *ws)
@@ -415,14 +287,14 @@ static int ws__tls_init(struct ws *ws, const char *cacert)
     param = ossl->SSL_get0_param(ssl);
     ossl->X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     r = ERR_BAD_URL;
-    if (ws->host_is_ip) {
+    if (ws->url.host_is_ip) {
         /* RFC 6066 3: an address is never sent as SNI; the certificate must name it in
          * an iPAddress SAN, which set1_ip checks (a dNSName "127.0.0.1" does not count). */
-        if (ossl->X509_VERIFY_PARAM_set1_ip_asc(param, ws->host) != 1)
+        if (ossl->X509_VERIFY_PARAM_set1_ip_asc(param, ws->url.host) != 1)
             goto out;
     } else if (ossl->SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                              ws->host) != 1 ||
-               ossl->SSL_set1_host(ssl, ws->host) != 1) {
+                              ws->url.host) != 1 ||
+               ossl->SSL_set1_host(ssl, ws->url.host) != 1) {
         goto out;
     }
     ws->rbio = ossl->SSL_get_rbio(ssl);
@@ -651,10 +523,8 @@ static void ws__destroy(struct ws *ws)
     if (ws->ai != NULL)
         uv_freeaddrinfo(ws->ai);
     buf_free(ws->head);
-    buf_free(ws->target);
     buf_free(ws->msg);
-    free(ws->host);
-    free(ws->host_header);
+    ws_url_free(&ws->url);
     explicit_bzero(ws, sizeof(*ws));
     free(ws);
 }
@@ -741,7 +611,7 @@ static void ws__connect_failed(struct ws *ws, int err)
 {
     ws->connect_err = err;
     if (ws->ai_next == NULL) {
-        ws__finish(ws, 0, 0, "cannot connect to %s port %s: %s", ws->host, ws->port,
+        ws__finish(ws, 0, 0, "cannot connect to %s port %s: %s", ws->url.host, ws->url.port,
                    uv_strerror(err));
         ws__close_tcp(ws);
         return;
@@ -779,7 +649,7 @@ static void ws__on_connect(uv_connect_t *req, int status)
         ws__close_tcp(ws);
         return;
     }
-    if (ws->tls) {
+    if (ws->url.tls) {
         ws->state = WS_TLS_HANDSHAKE;
         ws__tls_handshake(ws);
     } else {
@@ -815,7 +685,7 @@ static void ws__on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
         return;
     }
     if (status < 0) {
-        ws__finish(ws, 0, 0, "cannot resolve %s: %s", ws->host, uv_strerror(status));
+        ws__finish(ws, 0, 0, "cannot resolve %s: %s", ws->url.host, uv_strerror(status));
         ws__close_tcp(ws);
         return;
     }
@@ -851,7 +721,7 @@ static void ws__tls_handshake(struct ws *ws)
 static void ws__send_request(struct ws *ws)
 {
     struct buf *req = buf_new(WS_URL_MAX + 1024, BUF_WIPE);
-    const char *target = buf_cstr(ws->target);
+    const char *target = buf_cstr(ws->url.target);
     int r;
 
     if (req == NULL || target == NULL) {
@@ -866,15 +736,15 @@ static void ws__send_request(struct ws *ws)
                      "Sec-WebSocket-Version: 13\r\n"
                      "User-Agent: credbroker-runner\r\n"
                      "\r\n",
-                     target, ws->host_header, ws->key);
+                     target, ws->url.host_header, ws->key);
     }
     if (r == 0) {
         ws->state = WS_UPGRADING;
         r = ws__out_put_all(ws, buf_ptr(req), buf_len(req));
     }
     buf_free(req);
-    buf_free(ws->target);
-    ws->target = NULL;
+    buf_free(ws->url.target);
+    ws->url.target = NULL;
     if (r != 0) {
         ws__finish(ws, 0, 0, "sending the upgrade request: %s", err_str(r));
         ws__close_tcp(ws);
@@ -970,18 +840,18 @@ static int ws__check_head(struct ws *ws, const char *h, size_t len)
             break;
         ws__trim(&value, &vlen);
         llen = (size_t)(colon - line);
-        if (ws__ieq(line, llen, "upgrade")) {
+        if (ascii_ieq_lower(line, llen, "upgrade")) {
             upgrades++;
-            if (!ws__ieq(value, vlen, "websocket"))
+            if (!ascii_ieq_lower(value, vlen, "websocket"))
                 bad = "Upgrade is not websocket";
-        } else if (ws__ieq(line, llen, "connection")) {
+        } else if (ascii_ieq_lower(line, llen, "connection")) {
             conn_upgrade = conn_upgrade || http1_list_has_token(value, vlen, "upgrade", 7);
-        } else if (ws__ieq(line, llen, "sec-websocket-accept")) {
+        } else if (ascii_ieq_lower(line, llen, "sec-websocket-accept")) {
             accepts++;
             accept_ok = vlen == strlen(ws->accept) && memcmp(value, ws->accept, vlen) == 0;
-        } else if (ws__ieq(line, llen, "sec-websocket-extensions")) {
+        } else if (ascii_ieq_lower(line, llen, "sec-websocket-extensions")) {
             bad = "server chose an extension we did not offer";
-        } else if (ws__ieq(line, llen, "sec-websocket-protocol")) {
+        } else if (ascii_ieq_lower(line, llen, "sec-websocket-protocol")) {
             bad = "server chose a subprotocol we did not offer";
         }
     }
@@ -1487,9 +1357,9 @@ int ws_connect(uv_loop_t *loop, const struct ws_options *opts, const struct ws_c
     ws->read_timeout_ms =
         opts->read_timeout_ms ? opts->read_timeout_ms : WS_READ_TIMEOUT_MS_DEFAULT;
     ws->max_message = opts->max_message ? opts->max_message : WS_MAX_MESSAGE_DEFAULT;
-    if ((r = ws__parse_url(ws, opts->url)) != 0 || (r = ws__make_key(ws)) != 0)
+    if ((r = ws_url_parse(opts->url, &ws->url)) != 0 || (r = ws__make_key(ws)) != 0)
         goto out;
-    if (ws->tls && (r = ws__tls_init(ws, opts->cacert)) != 0)
+    if (ws->url.tls && (r = ws__tls_init(ws, opts->cacert)) != 0)
         goto out;
     if ((r = ws__wslay_init(ws)) != 0)
         goto out;
@@ -1502,9 +1372,10 @@ int ws_connect(uv_loop_t *loop, const struct ws_options *opts, const struct ws_c
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV | (ws->host_is_ip ? AI_NUMERICHOST : 0);
+    hints.ai_flags = AI_NUMERICSERV | (ws->url.host_is_ip ? AI_NUMERICHOST : 0);
     ws->gai.data = ws;
-    if ((r = uv_getaddrinfo(loop, &ws->gai, ws__on_resolved, ws->host, ws->port, &hints)) != 0)
+    if ((r = uv_getaddrinfo(loop, &ws->gai, ws__on_resolved, ws->url.host, ws->url.port,
+                            &hints)) != 0)
         goto out;
     ws->gai_pending = true;
     ws->state = WS_RESOLVING;
