@@ -1,7 +1,7 @@
 /*
  * ws.c - the WebSocket client of ws.h: resolve, connect, TLS over memory BIOs, the
  * HTTP/1.1 upgrade, wslay framing, pings, timeouts and an orderly close. The URL is
- * taken apart by ws_url.c.
+ * taken apart by ws_url.c and the server's upgrade answer checked by ws_upgrade.c.
  *
  * Reading. libuv reads into rbuf. For wss the bytes go into the read BIO and come
  * out of SSL_read in pbuf. Plaintext is first the upgrade response head (up to its
@@ -34,12 +34,11 @@
 
 #include <wslay/wslay.h>
 
-#include "ascii.h"
 #include "buf.h"
 #include "err.h"
-#include "http1.h"
 #include "openssl_api.h"
 #include "ws.h"
+#include "ws_upgrade.h"
 #include "ws_url.h"
 
 #define WS_HEAD_MAX (16 * 1024)     /* the upgrade response head, CRLFCRLF included */
@@ -209,17 +208,6 @@ static void ws__fmt_ms(char *out, size_t size, uint64_t ms)
 static void ws__arm(uv_timer_t *t, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
 {
     (void)uv_timer_start(t, cb, timeout, repeat);
-}
-
-/* Drops spaces and tabs (OWS) at both ends of s[0..len). */
-static void ws__trim(const char **s, size_t *len)
-{
-    while (*len > 0 && (**s == ' ' || **s == '\t')) {
-        (*s)++;
-        (*len)--;
-    }
-    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
-        (*len)--;
 }
 
 /* RFC 6455 7.4.1/7.4.2: the codes an endpoint may put in a close frame. */
@@ -753,18 +741,6 @@ static void ws__send_request(struct ws *ws)
 
 /* ---- the upgrade response -------------------------------------------------------------------- */
 
-/* "HTTP/1.x NNN[ reason]": 0 and *status, or ERR_INVALID. */
-static int ws__parse_status_line(const char *s, size_t len, int *status)
-{
-    if (len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || !ascii_is_digit((unsigned char)s[7]) ||
-        s[8] != ' ' || !ascii_is_digit((unsigned char)s[9]) || s[9] == '0' ||
-        !ascii_is_digit((unsigned char)s[10]) || !ascii_is_digit((unsigned char)s[11]) ||
-        (len > 12 && s[12] != ' '))
-        return ERR_INVALID;
-    *status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-    return 0;
-}
-
 /* The head ended early or grew too large: report its status if it had a refusing one. */
 static void ws__fail_head(struct ws *ws, const char *why)
 {
@@ -775,7 +751,7 @@ static void ws__fail_head(struct ws *ws, const char *why)
     if (ws->head != NULL && buf_len(ws->head) > 0) {
         h = (const char *)buf_ptr(ws->head);
         eol = memmem(h, buf_len(ws->head), "\r\n", 2);
-        if (eol != NULL && ws__parse_status_line(h, (size_t)(eol - h), &status) == 0 &&
+        if (eol != NULL && ws_upgrade_status_line(h, (size_t)(eol - h), &status) == 0 &&
             status != 101) {
             ws__finish(ws, status, 0, "upgrade refused: HTTP %d", status);
             ws__close_tcp(ws);
@@ -786,86 +762,20 @@ static void ws__fail_head(struct ws *ws, const char *why)
     ws__close_tcp(ws);
 }
 
-/*
- * RFC 6455 4.1, the client's checks of the server's handshake: status 101, Upgrade
- * websocket, Connection holding upgrade, the expected Sec-WebSocket-Accept, and no
- * extension or subprotocol (we offered none). h[0..len) ends with CRLFCRLF. Returns 0,
- * or records the outcome and returns ERR_INVALID.
- */
+/* RFC 6455 4.1: the server's handshake, checked by ws_upgrade_check(); the outcome is
+ * recorded here. h[0..len) ends with CRLFCRLF. */
 static int ws__check_head(struct ws *ws, const char *h, size_t len)
 {
-    const char *line, *eol, *colon, *value, *end = h + len;
-    size_t llen, vlen, i;
-    int status, upgrades = 0, accepts = 0;
-    bool conn_upgrade = false, accept_ok = false;
-    const char *bad = NULL;
+    const char *why = NULL;
+    int status = 0;
 
-    eol = memmem(h, len, "\r\n", 2);
-    if (eol == NULL || ws__parse_status_line(h, (size_t)(eol - h), &status) != 0) {
-        ws__finish(ws, 0, 0, "upgrade response: malformed status line");
-        return ERR_INVALID;
-    }
-    if (status != 101) {
+    if (ws_upgrade_check(h, len, ws->accept, &status, &why) == 0)
+        return 0;
+    if (status != 0 && status != 101)
         ws__finish(ws, status, 0, "upgrade refused: HTTP %d", status);
-        return ERR_INVALID;
-    }
-    for (line = eol + 2; line < end && bad == NULL; line = eol + 2) {
-        eol = memmem(line, (size_t)(end - line), "\r\n", 2);
-        llen = (size_t)(eol - line);
-        if (llen == 0)
-            break;
-        /* RFC 9112 5.2: obsolete line folding is refused, not unfolded. */
-        if (line[0] == ' ' || line[0] == '\t') {
-            bad = "folded header line";
-            break;
-        }
-        colon = memchr(line, ':', llen);
-        if (colon == NULL || colon == line) {
-            bad = "malformed header line";
-            break;
-        }
-        for (i = 0; line + i < colon; i++) {
-            if (!ascii_is_tchar((unsigned char)line[i]))
-                bad = "malformed header name";
-        }
-        value = colon + 1;
-        vlen = (size_t)(eol - value);
-        for (i = 0; i < vlen; i++) {
-            unsigned char c = (unsigned char)value[i];
-
-            if ((c < 0x20 && c != '\t') || c == 0x7f)
-                bad = "control byte in a header value";
-        }
-        if (bad != NULL)
-            break;
-        ws__trim(&value, &vlen);
-        llen = (size_t)(colon - line);
-        if (ascii_ieq_lower(line, llen, "upgrade")) {
-            upgrades++;
-            if (!ascii_ieq_lower(value, vlen, "websocket"))
-                bad = "Upgrade is not websocket";
-        } else if (ascii_ieq_lower(line, llen, "connection")) {
-            conn_upgrade = conn_upgrade || http1_list_has_token(value, vlen, "upgrade", 7);
-        } else if (ascii_ieq_lower(line, llen, "sec-websocket-accept")) {
-            accepts++;
-            accept_ok = vlen == strlen(ws->accept) && memcmp(value, ws->accept, vlen) == 0;
-        } else if (ascii_ieq_lower(line, llen, "sec-websocket-extensions")) {
-            bad = "server chose an extension we did not offer";
-        } else if (ascii_ieq_lower(line, llen, "sec-websocket-protocol")) {
-            bad = "server chose a subprotocol we did not offer";
-        }
-    }
-    if (bad == NULL && upgrades != 1)
-        bad = "no single Upgrade: websocket";
-    if (bad == NULL && !conn_upgrade)
-        bad = "Connection does not hold upgrade";
-    if (bad == NULL && (accepts != 1 || !accept_ok))
-        bad = "wrong Sec-WebSocket-Accept";
-    if (bad != NULL) {
-        ws__finish(ws, 0, 0, "upgrade response: %s", bad);
-        return ERR_INVALID;
-    }
-    return 0;
+    else
+        ws__finish(ws, 0, 0, "upgrade response: %s", why);
+    return ERR_INVALID;
 }
 
 static void ws__feed(struct ws *ws, const uint8_t *p, size_t n);
