@@ -54,6 +54,10 @@ int ws_upgrade_check(const char *h, size_t len, const char *accept, int *status,
     }
     for (line = eol + 2; line < end && bad == NULL; line = eol + 2) {
         eol = memmem(line, (size_t)(end - line), "\r\n", 2);
+        if (eol == NULL) { /* a head not ending in CRLFCRLF, against the contract */
+            bad = "malformed header line";
+            break;
+        }
         llen = (size_t)(eol - line);
         if (llen == 0)
             break;

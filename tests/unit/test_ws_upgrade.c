@@ -127,6 +127,19 @@ static void test_ws_upgrade_refuses_malformed_header_lines(void **state)
     assert_refused("X-A: a\x01z\r\nUpgrade: websocket\r\n", "control byte");
 }
 
+/* The caller passes a head ending in CRLFCRLF; one that does not is refused, not read past. */
+static void test_ws_upgrade_refuses_a_head_cut_short(void **state)
+{
+    static const char head[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: webso";
+    const char *why = NULL;
+    int status = 0;
+
+    (void)state;
+    assert_int_equal(ws_upgrade_check(head, sizeof(head) - 1, ACCEPT, &status, &why),
+                     ERR_INVALID);
+    assert_non_null(why);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_ws_upgrade_refuses_a_malformed_status_line),
         cmocka_unit_test(test_ws_upgrade_refuses_what_rfc_6455_forbids),
         cmocka_unit_test(test_ws_upgrade_refuses_malformed_header_lines),
+        cmocka_unit_test(test_ws_upgrade_refuses_a_head_cut_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
