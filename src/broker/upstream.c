@@ -64,7 +64,6 @@ struct sock_ctx {
     void *ssl;                       /* the connection's OpenSSL SSL, once libcurl made it */
     int want_events;                 /* UV_READABLE/UV_WRITABLE libcurl last asked for */
     int polled_events;               /* what the poll handle watches now */
-    bool wants_read;                 /* libcurl waits for this socket to be readable */
     bool opened_here;                /* by opensocket_cb: closesocket_cb tells its end */
     unsigned drained_in_pass;        /* drain_pass in which a redrive parsed no record */
 };
@@ -182,7 +181,7 @@ static void upstream__drain_tls(struct upstream *u)
         uint64_t before = u->tls_records_in;
 
         sock__find_ssl(c);
-        if (c->drained_in_pass == pass || !c->wants_read || c->ssl == NULL ||
+        if (c->drained_in_pass == pass || !(c->want_events & UV_READABLE) || c->ssl == NULL ||
             !upstream_tls_has_unread(c->ssl)) {
             c = c->next;
             continue;
@@ -359,7 +358,6 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
     }
     if (action == CURL_POLL_REMOVE) {
         libcurl->multi_assign(u->multi, fd, NULL);
-        ctx->wants_read = false;
         ctx->want_events = 0;
         if (!ctx->opened_here)
             sock__close(ctx);
@@ -369,7 +367,6 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void
         libcurl->multi_assign(u->multi, fd, ctx);
     ctx->easy = easy;
     sock__find_ssl(ctx);
-    ctx->wants_read = action != CURL_POLL_OUT;
     if (action != CURL_POLL_OUT)
         events |= UV_READABLE;
     if (action != CURL_POLL_IN)
