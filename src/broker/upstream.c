@@ -97,11 +97,22 @@ static void upstream__drain_tls(struct upstream *u);
 
 /* ---- socket and timer glue ---- */
 
+/* One call into libcurl for socket fd (or CURL_SOCKET_TIMEOUT) with the CURL_CSELECT_*
+ * flags; a request cancelled from its callbacks meanwhile is reaped afterwards. */
+static void upstream__socket_action(struct upstream *u, curl_socket_t fd, int flags)
+{
+    int running;
+
+    u->in_curl++;
+    libcurl->multi_socket_action(u->multi, fd, flags, &running);
+    u->in_curl--;
+}
+
 static void on_poll(uv_poll_t *poll, int status, int events)
 {
     struct sock_ctx *ctx = poll->data;
     struct upstream *u = ctx->u;
-    int flags = 0, running;
+    int flags = 0;
 
     if (ctx->want_events == 0) {
         /* libcurl let go of the socket (a pooled connection, a paused transfer) and it
@@ -116,9 +127,7 @@ static void on_poll(uv_poll_t *poll, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    u->in_curl++;
-    libcurl->multi_socket_action(u->multi, ctx->fd, flags, &running);
-    u->in_curl--;
+    upstream__socket_action(u, ctx->fd, flags);
     upstream__drain_tls(u);
     upstream__check_info(u);
 }
@@ -126,11 +135,8 @@ static void on_poll(uv_poll_t *poll, int status, int events)
 static void on_timer(uv_timer_t *t)
 {
     struct upstream *u = t->data;
-    int running;
 
-    u->in_curl++;
-    libcurl->multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    u->in_curl--;
+    upstream__socket_action(u, CURL_SOCKET_TIMEOUT, 0);
     upstream__drain_tls(u);
     upstream__check_info(u);
 }
@@ -172,7 +178,6 @@ static void upstream__drain_tls(struct upstream *u)
 {
     unsigned budget = UPSTREAM_DRAIN_BUDGET, pass;
     struct sock_ctx *c = u->socks;
-    int running;
 
     if (!u->read_ahead || u->multi == NULL)
         return;
@@ -190,9 +195,7 @@ static void upstream__drain_tls(struct upstream *u)
             uv_idle_start(&u->drain_more, on_drain_more);
             return;
         }
-        u->in_curl++;
-        libcurl->multi_socket_action(u->multi, c->fd, CURL_CSELECT_IN, &running);
-        u->in_curl--;
+        upstream__socket_action(u, c->fd, CURL_CSELECT_IN);
         if (u->tls_records_in == before)
             c->drained_in_pass = pass; /* c may be unlinked now; it is freed next turn */
         c = u->socks;                  /* libcurl may have added or removed sockets */
