@@ -85,11 +85,8 @@ static void conn__flush(struct conn *c)
             ub = uv_buf_init((char *)w->data + n, (unsigned)w->len);
         }
     }
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written) != 0) {
-        c->write_pending -= w->len;
-        free(w);
-        conn_abort(c);
-    }
+    if ((n = uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written)) != 0)
+        conn__write_done(c, w, n);
 }
 
 static void on_flush(uv_prepare_t *h)
