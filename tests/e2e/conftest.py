@@ -16,6 +16,7 @@
 Tests never sleep to wait for something they can poll: use wait_for.
 """
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -73,6 +74,24 @@ def read_body_slowly(resp, piece=65536, pause_every=1 << 20):
         if total >= next_pause:
             time.sleep(0.05)
             next_pause += pause_every
+
+
+def download_slowly_at_once(held_broker, paths):
+    """GETs every path through held_broker (a Held), each on its own brokered connection
+    and all at once, asserts each answer is 200 and reads each body with
+    read_body_slowly. Returns the (bytes, sha256 hex) of each, in order."""
+
+    def one(path):
+        conn = held_broker.connection()
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        assert resp.status == 200, path
+        got = read_body_slowly(resp)
+        conn.close()
+        return got
+
+    with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+        return list(pool.map(one, paths))
 
 
 # -- certificates -------------------------------------------------------------

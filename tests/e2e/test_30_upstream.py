@@ -2,7 +2,6 @@
 errors (502/504), response scrubbing of the key, streaming and cancellation.
 """
 
-import concurrent.futures
 import json
 import os
 import secrets
@@ -13,7 +12,7 @@ import urllib.parse
 import pytest
 
 from children import rawhttp
-from conftest import make_child_env, read_body_slowly, wait_for, write_key_file
+from conftest import download_slowly_at_once, make_child_env, wait_for, write_key_file
 from upstream import pattern_bytes, pattern_sha256
 
 SPECIAL_KEY_PREFIX = "k3y/with+special=chars&"
@@ -144,18 +143,7 @@ def test_downloads_read_slowly_arrive_whole(held):
     # --stall-timeout would cut one whose tail sat in that buffer.
     h = held(["--stall-timeout", "5s"])
     sizes = [12 * 1024 * 1024 + 3, 9 * 1024 * 1024 + 17, 5 * 1024 * 1024]
-
-    def one(size):
-        conn = h.connection()
-        conn.request("GET", "/download?size=%d" % size)
-        resp = conn.getresponse()
-        assert resp.status == 200
-        got = read_body_slowly(resp)
-        conn.close()
-        return got
-
-    with concurrent.futures.ThreadPoolExecutor(len(sizes)) as pool:
-        results = list(pool.map(one, sizes))
+    results = download_slowly_at_once(h, ["/download?size=%d" % n for n in sizes])
     assert results == [(n, pattern_sha256(n)) for n in sizes]
 
 

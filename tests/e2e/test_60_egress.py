@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from children import rawhttp
-from conftest import make_child_env, read_body_slowly, run_process, wait_for, write_key_file
+from conftest import (download_slowly_at_once, make_child_env, run_process, wait_for,
+                      write_key_file)
 from upstream import pattern_bytes, pattern_sha256
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -152,18 +153,7 @@ def test_downloads_read_slowly_over_one_http2_connection_arrive_whole(nginx_h2, 
     # whole; --stall-timeout would cut one whose tail sat there.
     key_path = write_key_file(tmp_path / "h2key", H2_KEY)
     h = held(["--stall-timeout", "5s"], upstream_url=nginx_h2, key_path=key_path)
-
-    def one(_):
-        conn = h.connection()
-        conn.request("GET", "/blob.bin")
-        resp = conn.getresponse()
-        assert resp.status == 200
-        got = read_body_slowly(resp)
-        conn.close()
-        return got
-
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(one, range(3)))
+    results = download_slowly_at_once(h, ["/blob.bin"] * 3)
     assert results == [(BLOB_SIZE, pattern_sha256(BLOB_SIZE))] * 3
 
 
