@@ -75,14 +75,15 @@ void broker_close(struct broker *b)
     if (b == NULL)
         return;
     b->closing = true;
-    for (struct broker_invocation *inv = b->invocations, *next; inv != NULL; inv = next) {
-        next = inv->next;
+    for (struct broker_invocation *inv = LIST_FIRST(&b->invocations), *next; inv != NULL;
+         inv = next) {
+        next = LIST_NEXT(inv, link);
         broker_invocation_end(inv); /* may free inv */
     }
     upstream_close(b->upstream);
     b->upstream = NULL;
     /* Invocations release asynchronously; the last one frees b (see inv__maybe_release). */
-    if (b->invocations == NULL)
+    if (LIST_EMPTY(&b->invocations))
         free(b);
     else
         b->free_when_empty = true;
@@ -97,19 +98,14 @@ static void inv__maybe_release(struct broker_invocation *inv)
 
     if (!inv->ended || inv->nconns > 0)
         return;
-    if (inv->prev != NULL)
-        inv->prev->next = inv->next;
-    else
-        b->invocations = inv->next;
-    if (inv->next != NULL)
-        inv->next->prev = inv->prev;
+    LIST_REMOVE(inv, link);
     log_redact_remove(inv->key);
     scrubber_free(inv->scrubber);
     policy_free(inv->policy);
     secret_free(inv->key);
     explicit_bzero(inv, sizeof(*inv));
     free(inv);
-    if (b->free_when_empty && b->invocations == NULL)
+    if (b->free_when_empty && LIST_EMPTY(&b->invocations))
         free(b);
     if (cb != NULL)
         cb(data);
@@ -220,10 +216,7 @@ int broker_invocation_new(struct broker *b, const struct broker_invocation_optio
     if (r != 0)
         goto fail;
     inv->policy = opts->policy;
-    inv->next = b->invocations;
-    if (b->invocations != NULL)
-        b->invocations->prev = inv;
-    b->invocations = inv;
+    LIST_INSERT_HEAD(&b->invocations, inv, link);
     *child_fd = sv[1];
     *out = inv;
     return 0;
@@ -254,7 +247,7 @@ void broker_invocation_end(struct broker_invocation *inv)
     ctl_close(inv->ctl);
     inv->ctl = NULL;
     /* conn_abort unlinks c from inv->conns. */
-    while ((c = inv->conns) != NULL)
+    while ((c = LIST_FIRST(&inv->conns)) != NULL)
         conn_abort(c);
     inv__maybe_release(inv);
 }

@@ -6,6 +6,8 @@
 #ifndef CREDBROKER_BROKER_INTERNAL_H
 #define CREDBROKER_BROKER_INTERNAL_H
 
+#include <sys/queue.h>
+
 #include "broker.h"
 #include "upstream.h"
 
@@ -17,7 +19,7 @@ struct broker {
     uv_loop_t *loop;
     struct upstream *upstream;
     struct audit *audit;
-    struct broker_invocation *invocations;
+    LIST_HEAD(, broker_invocation) invocations;
     uint64_t next_invocation;
     bool closing;
     bool free_when_empty;            /* closed: the last released invocation frees it */
@@ -25,7 +27,7 @@ struct broker {
 
 struct broker_invocation {
     struct broker *broker;
-    struct broker_invocation *prev, *next;
+    LIST_ENTRY(broker_invocation) link; /* on broker->invocations */
     char label[64];
     struct upstream_base upstream;
     struct inject inject;
@@ -34,7 +36,7 @@ struct broker_invocation {
     struct secret *key;
     struct scrubber *scrubber;       /* NULL when scrubbing is off */
     struct ctl *ctl;
-    struct conn *conns;              /* live connections */
+    LIST_HEAD(, conn) conns;         /* live connections */
     unsigned nconns;                 /* connections not yet freed */
     uint64_t next_conn_id;
     /* dial rate limit: a token bucket refilled at max_dials_per_sec */

@@ -490,18 +490,11 @@ static void conn_handle_close_cb(uv_handle_t *h)
 
 void conn__close(struct conn *c)
 {
-    struct broker_invocation *inv = c->inv;
-
     if (c->closing)
         return;
     c->closing = true;
     if (c->linked) {
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            inv->conns = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
+        LIST_REMOVE(c, link);
         c->linked = false;
     }
     if (c->req.active)
@@ -576,10 +569,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
         return ERR_INVALID;
     }
     conn__update_timer(c);
-    c->next = inv->conns;
-    if (inv->conns != NULL)
-        inv->conns->prev = c;
-    inv->conns = c;
+    LIST_INSERT_HEAD(&inv->conns, c, link);
     c->linked = true;
     *out = c;
     return 0;

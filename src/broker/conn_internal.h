@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -62,7 +63,7 @@ struct conn_request {
 
 struct conn {
     struct broker_invocation *inv;
-    struct conn *prev, *next;
+    LIST_ENTRY(conn) link; /* on inv->conns, while linked */
     uint64_t id;
     uv_pipe_t pipe;
     uv_timer_t timer;

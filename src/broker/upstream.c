@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,7 +38,7 @@ struct upstream {
     uv_timer_t timer;
     struct upstream_options opts;
     char *cacert;
-    struct upstream_req *reqs;       /* live requests (doubly linked) */
+    LIST_HEAD(, upstream_req) reqs;  /* live requests */
     size_t active;
     int in_curl;                     /* > 0 while libcurl is running our callbacks */
     /* The views handed to on_head: here, not on the stack, where zero-initialising 500 of
@@ -51,7 +52,7 @@ struct upstream {
     uv_prepare_t apply_polls;        /* hands socket_cb's changes to libuv before it waits */
     uv_check_t polls_reopen;         /* after the wait: changes are deferred again */
     bool polls_applied;              /* apply_polls ran this turn: apply changes at once */
-    struct sock_ctx *socks;          /* libcurl's open sockets (doubly linked; "Sockets") */
+    LIST_HEAD(, sock_ctx) socks;     /* libcurl's open sockets ("Sockets") */
     int handles_closed;              /* of the four handles above, by upstream_close() */
 };
 
@@ -59,7 +60,7 @@ struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     struct upstream *u;
-    struct sock_ctx *prev, *next;
+    LIST_ENTRY(sock_ctx) link;       /* on u->socks */
     CURL *easy;                      /* a transfer on it (socket_cb's last), NULL once gone */
     void *ssl;                       /* the connection's OpenSSL SSL, once libcurl made it */
     int want_events;                 /* UV_READABLE/UV_WRITABLE libcurl last asked for */
@@ -70,7 +71,7 @@ struct sock_ctx {
 
 struct upstream_req {
     struct upstream *u;
-    struct upstream_req *prev, *next;
+    LIST_ENTRY(upstream_req) link;   /* on u->reqs */
     CURL *easy;
     struct curl_slist *headers;
     const struct upstream_req_ops *ops;
@@ -177,7 +178,7 @@ static void on_drain_more(uv_idle_t *h)
 static void upstream__drain_tls(struct upstream *u)
 {
     unsigned budget = UPSTREAM_DRAIN_BUDGET, pass;
-    struct sock_ctx *c = u->socks;
+    struct sock_ctx *c = LIST_FIRST(&u->socks);
 
     if (!u->read_ahead || u->multi == NULL)
         return;
@@ -188,7 +189,7 @@ static void upstream__drain_tls(struct upstream *u)
         sock__find_ssl(c);
         if (c->drained_in_pass == pass || !(c->want_events & UV_READABLE) || c->ssl == NULL ||
             !upstream_tls_has_unread(c->ssl)) {
-            c = c->next;
+            c = LIST_NEXT(c, link);
             continue;
         }
         if (budget-- == 0) {
@@ -198,7 +199,7 @@ static void upstream__drain_tls(struct upstream *u)
         upstream__socket_action(u, c->fd, CURL_CSELECT_IN);
         if (u->tls_records_in == before)
             c->drained_in_pass = pass; /* c may be unlinked now; it is freed next turn */
-        c = u->socks;                  /* libcurl may have added or removed sockets */
+        c = LIST_FIRST(&u->socks);     /* libcurl may have added or removed sockets */
     }
 }
 
@@ -258,30 +259,22 @@ static struct sock_ctx *sock__new(struct upstream *u, curl_socket_t fd)
         return NULL;
     }
     c->poll.data = c;
-    c->next = u->socks;
-    if (u->socks != NULL)
-        u->socks->prev = c;
-    u->socks = c;
+    LIST_INSERT_HEAD(&u->socks, c, link);
     return c;
 }
 
 /* Unlinks c and lets go of its fd (uv_close stops the poll); c is freed next turn. */
 static void sock__close(struct sock_ctx *c)
 {
-    struct upstream *u = c->u;
-
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        u->socks = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     uv_close((uv_handle_t *)&c->poll, sock_ctx_close_cb);
 }
 
 static struct sock_ctx *sock__find(struct upstream *u, curl_socket_t fd)
 {
-    for (struct sock_ctx *c = u->socks; c != NULL; c = c->next) {
+    struct sock_ctx *c;
+
+    LIST_FOREACH(c, &u->socks, link) {
         if (c->fd == fd)
             return c;
     }
@@ -312,9 +305,10 @@ static void on_polls_reopen(uv_check_t *h)
 static void on_apply_polls(uv_prepare_t *h)
 {
     struct upstream *u = h->data;
+    struct sock_ctx *c;
 
     uv_prepare_stop(h);
-    for (struct sock_ctx *c = u->socks; c != NULL; c = c->next)
+    LIST_FOREACH(c, &u->socks, link)
         sock__apply_poll(c);
     u->polls_applied = true;
     uv_check_start(&u->polls_reopen, on_polls_reopen);
@@ -459,14 +453,14 @@ void upstream_close(struct upstream *u)
     if (u == NULL)
         return;
     u->closing = true;
-    while (u->reqs != NULL)
-        upstream_req_cancel(u->reqs);
+    while (!LIST_EMPTY(&u->reqs))
+        upstream_req_cancel(LIST_FIRST(&u->reqs));
     /* Closes the pooled connections, through closesocket_cb. */
     if (u->multi != NULL)
         libcurl->multi_cleanup(u->multi);
     u->multi = NULL;
-    while (u->socks != NULL)
-        sock__close(u->socks); /* none should be left; the loop must not wait on one */
+    while (!LIST_EMPTY(&u->socks))
+        sock__close(LIST_FIRST(&u->socks)); /* none should be left; the loop must not wait on one */
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, upstream_handle_close_cb);
     uv_close((uv_handle_t *)&u->drain_more, upstream_handle_close_cb);
@@ -481,19 +475,6 @@ size_t upstream_active(const struct upstream *u)
 
 /* ---- one request ---- */
 
-static void req__unlink(struct upstream_req *r)
-{
-    struct upstream *u = r->u;
-
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else if (u->reqs == r)
-        u->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
-}
-
 static void req_timer_close_cb(uv_handle_t *h)
 {
     struct upstream_req *r = h->data;
@@ -506,11 +487,12 @@ static void req_timer_close_cb(uv_handle_t *h)
 static void req__destroy(struct upstream_req *r)
 {
     struct upstream *u = r->u;
+    struct sock_ctx *c;
 
     if (!r->removed && u->multi != NULL)
         libcurl->multi_remove_handle(u->multi, r->easy);
     r->removed = true;
-    for (struct sock_ctx *c = u->socks; c != NULL; c = c->next) {
+    LIST_FOREACH(c, &u->socks, link) {
         if (c->easy == r->easy)
             c->easy = NULL;
     }
@@ -523,7 +505,7 @@ static void req__destroy(struct upstream_req *r)
         libcurl->slist_free_all(r->headers);
         r->headers = NULL;
     }
-    req__unlink(r);
+    LIST_REMOVE(r, link);
     u->active--;
     uv_timer_stop(&r->timer);
     uv_close((uv_handle_t *)&r->timer, req_timer_close_cb);
@@ -532,10 +514,10 @@ static void req__destroy(struct upstream_req *r)
 /* Removes requests that were cancelled while libcurl was running. */
 static void upstream__reap_cancelled(struct upstream *u)
 {
-    struct upstream_req *r = u->reqs, *next;
+    struct upstream_req *r = LIST_FIRST(&u->reqs), *next;
 
     for (; r != NULL; r = next) {
-        next = r->next;
+        next = LIST_NEXT(r, link);
         if (r->cancelled)
             req__destroy(r);
     }
@@ -784,10 +766,7 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     }
     r->timer.data = r;
     /* From here on r is on the list and req__destroy() undoes everything. */
-    r->next = u->reqs;
-    if (u->reqs != NULL)
-        u->reqs->prev = r;
-    u->reqs = r;
+    LIST_INSERT_HEAD(&u->reqs, r, link);
     u->active++;
     r->removed = true;
     if ((r->easy = libcurl->easy_init()) == NULL)

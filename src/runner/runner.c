@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -48,12 +49,12 @@
 #define PROBE_TIMEOUT_MS 10000
 
 struct queued_result {
-    struct queued_result *next;
+    STAILQ_ENTRY(queued_result) link;
     char *text;
 };
 
 struct running_task {
-    struct running_task *prev, *next;
+    LIST_ENTRY(running_task) link; /* on runner->tasks */
     struct runner *runner;
     struct task *task;
     char *task_id, *trace_id, *source_instance_id;
@@ -76,9 +77,9 @@ struct runner {
     uv_timer_t heartbeat, reconnect, shutdown;
     uv_signal_t sigterm, sigint, sighup;
     char *worknode_id;
-    struct running_task *tasks;
+    LIST_HEAD(, running_task) tasks;
     unsigned ntasks;
-    struct queued_result *queue_head, *queue_tail;
+    STAILQ_HEAD(, queued_result) queue; /* results kept for after the reconnect, oldest first */
     size_t nqueued;
     bool shutting_down, stopped;
 };
@@ -110,18 +111,12 @@ static void runner__queue(struct runner *r, char *text)
         return;
     }
     q->text = text;
-    if (r->queue_tail != NULL)
-        r->queue_tail->next = q;
-    else
-        r->queue_head = q;
-    r->queue_tail = q;
+    STAILQ_INSERT_TAIL(&r->queue, q, link);
     r->nqueued++;
-    while (r->nqueued > r->cfg->tasks.result_queue && r->queue_head != NULL) {
-        struct queued_result *old = r->queue_head;
+    while (r->nqueued > r->cfg->tasks.result_queue && !STAILQ_EMPTY(&r->queue)) {
+        struct queued_result *old = STAILQ_FIRST(&r->queue);
 
-        r->queue_head = old->next;
-        if (r->queue_head == NULL)
-            r->queue_tail = NULL;
+        STAILQ_REMOVE_HEAD(&r->queue, link);
         r->nqueued--;
         log_warn("result queue full (%zu): dropping the oldest undelivered task result",
                  r->cfg->tasks.result_queue);
@@ -146,14 +141,12 @@ static void runner__send_result(struct runner *r, char *text)
 
 static void runner__flush_queue(struct runner *r)
 {
-    while (r->connected && r->queue_head != NULL) {
-        struct queued_result *q = r->queue_head;
+    while (r->connected && !STAILQ_EMPTY(&r->queue)) {
+        struct queued_result *q = STAILQ_FIRST(&r->queue);
 
         if (ws_send_text(r->ws, q->text, strlen(q->text)) != 0)
             return;
-        r->queue_head = q->next;
-        if (r->queue_head == NULL)
-            r->queue_tail = NULL;
+        STAILQ_REMOVE_HEAD(&r->queue, link);
         r->nqueued--;
         free(q->text);
         free(q);
@@ -247,12 +240,7 @@ static void on_task_done(struct task *t, const struct task_outcome *o, void *ptr
     runner__send_result(r, proto_encode_task_result(&res));
     json_decref(result);
 
-    if (rt->prev != NULL)
-        rt->prev->next = rt->next;
-    else
-        r->tasks = rt->next;
-    if (rt->next != NULL)
-        rt->next->prev = rt->prev;
+    LIST_REMOVE(rt, link);
     r->ntasks--;
     task_free(t);
     running_task_free(rt);
@@ -267,7 +255,9 @@ static const struct task_events task_events = {
 
 static struct running_task *runner__find_task(struct runner *r, const char *task_id)
 {
-    for (struct running_task *rt = r->tasks; rt != NULL; rt = rt->next) {
+    struct running_task *rt;
+
+    LIST_FOREACH(rt, &r->tasks, link) {
         if (strcmp(rt->task_id, task_id) == 0)
             return rt;
     }
@@ -323,10 +313,7 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
         return;
     }
     bash_args_free(&args);
-    rt->next = r->tasks;
-    if (r->tasks != NULL)
-        r->tasks->prev = rt;
-    r->tasks = rt;
+    LIST_INSERT_HEAD(&r->tasks, rt, link);
     r->ntasks++;
 }
 
@@ -553,10 +540,11 @@ static void runner__stop(struct runner *r)
 static void on_shutdown_deadline(uv_timer_t *t)
 {
     struct runner *r = t->data;
+    struct running_task *rt;
 
     log_warn("shutdown: %u task(s) still running after %d s: cancelling them", r->ntasks,
              SHUTDOWN_WAIT_MS / 1000);
-    for (struct running_task *rt = r->tasks; rt != NULL; rt = rt->next)
+    LIST_FOREACH(rt, &r->tasks, link)
         task_cancel(rt->task);
 }
 
@@ -684,6 +672,7 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     int rc;
 
     memset(r, 0, sizeof(*r));
+    STAILQ_INIT(&r->queue); /* a zeroed head is not an empty queue: its last pointer is unset */
     r->loop = uv_default_loop();
     r->cfg = cfg;
     r->advertise_broker = advertise;
@@ -762,10 +751,10 @@ int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_
              advertise_broker ? "advertised" : "not advertised (legacy path for credentials)");
     runner__connect(&r);
     uv_run(r.loop, UV_RUN_DEFAULT);
-    while (r.queue_head != NULL) {
-        struct queued_result *q = r.queue_head;
+    while (!STAILQ_EMPTY(&r.queue)) {
+        struct queued_result *q = STAILQ_FIRST(&r.queue);
 
-        r.queue_head = q->next;
+        STAILQ_REMOVE_HEAD(&r.queue, link);
         free(q->text);
         free(q);
     }
