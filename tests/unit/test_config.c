@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/runner/config.c: defaults, the YAML file, the environment,
+ * Unit tests for src/runner/config.c and config_yaml.c: defaults, the YAML file, the environment,
  * config_set(), their precedence, and every kind of error with its message.
  * Files are written to a fresh directory under $TMPDIR, removed at the end.
  */
