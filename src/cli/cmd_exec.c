@@ -69,6 +69,7 @@ struct exec_state {
     uv_signal_t signals[4];
     int nsignals;
     int status;
+    const char *command; /* argv[0], for the message of a failed exec */
 };
 
 static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
@@ -368,10 +369,16 @@ static int exec_isolation(const struct exec_args *a, struct isolate_plan *plan)
     return 0;
 }
 
-static int exit_for_spawn_error(int r, const char *cmd)
+/*
+ * A command that could not be started: 127 when it is not there, 126 when it is but its exec
+ * failed (as env(1) and the shells answer), 125 when we failed before an exec was tried.
+ */
+static int exit_for_spawn_error(int r, const char *cmd, bool exec_tried)
 {
     fprintf(stderr, "credbroker exec: %.200s: %s\n", cmd, err_str(r));
-    return r == -ENOENT ? CLI_EXIT_NOTFOUND : r == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_FAILURE;
+    if (r == -ENOENT)
+        return CLI_EXIT_NOTFOUND;
+    return r == -EACCES || exec_tried ? CLI_EXIT_NOEXEC : CLI_EXIT_FAILURE;
 }
 
 /* --legacy: the old path, no broker. The key is in the command's environment. */
@@ -392,18 +399,18 @@ static int run_legacy(const struct exec_args *a, struct secret *key)
     execvpe(a->command[0], a->command, (char *const *)env_array(e));
     r = -errno;
     env_free(e);
-    return exit_for_spawn_error(r, a->command[0]);
+    return exit_for_spawn_error(r, a->command[0], true);
 }
 
 static void close_cb_noop(uv_handle_t *h)
 {
 }
 
-static void on_child_exit(struct child *c, int status, bool timed_out, void *data)
+static void on_child_exit(struct child *c, int status, int exec_err, bool timed_out, void *data)
 {
     struct exec_state *st = data;
 
-    st->status = status;
+    st->status = exec_err != 0 ? exit_for_spawn_error(exec_err, st->command, true) : status;
     /* Authority ends with the command: leftover holders of fd 3 get nothing. */
     broker_invocation_end(st->inv);
     st->inv = NULL;
@@ -548,13 +555,14 @@ int cmd_exec(int argc, char **argv)
     co.foreground = true;
     co.on_exit = on_child_exit;
     co.data = &st;
+    st.command = a.command[0];
     r = child_spawn(st.loop, &co, &st.child);
     close(child_fd); /* the command has its copy at fd 3; ours must not keep the channel open */
     child_fd = -1;
     env_free(env);
     env = NULL;
     if (r != 0) {
-        status = exit_for_spawn_error(r, a.command[0]);
+        status = exit_for_spawn_error(r, a.command[0], false);
         goto out;
     }
     uv_run(st.loop, UV_RUN_DEFAULT);

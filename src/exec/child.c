@@ -4,7 +4,11 @@
  * Between fork and exec the child only makes async-signal-safe calls: the
  * parent may have other threads (libcurl's resolver). Everything it needs
  * (argv, envp, the resolved path) is built before the fork. An exec failure
- * travels back through a close-on-exec pipe, as libuv's uv_spawn does.
+ * travels back through a close-on-exec pipe, as libuv's uv_spawn does, but the
+ * pipe is read when the child is reaped, not by waiting on it in child_spawn:
+ * the child's isolation set-up and its exec (which tears down our copied
+ * address space first) take milliseconds, and the runner's loop, broker
+ * included, would stand still for each command started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,13 +32,14 @@ struct child {
     pid_t pid;
     struct child *next; /* all live children, for the SIGCHLD handler */
     uv_timer_t timer;   /* timeout, then kill grace */
+    int errpipe;        /* read end: the errno of a failed exec, until reaped; or -1 */
     bool timer_open;
     bool timed_out;
     bool killing;
     bool exited;
     bool foreground;
     uint64_t kill_grace_ms;
-    void (*on_exit)(struct child *c, int status, bool timed_out, void *data);
+    void (*on_exit)(struct child *c, int status, int exec_err, bool timed_out, void *data);
     void *data;
 };
 
@@ -172,6 +177,10 @@ void child_free(struct child *c)
 {
     if (c == NULL)
         return;
+    if (c->errpipe >= 0) {
+        close(c->errpipe);
+        c->errpipe = -1;
+    }
     if (c->timer_open) {
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, child_timer_close_cb);
@@ -207,12 +216,11 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
 {
     struct child *c = NULL;
     char *file = NULL, **trampoline = NULL;
-    int errpipe[2] = {-1, -1}, err = 0, r, tty = -1;
-    ssize_t n;
+    int errpipe[2] = {-1, -1}, r, tty = -1;
     pid_t pid;
 
     *out = NULL;
-    if (o->argv == NULL || o->argv[0] == NULL)
+    if (o->argv == NULL || o->argv[0] == NULL || o->on_exit == NULL)
         return ERR_INVALID;
     if ((file = resolve_command(o->argv[0], o->envp)) == NULL)
         return -ENOENT;
@@ -230,6 +238,7 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         goto out;
     }
     c->loop = loop;
+    c->errpipe = -1;
     c->on_exit = o->on_exit;
     c->data = o->data;
     c->kill_grace_ms = o->kill_grace_ms ? o->kill_grace_ms : 5000;
@@ -237,7 +246,8 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         tty = STDIN_FILENO;
         c->foreground = true;
     }
-    if (pipe2(errpipe, O_CLOEXEC) != 0) {
+    /* Non-blocking: read once the child is reaped, when what it wrote is all there is. */
+    if (pipe2(errpipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         r = -errno;
         goto out;
     }
@@ -261,19 +271,10 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
     if (tty >= 0)
         give_terminal(pid);
     c->pid = pid;
+    c->errpipe = errpipe[0];
+    errpipe[0] = -1;
     c->next = children;
     children = c;
-    do {
-        n = read(errpipe[0], &err, sizeof(err));
-    } while (n < 0 && errno == EINTR);
-    if (n == sizeof(err)) {
-        /* exec failed; the child exits 127 and is reaped by the SIGCHLD handler */
-        c->on_exit = NULL;
-        c->exited = false;
-        r = -err;
-        c = NULL; /* reaped and freed in on_sigchld */
-        goto out;
-    }
     if (o->timeout_ms > 0)
         uv_timer_start(&c->timer, on_timeout, o->timeout_ms, 0);
     *out = c;
@@ -293,6 +294,21 @@ out:
     return r;
 }
 
+/* After the child is reaped: -errno if its exec failed (it wrote errno, then exited), else 0
+ * (the pipe closed at a successful exec). */
+static int child__exec_error(struct child *c)
+{
+    int err = 0;
+    ssize_t n;
+
+    do {
+        n = read(c->errpipe, &err, sizeof(err));
+    } while (n < 0 && errno == EINTR);
+    close(c->errpipe);
+    c->errpipe = -1;
+    return n == (ssize_t)sizeof(err) && err > 0 ? -err : 0;
+}
+
 static void child__reaped(struct child *c, int wstatus)
 {
     int status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
@@ -308,10 +324,7 @@ static void child__reaped(struct child *c, int wstatus)
     uv_timer_stop(&c->timer);
     if (c->foreground)
         give_terminal(getpgrp()); /* take the terminal back for our own group */
-    if (c->on_exit != NULL)
-        c->on_exit(c, status, c->timed_out, c->data);
-    else
-        child_free(c); /* nobody owns it: a failed exec */
+    c->on_exit(c, status, child__exec_error(c), c->timed_out, c->data);
 }
 
 /* Gives the terminal to pgrp, with SIGTTOU blocked (we may be in the background). */

@@ -29,13 +29,15 @@ struct child_options {
     struct isolate_plan *isolate; /* NULL: no isolation; else namespaces and covers (isolate.h) */
     uint64_t timeout_ms;      /* 0 = none; then SIGTERM to the group, SIGKILL after grace */
     uint64_t kill_grace_ms;   /* default 5000 */
-    /* Called once with the exit status (0-255, or 128+signal) and whether it timed out. */
-    void (*on_exit)(struct child *c, int status, bool timed_out, void *data);
+    /* Called once with the exit status (0-255, or 128+signal), exec_err (0, or the -errno
+     * with which the command could not be started: then status is 127) and whether it
+     * timed out. */
+    void (*on_exit)(struct child *c, int status, int exec_err, bool timed_out, void *data);
     void *data;
 };
 
-/* Starts the command. Returns 0 or a negative code (-errno of a failed exec included:
- * -ENOENT for a command that does not exist). */
+/* Starts the command without waiting for its exec. Returns 0 or a negative code: -ENOENT
+ * for a command not found on PATH; an exec that fails later comes to on_exit as exec_err. */
 int child_spawn(uv_loop_t *loop, const struct child_options *opts, struct child **out);
 /* Sends sig to the child's process group. */
 int child_signal(struct child *c, int sig);

@@ -245,10 +245,15 @@ static void on_drain_deadline(uv_timer_t *timer)
     task__finish(timer->data);
 }
 
-static void on_child_exit(struct child *c, int status, bool timed_out, void *data)
+static void on_child_exit(struct child *c, int status, int exec_err, bool timed_out, void *data)
 {
     struct task *t = data;
 
+    if (exec_err != 0) {
+        /* As a failure before the fork is reported (task__fail_later). */
+        snprintf(t->error, sizeof(t->error), "cannot start the command: %s", err_str(exec_err));
+        status = -1;
+    }
     t->exited = true;
     t->exit_code = status;
     t->timed_out = timed_out;

@@ -242,6 +242,25 @@ def test_cli_command_not_found_exits_127(run_exec, exec_argv):
     assert "/nonexistent/command-xyz" in err
 
 
+@pytest.mark.parametrize("what,reason", [("directory", "Permission denied"),
+                                         ("no-format", "Exec format error")])
+def test_cli_command_whose_exec_fails_exits_126_with_the_reason(exec_argv, tmp_path, what,
+                                                                reason):
+    """A path that is there but cannot run: its exec fails in the child, after the fork, and
+    the errno comes back through the error pipe when the child is reaped (child_spawn does
+    not wait for the exec)."""
+    if what == "directory":
+        path = tmp_path
+    else:
+        path = tmp_path / "not-a-program"
+        path.write_bytes(b"\x00\x01 neither ELF nor #!\n")
+        path.chmod(0o755)
+    rc, out, err = run_process(exec_argv(child=[str(path)]), env=make_child_env())
+    assert rc == 126, err
+    line = one_line(err)
+    assert str(path) in line and reason in line
+
+
 # -- logs ---------------------------------------------------------------------------
 
 AUDITED = (
