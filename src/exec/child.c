@@ -8,7 +8,9 @@
  * pipe is read when the child is reaped, not by waiting on it in child_spawn:
  * the child's isolation set-up and its exec (which tears down our copied
  * address space first) take milliseconds, and the runner's loop, broker
- * included, would stand still for each command started.
+ * included, would stand still for each command started. For the same reason a
+ * root broker maps an isolated child's ids (isolate.h) when the loop sees the
+ * child's "namespaces made", not by waiting for it here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +35,12 @@ struct child {
     struct child *next; /* all live children, for the SIGCHLD handler */
     uv_timer_t timer;   /* timeout, then kill grace */
     int errpipe;        /* read end: the errno of a failed exec, until reaped; or -1 */
+    uv_poll_t idmap;    /* root isolation: the child's "namespaces made", to map its ids */
+    int idmap_from, idmap_to; /* that handshake's pipe ends (isolate.h) */
+    bool idmap_pending; /* idmap is open: the handshake has not run yet */
     bool timer_open;
+    int open_handles;   /* of timer and idmap: c is freed once child_free ran and both closed */
+    bool freed;         /* child_free ran */
     bool timed_out;
     bool killing;
     bool exited;
@@ -168,9 +175,37 @@ fail:
     _exit(127);
 }
 
-static void child_timer_close_cb(uv_handle_t *h)
+static void child_handle_close_cb(uv_handle_t *h)
 {
-    free(h->data);
+    struct child *c = h->data;
+
+    if (--c->open_handles == 0 && c->freed)
+        free(c);
+}
+
+/* Ends the id-map handshake: done, or the child is gone (its pid may be reused once it is
+ * reaped, so nothing may be written to its /proc files after that). */
+static void child__idmap_end(struct child *c)
+{
+    if (!c->idmap_pending)
+        return;
+    c->idmap_pending = false;
+    close(c->idmap_from);
+    close(c->idmap_to);
+    c->idmap_from = c->idmap_to = -1;
+    uv_close((uv_handle_t *)&c->idmap, child_handle_close_cb);
+}
+
+static void on_idmap(uv_poll_t *h, int status, int events)
+{
+    struct child *c = h->data;
+    int r = isolate_parent_map(c->idmap_from, c->idmap_to, c->pid);
+
+    /* On failure the child reports EPERM through errpipe and exits (-ECHILD: it already
+     * failed, and said why). */
+    if (r != 0 && r != -ECHILD)
+        log_warn_r(r, "isolation: cannot map the command's ids");
+    child__idmap_end(c);
 }
 
 void child_free(struct child *c)
@@ -181,12 +216,15 @@ void child_free(struct child *c)
         close(c->errpipe);
         c->errpipe = -1;
     }
+    child__idmap_end(c);
+    c->freed = true;
     if (c->timer_open) {
+        c->timer_open = false;
         uv_timer_stop(&c->timer);
-        uv_close((uv_handle_t *)&c->timer, child_timer_close_cb);
-    } else {
-        free(c);
+        uv_close((uv_handle_t *)&c->timer, child_handle_close_cb);
     }
+    if (c->open_handles == 0)
+        free(c);
 }
 
 static void on_kill_timer(uv_timer_t *t)
@@ -210,6 +248,35 @@ static void on_timeout(uv_timer_t *t)
         return;
     c->timed_out = true;
     child_terminate(c);
+}
+
+/* Right after the fork: a root broker maps an isolated child's ids when the child says its
+ * namespaces exist (on_idmap); only if libuv cannot watch the pipe, by waiting here. */
+static void child__idmap_start(struct child *c, struct isolate_plan *plan)
+{
+    int from, to, r;
+
+    isolate_parent_after_fork(plan, &from, &to);
+    if (from < 0)
+        return; /* the child maps its own ids */
+    if ((r = uv_poll_init(c->loop, &c->idmap, from)) != 0) {
+        /* uv_poll_init may have made the fd non-blocking before it failed. */
+        fcntl(from, F_SETFL, fcntl(from, F_GETFL) & ~O_NONBLOCK);
+        if ((r = isolate_parent_map(from, to, c->pid)) != 0 && r != -ECHILD)
+            log_warn_r(r, "isolation: cannot map the command's ids");
+        close(from);
+        close(to);
+        return;
+    }
+    c->idmap.data = c;
+    c->open_handles++;
+    c->idmap_from = from;
+    c->idmap_to = to;
+    c->idmap_pending = true;
+    if ((r = uv_poll_start(&c->idmap, UV_READABLE, on_idmap)) != 0) {
+        log_warn_r(r, "isolation: cannot wait for the command's namespaces");
+        child__idmap_end(c); /* the child sees the pipe close and fails its exec (EPERM) */
+    }
 }
 
 int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **out)
@@ -238,7 +305,7 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         goto out;
     }
     c->loop = loop;
-    c->errpipe = -1;
+    c->errpipe = c->idmap_from = c->idmap_to = -1;
     c->on_exit = o->on_exit;
     c->data = o->data;
     c->kill_grace_ms = o->kill_grace_ms ? o->kill_grace_ms : 5000;
@@ -255,6 +322,7 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         goto out;
     c->timer.data = c;
     c->timer_open = true;
+    c->open_handles++;
     pid = fork();
     if (pid < 0) {
         r = -errno;
@@ -264,13 +332,12 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         child__exec(o, file, trampoline, errpipe[1], tty);
     close(errpipe[1]);
     errpipe[1] = -1;
+    c->pid = pid;
     setpgid(pid, pid); /* also here: the group must exist before we signal it */
-    if (o->isolate != NULL && (r = isolate_parent_map(o->isolate, pid)) != 0)
-        log_warn_r(r, "isolation: cannot map the command's ids");
-    /* (on failure the child reports EPERM through errpipe and exits) */
+    if (o->isolate != NULL)
+        child__idmap_start(c, o->isolate);
     if (tty >= 0)
         give_terminal(pid);
-    c->pid = pid;
     c->errpipe = errpipe[0];
     errpipe[0] = -1;
     c->next = children;
@@ -320,6 +387,7 @@ static void child__reaped(struct child *c, int wstatus)
             break;
         }
     }
+    child__idmap_end(c); /* before its pid can be reused */
     c->exited = true;
     uv_timer_stop(&c->timer);
     if (c->foreground)

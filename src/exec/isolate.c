@@ -180,23 +180,35 @@ static int write_proc(pid_t pid, const char *file, const char *text)
     return r;
 }
 
-int isolate_parent_map(struct isolate_plan *p, pid_t child)
+void isolate_parent_after_fork(struct isolate_plan *p, int *from_child, int *to_child)
 {
-    char b = 0;
-    int r;
-
     close_fd(&p->sync_to_parent[1]);
     close_fd(&p->sync_to_child[0]);
+    *from_child = *to_child = -1;
     if (p->self_map)
-        return 0;
-    if (read(p->sync_to_parent[0], &b, 1) != 1 || b != 'u')
+        return;
+    *from_child = p->sync_to_parent[0];
+    *to_child = p->sync_to_child[1];
+    p->sync_to_parent[0] = p->sync_to_child[1] = -1;
+}
+
+int isolate_parent_map(int from_child, int to_child, pid_t child)
+{
+    char b = 0;
+    ssize_t n;
+    int r;
+
+    do {
+        n = read(from_child, &b, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1 || b != 'u')
         return -ECHILD; /* the child failed before its namespaces existed */
     /* Root: the whole range, identity-mapped, so root inside keeps its file access (it
      * still holds no capability over anything outside the namespace). */
     r = write_proc(child, "uid_map", "0 0 4294967295\n");
     if (r == 0)
         r = write_proc(child, "gid_map", "0 0 4294967295\n");
-    if (write(p->sync_to_child[1], r == 0 ? "m" : "x", 1) != 1 && r == 0)
+    if (write(to_child, r == 0 ? "m" : "x", 1) != 1 && r == 0)
         r = -errno;
     return r;
 }

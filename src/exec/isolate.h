@@ -76,9 +76,17 @@ char **isolate_trampoline_argv(const struct isolate_plan *p, const char *file, c
  * status (126) on failure. */
 int isolate_trampoline_main(int argc, char **argv);
 
-/* In the parent, right after fork: waits for the child's namespaces, writes its
- * uid/gid maps, lets it go on. Returns 0 or a negative code (the child then
- * fails its exec). */
-int isolate_parent_map(struct isolate_plan *p, pid_t child);
+/*
+ * In the parent, right after fork: closes the child's ends of the plan's pipes.
+ * A root broker maps the child's ids once the child says its namespaces exist,
+ * so *from_child and *to_child take over the parent's ends for that (the plan
+ * keeps neither; both -1 when the child maps its own ids). The caller waits
+ * for from_child to be readable, calls isolate_parent_map, and closes both.
+ */
+void isolate_parent_after_fork(struct isolate_plan *p, int *from_child, int *to_child);
+/* Reads the child's "namespaces made" from from_child (once it is readable; a blocking fd is
+ * waited on), writes its uid/gid maps and lets it go on. Returns 0 or a negative code (the child then fails its
+ * exec); -ECHILD when the child ended before its namespaces existed. */
+int isolate_parent_map(int from_child, int to_child, pid_t child);
 
 #endif
