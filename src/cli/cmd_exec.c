@@ -410,7 +410,17 @@ static void on_child_exit(struct child *c, int status, int exec_err, bool timed_
 {
     struct exec_state *st = data;
 
-    st->status = exec_err != 0 ? exit_for_spawn_error(exec_err, st->command, true) : status;
+    st->status = status;
+    if (exec_err != 0 && child_failed_at(c) == CHILD_STAGE_EXEC) {
+        st->status = exit_for_spawn_error(exec_err, st->command, true);
+    } else if (exec_err != 0) {
+        /* It never ran, and never without its isolation: our failure, as env(1) reports its
+         * own (a failed chdir, say). */
+        fprintf(stderr, "credbroker exec: cannot %s the command: %s\n",
+                child_failed_at(c) == CHILD_STAGE_ISOLATION ? "isolate" : "set up",
+                err_str(exec_err));
+        st->status = CLI_EXIT_FAILURE;
+    }
     /* Authority ends with the command: leftover holders of fd 3 get nothing. */
     broker_invocation_end(st->inv);
     st->inv = NULL;

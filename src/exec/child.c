@@ -34,7 +34,8 @@ struct child {
     pid_t pid;
     struct child *next; /* all live children, for the SIGCHLD handler */
     uv_timer_t timer;   /* timeout, then kill grace */
-    int errpipe;        /* read end: the errno of a failed exec, until reaped; or -1 */
+    int errpipe;        /* read end: a failed start's stage and errno, until reaped; or -1 */
+    enum child_stage failed_at; /* read from errpipe when the start failed */
     uv_poll_t idmap;    /* root isolation: the child's "namespaces made", to map its ids */
     int idmap_from, idmap_to; /* that handshake's pipe ends (isolate.h) */
     bool idmap_pending; /* idmap is open: the handshake has not run yet */
@@ -110,10 +111,17 @@ static char *resolve_command(const char *name, char *const *envp)
     return NULL;
 }
 
+/* What a child that cannot start writes to the error pipe (one write, under PIPE_BUF). */
+struct child_start_failure {
+    int stage; /* enum child_stage */
+    int err;   /* errno */
+};
+
 /* In the forked child: never returns. */
 static void __attribute__((noreturn)) child__exec(const struct child_options *o, const char *file,
                                                   char **trampoline, int errpipe, int tty)
 {
+    struct child_start_failure failure = {CHILD_STAGE_ISOLATION, 0};
     sigset_t all;
     int err;
 
@@ -137,6 +145,7 @@ static void __attribute__((noreturn)) child__exec(const struct child_options *o,
         errno = -err;
         goto fail;
     }
+    failure.stage = CHILD_STAGE_SETUP;
     /* Keep the error pipe clear of the fds we are about to place. */
     if (errpipe <= 3 && (errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, 4)) < 0)
         _exit(127);
@@ -165,13 +174,14 @@ static void __attribute__((noreturn)) child__exec(const struct child_options *o,
     fcntl(errpipe, F_SETFD, FD_CLOEXEC);
     if (o->cwd != NULL && chdir(o->cwd) != 0)
         goto fail;
+    failure.stage = CHILD_STAGE_EXEC;
     if (trampoline != NULL)
         execve("/proc/self/exe", trampoline, o->envp);
     else
         execve(file, o->argv, o->envp);
 fail:
-    err = errno;
-    (void)!write(errpipe, &err, sizeof(err));
+    failure.err = errno;
+    (void)!write(errpipe, &failure, sizeof(failure));
     _exit(127);
 }
 
@@ -361,19 +371,29 @@ out:
     return r;
 }
 
-/* After the child is reaped: -errno if its exec failed (it wrote errno, then exited), else 0
- * (the pipe closed at a successful exec). */
+/* After the child is reaped: -errno if it could not start (it wrote where and why, then
+ * exited; c->failed_at says where), else 0 (the pipe closed at a successful exec). */
 static int child__exec_error(struct child *c)
 {
-    int err = 0;
+    struct child_start_failure failure;
     ssize_t n;
 
     do {
-        n = read(c->errpipe, &err, sizeof(err));
+        n = read(c->errpipe, &failure, sizeof(failure));
     } while (n < 0 && errno == EINTR);
     close(c->errpipe);
     c->errpipe = -1;
-    return n == (ssize_t)sizeof(err) && err > 0 ? -err : 0;
+    if (n != (ssize_t)sizeof(failure) || failure.err <= 0)
+        return 0;
+    c->failed_at = failure.stage >= CHILD_STAGE_ISOLATION && failure.stage <= CHILD_STAGE_EXEC
+                       ? (enum child_stage)failure.stage
+                       : CHILD_STAGE_EXEC;
+    return -failure.err;
+}
+
+enum child_stage child_failed_at(const struct child *c)
+{
+    return c->failed_at;
 }
 
 static void child__reaped(struct child *c, int wstatus)

@@ -30,10 +30,17 @@ struct child_options {
     uint64_t timeout_ms;      /* 0 = none; then SIGTERM to the group, SIGKILL after grace */
     uint64_t kill_grace_ms;   /* default 5000 */
     /* Called once with the exit status (0-255, or 128+signal), exec_err (0, or the -errno
-     * with which the command could not be started: then status is 127) and whether it
-     * timed out. */
+     * with which the command could not be started, child_failed_at says where: then status
+     * is 127) and whether it timed out. */
     void (*on_exit)(struct child *c, int status, int exec_err, bool timed_out, void *data);
     void *data;
+};
+
+/* Where a command that never ran failed (child_failed_at). */
+enum child_stage {
+    CHILD_STAGE_ISOLATION, /* entering its namespaces and covers (isolate.h) */
+    CHILD_STAGE_SETUP,     /* placing its fds 0-3, changing to its working directory */
+    CHILD_STAGE_EXEC,      /* execve itself */
 };
 
 /* Starts the command without waiting for its exec. Returns 0 or a negative code: -ENOENT
@@ -44,6 +51,8 @@ int child_signal(struct child *c, int sig);
 /* SIGTERM to the group now, SIGKILL after the grace period (cancel, shutdown). */
 void child_terminate(struct child *c);
 pid_t child_pid(const struct child *c);
+/* In on_exit, when exec_err is set: the stage at which the command failed to start. */
+enum child_stage child_failed_at(const struct child *c);
 /* Frees a child after on_exit ran. Accepts NULL. */
 void child_free(struct child *c);
 

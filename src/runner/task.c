@@ -251,7 +251,9 @@ static void on_child_exit(struct child *c, int status, int exec_err, bool timed_
 
     if (exec_err != 0) {
         /* As a failure before the fork is reported (task__fail_later). */
-        snprintf(t->error, sizeof(t->error), "cannot start the command: %s", err_str(exec_err));
+        snprintf(t->error, sizeof(t->error), "cannot %s the command: %s",
+                 child_failed_at(c) == CHILD_STAGE_ISOLATION ? "isolate" : "start",
+                 err_str(exec_err));
         status = -1;
     }
     t->exited = true;
