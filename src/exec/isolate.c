@@ -250,7 +250,7 @@ int isolate_trampoline_main(int argc, char **argv)
     if (argc < 6 || (n = strtol(argv[3], NULL, 10)) < 0 || n > ISOLATE_MAX_PATHS ||
         argc < 5 + n + 1 || strcmp(argv[4 + n], "--") != 0) {
         fprintf(stderr, "credbroker: bad isolation trampoline arguments\n");
-        return 126;
+        return ISOLATE_EXIT_FAILED;
     }
     memset(&p, 0, sizeof(p));
     p.sync_to_parent[0] = p.sync_to_parent[1] = p.sync_to_child[0] = p.sync_to_child[1] = -1;
@@ -269,7 +269,7 @@ int isolate_trampoline_main(int argc, char **argv)
     first = (int)(5 + n);
     if ((r = isolate_child_enter(&p)) != 0) {
         fprintf(stderr, "credbroker: cannot isolate the command: %s\n", strerror(-r));
-        return 126;
+        return ISOLATE_EXIT_FAILED;
     }
     execve(file, argv + first, environ);
     fprintf(stderr, "credbroker: %s: %s\n", file, strerror(errno));

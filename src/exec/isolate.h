@@ -73,7 +73,9 @@ int isolate_child_enter(const struct isolate_plan *p);
 #define ISOLATE_TRAMPOLINE_ARG "__isolate"
 char **isolate_trampoline_argv(const struct isolate_plan *p, const char *file, char *const *argv);
 /* The trampoline's main: never returns on success (execs the command); returns an exit
- * status (126) on failure. */
+ * status on failure: ISOLATE_EXIT_FAILED when the command could not be isolated (it never
+ * runs without), 127 or 126 when its exec failed (as credbroker exec answers both). */
+#define ISOLATE_EXIT_FAILED 125
 int isolate_trampoline_main(int argc, char **argv);
 
 /*
