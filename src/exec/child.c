@@ -37,8 +37,8 @@ struct child {
     int errpipe;        /* read end: a failed start's stage and errno, until reaped; or -1 */
     enum child_stage failed_at; /* read from errpipe when the start failed */
     uv_poll_t idmap;    /* root isolation: the child's "namespaces made", to map its ids */
-    int idmap_from, idmap_to; /* that handshake's pipe ends (isolate.h) */
-    bool idmap_pending; /* idmap is open: the handshake has not run yet */
+    int idmap_from, idmap_to; /* that handshake's pipe ends (isolate.h) while idmap is open,
+                               * the handshake not run yet; else -1 */
     bool timer_open;
     int open_handles;   /* of timer and idmap: c is freed once child_free ran and both closed */
     bool freed;         /* child_free ran */
@@ -197,24 +197,29 @@ static void child_handle_close_cb(uv_handle_t *h)
  * reaped, so nothing may be written to its /proc files after that). */
 static void child__idmap_end(struct child *c)
 {
-    if (!c->idmap_pending)
+    if (c->idmap_from < 0)
         return;
-    c->idmap_pending = false;
     close(c->idmap_from);
     close(c->idmap_to);
     c->idmap_from = c->idmap_to = -1;
     uv_close((uv_handle_t *)&c->idmap, child_handle_close_cb);
 }
 
+/* Maps the child's ids. On failure the child reports EPERM through errpipe and exits
+ * (-ECHILD: it already failed, and said why). */
+static void child__map_ids(pid_t pid, int from, int to)
+{
+    int r = isolate_parent_map(from, to, pid);
+
+    if (r != 0 && r != -ECHILD)
+        log_warn_r(r, "isolation: cannot map the command's ids");
+}
+
 static void on_idmap(uv_poll_t *h, int status, int events)
 {
     struct child *c = h->data;
-    int r = isolate_parent_map(c->idmap_from, c->idmap_to, c->pid);
 
-    /* On failure the child reports EPERM through errpipe and exits (-ECHILD: it already
-     * failed, and said why). */
-    if (r != 0 && r != -ECHILD)
-        log_warn_r(r, "isolation: cannot map the command's ids");
+    child__map_ids(c->pid, c->idmap_from, c->idmap_to);
     child__idmap_end(c);
 }
 
@@ -269,11 +274,10 @@ static void child__idmap_start(struct child *c, struct isolate_plan *plan)
     isolate_parent_after_fork(plan, &from, &to);
     if (from < 0)
         return; /* the child maps its own ids */
-    if ((r = uv_poll_init(c->loop, &c->idmap, from)) != 0) {
+    if (uv_poll_init(c->loop, &c->idmap, from) != 0) {
         /* uv_poll_init may have made the fd non-blocking before it failed. */
         fcntl(from, F_SETFL, fcntl(from, F_GETFL) & ~O_NONBLOCK);
-        if ((r = isolate_parent_map(from, to, c->pid)) != 0 && r != -ECHILD)
-            log_warn_r(r, "isolation: cannot map the command's ids");
+        child__map_ids(c->pid, from, to);
         close(from);
         close(to);
         return;
@@ -282,7 +286,6 @@ static void child__idmap_start(struct child *c, struct isolate_plan *plan)
     c->open_handles++;
     c->idmap_from = from;
     c->idmap_to = to;
-    c->idmap_pending = true;
     if ((r = uv_poll_start(&c->idmap, UV_READABLE, on_idmap)) != 0) {
         log_warn_r(r, "isolation: cannot wait for the command's namespaces");
         child__idmap_end(c); /* the child sees the pipe close and fails its exec (EPERM) */
