@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -32,7 +33,7 @@
 struct child {
     uv_loop_t *loop;
     pid_t pid;
-    struct child *next; /* all live children, for the SIGCHLD handler */
+    LIST_ENTRY(child) link; /* on children until reaped */
     uv_timer_t timer;   /* timeout, then kill grace */
     int errpipe;        /* read end: a failed start's stage and errno, until reaped; or -1 */
     enum child_stage failed_at; /* read from errpipe when the start failed */
@@ -51,7 +52,7 @@ struct child {
     void *data;
 };
 
-static struct child *children;
+static LIST_HEAD(, child) children; /* all live children, for the SIGCHLD handler */
 static uv_signal_t sigchld;
 static bool sigchld_started;
 
@@ -76,7 +77,7 @@ static int sigchld_ensure(uv_loop_t *loop)
 
 static void sigchld_release_if_idle(void)
 {
-    if (sigchld_started && children == NULL) {
+    if (sigchld_started && LIST_EMPTY(&children)) {
         uv_signal_stop(&sigchld);
         uv_close((uv_handle_t *)&sigchld, NULL);
         sigchld_started = false;
@@ -353,8 +354,7 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
         give_terminal(pid);
     c->errpipe = errpipe[0];
     errpipe[0] = -1;
-    c->next = children;
-    children = c;
+    LIST_INSERT_HEAD(&children, c, link);
     if (o->timeout_ms > 0)
         uv_timer_start(&c->timer, on_timeout, o->timeout_ms, 0);
     *out = c;
@@ -402,14 +402,8 @@ enum child_stage child_failed_at(const struct child *c)
 static void child__reaped(struct child *c, int wstatus)
 {
     int status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-    struct child **pp;
 
-    for (pp = &children; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
-        }
-    }
+    LIST_REMOVE(c, link);
     child__idmap_end(c); /* before its pid can be reused */
     c->exited = true;
     uv_timer_stop(&c->timer);
@@ -446,13 +440,13 @@ static void child__stopped(struct child *c, int sig)
 
 static void on_sigchld(uv_signal_t *h, int signum)
 {
-    struct child *c = children, *next;
+    struct child *c = LIST_FIRST(&children), *next;
 
     for (; c != NULL; c = next) {
         int wstatus;
         pid_t p;
 
-        next = c->next;
+        next = LIST_NEXT(c, link);
         do {
             p = waitpid(c->pid, &wstatus, WNOHANG | (c->foreground ? WUNTRACED : 0));
         } while (p < 0 && errno == EINTR);
