@@ -45,6 +45,16 @@ static void on_exit_cb(struct child *c, int status, int exec_err, bool timed_out
     child_free(c);
 }
 
+/* Options for argv with PATH only, no fds placed, stdio inherited, no on_exit. */
+static void options_init(struct child_options *co, char *const *argv)
+{
+    memset(co, 0, sizeof(*co));
+    co->argv = argv;
+    co->envp = env_path;
+    co->ctl_fd = -1;
+    co->stdio[0] = co->stdio[1] = co->stdio[2] = -1;
+}
+
 /* Spawns argv (in cwd, if set) and runs the loop until on_exit; *spawn_rc is child_spawn's. */
 static struct outcome run(char *const *argv, const char *cwd, int *spawn_rc)
 {
@@ -53,12 +63,8 @@ static struct outcome run(char *const *argv, const char *cwd, int *spawn_rc)
     struct child *c = NULL;
 
     memset(&o, 0, sizeof(o));
-    memset(&co, 0, sizeof(co));
-    co.argv = argv;
-    co.envp = env_path;
+    options_init(&co, argv);
     co.cwd = cwd;
-    co.ctl_fd = -1;
-    co.stdio[0] = co.stdio[1] = co.stdio[2] = -1;
     co.on_exit = on_exit_cb;
     co.data = &o;
     *spawn_rc = child_spawn(uv_default_loop(), &co, &c);
@@ -128,11 +134,7 @@ static void test_child_spawn_needs_on_exit(void **state)
     struct child_options co;
     struct child *c = NULL;
 
-    memset(&co, 0, sizeof(co));
-    co.argv = argv;
-    co.envp = env_path;
-    co.ctl_fd = -1;
-    co.stdio[0] = co.stdio[1] = co.stdio[2] = -1;
+    options_init(&co, argv);
     assert_int_equal(child_spawn(uv_default_loop(), &co, &c), ERR_INVALID);
     assert_null(c);
 }
