@@ -38,6 +38,7 @@
 #define APP_KEY_VAR "FLASHDUTY_APP_KEY"
 #define PLACEHOLDER_URL "http://flashduty.broker.local"
 #define MAX_ENV_DENY 64
+#define MAX_SECRET_PATHS 64
 
 struct exec_args {
     const char *upstream;
@@ -47,7 +48,7 @@ struct exec_args {
     const char *audit;
     const char *env_deny[MAX_ENV_DENY];
     size_t nenv_deny;
-    const char *secret_paths[ISOLATE_MAX_PATHS];
+    const char *secret_paths[MAX_SECRET_PATHS];
     int nsecret_paths;
     enum isolate_mode isolation;
     struct policy *policy;
@@ -87,7 +88,10 @@ static void exec_usage(FILE *f)
         "  --upstream URL        the real API (default " DEFAULT_UPSTREAM ")\n"
         "  --key-file PATH       read the key from PATH (must not be group/world-readable)\n"
         "  --key-fd N            read the key from inherited fd N (3 or above), then close it\n"
-        "  --key-env NAME        take the key from variable NAME and remove it everywhere\n"
+        "  --key-env NAME        take the key from variable NAME, removed from our environment\n"
+        "                        and the command's (the process that started credbroker keeps\n"
+        "                        it in its /proc/PID/environ: without isolation, the command\n"
+        "                        can read it there; prefer --key-fd)\n"
         "  --cacert PATH         verify the upstream with this CA bundle\n"
         "  --inject MODE         query:NAME (default query:app_key) | header:NAME | bearer\n"
         "  --allow 'METHOD GLOB' allow only matching requests (repeatable; default: all)\n"
@@ -185,7 +189,7 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
                 return bad_value("isolation", optarg);
             break;
         case OPT_SECRET_PATH:
-            if (a->nsecret_paths == ISOLATE_MAX_PATHS - 1 || optarg[0] != '/')
+            if (a->nsecret_paths == MAX_SECRET_PATHS || optarg[0] != '/')
                 return bad_value("secret-path", optarg);
             a->secret_paths[a->nsecret_paths++] = optarg;
             break;
@@ -334,16 +338,16 @@ static char *preload_value(void)
 }
 
 /*
- * Decides isolation for the command (DESIGN.md 4b) and prepares its plan: the key
- * file and every --secret-path covered. Returns 0 (plan->enabled says whether it is
- * on) or CLI_EXIT_FAILURE when it is required and not possible.
+ * Decides isolation for the command (DESIGN.md 4b) and opens what it covers, once, before
+ * the broker starts: the key file, every --secret-path and the audit file (isolate.h).
+ * Returns 0 (*on says whether isolation is on), CLI_EXIT_FAILURE when it is required and
+ * not possible, or CLI_EXIT_USAGE when a secret path cannot be opened (printed).
  */
-static int exec_isolation(const struct exec_args *a, struct isolate_plan *plan)
+static int exec_open_secrets(const struct exec_args *a, struct isolate_secrets *secrets, bool *on)
 {
-    const char *paths[ISOLATE_MAX_PATHS];
-    int n = 0, r;
+    int r = 0;
 
-    plan->enabled = false;
+    *on = false;
     if (a->isolation == ISOLATE_OFF || !isolate_available()) {
         if (a->isolation == ISOLATE_REQUIRED) {
             fprintf(stderr, "credbroker exec: --isolation required, but this host does not "
@@ -356,17 +360,49 @@ static int exec_isolation(const struct exec_args *a, struct isolate_plan *plan)
         if (a->key_file != NULL)
             log_warn("the command can read the key file %.200s (same user, no isolation): "
                      "prefer --key-fd or --key-env", a->key_file);
+        if (a->key_env != NULL)
+            log_warn("--key-env without isolation: the key stays readable in the environment "
+                     "of the process that started credbroker (/proc/PID/environ)");
         return 0;
     }
-    if (a->key_file != NULL)
-        paths[n++] = a->key_file;
-    for (int i = 0; i < a->nsecret_paths && n < ISOLATE_MAX_PATHS; i++)
-        paths[n++] = a->secret_paths[i];
-    if ((r = isolate_plan_init(plan, paths, n)) != 0) {
-        fprintf(stderr, "credbroker exec: cannot prepare isolation: %s\n", err_str(r));
-        return CLI_EXIT_FAILURE;
+    if (a->key_file != NULL && (r = isolate_secrets_add(secrets, a->key_file, false)) != 0)
+        fprintf(stderr, "credbroker exec: --key-file %.200s: %s\n", a->key_file, err_str(r));
+    for (int i = 0; r == 0 && i < a->nsecret_paths; i++) {
+        if ((r = isolate_secrets_add(secrets, a->secret_paths[i], false)) != 0)
+            fprintf(stderr, "credbroker exec: --secret-path %.200s: %s%s\n", a->secret_paths[i],
+                    err_str(r), r == -ENOENT ? " (what is not there cannot be hidden, and may "
+                                               "have been moved: restore it or leave it out)"
+                                             : "");
     }
+    if (r == 0 && a->audit != NULL && (r = isolate_secrets_add(secrets, a->audit, true)) != 0)
+        fprintf(stderr, "credbroker exec: --audit %.200s: %s\n", a->audit, err_str(r));
+    if (r != 0)
+        return CLI_EXIT_USAGE;
+    *on = true;
     return 0;
+}
+
+/*
+ * The plan for this spawn: every secret still the object opened at start, and the
+ * working directory not under a covered one. Returns 0 or CLI_EXIT_FAILURE (printed).
+ */
+static int exec_plan_isolation(const struct isolate_secrets *secrets, struct isolate_plan *plan)
+{
+    const char *where = NULL;
+    int r;
+
+    if ((r = isolate_plan_init(plan, secrets, &where)) == 0 &&
+        (r = isolate_plan_check_workdir(plan, NULL, &where)) == 0)
+        return 0;
+    if (r == ERR_SECRET_MOVED)
+        fprintf(stderr, "credbroker exec: secret path changed: %.200s (moved, deleted or "
+                        "replaced since start): the command is not run\n", where);
+    else if (r == ERR_UNDER_SECRET)
+        fprintf(stderr, "credbroker exec: the working directory is at or under the secret path "
+                        "%.200s: the command is not run\n", where);
+    else
+        fprintf(stderr, "credbroker exec: cannot prepare isolation: %s\n", err_str(r));
+    return CLI_EXIT_FAILURE;
 }
 
 /*
@@ -453,6 +489,8 @@ int cmd_exec(int argc, char **argv)
     struct child_options co;
     char fdtext[16], *preload = NULL;
     struct isolate_plan plan = {.sync_to_parent = {-1, -1}, .sync_to_child = {-1, -1}};
+    struct isolate_secrets secrets = {NULL, 0};
+    bool isolated = false;
     int r, child_fd = -1, status = CLI_EXIT_FAILURE, fds_at_start = -1;
 
     memset(&a, 0, sizeof(a));
@@ -504,6 +542,13 @@ int cmd_exec(int argc, char **argv)
         policy_free(a.policy);
         return CLI_EXIT_USAGE;
     }
+    if ((r = exec_open_secrets(&a, &secrets, &isolated)) != 0) {
+        secret_free(key);
+        policy_free(a.policy);
+        audit_close(audit);
+        isolate_secrets_free(&secrets);
+        return r;
+    }
 
     st.loop = uv_default_loop();
     for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++) {
@@ -554,10 +599,10 @@ int cmd_exec(int argc, char **argv)
             goto out;
         }
     }
-    if ((r = exec_isolation(&a, &plan)) != 0)
-        goto out; /* required but unavailable: fail closed, the message is printed */
+    if (isolated && exec_plan_isolation(&secrets, &plan) != 0)
+        goto out; /* fail closed, the message is printed */
     memset(&co, 0, sizeof(co));
-    co.isolate = plan.enabled ? &plan : NULL;
+    co.isolate = isolated ? &plan : NULL;
     co.argv = a.command;
     co.envp = env_array(env);
     co.ctl_fd = child_fd;
@@ -595,8 +640,10 @@ out:
     audit_close(audit);
     free(preload);
     isolate_plan_free(&plan);
-    /* Every fd and secret of the invocation must be gone by now (tests turn this on). */
+    /* Every fd and secret of the invocation must be gone by now (tests turn this on); the
+     * secrets' descriptors were opened before the count started. */
     if (fds_at_start >= 0 && !harden_leak_check(fds_at_start, "exec"))
-        return CLI_EXIT_FAILURE;
+        status = CLI_EXIT_FAILURE;
+    isolate_secrets_free(&secrets);
     return status;
 }

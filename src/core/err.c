@@ -27,6 +27,8 @@ const char *err_str(int code)
     case ERR_CLOSED: return "closed";
     case ERR_UNSUPPORTED: return "not supported on this platform or build";
     case ERR_UPSTREAM: return "upstream transfer failed";
+    case ERR_SECRET_MOVED: return "a secret path changed since start";
+    case ERR_UNDER_SECRET: return "the working directory is under a secret path";
     }
     if (code < 0 && code > -4096)
         return strerror(-code);

@@ -28,6 +28,8 @@ enum {
     ERR_CLOSED = -9032,        /* the object was torn down */
     ERR_UNSUPPORTED = -9033,   /* not available in this build or on this host */
     ERR_UPSTREAM = -9034,      /* upstream transfer failed */
+    ERR_SECRET_MOVED = -9035,  /* a secret path no longer names the object opened at start */
+    ERR_UNDER_SECRET = -9036,  /* a working directory at or under a covered directory */
 };
 
 /* Returns a static, human-readable description of any code (ours or -errno). */

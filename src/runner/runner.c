@@ -68,8 +68,7 @@ struct runner {
     struct broker_invocation_options broker_template;
     struct env *child_env;
     bool isolate; /* commands run in namespaces (DESIGN.md 4b) */
-    const char *secret_paths[ISOLATE_MAX_PATHS];
-    int nsecret_paths;
+    struct isolate_secrets secrets; /* what they cover, opened at start (isolate.h) */
     json_t *labels, *environment;
     struct ws *ws;
     bool connected;
@@ -303,9 +302,7 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
     spec.egress = r->broker != NULL ? TASK_EGRESS_BROKER : TASK_EGRESS_LEGACY;
     spec.broker = r->broker;
     spec.broker_template = &r->broker_template;
-    spec.isolate = r->isolate;
-    spec.secret_paths = r->secret_paths;
-    spec.nsecret_paths = r->nsecret_paths;
+    spec.isolate = r->isolate ? &r->secrets : NULL;
     if (task_start(r->loop, &spec, &task_events, rt, &rt->task) != 0) {
         running_task_free(rt);
         bash_args_free(&args);
@@ -566,15 +563,36 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 
 static void on_sighup(uv_signal_t *h, int signum)
 {
+    struct runner *r = h->data;
     int rc = log_reopen();
 
-    if (rc != 0)
+    if (rc != 0) {
         log_warn_r(rc, "SIGHUP: cannot reopen the log file");
-    else
-        log_info("SIGHUP: log file reopened");
+        return;
+    }
+    log_info("SIGHUP: log file reopened");
+    /* Tasks are kept from the new file too (the old one stays covered where it went until
+     * now: a task started before this still had it covered). */
+    if (r->isolate && r->cfg->log_file != NULL && r->cfg->log_file[0] != '\0' &&
+        (rc = isolate_secrets_refresh(&r->secrets, r->cfg->log_file)) != 0)
+        log_warn_r(rc, "SIGHUP: cannot open the new log file to hide it from tasks");
 }
 
 /* ---- start ---- */
+
+/* Opens one path the commands must not read (isolate.h); one that cannot be opened, or
+ * names nothing, stops the runner. */
+static int runner__add_secret(struct runner *r, const char *path, bool follows)
+{
+    int rc = isolate_secrets_add(&r->secrets, path, follows);
+
+    if (rc != 0)
+        log_error("secret path %.200s: %s%s", path, err_str(rc),
+                  rc == -ENOENT ? " (what is not there cannot be hidden, and may have been "
+                                  "moved: restore it or remove it from broker.secret_paths)"
+                                : "");
+    return rc;
+}
 
 /* Runs the probe command and looks for "broker_egress": true in its JSON output. */
 static bool run_probe(const char *command)
@@ -699,16 +717,19 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
         if (inject_parse(cfg->broker.inject, &r->broker_template.inject) != 0)
             return ERR_INVALID;
     }
-    /* Isolation: the runner's config file and the configured secret paths are hidden from
-     * every command. */
+    /* Isolation: the runner's config file, the configured secret paths and the runner's log
+     * are hidden from every command. */
     if (cfg->broker.isolation != ISOLATION_OFF && isolate_available()) {
         r->isolate = true;
-        if (cfg->config_path != NULL)
-            r->secret_paths[r->nsecret_paths++] = cfg->config_path;
+        if (cfg->config_path != NULL && (rc = runner__add_secret(r, cfg->config_path, false)) != 0)
+            return rc;
         for (size_t i = 0; i < cfg->broker.nsecret_paths; i++) {
-            if (r->nsecret_paths < ISOLATE_MAX_PATHS)
-                r->secret_paths[r->nsecret_paths++] = cfg->broker.secret_paths[i];
+            if ((rc = runner__add_secret(r, cfg->broker.secret_paths[i], false)) != 0)
+                return rc;
         }
+        if (cfg->log_file != NULL && cfg->log_file[0] != '\0' &&
+            (rc = runner__add_secret(r, cfg->log_file, true)) != 0)
+            return rc;
     } else if (cfg->broker.isolation == ISOLATION_REQUIRED) {
         log_error("broker.isolation is required, but this host does not allow user namespaces");
         return ERR_UNSUPPORTED;
@@ -762,6 +783,7 @@ int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_
     json_decref(r.labels);
     json_decref(r.environment);
     env_free(r.child_env);
+    isolate_secrets_free(&r.secrets);
     uv_loop_close(r.loop);
     return 0;
 }

@@ -328,6 +328,33 @@ static int capture_open(struct task *t, struct capture *c, const char *name, siz
     return 0;
 }
 
+/*
+ * The isolation plan of a task's command: every secret still the object opened at the
+ * runner's start (else the task fails closed, never uncovered), and the workdir not under
+ * a covered directory. Returns 0, or fails the task and returns its code.
+ */
+static int task__plan_isolation(struct task *t, const struct isolate_secrets *secrets,
+                                const char *workdir, struct isolate_plan *plan)
+{
+    const char *where = NULL;
+    int r;
+
+    if ((r = isolate_plan_init(plan, secrets, &where)) == 0 &&
+        (r = isolate_plan_check_workdir(plan, workdir, &where)) == 0)
+        return 0;
+    if (r == ERR_SECRET_MOVED) {
+        log_kv(LOG_LEVEL_ERROR, (const char *const[]){"task_id", t->id, NULL},
+               "secret path changed: %.200s (moved, deleted or replaced since the runner "
+               "started): tasks are refused until it is back or the runner restarts", where);
+        task__fail_later(t, "secret path changed: %.200s", where);
+    } else if (r == ERR_UNDER_SECRET) {
+        task__fail_later(t, "workdir is under a secret path: %.200s", where);
+    } else {
+        task__fail_later(t, "cannot prepare isolation: %s", err_str(r));
+    }
+    return r;
+}
+
 int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_events *ev,
                void *data, struct task **out)
 {
@@ -417,13 +444,10 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
         task__fail_later(t, "cannot create pipes: %s", strerror(errno));
         goto out;
     }
-    if (spec->isolate && (r = isolate_plan_init(&plan, spec->secret_paths,
-                                                spec->nsecret_paths)) != 0) {
-        task__fail_later(t, "cannot prepare isolation: %s", err_str(r));
+    if (spec->isolate != NULL && (r = task__plan_isolation(t, spec->isolate, workdir, &plan)) != 0)
         goto out;
-    }
     memset(&co, 0, sizeof(co));
-    co.isolate = spec->isolate ? &plan : NULL;
+    co.isolate = spec->isolate != NULL ? &plan : NULL;
     co.argv = argv;
     co.envp = env_array(env);
     co.cwd = workdir;

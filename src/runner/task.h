@@ -41,11 +41,9 @@ struct task_spec {
     enum task_egress egress;
     struct broker *broker;                                   /* for TASK_EGRESS_BROKER */
     const struct broker_invocation_options *broker_template; /* inject, limits, scrub */
-    /* Isolation (DESIGN.md 4b): when on, the command runs in its own namespaces with these
-     * paths covered. */
-    bool isolate;
-    const char *const *secret_paths;
-    int nsecret_paths;
+    /* Isolation (DESIGN.md 4b): NULL, off; else the command runs in its own namespaces with
+     * these secrets covered (opened at the runner's start, isolate.h). */
+    const struct isolate_secrets *isolate;
 };
 
 struct task_outcome {
