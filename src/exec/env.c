@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fnmatch.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,19 +94,31 @@ static size_t name_len(const char *var)
     return (size_t)(strchr(var, '=') - var);
 }
 
+/*
+ * True if var's name matches pattern. fnmatch wants a C string: the '=' that
+ * ends the name is set to NUL for the call and put back, so a name of any
+ * length is matched with no copy and nothing that could fail to allocate.
+ * fnmatch itself may fail (in a multibyte locale it converts to wide
+ * characters, with malloc past 1 KiB, and gives up on bytes that are not
+ * characters): only FNM_NOMATCH counts as no match, so a failure denies.
+ */
+static bool name_matches(char *var, const char *pattern)
+{
+    char *eq = strchr(var, '=');
+    int r;
+
+    *eq = '\0';
+    r = fnmatch(pattern, var, 0);
+    *eq = '=';
+    return r != FNM_NOMATCH;
+}
+
 void env_deny(struct env *e, const char *pattern)
 {
     size_t i = 0;
 
     while (i < e->n) {
-        char name[256];
-        size_t len = name_len(e->vars[i]);
-
-        if (len < sizeof(name)) {
-            memcpy(name, e->vars[i], len);
-            name[len] = '\0';
-        }
-        if (len >= sizeof(name) || fnmatch(pattern, name, 0) != 0) {
+        if (!name_matches(e->vars[i], pattern)) {
             i++;
             continue;
         }

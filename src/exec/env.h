@@ -21,7 +21,8 @@ struct env *env_new(char *const *src);
 struct env *env_new_for_command(char *const *src, const char *const *deny, size_t ndeny);
 /* Frees e, wiping every variable (one may carry a key on the legacy path). Accepts NULL. */
 void env_free(struct env *e);
-/* Removes every variable whose name matches the fnmatch pattern. */
+/* Removes every variable whose name, of any length, matches the fnmatch pattern;
+ * one that fnmatch fails on is removed too (fail closed). Cannot fail. */
 void env_deny(struct env *e, const char *pattern);
 /* Sets NAME=value, replacing an existing NAME. Returns 0 or ERR_NOMEM. */
 int env_set(struct env *e, const char *name, const char *value);

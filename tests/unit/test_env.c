@@ -49,6 +49,56 @@ static void test_env_deny_removes_secrets_and_keeps_the_rest(void **state)
     env_free(e);
 }
 
+/* NAME=v with a name of len bytes: 'A's with "SECRET" (or "PUBLIC") in the middle. */
+static char *long_var(size_t len, const char *word)
+{
+    char *var = malloc(len + 3);
+    size_t wlen = strlen(word);
+
+    assert_non_null(var);
+    memset(var, 'A', len);
+    memcpy(var + len / 2 - wlen / 2, word, wlen);
+    memcpy(var + len, "=v", 3);
+    return var;
+}
+
+/* Names that do not fit a 256-byte buffer are matched like short ones (a 310-byte
+ * *SECRET* name used to be skipped, so it reached the command): 255, 256, 4 KiB, and
+ * 128 KiB, the most a single environment string may hold on Linux. */
+static void test_env_deny_matches_names_of_any_length(void **state)
+{
+    const size_t lens[] = {255, 256, 310, 4096, 128 * 1024 - 3};
+    enum { N = sizeof(lens) / sizeof(lens[0]) };
+    char *src[2 * N + 2], *one[2] = {NULL, NULL};
+    struct env *e;
+    size_t k = 0;
+
+    for (size_t i = 0; i < N; i++) {
+        src[k++] = long_var(lens[i], "SECRET");
+        src[k++] = long_var(lens[i], "PUBLIC");
+    }
+    src[k++] = "PATH=/bin";
+    src[k] = NULL;
+    assert_non_null(e = env_new(src));
+    env_deny(e, "*SECRET*");
+    for (size_t i = 0; i < N; i++) {
+        assert_false(has(e, src[2 * i]));
+        assert_true(has(e, src[2 * i + 1]));
+    }
+    assert_true(has(e, "PATH=/bin"));
+    /* The name is matched whole: a pattern anchored at its end sees its last byte. */
+    env_free(e);
+    one[0] = long_var(4096, "PUBLIC");
+    one[0][4095] = 'Z';
+    assert_non_null(e = env_new(one));
+    env_deny(e, "A*C*Z");
+    assert_null(env_array(e)[0]);
+    env_free(e);
+    free(one[0]);
+    for (size_t i = 0; i < 2 * N; i++)
+        free(src[i]);
+}
+
 static void test_env_set_replaces_an_existing_variable(void **state)
 {
     char *src[] = {"FLASHDUTY_CRED_FD=9", "A=1", NULL};
@@ -84,6 +134,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_deny_removes_secrets_and_keeps_the_rest),
+        cmocka_unit_test(test_env_deny_matches_names_of_any_length),
         cmocka_unit_test(test_env_set_replaces_an_existing_variable),
         cmocka_unit_test(test_env_take_wipes_and_unsets_the_variable),
     };
