@@ -18,6 +18,7 @@
 
 #include "broker_internal.h"
 #include "conn.h"
+#include "audit.h"
 #include "ctl.h"
 #include "err.h"
 #include "log.h"
@@ -38,6 +39,8 @@ void broker_limits_default(struct broker_limits *l)
 {
     l->max_conns = 64;
     l->max_dials_per_sec = 100;
+    l->max_waiting_dials = 1024;
+    l->dial_wait_ms = 10 * 1000;
     l->max_body = 64ull * 1024 * 1024;
     l->head_timeout_ms = 10 * 1000;
     l->idle_timeout_ms = 60 * 1000;
@@ -114,11 +117,14 @@ static void inv__maybe_release(struct broker_invocation *inv)
 void broker__conn_released(struct broker_invocation *inv, struct conn *c)
 {
     inv->nconns--;
+    if (!inv->ended)
+        ctl_kick(inv->ctl); /* a dial waiting for a slot may have one now */
     inv__maybe_release(inv);
 }
 
-/* Token bucket: max_dials_per_sec tokens per second, at most that many stored. */
-static bool inv__take_dial_token(struct broker_invocation *inv)
+/* Token bucket: max_dials_per_sec tokens per second, at most that many stored. Returns 0
+ * when a token was taken, else the milliseconds until one is there. */
+static uint64_t inv__take_dial_token(struct broker_invocation *inv)
 {
     uint64_t now = uv_now(inv->broker->loop);
     double rate = inv->limits.max_dials_per_sec;
@@ -128,24 +134,31 @@ static bool inv__take_dial_token(struct broker_invocation *inv)
         inv->dial_tokens = rate;
     inv->dial_refill_ms = now;
     if (inv->dial_tokens < 1.0)
-        return false;
+        return (uint64_t)((1.0 - inv->dial_tokens) * 1000.0 / rate) + 1;
     inv->dial_tokens -= 1.0;
-    return true;
+    return 0;
 }
 
-static int inv__mint(void *data, int *peer_fd)
+static int inv__mint(void *data, int *peer_fd, uint64_t *retry_ms)
 {
     struct broker_invocation *inv = data;
     struct conn *c;
     int sv[2], r, flags;
 
     *peer_fd = -1;
-    inv->stats.dials++;
-    /* Connections still closing count too: their fds are not released yet. */
-    if (inv->ended || inv->nconns >= inv->limits.max_conns || !inv__take_dial_token(inv)) {
+    *retry_ms = 0;
+    if (inv->ended) {
+        inv->stats.dials++;
         inv->stats.refusals++;
-        return ERR_LIMIT;
+        return ERR_CLOSED;
     }
+    /* Over a limit: the dial waits (ctl.h); it counts once, when it is answered. Connections
+     * still closing count too: their fds are not released yet. */
+    if (inv->nconns >= inv->limits.max_conns)
+        return CTL_MINT_WAIT; /* until broker__conn_released kicks the channel */
+    if ((*retry_ms = inv__take_dial_token(inv)) != 0)
+        return CTL_MINT_WAIT;
+    inv->stats.dials++;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         r = -errno;
         log_warn_r(r, "%s: cannot create a connection", inv->label);
@@ -168,6 +181,26 @@ static int inv__mint(void *data, int *peer_fd)
     *peer_fd = sv[1];
     return 0;
 }
+
+/* A dial the channel refused for its own bounds: said at info level and in the audit. */
+static void inv__dial_refused(void *data, enum ctl_refusal why)
+{
+    struct broker_invocation *inv = data;
+    bool full = why == CTL_REFUSED_QUEUE_FULL;
+    struct audit_record rec = {.invocation = inv->label,
+                               .outcome = full ? "dial_queue_full" : "dial_wait_timeout"};
+
+    inv->stats.dials++;
+    inv->stats.refusals++;
+    log_info("%s: dial refused: %s (limits: %u connections, %u dials per second; %u dials "
+             "waiting, at most %u for %llu ms)", inv->label,
+             full ? "the queue of waiting dials is full" : "it waited too long",
+             inv->limits.max_conns, inv->limits.max_dials_per_sec, ctl_waiting(inv->ctl),
+             inv->limits.max_waiting_dials, (unsigned long long)inv->limits.dial_wait_ms);
+    audit_write(inv->broker->audit, &rec);
+}
+
+static const struct ctl_ops inv__ctl_ops = {inv__mint, inv__dial_refused};
 
 int broker_invocation_new(struct broker *b, const struct broker_invocation_options *opts,
                           struct secret *key, int *child_fd, struct broker_invocation **out)
@@ -211,7 +244,9 @@ int broker_invocation_new(struct broker *b, const struct broker_invocation_optio
         r = -errno;
         goto fail;
     }
-    r = ctl_open(b->loop, sv[0], inv__mint, inv, &inv->ctl);
+    r = ctl_open(b->loop, sv[0], &inv__ctl_ops,
+                 &(struct ctl_limits){opts->limits.max_waiting_dials, opts->limits.dial_wait_ms},
+                 inv, &inv->ctl);
     sv[0] = -1; /* transferred (closed by ctl_open on failure) */
     if (r != 0)
         goto fail;

@@ -30,6 +30,10 @@ struct audit;
 struct broker_limits {
     unsigned max_conns;          /* live brokered connections (64) */
     unsigned max_dials_per_sec;  /* dial rate (100) */
+    /* A dial over max_conns or the rate waits for a slot, in order, instead of failing; it
+     * is refused (0xFF) only when max_waiting_dials already wait or after dial_wait_ms. */
+    unsigned max_waiting_dials;  /* (1024) */
+    uint64_t dial_wait_ms;       /* (10 s; 0: refuse at once, as before waiting existed) */
     uint64_t max_body;           /* request body bytes (64 MiB) */
     uint64_t head_timeout_ms;    /* read a request head (10 s) */
     uint64_t idle_timeout_ms;    /* keep-alive idle (60 s) */

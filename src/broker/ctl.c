@@ -5,6 +5,12 @@
  * replies fills its receive queue; then the reply in hand is kept (with its fd)
  * and reading pauses until the socket is writable again, so no dial is answered
  * twice or lost, and the broker never blocks.
+ *
+ * Dials the owner cannot serve now wait in a ring of their arrival times, in
+ * order: a new dial never overtakes a waiting one. One timer serves them when a
+ * rate token is due, and refuses the oldest once it has waited wait_ms; ctl_kick
+ * (a connection slot freed) serves them on the next loop turn. Nothing is minted
+ * for a waiting dial, so a waiting dial holds no fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,13 +29,19 @@
 
 struct ctl {
     uv_poll_t poll;
+    uv_timer_t timer;      /* the next waiting dial's token or deadline; a kick */
     int fd;
-    ctl_mint_cb mint;
+    struct ctl_ops ops;
+    struct ctl_limits limits;
     void *data;
     bool closed;
+    bool stopped;          /* reading stopped for good (the child is gone, an error) */
+    int open_handles;      /* poll and timer: freed when both are closed */
     bool have_pending;     /* a reply waits for the socket to become writable */
     uint8_t pending_byte;
     int pending_fd;        /* the fd to pass with the pending reply, or -1 */
+    uint64_t *waiting;     /* ring of waiting dials' arrival times (uv_now, ms) */
+    unsigned wait_head, nwaiting, wait_cap;
 };
 
 enum ctl_verdict ctl_classify(ssize_t n, const uint8_t *data, int msg_flags, bool had_ancillary)
@@ -97,9 +109,13 @@ static int ctl__send_reply(struct ctl *c, uint8_t byte, int fd)
     return 0;
 }
 
+/* Reading ends for good: waiting dials have nobody left to answer. */
 static void ctl__stop(struct ctl *c)
 {
+    c->stopped = true;
+    c->nwaiting = 0;
     uv_poll_stop(&c->poll);
+    uv_timer_stop(&c->timer);
 }
 
 /* Delivers a reply now, or parks it until the socket is writable. Returns false when
@@ -135,6 +151,98 @@ static bool ctl__peer_hung_up(int fd)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+static void on_ctl_timer(uv_timer_t *t);
+
+/* Queues a dial that must wait. Returns false when the queue is full (it is refused). */
+static bool ctl__wait_push(struct ctl *c, uint64_t now)
+{
+    if (c->nwaiting == c->limits.max_waiting)
+        return false;
+    if (c->nwaiting == c->wait_cap) {
+        /* Grown on demand (most invocations never wait), unrolled into the new array. */
+        unsigned cap = c->wait_cap ? c->wait_cap * 2 : 16;
+        uint64_t *ring;
+
+        if (cap > c->limits.max_waiting)
+            cap = c->limits.max_waiting;
+        if ((ring = calloc(cap, sizeof(*ring))) == NULL)
+            return false;
+        for (unsigned i = 0; i < c->nwaiting; i++)
+            ring[i] = c->waiting[(c->wait_head + i) % c->wait_cap];
+        free(c->waiting);
+        c->waiting = ring;
+        c->wait_head = 0;
+        c->wait_cap = cap;
+    }
+    c->waiting[(c->wait_head + c->nwaiting) % c->wait_cap] = now;
+    c->nwaiting++;
+    return true;
+}
+
+static void ctl__wait_pop(struct ctl *c)
+{
+    c->wait_head = (c->wait_head + 1) % c->wait_cap;
+    c->nwaiting--;
+}
+
+/* Refuses a dial for the channel's own reason. Returns ctl__reply's verdict. */
+static bool ctl__refuse_waiting(struct ctl *c, enum ctl_refusal why)
+{
+    if (c->ops.refused != NULL)
+        c->ops.refused(c->data, why);
+    return ctl__reply(c, CTL_REPLY_REFUSED, -1);
+}
+
+/*
+ * Answers waiting dials, oldest first, while the owner can serve them and the child takes
+ * replies. Returns false when replies must pause (or reading stopped). Then, or when the
+ * owner has no slot, the timer is set for the head's token or deadline.
+ */
+static bool ctl__serve_waiting(struct ctl *c)
+{
+    while (c->nwaiting > 0 && !c->have_pending && !c->stopped && !c->closed) {
+        uint64_t now = uv_now(c->poll.loop), arrived = c->waiting[c->wait_head], retry = 0;
+        uint64_t deadline = arrived + c->limits.wait_ms;
+        int peer_fd = -1, r;
+
+        if (now >= deadline) {
+            ctl__wait_pop(c);
+            if (!ctl__refuse_waiting(c, CTL_REFUSED_WAITED))
+                return false;
+            continue;
+        }
+        if ((r = c->ops.mint(c->data, &peer_fd, &retry)) == CTL_MINT_WAIT) {
+            uint64_t due = retry > 0 && now + retry < deadline ? retry : deadline - now;
+
+            uv_timer_start(&c->timer, on_ctl_timer, due, 0);
+            return true;
+        }
+        ctl__wait_pop(c);
+        if (!ctl__reply(c, r == 0 ? CTL_REPLY_OK : CTL_REPLY_REFUSED, r == 0 ? peer_fd : -1))
+            return false;
+    }
+    if (c->nwaiting == 0)
+        uv_timer_stop(&c->timer);
+    return !c->have_pending && !c->stopped && !c->closed;
+}
+
+/* One dial from the child: served now if nothing waits and the owner can, else queued. */
+static bool ctl__dial(struct ctl *c)
+{
+    uint64_t now = uv_now(c->poll.loop), retry = 0;
+    int peer_fd = -1, r;
+
+    if (c->nwaiting == 0) {
+        if ((r = c->ops.mint(c->data, &peer_fd, &retry)) != CTL_MINT_WAIT)
+            return ctl__reply(c, r == 0 ? CTL_REPLY_OK : CTL_REPLY_REFUSED, r == 0 ? peer_fd : -1);
+    }
+    if (!ctl__wait_push(c, now))
+        return ctl__refuse_waiting(c, CTL_REFUSED_QUEUE_FULL);
+    if (c->nwaiting == 1)
+        return ctl__serve_waiting(c); /* sets the timer */
+    return true;
+}
+
 static void ctl__read_datagrams(struct ctl *c)
 {
     for (int i = 0; i < CTL_BATCH && !c->closed; i++) {
@@ -148,7 +256,6 @@ static void ctl__read_datagrams(struct ctl *c)
                              .msg_controllen = sizeof(cmsg.buf)};
         enum ctl_verdict verdict;
         ssize_t n;
-        int peer_fd = -1;
         bool had_ancillary;
 
         n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -169,13 +276,18 @@ static void ctl__read_datagrams(struct ctl *c)
             return;
         }
         verdict = ctl_classify(n, data, msg.msg_flags, had_ancillary);
-        if (verdict == CTL_VERDICT_DIAL && c->mint(c->data, &peer_fd) == 0) {
-            if (!ctl__reply(c, CTL_REPLY_OK, peer_fd))
-                return;
-        } else if (!ctl__reply(c, CTL_REPLY_REFUSED, -1)) {
+        if (!(verdict == CTL_VERDICT_DIAL ? ctl__dial(c)
+                                          : ctl__reply(c, CTL_REPLY_REFUSED, -1)))
             return;
-        }
     }
+}
+
+static void on_ctl_timer(uv_timer_t *t)
+{
+    struct ctl *c = t->data;
+
+    if (!c->closed)
+        ctl__serve_waiting(c);
 }
 
 static void on_ctl_event(uv_poll_t *poll, int status, int events)
@@ -200,12 +312,16 @@ static void on_ctl_event(uv_poll_t *poll, int status, int events)
             ctl__stop(c);
             return;
         }
+        /* The child takes replies again: those that waited come first. */
+        if (!ctl__serve_waiting(c))
+            return;
     }
     if (events & UV_READABLE)
         ctl__read_datagrams(c);
 }
 
-int ctl_open(uv_loop_t *loop, int fd, ctl_mint_cb mint, void *data, struct ctl **out)
+int ctl_open(uv_loop_t *loop, int fd, const struct ctl_ops *ops, const struct ctl_limits *limits,
+             void *data, struct ctl **out)
 {
     struct ctl *c;
     int flags, r;
@@ -221,15 +337,23 @@ int ctl_open(uv_loop_t *loop, int fd, ctl_mint_cb mint, void *data, struct ctl *
         return ERR_NOMEM;
     }
     c->fd = fd;
-    c->mint = mint;
+    c->ops = *ops;
+    c->limits = *limits;
     c->data = data;
     c->pending_fd = -1;
-    if ((r = uv_poll_init(loop, &c->poll, fd)) != 0) {
+    if ((r = uv_timer_init(loop, &c->timer)) != 0) {
         close(fd);
         free(c);
         return r;
     }
+    c->timer.data = c;
+    c->open_handles = 1;
+    if ((r = uv_poll_init(loop, &c->poll, fd)) != 0) {
+        ctl_close(c);
+        return r;
+    }
     c->poll.data = c;
+    c->open_handles++;
     if ((r = uv_poll_start(&c->poll, UV_READABLE, on_ctl_event)) != 0) {
         ctl_close(c);
         return r;
@@ -238,12 +362,25 @@ int ctl_open(uv_loop_t *loop, int fd, ctl_mint_cb mint, void *data, struct ctl *
     return 0;
 }
 
+void ctl_kick(struct ctl *c)
+{
+    if (c != NULL && !c->closed && !c->stopped && c->nwaiting > 0)
+        uv_timer_start(&c->timer, on_ctl_timer, 0, 0);
+}
+
+unsigned ctl_waiting(const struct ctl *c)
+{
+    return c->nwaiting;
+}
+
 static void ctl_close_cb(uv_handle_t *h)
 {
     struct ctl *c = h->data;
 
+    if (--c->open_handles > 0)
+        return;
     close(c->fd);
-    c->fd = -1;
+    free(c->waiting);
     free(c);
 }
 
@@ -252,11 +389,16 @@ void ctl_close(struct ctl *c)
     if (c == NULL || c->closed)
         return;
     c->closed = true;
-    /* Authority ends here: whoever still holds the child's end reads EOF. */
+    /* Authority ends here: whoever still holds the child's end reads EOF (a dial still
+     * waiting gets it instead of a reply). */
     shutdown(c->fd, SHUT_RDWR);
     if (c->pending_fd >= 0)
         close(c->pending_fd);
     c->pending_fd = -1;
-    uv_poll_stop(&c->poll);
-    uv_close((uv_handle_t *)&c->poll, ctl_close_cb);
+    c->nwaiting = 0;
+    uv_close((uv_handle_t *)&c->timer, ctl_close_cb);
+    if (c->open_handles > 1) {
+        uv_poll_stop(&c->poll);
+        uv_close((uv_handle_t *)&c->poll, ctl_close_cb);
+    }
 }

@@ -103,6 +103,8 @@ static void exec_usage(FILE *f)
         "  --no-scrub            do not mask the key in responses\n"
         "  --max-conns N         live connections per invocation (default 64)\n"
         "  --dial-rate N         dials per second (default 100)\n"
+        "  --dial-wait D         a dial over either limit waits up to D for a slot, then is\n"
+        "                        refused (default 10s; 0: refused at once); at most 1024 wait\n"
         "  --max-body BYTES      request body limit (default 64 MiB)\n"
         "  --head-timeout D      read a request head (default 10s)\n"
         "  --idle-timeout D      keep-alive idle (default 60s)\n"
@@ -118,7 +120,7 @@ static void exec_usage(FILE *f)
 
 enum {
     OPT_UPSTREAM = 1000, OPT_KEY_FILE, OPT_KEY_FD, OPT_KEY_ENV, OPT_CACERT, OPT_INJECT, OPT_ALLOW,
-    OPT_AUDIT, OPT_LEGACY, OPT_ENV_DENY, OPT_NO_SCRUB, OPT_MAX_CONNS, OPT_DIAL_RATE,
+    OPT_AUDIT, OPT_LEGACY, OPT_ENV_DENY, OPT_NO_SCRUB, OPT_MAX_CONNS, OPT_DIAL_RATE, OPT_DIAL_WAIT,
     OPT_MAX_BODY, OPT_HEAD_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT,
     OPT_STALL_TIMEOUT, OPT_PRELOAD, OPT_ISOLATION, OPT_SECRET_PATH, OPT_HELP,
 };
@@ -140,6 +142,7 @@ static const struct option exec_options[] = {
     {"no-scrub", no_argument, NULL, OPT_NO_SCRUB},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"dial-rate", required_argument, NULL, OPT_DIAL_RATE},
+    {"dial-wait", required_argument, NULL, OPT_DIAL_WAIT},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"head-timeout", required_argument, NULL, OPT_HEAD_TIMEOUT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -217,6 +220,11 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
             if (cli_parse_uint(optarg, 1, 1000000, &v) != 0)
                 return bad_value("dial-rate", optarg);
             a->limits.max_dials_per_sec = (unsigned)v;
+            break;
+        case OPT_DIAL_WAIT:
+            if (cli_parse_duration_ms(optarg, &v) != 0)
+                return bad_value("dial-wait", optarg);
+            a->limits.dial_wait_ms = v;
             break;
         case OPT_MAX_BODY:
             if (cli_parse_uint(optarg, 0, 1ull << 40, &v) != 0)

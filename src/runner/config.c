@@ -52,6 +52,7 @@ static const struct key_def keys[] = {
     {"broker.inject", KIND_INJECT, F(broker.inject), 0, 0, 0},
     {"broker.max_conns", KIND_UINT, F(broker.max_conns), 0, 1, 100000},
     {"broker.dial_rate", KIND_UINT, F(broker.dial_rate), 0, 1, 1000000},
+    {"broker.dial_wait", KIND_DURATION, F(broker.dial_wait_ms), 0, 0, MS_MAX},
     {"broker.max_body", KIND_U64, F(broker.max_body), 0, 1, 1ull << 40},
     {"broker.head_timeout", KIND_DURATION, F(broker.head_timeout_ms), 0, 1, MS_MAX},
     {"broker.idle_timeout", KIND_DURATION, F(broker.idle_timeout_ms), 0, 1, MS_MAX},
@@ -647,6 +648,7 @@ int config_init(struct runner_config *c)
     c->broker.enabled = true;
     c->broker.max_conns = 64;
     c->broker.dial_rate = 100;
+    c->broker.dial_wait_ms = 10 * 1000;
     c->broker.max_body = 64ull * 1024 * 1024;
     c->broker.head_timeout_ms = 10 * 1000;
     c->broker.idle_timeout_ms = 60 * 1000;

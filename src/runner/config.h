@@ -65,6 +65,7 @@ struct runner_config {
         bool enabled;                          /* default true */
         char *probe, *cacert, *inject, *audit; /* inject: default "query:app_key" */
         unsigned max_conns, dial_rate;         /* 64, 100 per second */
+        uint64_t dial_wait_ms;                 /* 10 s: a dial over them waits (0: refused) */
         uint64_t max_body;                     /* 64 MiB */
         uint64_t head_timeout_ms, idle_timeout_ms, connect_timeout_ms; /* 10 s, 60 s, 10 s */
         uint64_t response_timeout_ms, stall_timeout_ms;                /* 60 s, 120 s */

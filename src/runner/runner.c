@@ -708,6 +708,7 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
         broker_limits_default(&r->broker_template.limits);
         r->broker_template.limits.max_conns = cfg->broker.max_conns;
         r->broker_template.limits.max_dials_per_sec = cfg->broker.dial_rate;
+        r->broker_template.limits.dial_wait_ms = cfg->broker.dial_wait_ms;
         r->broker_template.limits.max_body = cfg->broker.max_body;
         r->broker_template.limits.head_timeout_ms = cfg->broker.head_timeout_ms;
         r->broker_template.limits.idle_timeout_ms = cfg->broker.idle_timeout_ms;

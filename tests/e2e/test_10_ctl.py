@@ -9,6 +9,8 @@ import json
 import os
 import select
 import socket
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -99,53 +101,61 @@ def test_dial_with_an_attached_fd_is_refused_and_the_fd_closed(held):
     assert_dial_works(h)
 
 
-def test_dials_over_max_conns_are_refused_until_one_closes(held):
+def test_dials_over_max_conns_wait_for_a_free_slot(held):
     h = held(["--max-conns", "3"])
     live = [h.dial() for _ in range(3)]
     try:
-        with pytest.raises(brokered.BrokerRefused):
-            h.dial()
-        # Refusals do not count as connections: still refused, still 3 live.
-        with pytest.raises(brokered.BrokerRefused):
-            h.dial()
-        live.pop().close()
+        waiter = {}
 
-        def dial_again():
+        def dial_in_background():
             try:
-                return h.dial()
-            except brokered.BrokerRefused:
-                return None
+                waiter["sock"] = h.dial(timeout=30)
+            except Exception as e:
+                waiter["error"] = e
 
-        live.append(wait_for(dial_again, timeout=5, interval=0.05,
-                             what="a dial after a connection closed"))
-        with pytest.raises(brokered.BrokerRefused):
-            h.dial()
+        t = threading.Thread(target=dial_in_background)
+        t.start()
+        # Neither refused nor answered while all three are open...
+        t.join(0.3)
+        assert t.is_alive() and not waiter, waiter
+        live.pop().close()
+        # ...and answered with a connection once one of them closed.
+        t.join(10)
+        assert not t.is_alive() and "sock" in waiter, waiter
+        live.append(waiter["sock"])
+        with live[-1]:
+            pass
     finally:
         for s in live:
             s.close()
 
 
-def test_dials_over_dial_rate_are_refused(held):
-    h = held(["--dial-rate", "5"])
-    outcomes = []
-    for _ in range(30):
-        try:
-            h.dial().close()
-            outcomes.append("ok")
-        except brokered.BrokerRefused:
-            outcomes.append("refused")
-    assert outcomes[0] == "ok"
-    assert 1 <= outcomes.count("ok") <= 10, outcomes
-    assert outcomes.count("refused") >= 20, outcomes
+def test_a_dial_that_waits_longer_than_dial_wait_is_refused(held):
+    h = held(["--max-conns", "1", "--dial-wait", "300ms"])
+    with h.dial():
+        started = time.monotonic()
+        with pytest.raises(brokered.BrokerRefused):
+            h.dial()
+        assert time.monotonic() - started >= 0.25  # it did wait
+    with h.dial():  # the slot is free again
+        pass
+    rc, err = h.finish()
+    assert rc == 0
+    assert "dial refused: it waited too long" in err and "exec" in err
 
-    def dial_again():
-        try:
-            h.dial().close()
-            return True
-        except brokered.BrokerRefused:
-            return False
 
-    wait_for(dial_again, timeout=5, interval=0.1, what="a dial once the rate allows it")
+def test_dials_over_dial_rate_are_paced_not_refused(held):
+    h = held(["--dial-rate", "20"])
+    answered = []
+    started = time.monotonic()
+    for _ in range(40):
+        h.dial().close()
+        answered.append(time.monotonic() - started)
+    # A burst of 20, then 20 a second: the last ones came later, none was refused, and no
+    # second saw more than the rate plus the burst.
+    assert answered[-1] >= 0.8, answered
+    for t in answered:
+        assert sum(1 for u in answered if t <= u < t + 1.0) <= 40 + 1
 
 
 def test_64_concurrent_connections_upload_without_loss_or_interleaving(exec_argv, upstream,

@@ -29,7 +29,8 @@ struct fixture {
     int child_fd;
 };
 
-static int setup_with(void **state, unsigned max_conns, unsigned rate)
+static int setup_with(void **state, unsigned max_conns, unsigned rate, unsigned max_waiting,
+                      uint64_t wait_ms)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct broker_options bo = {0};
@@ -44,6 +45,8 @@ static int setup_with(void **state, unsigned max_conns, unsigned rate)
     broker_limits_default(&io.limits);
     io.limits.max_conns = max_conns;
     io.limits.max_dials_per_sec = rate;
+    io.limits.max_waiting_dials = max_waiting;
+    io.limits.dial_wait_ms = wait_ms;
     io.scrub = true;
     assert_int_equal(secret_from("unit-test-key", 13, &key), 0);
     assert_int_equal(broker_invocation_new(f->broker, &io, key, &f->child_fd, &f->inv), 0);
@@ -53,17 +56,27 @@ static int setup_with(void **state, unsigned max_conns, unsigned rate)
 
 static int setup(void **state)
 {
-    return setup_with(state, 64, 100000);
+    return setup_with(state, 64, 100000, 1024, 10000);
 }
 
 static int setup_limited(void **state)
 {
-    return setup_with(state, 3, 100000);
+    return setup_with(state, 3, 100000, 1024, 10000);
+}
+
+static int setup_limited_short_wait(void **state)
+{
+    return setup_with(state, 1, 100000, 1024, 50);
+}
+
+static int setup_limited_short_queue(void **state)
+{
+    return setup_with(state, 1, 100000, 4, 10000);
 }
 
 static int setup_rate_limited(void **state)
 {
-    return setup_with(state, 1000, 5);
+    return setup_with(state, 1000, 50, 1024, 10000);
 }
 
 static int teardown(void **state)
@@ -112,6 +125,19 @@ static int await_reply(struct fixture *f, uint8_t *byte, int *fd)
         }
     }
     return (int)n;
+}
+
+/* Runs the loop for about ms milliseconds; true if no reply came meanwhile. */
+static bool no_reply_for(struct fixture *f, int ms)
+{
+    struct pollfd p = {.fd = f->child_fd, .events = POLLIN};
+
+    for (int i = 0; i < ms; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (poll(&p, 1, 1) > 0)
+            return false;
+    }
+    return true;
 }
 
 static void send_datagram(struct fixture *f, const void *data, size_t len, int attach_fd)
@@ -231,7 +257,7 @@ static void test_ctl_refuses_request_with_attached_fd_and_closes_it(void **state
     close(pipefd[0]);
 }
 
-static void test_ctl_refuses_dials_over_the_connection_limit(void **state)
+static void test_ctl_dial_over_the_connection_limit_waits_for_a_free_slot(void **state)
 {
     struct fixture *f = *state;
     int fds[3], fd;
@@ -242,33 +268,80 @@ static void test_ctl_refuses_dials_over_the_connection_limit(void **state)
         assert_int_equal(await_reply(f, &byte, &fds[i]), 1);
         assert_int_equal(byte, CTL_REPLY_OK);
     }
+    /* The fourth is neither refused nor served while the three are open... */
     send_datagram(f, "\x01", 1, -1);
+    assert_true(no_reply_for(f, 100));
+    /* ...and is served once one of them is gone. */
+    close(fds[0]);
     assert_int_equal(await_reply(f, &byte, &fd), 1);
-    assert_int_equal(byte, CTL_REPLY_REFUSED);
-    for (int i = 0; i < 3; i++)
+    assert_int_equal(byte, CTL_REPLY_OK);
+    assert_true(fd >= 0);
+    close(fd);
+    for (int i = 1; i < 3; i++)
         close(fds[i]);
 }
 
-static void test_ctl_refuses_dials_over_the_rate_limit(void **state)
+static void test_ctl_dial_that_waits_too_long_is_refused(void **state)
 {
     struct fixture *f = *state;
-    int ok = 0, refused = 0, fd;
+    int held, fd;
+    uint8_t byte = 0;
+    uint64_t start;
 
-    for (int i = 0; i < 20; i++) {
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &held), 1);
+    assert_int_equal(byte, CTL_REPLY_OK);
+    start = uv_hrtime();
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &fd), 1);
+    assert_int_equal(byte, CTL_REPLY_REFUSED);
+    assert_int_equal(fd, -1);
+    /* Not before its 50 ms were up. */
+    assert_true(uv_hrtime() - start >= 45 * 1000000ull);
+    close(held);
+}
+
+static void test_ctl_dial_beyond_the_queue_is_refused_at_once(void **state)
+{
+    struct fixture *f = *state;
+    int held, fd;
+    uint8_t byte = 0;
+
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &held), 1);
+    assert_int_equal(byte, CTL_REPLY_OK);
+    for (int i = 0; i < 4; i++) /* the queue's four places */
+        send_datagram(f, "\x01", 1, -1);
+    assert_true(no_reply_for(f, 50));
+    send_datagram(f, "\x01", 1, -1);
+    assert_int_equal(await_reply(f, &byte, &fd), 1);
+    assert_int_equal(byte, CTL_REPLY_REFUSED);
+    /* The four waiting ones are served, one slot at a time, in turn. */
+    close(held);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(await_reply(f, &byte, &fd), 1);
+        assert_int_equal(byte, CTL_REPLY_OK);
+        close(fd);
+    }
+}
+
+static void test_ctl_dials_over_the_rate_are_paced_not_refused(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t start = uv_hrtime();
+    int fd;
+
+    /* 50 per second with a burst of 50: the last 10 of 60 take about 200 ms. */
+    for (int i = 0; i < 60; i++)
+        send_datagram(f, "\x01", 1, -1);
+    for (int i = 0; i < 60; i++) {
         uint8_t byte = 0;
 
-        send_datagram(f, "\x01", 1, -1);
         assert_int_equal(await_reply(f, &byte, &fd), 1);
-        if (byte == CTL_REPLY_OK) {
-            ok++;
-            close(fd);
-        } else {
-            refused++;
-        }
+        assert_int_equal(byte, CTL_REPLY_OK);
+        close(fd);
     }
-    /* A burst of 5 is allowed; the rest of an instantaneous burst of 20 is not. */
-    assert_true(ok >= 5 && ok <= 7);
-    assert_int_equal(ok + refused, 20);
+    assert_true(uv_hrtime() - start >= 150 * 1000000ull);
 }
 
 static void test_ctl_ended_invocation_gives_eof_to_holders(void **state)
@@ -290,6 +363,29 @@ static void test_ctl_ended_invocation_gives_eof_to_holders(void **state)
     close(fd);
 }
 
+static void test_ctl_ended_invocation_with_dials_waiting(void **state)
+{
+    struct fixture *f = *state;
+    int fds[3];
+    uint8_t byte = 0;
+    char c;
+
+    for (int i = 0; i < 3; i++) {
+        send_datagram(f, "\x01", 1, -1);
+        assert_int_equal(await_reply(f, &byte, &fds[i]), 1);
+    }
+    send_datagram(f, "\x01", 1, -1);
+    send_datagram(f, "\x01", 1, -1);
+    assert_true(no_reply_for(f, 20));
+    broker_invocation_end(f->inv);
+    for (int i = 0; i < 100; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    /* The waiting dials get the end of the channel, not a connection. */
+    assert_int_equal(recv(f->child_fd, &c, 1, MSG_DONTWAIT), 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,10 +396,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctl_refuses_every_other_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctl_refuses_request_with_attached_fd_and_closes_it,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ctl_refuses_dials_over_the_connection_limit,
-                                        setup_limited, teardown),
-        cmocka_unit_test_setup_teardown(test_ctl_refuses_dials_over_the_rate_limit,
+        cmocka_unit_test_setup_teardown(
+            test_ctl_dial_over_the_connection_limit_waits_for_a_free_slot, setup_limited,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_dial_that_waits_too_long_is_refused,
+                                        setup_limited_short_wait, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_dial_beyond_the_queue_is_refused_at_once,
+                                        setup_limited_short_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_dials_over_the_rate_are_paced_not_refused,
                                         setup_rate_limited, teardown),
+        cmocka_unit_test_setup_teardown(test_ctl_ended_invocation_with_dials_waiting,
+                                        setup_limited, teardown),
         cmocka_unit_test_setup_teardown(test_ctl_ended_invocation_gives_eof_to_holders, setup,
                                         teardown),
     };
