@@ -12,16 +12,20 @@
  *
  * The target is judged again here, from rewrite.h's contract: accepted iff
  * origin-form or http(s) absolute-form with a host, all VCHAR, and a path with
- * well-formed %-escapes, no raw '\', no %2f/%5c and no dot segment ("." or
- * "..", raw or %2e, before any ';'). For an accepted target the URL must be
+ * well-formed %-escapes, no raw '\', no %2f/%5c, no %25 followed by a hex
+ * digit, '%', 'u' or 'U', no escape of C0, C1 or F5-FF, E0 only before an escape of
+ * A0-BF and F0 only before one of 90-BF, and no dot segment ("." or "..", raw
+ * or %2e, before any ';' or %3b). For an accepted target the URL must be
  * exactly origin + base path + path + query, where in query mode the query is
  * the child's parameters minus empty ones and every one whose decoded name is
  * the sentinel, in order and byte for byte, then NAME=<key, upper-case %XX
  * outside unreserved>: so exactly one parameter decodes to the sentinel name,
  * it is the last and decodes to the key. The output path never has a dot
- * segment. rewrite_target_path agrees with rewrite_url, and
- * rewrite_param_name_equals with the decoding here. A failure (bad target
- * or a buffer too small) leaves the output buffer as it was.
+ * segment, and decoded twice (as a lenient upstream might) it still has none
+ * (before any ';'), no '\' and no '/' it did not have, nor does it once decoded
+ * hold a byte that only overlong UTF-8 uses. rewrite_target_path agrees with
+ * rewrite_url, and rewrite_param_name_equals with the decoding here. A failure
+ * (bad target or a buffer too small) leaves the output buffer as it was.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,15 +72,18 @@ static bool param_is(const char *p, size_t len, const char *name, size_t name_le
     return same;
 }
 
-/* A path segment (up to any ';') that decodes to "." or "..". */
+/* A path segment (up to any ';' or %3b) that decodes to "." or "..". */
 static bool is_dot_segment(const char *seg, size_t len)
 {
-    const char *semi = memchr(seg, ';', len);
     char d[8];
     size_t n;
 
-    if (semi != NULL)
-        len = (size_t)(semi - seg);
+    for (size_t k = 0; k < len; k++) {
+        if (seg[k] == ';' || (seg[k] == '%' && k + 2 < len && fuzz_eq_ci(seg + k, 3, "%3b"))) {
+            len = k;
+            break;
+        }
+    }
     if (len > 3 * 2)
         return false;
     n = decode(seg, len, false, d);
@@ -95,6 +102,71 @@ static bool path_has_dot_segment(const char *p, size_t len)
         }
     }
     return false;
+}
+
+/* The byte of the well-formed escape at p[k], or -1. */
+static int escape_value(const char *p, size_t len, size_t k)
+{
+    if (k + 2 >= len || p[k] != '%' || fuzz_hex((unsigned char)p[k + 1]) < 0 ||
+        fuzz_hex((unsigned char)p[k + 2]) < 0)
+        return -1;
+    return fuzz_hex((unsigned char)p[k + 1]) << 4 | fuzz_hex((unsigned char)p[k + 2]);
+}
+
+/* rewrite.h: no %25 that a second decoding reads as an escape, no overlong UTF-8 lead. */
+static bool escape_ok(const char *p, size_t len, size_t k, int v)
+{
+    char next = k + 3 < len ? p[k + 3] : '\0';
+    int w = escape_value(p, len, k + 3);
+
+    if (v == '%')
+        return fuzz_hex((unsigned char)next) < 0 && next != '%' && next != 'u' && next != 'U';
+    if (v == 0xe0)
+        return w >= 0xa0 && w <= 0xbf;
+    if (v == 0xf0)
+        return w >= 0x90 && w <= 0xbf;
+    return v != 0xc0 && v != 0xc1 && v < 0xf5;
+}
+
+/* The output path p[0..len) as an upstream that decodes it twice reads it: no dot
+ * segment before any ';', no '\', as many '/' as p; and once decoded, no C0, C1 or
+ * F5-FF, E0 and F0 only before a byte that makes them the start of a shortest form. */
+static void check_decoded_twice(const char *p, size_t len)
+{
+    char *once = fuzz_malloc(len + 1), *twice = fuzz_malloc(len + 1);
+    size_t n1 = decode(p, len, false, once), n2 = decode(once, n1, false, twice), s = 0;
+    size_t slashes = 0, slashes2 = 0;
+
+    for (size_t k = 0; k < n1; k++) {
+        unsigned char c = (unsigned char)once[k], d = k + 1 < n1 ? (unsigned char)once[k + 1] : 0;
+
+        FUZZ_CHECK(c != 0xc0 && c != 0xc1 && c < 0xf5, "a byte of overlong UTF-8 in the path");
+        FUZZ_CHECK(c != 0xe0 || (d >= 0xa0 && d <= 0xbf), "an overlong 3-byte form in the path");
+        FUZZ_CHECK(c != 0xf0 || (d >= 0x90 && d <= 0xbf), "an overlong 4-byte form in the path");
+    }
+    for (size_t k = 0; k < len; k++)
+        slashes += p[k] == '/';
+    for (size_t k = 0; k <= n2; k++) {
+        if (k < n2 && twice[k] != '/') {
+            FUZZ_CHECK(twice[k] != '\\', "a backslash in the path decoded twice");
+            continue;
+        }
+        if (k < n2)
+            slashes2++;
+        {
+            const char *semi = memchr(twice + s, ';', k - s);
+            size_t sl = semi != NULL ? (size_t)(semi - (twice + s)) : k - s;
+
+            FUZZ_CHECK(!((sl == 1 && twice[s] == '.') ||
+                         (sl == 2 && twice[s] == '.' && twice[s + 1] == '.')),
+                       "a dot segment in the path decoded twice");
+        }
+        s = k + 1;
+    }
+    FUZZ_CHECK(slashes2 == slashes, "the path decoded twice has %zu '/', not %zu", slashes2,
+               slashes);
+    free(once);
+    free(twice);
 }
 
 struct split {
@@ -147,7 +219,7 @@ static bool target_ok(const char *t, size_t len, struct split *sp)
                 return false;
             v = fuzz_hex((unsigned char)sp->path[k + 1]) << 4 |
                 fuzz_hex((unsigned char)sp->path[k + 2]);
-            if (v == '/' || v == '\\')
+            if (v == '/' || v == '\\' || !escape_ok(sp->path, sp->path_len, k, v))
                 return false;
         }
     }
@@ -376,6 +448,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ;
         FUZZ_CHECK(!path_has_dot_segment(u + base.origin_len, qpos - base.origin_len),
                    "dot segment in the output path");
+        check_decoded_twice(u + base.origin_len, qpos - base.origin_len);
         /* A verbatim key is written as given ('#' included): look only before it. */
         FUZZ_CHECK(memchr(u, '#', verbatim && inj.mode == INJECT_QUERY ? ulen - key_len : ulen) ==
                        NULL,

@@ -69,7 +69,9 @@ bad:
 }
 
 /* True if seg[0..len) is "." or ".." once %2e is decoded, looking only at what
- * precedes a ';' (some servers drop path parameters, so "..;x" means ".."). */
+ * precedes a ';' (some servers drop path parameters, so "..;x" means "..") or a
+ * %3b (an upstream that decodes first and drops parameters after reads "..%3bx"
+ * as "..;x"). */
 static bool segment_is_dots(const char *seg, size_t len)
 {
     size_t dots = 0, i = 0;
@@ -80,6 +82,9 @@ static bool segment_is_dots(const char *seg, size_t len)
         } else if (seg[i] == '%' && i + 2 < len && seg[i + 1] == '2' &&
                    (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
             i += 3;
+        } else if (seg[i] == '%' && i + 2 < len && seg[i + 1] == '3' &&
+                   (seg[i + 2] == 'b' || seg[i + 2] == 'B')) {
+            break;
         } else {
             return false;
         }
@@ -88,10 +93,59 @@ static bool segment_is_dots(const char *seg, size_t len)
     return dots == 1 || dots == 2;
 }
 
+/* The byte the escape at p[i] stands for, or -1 if p[i..len) does not start with %XX. */
+static int escape_at(const char *p, size_t len, size_t i)
+{
+    int hi, lo;
+
+    if (i + 2 >= len || p[i] != '%' || (hi = ascii_hex_value((unsigned char)p[i + 1])) < 0 ||
+        (lo = ascii_hex_value((unsigned char)p[i + 2])) < 0)
+        return -1;
+    return hi << 4 | lo;
+}
+
+/*
+ * True if the escape at p[i], which decodes to v, means the same to an upstream
+ * that decodes twice or leniently as to one that decodes once and strictly.
+ * Not so:
+ * - a '%' that starts another escape: "%252e" is "%2e" once decoded and "."
+ *   twice, as are "%25%32%65" and IIS's "%25u002e". Any %25 followed by a hex
+ *   digit, '%' or 'u' (either case) is refused, whatever the second decoding would give, so
+ *   a literal "%41" in a path ("%2541") is refused too;
+ * - a byte that only an overlong UTF-8 form uses: "%c0%ae", "%e0%80%ae" and
+ *   "%f0%80%80%ae" are "." to a decoder that does not check. RFC 3629: C0, C1
+ *   and F5-FF never appear (section 1), E0 is followed by A0-BF and F0 by
+ *   90-BF (section 4). E0 and F0 followed by anything else, a raw byte
+ *   included, are refused (a decoder that skips the continuation check reads
+ *   "%e0@." as "."). Other invalid UTF-8 cannot decode to ASCII and passes.
+ */
+static bool escape_is_plain(const char *p, size_t len, size_t i, int v)
+{
+    unsigned char next = i + 3 < len ? (unsigned char)p[i + 3] : 0;
+    int v2;
+
+    switch (v) {
+    case '%':
+        return ascii_hex_value(next) < 0 && next != '%' && next != 'u' && next != 'U';
+    case 0xc0:
+    case 0xc1:
+        return false;
+    case 0xe0:
+        v2 = escape_at(p, len, i + 3);
+        return v2 >= 0xa0 && v2 <= 0xbf;
+    case 0xf0:
+        v2 = escape_at(p, len, i + 3);
+        return v2 >= 0x90 && v2 <= 0xbf;
+    default:
+        return v < 0xf5;
+    }
+}
+
 /*
  * A path that a policy glob can be trusted on: starts with '/', printable
  * ASCII, no raw '\', well-formed %-escapes, no %2f/%5c (a slash or backslash
- * the upstream may decode into a separator) and no dot segment.
+ * the upstream may decode into a separator), no double-encoded escape or
+ * overlong UTF-8 lead (escape_is_plain) and no dot segment.
  */
 static bool path_is_safe(const char *p, size_t len)
 {
@@ -105,12 +159,9 @@ static bool path_is_safe(const char *p, size_t len)
         if (!is_vchar(c) || c == '\\' || c == '?' || c == '#')
             return false;
         if (c == '%') {
-            int hi, lo;
+            int v = escape_at(p, len, i);
 
-            if (i + 2 >= len || (hi = ascii_hex_value((unsigned char)p[i + 1])) < 0 ||
-                (lo = ascii_hex_value((unsigned char)p[i + 2])) < 0)
-                return false;
-            if ((hi << 4 | lo) == '/' || (hi << 4 | lo) == '\\')
+            if (v < 0 || v == '/' || v == '\\' || !escape_is_plain(p, len, i, v))
                 return false;
         }
         if (c == '/') {

@@ -89,8 +89,13 @@ const char *upstream_base_host(const struct upstream_base *b);
  * whose authority is ignored; an empty path there means "/"). Asterisk-form,
  * authority-form, other schemes, bytes outside VCHAR, a raw '\', a malformed
  * %-escape in the path, a dot segment ("." or "..", raw or %2e-encoded, also
- * before a ';' parameter) and %2f/%5c inside a segment are all refused with
- * ERR_HTTP_BAD_REQUEST. A fragment is dropped.
+ * before a ';' or %3b parameter), %2f/%5c inside a segment, a %25 that a second
+ * decoding would read as the start of an escape (%25 then a hex digit, '%',
+ * 'u' or 'U': %252e, %252f, %25%32%65) and an escape of a byte that only overlong
+ * UTF-8 uses (%c0, %c1, %f5-%ff; %e0 not followed by %a0-%bf, %f0 not
+ * followed by %90-%bf: %c0%ae, %e0%80%ae) are all refused with
+ * ERR_HTTP_BAD_REQUEST, for upstreams that decode twice or leniently. A
+ * fragment is dropped.
  *
  * INJECT_QUERY: every parameter whose decoded name (%XX and '+' as space)
  * equals inj->name is removed, empty pieces ("&&") are dropped, the others keep

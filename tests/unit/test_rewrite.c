@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -171,6 +172,52 @@ static void test_rewrite_rejects_dot_segments(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(rewrite_error(bad[i]), ERR_HTTP_BAD_REQUEST);
+}
+
+/* What an upstream that decodes twice, or decodes UTF-8 without checking for overlong
+ * forms, would read as ".", "/" or "\\": refused as the single-encoded forms are. */
+static void test_rewrite_rejects_double_encoded_and_overlong_dots_and_slashes(void **state)
+{
+    const char *bad[] = {
+        /* %25 then what a second decoding reads as an escape */
+        "/a/%252e%252e/b", "/a/%252E%252E", "/a/%252e/b", "/a%252fb", "/a%252F..", "/a%255cb",
+        "/a/%25252e%25252e/b", "/a/%25%32%65%25%32%65/b", "/a/%25u002e%25u002e/b", "/a/%2541",
+        "/a/%25%25",
+        /* overlong UTF-8 of '.', '/' and '\\', and the lead bytes only such forms use */
+        "/a/%c0%ae%c0%ae/b", "/a/%C0%AE/b", "/a%c0%afb", "/a%c1%9cb", "/a%c0%2e", "/a%c1",
+        "/a/%e0%80%ae%e0%80%ae/b", "/a%e0%80%afb", "/a%e0%9f%bf", "/a%e0.", "/a%e0",
+        "/a/%f0%80%80%ae/b", "/a%f0%80%80%af", "/a%f0%8f%bf%bf", "/a%f0", "/a%f0x",
+        "/a/%f8%80%80%80%ae", "/a/%fc%80%80%80%80%ae", "/a%f5%80%80%80", "/a%ff",
+        "/a/%25c0%25ae/b", "/p/%252e%252e?a=1", "http://h/%252e%252e/x",
+        /* a dot segment before an encoded ';' */
+        "/a/..%3bx/b", "/a/.%3B/b", "/a/%2e%2e%3b", "/a/..%253b/b",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *path;
+        size_t len;
+
+        assert_int_equal(rewrite_error(bad[i]), ERR_HTTP_BAD_REQUEST);
+        assert_int_equal(rewrite_target_path(bad[i], strlen(bad[i]), &path, &len),
+                         ERR_HTTP_BAD_REQUEST);
+    }
+}
+
+/* What stays accepted: a '%' as text, and UTF-8 that is not overlong, E0 and F0 included. */
+static void test_rewrite_accepts_percent_text_and_valid_utf8(void **state)
+{
+    const char *good[] = {
+        "/a/100%25", "/a/50%25off", "/a/%25-x", "/a/%25z", "/a/%2e%25", "/caf%c3%a9",
+        "/%e0%a0%80", "/%e0%bf%bf", "/%e2%82%ac", "/%ed%9f%bf", "/%f0%90%80%80",
+        "/%f0%9f%98%80", "/%f4%8f%bf%bf", "/%c2%ae", "/%80", "/%ae%ae", "/a/...%3b/b",
+        "/a/x..%3b", "/a/%3b..",
+    };
+    char want[256];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(want, sizeof(want), "https://api.example.com%s?app_key=sk-123", good[i]);
+        assert_string_equal(rewrite_default(good[i]), want);
+    }
 }
 
 static void test_rewrite_accepts_dots_inside_segments(void **state)
@@ -342,6 +389,8 @@ static void test_upstream_base_parse_rejects_invalid_urls(void **state)
         "https://h/a b",
         "https://h/../x",
         "https://h/a/%2e",
+        "https://h/a/%252e%252e",
+        "https://h/a/%c0%ae",
         "https://h/a%2fb",
         "https://[::1",
         "https://[]",
@@ -378,6 +427,8 @@ int main(void)
         cmocka_unit_test(test_rewrite_appends_the_key_verbatim_when_asked),
         cmocka_unit_test(test_rewrite_uses_a_custom_query_name),
         cmocka_unit_test(test_rewrite_rejects_dot_segments),
+        cmocka_unit_test(test_rewrite_rejects_double_encoded_and_overlong_dots_and_slashes),
+        cmocka_unit_test(test_rewrite_accepts_percent_text_and_valid_utf8),
         cmocka_unit_test(test_rewrite_accepts_dots_inside_segments),
         cmocka_unit_test(test_rewrite_rejects_malformed_targets),
         cmocka_unit_test(test_rewrite_keeps_the_query_in_header_and_bearer_modes),
