@@ -23,9 +23,11 @@
  * it is the last and decodes to the key. The output path never has a dot
  * segment, and decoded twice (as a lenient upstream might) it still has none
  * (before any ';'), no '\' and no '/' it did not have, nor does it once decoded
- * hold a byte that only overlong UTF-8 uses. rewrite_target_path agrees with
- * rewrite_url, and rewrite_param_name_equals with the decoding here. A failure
- * (bad target or a buffer too small) leaves the output buffer as it was.
+ * hold a byte that only overlong UTF-8 uses. policy_overrides_method sees every
+ * query parameter named _method (decoded, any case). rewrite_target_path
+ * agrees with rewrite_url, and rewrite_param_name_equals with the decoding
+ * here. A failure (bad target or a buffer too small) leaves the output buffer
+ * as it was.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@
 #include "buf.h"
 #include "err.h"
 #include "fuzz.h"
+#include "policy.h"
 #include "rewrite.h"
 
 #define PREFILL "prefill:"
@@ -264,6 +267,33 @@ static void check_param_names(const struct split *sp, const struct inject *inj, 
     }
 }
 
+/* policy_overrides_method (policy.h) sees at least every parameter, split at '&' and ';',
+ * whose name decodes once, case aside, to "_method"; on any query it reads only the view. */
+static void check_method_override(const struct split *sp)
+{
+    bool named = false;
+    size_t i = 0;
+
+    while (sp->has_query && i <= sp->query_len && !named) {
+        const char *p = sp->query + i, *eq;
+        size_t plen, nlen, dlen;
+        char *d;
+
+        while (i < sp->query_len && sp->query[i] != '&' && sp->query[i] != ';')
+            i++;
+        plen = (size_t)(sp->query + i - p);
+        eq = memchr(p, '=', plen);
+        nlen = eq != NULL ? (size_t)(eq - p) : plen;
+        d = fuzz_malloc(nlen);
+        dlen = decode(p, nlen, true, d);
+        named = fuzz_eq_ci(d, dlen, "_method");
+        free(d);
+        i++;
+    }
+    FUZZ_CHECK(policy_overrides_method(NULL, 0, sp->query, sp->query_len) || !named,
+               "a _method parameter is not seen as a method override");
+}
+
 static void put(char *dst, size_t *at, const void *p, size_t n)
 {
     if (n > 0)
@@ -409,6 +439,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ok = target_ok(target, tlen, &sp);
     check_param_names(&sp, &inj, key, key_len);
+    if (ok)
+        check_method_override(&sp);
     r = rewrite_url(out, &base, target, tlen, &inj, key, key_len,
                     verbatim ? REWRITE_KEY_VERBATIM : 0);
     r2 = rewrite_target_path(target, tlen, &path, &plen);

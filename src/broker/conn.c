@@ -109,17 +109,25 @@ static bool method_has_body_semantics(const char *m)
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
-/* Starts the upstream request for a parsed head. Returns 0, or an HTTP status to answer. */
-static int conn__start_request(struct conn *c, const struct http1_request *hr)
+#define CONN_OVERRIDE_REFUSED                                                                      \
+    "a method override (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override or a _method "    \
+    "query parameter) is not allowed under an --allow policy"
+
+/*
+ * Starts the upstream request for a parsed head. Returns 0, or an HTTP status to
+ * answer; *why is then NULL or the reason to give for it (a static string).
+ */
+static int conn__start_request(struct conn *c, const struct http1_request *hr, const char **why)
 {
     struct broker_invocation *inv = c->inv;
     struct conn_request *q = &c->req;
     struct buf *url = NULL, *lines = NULL;
-    const char *path, *starts[REQHEADERS_MAX_LINES];
-    size_t path_len, nstarts = 0, prefix;
+    const char *path, *query, *starts[REQHEADERS_MAX_LINES];
+    size_t path_len, query_len, nstarts = 0, prefix;
     struct upstream_req_spec spec;
     int status = 502, r;
 
+    *why = NULL;
     if (hr->method.len > CONN_METHOD_MAX)
         return 400;
     memcpy(q->method, hr->method.base, hr->method.len);
@@ -134,7 +142,8 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr)
         return 501;
     if (hr->body == HTTP1_BODY_LENGTH && hr->content_length > inv->limits.max_body)
         return 413;
-    if (rewrite_target_path(hr->target.base, hr->target.len, &path, &path_len) != 0)
+    if (rewrite_target_path(hr->target.base, hr->target.len, &path, &path_len) != 0 ||
+        rewrite_target_query(hr->target.base, hr->target.len, &query, &query_len) != 0)
         return 400;
     if ((q->audit_path = buf_new(CONN_URL_MAX, 0)) == NULL ||
         (q->body = buf_new(CONN_BODY_HIGH + CONN_IN_MAX, 0)) == NULL)
@@ -148,6 +157,13 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr)
     if (inv->policy != NULL &&
         !policy_allows(inv->policy, q->method, strlen(q->method), path, path_len))
         return 403;
+    /* The rules judge the request line's method: one that an upstream would swap for
+     * another must not reach it. */
+    if (inv->policy != NULL && policy_rule_count(inv->policy) > 0 &&
+        policy_overrides_method(hr->headers, hr->num_headers, query, query_len)) {
+        *why = CONN_OVERRIDE_REFUSED;
+        return 403;
+    }
 
     if ((url = buf_new(CONN_URL_MAX, BUF_WIPE)) == NULL ||
         (lines = buf_new(HTTP1_MAX_HEAD * 2, BUF_WIPE)) == NULL) {
@@ -309,6 +325,7 @@ static void conn__update_timer(struct conn *c)
 void conn__process(struct conn *c)
 {
     struct http1_request hr;
+    const char *why;
     int r, status;
 
     while (!c->closing && !c->close_when_written) {
@@ -331,11 +348,12 @@ void conn__process(struct conn *c)
                                  "bad_request");
                 return;
             }
-            status = conn__start_request(c, &hr);
+            status = conn__start_request(c, &hr, &why);
             (void)buf_consume(c->in, hr.head_len);
             if (status != 0) {
                 conn__send_error(c, status,
-                                 status == 403   ? "request not allowed by the broker's policy"
+                                 why != NULL     ? why
+                                 : status == 403 ? "request not allowed by the broker's policy"
                                  : status == 413 ? "request body too large"
                                  : status == 405 ? "CONNECT is not supported"
                                  : status == 501 ? "protocol upgrades are not supported"

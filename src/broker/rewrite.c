@@ -249,18 +249,29 @@ static int target_split(const char *t, size_t len, struct target_parts *tp)
     return 0;
 }
 
-int rewrite_target_path(const char *target, size_t len, const char **path, size_t *path_len)
+/* The path (or the query) of a target as a view: the body of rewrite_target_path/_query. */
+static int target_view(const char *target, size_t len, bool query, const char **v, size_t *vlen)
 {
     struct target_parts tp;
     int r;
 
-    *path = NULL;
-    *path_len = 0;
+    *v = NULL;
+    *vlen = 0;
     if ((r = target_split(target, len, &tp)) != 0)
         return r;
-    *path = tp.path;
-    *path_len = tp.path_len;
+    *v = query ? tp.query : tp.path;
+    *vlen = query ? tp.query_len : tp.path_len;
     return 0;
+}
+
+int rewrite_target_path(const char *target, size_t len, const char **path, size_t *path_len)
+{
+    return target_view(target, len, false, path, path_len);
+}
+
+int rewrite_target_query(const char *target, size_t len, const char **query, size_t *query_len)
+{
+    return target_view(target, len, true, query, query_len);
 }
 
 int upstream_base_parse(const char *url, struct upstream_base *out)

@@ -127,4 +127,12 @@ bool rewrite_param_name_equals(const char *raw, size_t len, const char *name, si
  */
 int rewrite_target_path(const char *target, size_t len, const char **path, size_t *path_len);
 
+/*
+ * Sets *query and *query_len to the query of a request-target (after '?',
+ * before any '#'): a view into target, or NULL and 0 when there is no '?'. Caller
+ * does not free. Validates as rewrite_url does. Returns 0 or
+ * ERR_HTTP_BAD_REQUEST (*query NULL).
+ */
+int rewrite_target_query(const char *target, size_t len, const char **query, size_t *query_len);
+
 #endif

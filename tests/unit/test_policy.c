@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "http1.h"
 #include "policy.h"
 
 static bool allows(const struct policy *p, const char *method, const char *path)
@@ -178,6 +179,76 @@ static void test_policy_refuses_rules_past_its_limits(void **state)
     free(rule);
 }
 
+/* True if a request with the one header name (NULL: none) and the query (NULL: none)
+ * overrides its method. */
+static bool overrides(const char *header, const char *query)
+{
+    struct http1_header h[2] = {
+        {{"Accept", 6}, {"*/*", 3}},
+        {{header, header != NULL ? strlen(header) : 0}, {"DELETE", 6}},
+    };
+
+    return policy_overrides_method(h, header != NULL ? 2 : 1, query,
+                                   query != NULL ? strlen(query) : 0);
+}
+
+static void test_policy_sees_method_override_headers_in_any_case(void **state)
+{
+    const char *yes[] = {
+        "X-HTTP-Method-Override", "x-http-method-override", "X-HTTP-METHOD-OVERRIDE",
+        "X-Http-Method",          "x-http-method",          "X-Method-Override",
+        "x-method-override",      "X_HTTP_Method_Override", "x_method_override",
+        "X-HTTP_Method",
+    };
+    const char *no[] = {
+        "X-HTTP-Method-Overrides", "X-HTTP-Methods", "X-Method", "HTTP-Method-Override",
+        "X-HTTP-Method-Override ", "Method",         "X-Override", "",
+    };
+
+    assert_false(overrides(NULL, NULL));
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(overrides(yes[i], NULL));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(overrides(no[i], NULL));
+}
+
+static void test_policy_sees_a_method_query_parameter_however_it_is_written(void **state)
+{
+    const char *yes[] = {
+        "_method=DELETE", "a=1&_method=DELETE", "_method", "_method=", "a=1;_method=PUT",
+        "_METHOD=DELETE", "_Method=x", "%5Fmethod=DELETE", "%5fmethod=x", "_%6Dethod=x",
+        "%5F%6D%65%74%68%6F%64=x", "%255Fmethod=x", "%25%35%46method=x", "%25%35fmethod=x",
+        "_method[]=DELETE", "_method[a]=x", ".method=x", "%2Emethod=x",
+        "[method=x", "+_method=x", "%20%20_method=x", "x&&_method=GET&y", "a=_method&_method",
+    };
+    const char *no[] = {
+        "", "method=DELETE", "__method=x", "_methods=x", "x_method=x", "a=_method",
+        "_method%3DDELETE", "_meth=x", "_metho", "%5F", "%", "%5", "%255", "%25%35",
+        "_method_=x", "_+method=x", "_method]=x", "+method=x", "%20method=x",
+    };
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (!overrides(NULL, yes[i]))
+            fail_msg("not seen as an override: ?%s", yes[i]);
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        if (overrides(NULL, no[i]))
+            fail_msg("seen as an override: ?%s", no[i]);
+    }
+}
+
+static void test_policy_reads_a_query_view_that_is_not_nul_terminated(void **state)
+{
+    const char q[] = "a=1&_methodX";
+
+    assert_true(policy_overrides_method(NULL, 0, q, 11));
+    assert_false(policy_overrides_method(NULL, 0, q, 12));
+    assert_false(policy_overrides_method(NULL, 0, q, 10));
+    /* A second escape cut by the view's end is read as literal bytes. */
+    assert_false(policy_overrides_method(NULL, 0, "%255Fmethod", 4));
+    assert_false(policy_overrides_method(NULL, 0, NULL, 0));
+}
+
 static void test_policy_free_accepts_null(void **state)
 {
     policy_free(NULL);
@@ -197,6 +268,9 @@ int main(void)
         cmocka_unit_test(test_policy_matches_paths_longer_than_the_stack_copy),
         cmocka_unit_test(test_policy_rejects_malformed_rules),
         cmocka_unit_test(test_policy_refuses_rules_past_its_limits),
+        cmocka_unit_test(test_policy_sees_method_override_headers_in_any_case),
+        cmocka_unit_test(test_policy_sees_a_method_query_parameter_however_it_is_written),
+        cmocka_unit_test(test_policy_reads_a_query_view_that_is_not_nul_terminated),
         cmocka_unit_test(test_policy_free_accepts_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

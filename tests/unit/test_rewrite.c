@@ -286,6 +286,37 @@ static void test_rewrite_target_path_returns_the_path_only(void **state)
     assert_int_equal(rewrite_target_path("*", 1, &path, &len), ERR_HTTP_BAD_REQUEST);
 }
 
+static void test_rewrite_target_query_returns_the_query_only(void **state)
+{
+    const struct {
+        const char *target, *query; /* NULL: no '?' */
+    } cases[] = {
+        {"/a/b?x=1&_method=2#f", "x=1&_method=2"},
+        {"http://h?y#f", "y"},
+        {"/a?", ""},
+        {"/a#?x", NULL},
+    };
+    const char *query;
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(rewrite_target_query(cases[i].target, strlen(cases[i].target), &query,
+                                              &len),
+                         0);
+        if (cases[i].query == NULL) {
+            assert_null(query);
+            assert_int_equal(len, 0);
+        } else {
+            assert_non_null(query);
+            assert_int_equal(len, strlen(cases[i].query));
+            assert_memory_equal(query, cases[i].query, len);
+        }
+    }
+    assert_int_equal(rewrite_target_query("/%252e?x", 8, &query, &len), ERR_HTTP_BAD_REQUEST);
+    assert_null(query);
+    assert_int_equal(len, 0);
+}
+
 static void test_inject_parse_accepts_the_three_modes(void **state)
 {
     struct inject inj;
@@ -434,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_keeps_the_query_in_header_and_bearer_modes),
         cmocka_unit_test(test_rewrite_fails_cleanly_when_the_buffer_is_too_small),
         cmocka_unit_test(test_rewrite_target_path_returns_the_path_only),
+        cmocka_unit_test(test_rewrite_target_query_returns_the_query_only),
         cmocka_unit_test(test_inject_parse_accepts_the_three_modes),
         cmocka_unit_test(test_inject_parse_rejects_bad_specs),
         cmocka_unit_test(test_upstream_base_parse_accepts_valid_urls),
