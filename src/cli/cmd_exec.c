@@ -294,7 +294,8 @@ static int read_key(const struct exec_args *a, struct secret **key)
 }
 
 /* The command's environment: ours minus the broker's secrets, plus `extra` pairs. */
-static struct env *child_env(const struct exec_args *a, const char *const *extra)
+static struct env *child_env(const struct exec_args *a, const struct secret *key,
+                             const char *const *extra)
 {
     extern char **environ;
     struct env *e = env_new_for_command(environ, a->env_deny, a->nenv_deny);
@@ -303,6 +304,8 @@ static struct env *child_env(const struct exec_args *a, const char *const *extra
         return NULL;
     if (a->key_env != NULL)
         env_deny(e, a->key_env);
+    /* Under any name at all: the key never reaches the command through our environment. */
+    env_deny_secret(e, key, "the key");
     for (; extra[0] != NULL; extra += 2) {
         if (env_set(e, extra[0], extra[1]) != 0) {
             env_free(e);
@@ -429,7 +432,7 @@ static int exit_for_spawn_error(int r, const char *cmd, bool exec_tried)
 static int run_legacy(const struct exec_args *a, struct secret *key)
 {
     const char *extra[] = {BASE_URL_VAR, a->upstream, NULL};
-    struct env *e = child_env(a, extra);
+    struct env *e = child_env(a, key, extra);
     int r;
 
     if (e == NULL || env_set_secret(e, APP_KEY_VAR, key) != 0) {
@@ -581,6 +584,24 @@ int cmd_exec(int argc, char **argv)
         policy_free(a.policy);
         goto out;
     }
+    /* The command's environment, while the key is still ours to look for in it. */
+    snprintf(fdtext, sizeof(fdtext), "3");
+    if (a.preload && (preload = preload_value()) == NULL) {
+        secret_free(key);
+        policy_free(a.policy);
+        goto out;
+    }
+    {
+        const char *extra[] = {CRED_FD_VAR, fdtext, BASE_URL_VAR, PLACEHOLDER_URL,
+                               preload != NULL ? "LD_PRELOAD" : NULL, preload, NULL};
+
+        if ((env = child_env(&a, key, extra)) == NULL) {
+            fprintf(stderr, "credbroker exec: out of memory\n");
+            secret_free(key);
+            policy_free(a.policy);
+            goto out;
+        }
+    }
     io.label = "exec";
     io.policy = policy_rule_count(a.policy) > 0 ? a.policy : NULL;
     if (io.policy == NULL)
@@ -594,18 +615,6 @@ int cmd_exec(int argc, char **argv)
         /* Fail closed: no broker, no command (never the key in the environment instead). */
         fprintf(stderr, "credbroker exec: cannot set up the broker: %s\n", err_str(r));
         goto out;
-    }
-    snprintf(fdtext, sizeof(fdtext), "3");
-    if (a.preload && (preload = preload_value()) == NULL)
-        goto out;
-    {
-        const char *extra[] = {CRED_FD_VAR, fdtext, BASE_URL_VAR, PLACEHOLDER_URL,
-                               preload != NULL ? "LD_PRELOAD" : NULL, preload, NULL};
-
-        if ((env = child_env(&a, extra)) == NULL) {
-            fprintf(stderr, "credbroker exec: out of memory\n");
-            goto out;
-        }
     }
     if (isolated && exec_plan_isolation(&secrets, &plan) != 0)
         goto out; /* fail closed, the message is printed */

@@ -9,6 +9,7 @@
 
 #include "env.h"
 #include "err.h"
+#include "log.h"
 #include "secret.h"
 
 /* The broker's own secrets and variables it sets itself. */
@@ -113,19 +114,51 @@ static bool name_matches(char *var, const char *pattern)
     return r != FNM_NOMATCH;
 }
 
+static void env__remove(struct env *e, size_t i)
+{
+    var_free(e->vars[i]);
+    memmove(&e->vars[i], &e->vars[i + 1], (e->n - i) * sizeof(char *));
+    e->n--;
+}
+
 void env_deny(struct env *e, const char *pattern)
 {
     size_t i = 0;
 
     while (i < e->n) {
-        if (!name_matches(e->vars[i], pattern)) {
+        if (name_matches(e->vars[i], pattern))
+            env__remove(e, i);
+        else
+            i++;
+    }
+}
+
+size_t env_deny_secret(struct env *e, const struct secret *s, const char *what)
+{
+    const uint8_t *bytes = secret_data(s);
+    size_t len = secret_len(s), i = 0, removed = 0;
+
+    if (len == 0)
+        return 0;
+    while (i < e->n) {
+        const char *var = e->vars[i];
+        size_t nlen = name_len(var);
+        const char *at = memmem(var, strlen(var), bytes, len);
+
+        if (at == NULL) {
             i++;
             continue;
         }
-        var_free(e->vars[i]);
-        memmove(&e->vars[i], &e->vars[i + 1], (e->n - i) * sizeof(char *));
-        e->n--;
+        if (at < var + nlen)
+            log_warn("a variable whose name holds %s was removed from the command's "
+                     "environment", what);
+        else
+            log_warn("variable %.*s holds %s: removed from the command's environment",
+                     (int)(nlen < 200 ? nlen : 200), var, what);
+        env__remove(e, i);
+        removed++;
     }
+    return removed;
 }
 
 /* Sets NAME=value[0..vlen), replacing an existing NAME. */

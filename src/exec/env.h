@@ -1,6 +1,7 @@
 /*
  * env.h - the command's environment: the parent's, minus every variable that
- * carries a secret of the broker, plus the broker's own variables.
+ * carries a secret of the broker (by name, and by value: env_deny_secret), plus the
+ * broker's own variables.
  */
 #ifndef CREDBROKER_ENV_H
 #define CREDBROKER_ENV_H
@@ -24,6 +25,13 @@ void env_free(struct env *e);
 /* Removes every variable whose name, of any length, matches the fnmatch pattern;
  * one that fnmatch fails on is removed too (fail closed). Cannot fail. */
 void env_deny(struct env *e, const char *pattern);
+/*
+ * Removes every variable that holds the bytes of s anywhere (a user who exported the key
+ * under another name, a CI system that sets it twice), logging a warning for each with
+ * its name, never its value (nor its name, if the name holds them). what says whose
+ * secret it is ("the key"). Returns how many were removed. Cannot fail.
+ */
+size_t env_deny_secret(struct env *e, const struct secret *s, const char *what);
 /* Sets NAME=value, replacing an existing NAME. Returns 0 or ERR_NOMEM. */
 int env_set(struct env *e, const char *name, const char *value);
 /* Sets NAME to the bytes of a secret (the legacy path), with no other copy made. */

@@ -699,6 +699,8 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
                                             cfg->broker.nenv_deny)) == NULL)
         return ERR_NOMEM;
     env_deny(r->child_env, "FLASHDUTY_RUNNER_*");
+    if (cfg->api_key != NULL)
+        env_deny_secret(r->child_env, cfg->api_key, "the runner's token");
     if (broker_supported() && cfg->broker.enabled) {
         memset(&bo, 0, sizeof(bo));
         bo.cacert = cfg->broker.cacert != NULL && cfg->broker.cacert[0] ? cfg->broker.cacert : NULL;

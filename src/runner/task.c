@@ -410,6 +410,9 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
         task__fail_later(t, "%s", "out of memory");
         goto out;
     }
+    /* The task's key under any other name the runner inherited: never the command's. */
+    if (key != NULL)
+        env_deny_secret(env, key, "the task's key");
     if (key != NULL && spec->egress == TASK_EGRESS_BROKER) {
         struct broker_invocation_options io = *spec->broker_template;
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "env.h"
+#include "secret.h"
 
 static bool has(const struct env *e, const char *var)
 {
@@ -99,6 +100,28 @@ static void test_env_deny_matches_names_of_any_length(void **state)
         free(src[i]);
 }
 
+/* A key inherited under any name, as the whole value or inside a longer one, is removed;
+ * a near miss (the key but its last byte) and the rest stay. */
+static void test_env_deny_secret_removes_every_variable_holding_the_key(void **state)
+{
+    char *src[] = {"PATH=/bin", "LEAKY=k3y-0123456789", "URL=https://x/?app_key=k3y-0123456789&a=1",
+                   "NEAR=k3y-012345678", "Xk3y-0123456789=1", "HOME=/root", NULL};
+    struct env *e = env_new(src);
+    struct secret *key;
+
+    assert_non_null(e);
+    assert_int_equal(secret_from("k3y-0123456789", 14, &key), 0);
+    assert_int_equal(env_deny_secret(e, key, "the key"), 3);
+    assert_false(has_name(e, "LEAKY"));
+    assert_false(has_name(e, "URL"));
+    assert_false(has_name(e, "Xk3y-0123456789"));
+    assert_true(has(e, "NEAR=k3y-012345678"));
+    assert_true(has(e, "PATH=/bin") && has(e, "HOME=/root"));
+    assert_int_equal(env_deny_secret(e, key, "the key"), 0);
+    secret_free(key);
+    env_free(e);
+}
+
 static void test_env_set_replaces_an_existing_variable(void **state)
 {
     char *src[] = {"FLASHDUTY_CRED_FD=9", "A=1", NULL};
@@ -135,6 +158,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_deny_removes_secrets_and_keeps_the_rest),
         cmocka_unit_test(test_env_deny_matches_names_of_any_length),
+        cmocka_unit_test(test_env_deny_secret_removes_every_variable_holding_the_key),
         cmocka_unit_test(test_env_set_replaces_an_existing_variable),
         cmocka_unit_test(test_env_take_wipes_and_unsets_the_variable),
     };
