@@ -109,6 +109,9 @@ void conn__request_done(struct conn *c, const char *outcome);
 int conn__write(struct conn *c, const void *data, size_t len);
 /* Closes once what is staged or queued has been written; reads nothing more meanwhile. */
 void conn__close_after_writes(struct conn *c);
+/* Ends the request in the audit with outcome and closes now, mid-response: the child sees
+ * the response cut short (what this turn staged is tried once, without waiting). */
+void conn__cut(struct conn *c, const char *outcome);
 void conn__send_error(struct conn *c, int status, const char *message, const char *outcome);
 extern const struct upstream_req_ops conn_upstream_ops;
 

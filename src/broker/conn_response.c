@@ -150,6 +150,25 @@ int conn__write(struct conn *c, const void *data, size_t len)
     return conn__write3(c, data, len, NULL, 0, NULL, 0);
 }
 
+/*
+ * Cuts the connection in the middle of a response (the upstream failed, or the request
+ * did after the upstream's head went out): the child sees the response cut short. What
+ * this loop turn staged, which may be the head itself, is first offered to the socket
+ * once without waiting; otherwise a failure in the turn the head came would leave the
+ * child no response at all, which a client may take for a request never sent and retry.
+ * (uv_try_write writes nothing while earlier writes are queued, so no byte is reordered.)
+ */
+void conn__cut(struct conn *c, const char *outcome)
+{
+    conn__request_done(c, outcome);
+    if (c->staged != NULL && !c->closing) {
+        uv_buf_t ub = uv_buf_init((char *)c->staged->data, (unsigned)c->staged->len);
+
+        (void)uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
+    }
+    conn_abort(c);
+}
+
 /* Closes once what is staged or queued has been written; reads nothing more meanwhile. */
 void conn__close_after_writes(struct conn *c)
 {
@@ -193,17 +212,29 @@ static const char *error_code(int status)
  * Answers with a JSON error in the upstream's envelope and closes the
  * connection once it is written. The message is ours, never the upstream's or
  * the child's text, so it cannot carry the key.
+ *
+ * Once the upstream's head has gone to the child, there is no answering any more: a
+ * second head would read as part of the body, or as the answer to the child's next
+ * request. The connection is cut instead, and the child sees a truncated response. (The
+ * upstream can answer before the child's body has all come, and the rest of that body can
+ * still be malformed or too large.)
  */
 void conn__send_error(struct conn *c, int status, const char *message, const char *outcome)
 {
-    struct buf *out = buf_new(4096, 0);
+    struct buf *out;
     char body[512];
     int n;
 
+    if (c->req.head_sent) {
+        log_debug("%s conn %llu: %d after the response head: cut", c->inv->label,
+                  (unsigned long long)c->id, status);
+        conn__cut(c, outcome);
+        return;
+    }
     c->req.status = status;
     conn__request_done(c, outcome);
     c->close_when_written = true;
-    if (out == NULL) {
+    if ((out = buf_new(4096, 0)) == NULL) {
         conn_abort(c);
         return;
     }
@@ -393,8 +424,7 @@ static void on_upstream_done(void *ud, int result, const char *detail)
              q->method, q->audit_path ? buf_cstr(q->audit_path) : "", detail);
     if (q->head_sent) {
         /* Mid-body: the child sees a truncated response (no last chunk / short length). */
-        conn__request_done(c, result == UPSTREAM_ERR_STALLED ? "stalled" : "upstream_error");
-        conn_abort(c);
+        conn__cut(c, result == UPSTREAM_ERR_STALLED ? "stalled" : "upstream_error");
     } else if (result == UPSTREAM_ERR_HEAD_TIMEOUT) {
         conn__send_error(c, 504, "upstream did not answer in time", "timeout");
     } else {

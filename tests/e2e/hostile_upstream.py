@@ -29,6 +29,14 @@ Modes, chosen by path (any method; query parameters as noted):
   /reset-mid-body?size=N&sent=M[&chunked=1]
                             a 200 head announcing N bytes (or chunked), M bytes
                             of body, then a TCP RST (SO_LINGER 0, no close_notify)
+  /cut-mid-body?size=N&sent=M&how=close|stall[&chunked=1]
+                            the same head and M bytes, then the connection is
+                            closed (FIN, no close_notify) or falls silent until
+                            the client leaves
+  /answer-before-body?size=N&sent=M
+                            the same head and M bytes as soon as the request
+                            head is read, before its body; then the body is read
+                            and dropped until the client leaves, nothing more sent
   /endless-headers?delay_ms=D
                             a status line, then "X-Flood-i: ..." lines forever
                             (D ms apart; 0 = as fast as the peer reads)
@@ -217,6 +225,12 @@ def serve_connection(raw, tls, log, stopping):
                 path = urllib.parse.urlsplit(target).path
             record = {"method": method, "path": path, "query": query, "raw_target": target,
                       "headers": headers, "body_len": 0, "body_complete": False}
+            if path == "/answer-before-body":
+                log.write(record)
+                params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+                c.send(partial_response(params))
+                c.hold()
+                return
             try:
                 record["body_len"] = c.read_body(headers)
                 record["body_complete"] = True
@@ -272,6 +286,16 @@ def key_body(key, form):
     return b'{"echo": "before ' + enc + b' middle ' + enc + enc + b' after"}'
 
 
+def partial_response(p):
+    """A 200 head announcing size=N bytes (default 100000; or chunked=1) and the
+    first sent=M of them (default 5000), all "r"."""
+    size, sent = int(p.get("size", "100000")), int(p.get("sent", "5000"))
+    if p.get("chunked") == "1":
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                b"%x\r\n" % sent + b"r" * sent + b"\r\n")
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"r" * sent
+
+
 def dispatch(c, method, path, p):
     """Answers one request; returns False when the connection must end."""
     if path == "/ok":
@@ -290,14 +314,14 @@ def dispatch(c, method, path, p):
         c.hold()
         return False
     if path == "/reset-mid-body":
-        size, sent = int(p.get("size", "100000")), int(p.get("sent", "5000"))
-        if p.get("chunked") == "1":
-            c.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                   b"%x\r\n" % sent + b"r" * sent + b"\r\n")
-        else:
-            c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"r" * sent)
+        c.send(partial_response(p))
         time.sleep(0.05)  # let the bytes leave before the RST discards them
         c.reset()
+        return False
+    if path == "/cut-mid-body":
+        c.send(partial_response(p))
+        if p.get("how") == "stall":
+            c.hold()
         return False
     if path == "/endless-headers":
         delay = int(p.get("delay_ms", "0")) / 1000.0
