@@ -61,6 +61,10 @@ int reqheaders_build(struct buf *lines, const struct http1_request *hr, const st
         return r;
     if ((r = buf_put(lines, "Expect:", 8)) != 0)
         return r;
+    /* The scrubber must see the body as plaintext, and libcurl no longer decodes one (see
+     * upstream.c): ask for none, whatever the child asked for. */
+    if ((r = buf_put(lines, "Accept-Encoding: identity", 26)) != 0)
+        return r;
     if (inj->mode == INJECT_HEADER)
         return put_line(lines, inj->name, inj->name_len, (const char *)key, key_len);
     if (inj->mode == INJECT_BEARER) {

@@ -4,10 +4,11 @@
  *
  * The child's end-to-end headers pass; hop-by-hop ones (and those its
  * Connection header names), Host, the framing headers, Expect and
- * Accept-Encoding (the broker negotiates its own and serves identity) do not,
- * nor the child's own copy of the injection header. In header and bearer
- * modes the credential is added. Empty "Accept:", "Content-Type:" and
- * "Expect:" lines stop libcurl from adding its own defaults.
+ * Accept-Encoding do not, nor the child's own copy of the injection header.
+ * The broker asks for "Accept-Encoding: identity", so that the scrubber sees
+ * plaintext. In header and bearer modes the credential is added. Empty
+ * "Accept:", "Content-Type:" and "Expect:" lines stop libcurl from adding its
+ * own defaults.
  */
 #ifndef CREDBROKER_REQHEADERS_H
 #define CREDBROKER_REQHEADERS_H

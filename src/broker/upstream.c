@@ -788,7 +788,15 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(CURLOPT_HTTP_VERSION, (long)(upstream__body_wants_http1(spec) ? CURL_HTTP_VERSION_1_1
                                                                          : CURL_HTTP_VERSION_2TLS));
-    SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* ask for compression; libcurl decodes it */
+    /* No CURLOPT_ACCEPT_ENCODING: the request says "Accept-Encoding: identity"
+     * (reqheaders.c) and libcurl decodes nothing. Decoding in libcurl 7.88 escapes the
+     * backpressure: a paused transfer keeps all it inflated from one read in libcurl's
+     * pause buffer (up to 64 MiB per transfer, then "Out of memory"), so a small gzip
+     * body could hold the broker's memory hostage. A body the upstream encodes anyway is
+     * passed to the child as it came, with its Content-Encoding (response.c).
+     * XXX an incremental decoder of our own, paused with the child, comes with the
+     * upstream client that replaces libcurl (issue 18). */
+    SETOPT(CURLOPT_HTTP_CONTENT_DECODING, 0L);
     SETOPT(CURLOPT_BUFFERSIZE, (long)UPSTREAM_BUFFER_SIZE);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)u->opts.connect_timeout_ms);
     SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);

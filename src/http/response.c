@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "ascii.h"
 #include "err.h"
@@ -184,7 +183,7 @@ static bool listed_in_connection(const struct http1_iov *name, const struct http
 int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
                              const struct http1_header *h, size_t n)
 {
-    bool encoded = false, have_length = false, bad_length = false, chunked_upstream = false;
+    bool have_length = false, bad_length = false, chunked_upstream = false;
     bool no_body;
     uint64_t length = 0;
     int r;
@@ -194,14 +193,11 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
          * de-chunked the body): never pass it on, or the child's next response desyncs. */
         if (name_is(h[i].name.base, h[i].name.len, "transfer-encoding"))
             chunked_upstream = true;
-        if (name_is(h[i].name.base, h[i].name.len, "content-encoding") &&
-            !(h[i].value.len == 8 && strncasecmp(h[i].value.base, "identity", 8) == 0))
-            encoded = true;
         /* A malformed or repeated-and-differing length is no length at all: chunk it. */
         if (name_is(h[i].name.base, h[i].name.len, "content-length")) {
             uint64_t v = 0;
 
-            /* (no early exit: a Content-Encoding or Transfer-Encoding may still follow) */
+            /* (no early exit: a Transfer-Encoding may still follow) */
             if (!http1_parse_content_length(&h[i].value, &v) || (have_length && v != length))
                 bad_length = true;
             else
@@ -209,7 +205,9 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
             have_length = true;
         }
     }
-    have_length = have_length && !bad_length && !encoded && !chunked_upstream;
+    /* A Content-Encoding stays as it came, and so does the length of the encoded body: the
+     * body is passed on undecoded (the broker asks for identity; see upstream.c). */
+    have_length = have_length && !bad_length && !chunked_upstream;
     if (!have_length)
         length = 0;
     no_body = fw->is_head || http1_status_has_no_body(fw->status);
@@ -231,8 +229,7 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
         const struct http1_iov *name = &h[i].name;
 
         if (http1_is_hop_by_hop(name->base, name->len) || listed_in_connection(name, h, n) ||
-            name_is(name->base, name->len, "content-length") ||
-            (encoded && name_is(name->base, name->len, "content-encoding")))
+            name_is(name->base, name->len, "content-length"))
             continue;
         r = http1_put_header(out, name->base, name->len, h[i].value.base, h[i].value.len);
         if (r == ERR_INVALID)

@@ -77,10 +77,11 @@ struct http1_forward {
 /*
  * Appends the head of a proxied response for the child: the status line, the
  * upstream's end-to-end headers (hop-by-hop ones, those named in its
- * Connection header, and its framing headers dropped; Content-Encoding dropped
- * too when the upstream body was encoded, since the broker decodes it and
- * serves identity) and the broker's own framing and Connection headers.
- * Decides fw->framing and fw->keep_alive. A header that cannot be written
+ * Connection header, and its framing headers dropped; a Content-Encoding is
+ * kept, as the body is passed on as it came) and the broker's own framing and
+ * Connection headers. Decides fw->framing and fw->keep_alive: the upstream's
+ * Content-Length (of the body as sent, encoded or not) when it is valid and
+ * there is no Transfer-Encoding, else chunked or close-delimited. A header that cannot be written
  * safely (bad name, CR/LF/NUL in the value) is dropped. Returns 0 or a code
  * from the buffer; on failure out may hold part of a head: discard it.
  */

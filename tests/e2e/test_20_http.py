@@ -418,18 +418,6 @@ def test_connection_close_from_the_child_closes_after_the_response(held, upstrea
     assert c.closed()
 
 
-def test_compressed_upstream_body_is_served_as_identity(held, upstream):
-    h = held()
-    upstream.clear_log()
-    resp, c = exchange_one(h, rawhttp.request("GET", "/gzip-echo-query?x=1",
-                                              headers=[("Accept-Encoding", "gzip")]))
-    assert resp.status == 200
-    assert resp.header("Content-Encoding") in (None, "identity")
-    assert resp.json()["error"]["message"].startswith("bad request: x=1&app_key=")
-    [rec] = upstream.wait_requests(1)
-    assert any("gzip" in v for v in header_values(rec, "Accept-Encoding"))
-
-
 def test_idle_and_slow_head_connections_are_closed_at_their_timeouts(held, upstream):
     h = held(["--idle-timeout", "1s", "--head-timeout", "1s"])
     idle = raw(h)

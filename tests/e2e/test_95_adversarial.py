@@ -1106,15 +1106,14 @@ def test_upstream_sending_both_length_and_chunked_cannot_desync_the_childs_conne
     assert_serving(h, "/ok", key=special_key[1])
 
 
-@pytest.mark.parametrize("form", ["raw", "pct", "pct-lower", "mixed", "gzip"])
+# (An unasked gzip body is passed on as it came, unscrubbed inside: test_96.)
+@pytest.mark.parametrize("form", ["raw", "pct", "pct-lower", "mixed"])
 def test_key_echoed_in_one_byte_chunks_by_the_upstream_is_still_masked(facing_hostile,
                                                                        special_key, form):
     _, key = special_key
     h = facing_hostile
     c = RecordingConn(h.dial())
-    headers = [("Accept-Encoding", "gzip")] if form == "gzip" else []
-    c.send(rawhttp.request("GET", "/echo-key-chunked?form=%s&piece=1&delay_ms=1" % form,
-                           headers=headers))
+    c.send(rawhttp.request("GET", "/echo-key-chunked?form=%s&piece=1&delay_ms=1" % form))
     resp = c.response()
     assert resp.status == 200
     plain = key_body(key, form)

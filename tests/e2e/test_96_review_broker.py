@@ -1,21 +1,31 @@
 """Layer 96: findings of the broker's security review (issue 20), kept as regression tests.
 
+  item 2   a compressed response must not escape the broker's backpressure: the broker
+           asks for identity and passes a body the upstream encodes anyway on as it came,
+           instead of letting libcurl inflate it into its pause buffer
   item 7a  an error after the upstream's response head reached the child cuts the
            connection; it never writes a second head
 
-SECURITY.md maps each to its row. The upstream is tests/e2e/hostile_upstream.py.
+SECURITY.md maps each to its row. The upstreams are tests/e2e/upstream.py and
+tests/e2e/hostile_upstream.py.
 """
 
+import gzip
+import hashlib
 import re
 import socket
+import zlib
 from pathlib import Path
 
 import pytest
 
 from children import rawhttp
-from conftest import PYTHON, PeerProcess, read_json_lines
+from conftest import PYTHON, PeerProcess, read_json_lines, wait_for
+from hostile_upstream import key_body
+from upstream import gzip_zeros
 
 E2E = Path(__file__).resolve().parent
+MIB = 1 << 20
 
 
 class Peer(PeerProcess):
@@ -41,6 +51,17 @@ def hostile(certs, tmp_path_factory):
     peer.stop()
 
 
+def broker_memory_kib(pid):
+    """{"VmRSS": KiB, "VmHWM": KiB} of the broker, from /proc/PID/status."""
+    mem = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                mem[name] = int(value.split()[0])
+    return mem
+
+
 def read_until_closed(c):
     """Everything c (a rawhttp.RawConn) receives until the broker closes; fails the
     test if it has not closed within c's timeout."""
@@ -50,6 +71,112 @@ def read_until_closed(c):
     except socket.timeout:
         pytest.fail("the broker kept the connection open after %r" % c.buf[:300])
     return c.buf
+
+
+# == item 2: compressed responses and the broker's memory =========================================
+
+BOMB = 60 * MIB  # each body inflates to this: about 60 KiB of gzip
+BOMBS = 24
+MEMORY_LIMIT_KIB = 64 * 1024
+
+
+def queued_response(sock):
+    """(head, body length) of a whole Content-Length response waiting unread in sock
+    (looked at with MSG_PEEK: nothing is consumed), or None while it is not all there."""
+    try:
+        data = sock.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return None
+    head, sep, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"\r\ncontent-length: *(\d+)\r\n", head + b"\r\n", re.I)
+    if not sep or length is None or len(body) < int(length.group(1)):
+        return None
+    return head, int(length.group(1))
+
+
+def test_gzip_bodies_the_child_does_not_read_are_held_raw_not_inflated(held, upstream):
+    """24 connections each get ~60 KiB of gzip (sent unasked) that inflates to 60 MiB,
+    and the child reads none of it for now. libcurl inflated it into its pause buffer:
+    the broker grew past 1.4 GiB. Now the bodies are passed on as they came: the
+    broker stays small, and the child then reads every byte."""
+    expected = gzip_zeros(BOMB)
+    h = held()
+    conns = [rawhttp.RawConn(h.dial()) for _ in range(BOMBS)]
+    for c in conns:
+        c.send(rawhttp.request("GET", "/gzip-unasked?size=%d" % BOMB))
+    seen = {}
+
+    def all_queued_and_broker_small():
+        mem = broker_memory_kib(h.proc.pid)
+        seen.update(mem)
+        assert mem["VmHWM"] < MEMORY_LIMIT_KIB, "the broker grew to %s" % mem
+        return all(queued_response(c.sock) is not None for c in conns)
+
+    wait_for(all_queued_and_broker_small, timeout=20, what="24 whole responses queued")
+    assert broker_memory_kib(h.proc.pid)["VmHWM"] < MEMORY_LIMIT_KIB
+    print("broker memory with 24 unread gzip responses: %s KiB" % seen)
+    for c in conns:
+        resp = c.response()
+        assert resp.status == 200
+        assert resp.header("Content-Encoding") == "gzip"
+        assert resp.framing == "length"
+        assert resp.body == expected
+        c.close()
+    inflated = zlib.decompress(expected, 31)
+    assert len(inflated) == BOMB and inflated.count(0) == BOMB
+
+
+def test_a_200_mib_gzip_body_streams_through_to_a_reading_child_intact(held, upstream):
+    """libcurl 7.88 failed this transfer ("Out of memory") once one read inflated past
+    its 64 MiB pause buffer; passed on raw, it is ~200 KiB."""
+    size = 200 * MIB
+    h = held()
+    c = rawhttp.RawConn(h.dial(), timeout=30)
+    c.send(rawhttp.request("GET", "/gzip-unasked?size=%d" % size))
+    _, status, _, headers = c.head()
+    names = {k.lower(): v for k, v in headers}
+    assert status == 200
+    assert names.get("content-encoding") == "gzip", headers
+    body = c._exact(int(names["content-length"]))
+    assert hashlib.sha256(body).hexdigest() == names["x-body-sha256"]
+    d = zlib.decompressobj(31)  # checks the gzip trailer's CRC-32 and length
+    total = 0
+    data = body
+    while data:
+        piece = d.decompress(data, 8 * MIB)
+        assert piece.count(0) == len(piece)
+        total += len(piece)
+        data = d.unconsumed_tail
+    assert d.eof and not d.unused_data and total == size
+
+
+def test_upstream_is_asked_for_identity_whatever_the_child_accepts(held, upstream):
+    h = held()
+    upstream.clear_log()
+    c = rawhttp.RawConn(h.dial())
+    c.send(rawhttp.request("GET", "/gzip-echo-query?x=1",
+                           headers=[("Accept-Encoding", "gzip, br"),
+                                    ("Accept-Encoding", "zstd")]))
+    resp = c.response()
+    assert resp.status == 200
+    assert resp.header("Content-Encoding") is None
+    assert resp.json()["error"]["message"].startswith("bad request: x=1&app_key=")
+    [rec] = upstream.wait_requests(1)
+    assert [v for k, v in rec["headers"] if k.lower() == "accept-encoding"] == ["identity"]
+
+
+def test_key_inside_an_unasked_gzip_body_is_passed_on_unmasked(held, hostile, key_file):
+    """A documented limit (SECURITY.md): the scrubber sees the bytes as sent, and
+    cannot look inside a coding the broker did not ask for. An upstream that gzips
+    an echo of the key anyway hands it to the child."""
+    path, key = key_file
+    h = held(upstream_url=hostile.url, key_path=path)
+    c = rawhttp.RawConn(h.dial())
+    c.send(rawhttp.request("GET", "/echo-key-chunked?form=gzip&piece=64"))
+    resp = c.response()
+    assert resp.status == 200
+    assert resp.header("Content-Encoding") == "gzip"
+    assert gzip.decompress(resp.body) == key_body(key, "gzip")
 
 
 # == item 7a: never a second response head =======================================================

@@ -39,6 +39,10 @@ Endpoints (any method; HEAD gets the same head without a body):
                          appears raw even when the request carried it encoded)
   /gzip-echo-query       like /echo-query but 200, and the body is gzip'ed with
                          Content-Encoding: gzip if Accept-Encoding has gzip
+  /gzip-unasked?size=N   200, Content-Encoding: gzip whatever was asked, with
+                         Content-Length: the body is gzip_zeros(N), about a
+                         thousandth of N that inflates to N zero bytes; its
+                         sha256 in X-Body-Sha256
   /silent                reads the request, never answers; holds the
                          connection until the client leaves or the server stops
   /slow-body?size=N&delay_ms=D[&piece=P]
@@ -70,6 +74,7 @@ pattern_bytes(n) / pattern_sha256(n) from this module for expected values.
 
 import argparse
 import fcntl
+import functools
 import gzip
 import hashlib
 import hmac
@@ -87,6 +92,7 @@ import termios
 import threading
 import time
 import urllib.parse
+import zlib
 
 IO_CHUNK = 64 * 1024
 _PERIOD = bytes((i * 7 + 3) & 0xFF for i in range(256))
@@ -110,6 +116,30 @@ def pattern_sha256(n):
         h.update(_BLOCK)
     h.update(_BLOCK[:rest])
     return h.hexdigest()
+
+
+_gzip_lock = threading.Lock()
+
+
+def gzip_zeros(n):
+    """gzip (deflate level 9, mtime 0: the same bytes every time) of n zero bytes: about
+    n / 1000 bytes that inflate to n. /gzip-unasked serves it. Made once per n, however
+    many requests ask at once."""
+    with _gzip_lock:
+        return _gzip_zeros(n)
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_zeros(n):
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(min(n, 1 << 20))
+    out = []
+    left = n
+    while left > 0:
+        out.append(co.compress(zeros[:left]))
+        left -= len(zeros)
+    out.append(co.flush())
+    return b"".join(out)
 
 
 class BadRequest(Exception):
@@ -460,6 +490,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         body = gzip.compress(body)
                         headers.append(("Content-Encoding", "gzip"))
                 self._send(status, body, headers=headers)
+            elif path == "/gzip-unasked":
+                body = gzip_zeros(int(params.get("size", "0")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Body-Sha256", hashlib.sha256(body).hexdigest())
+                self.end_headers()
+                self._write(body)
             elif path == "/silent":
                 self._hold_silently()
             elif path == "/slow-body":

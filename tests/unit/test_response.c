@@ -277,7 +277,9 @@ static void test_forwarded_head_closes_an_unknown_length_for_http10(void **state
     buf_free(out);
 }
 
-static void test_forwarded_head_drops_length_and_coding_of_an_encoded_body(void **state)
+/* The broker passes an encoded body on as it came (it asks for identity; an upstream may
+ * encode anyway): the child needs the coding to read it, and its length is still true. */
+static void test_forwarded_head_keeps_length_and_coding_of_an_encoded_body(void **state)
 {
     struct http1_header h[] = {HDR("Content-Encoding", "gzip"), HDR("Content-Length", "10"),
                                HDR("Vary", "Accept-Encoding")};
@@ -285,7 +287,21 @@ static void test_forwarded_head_drops_length_and_coding_of_an_encoded_body(void 
     struct buf *out;
 
     assert_string_equal(forward(&fw, h, 3, &out),
-                        "HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\n"
+                        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                        "Vary: Accept-Encoding\r\nContent-Length: 10\r\n\r\n");
+    assert_int_equal(fw.framing, HTTP1_FRAME_LENGTH);
+    assert_int_equal(fw.content_length, 10);
+    buf_free(out);
+}
+
+static void test_forwarded_head_chunks_an_encoded_body_of_unknown_length(void **state)
+{
+    struct http1_header h[] = {HDR("Content-Encoding", "br"), HDR("Content-Length", "x")};
+    struct http1_forward fw = {.status = 200, .minor_version = 1, .keep_alive = true};
+    struct buf *out;
+
+    assert_string_equal(forward(&fw, h, 2, &out),
+                        "HTTP/1.1 200 OK\r\nContent-Encoding: br\r\n"
                         "Transfer-Encoding: chunked\r\n\r\n");
     buf_free(out);
 }
@@ -369,7 +385,8 @@ int main(void)
         cmocka_unit_test(test_forwarded_head_keeps_a_known_length),
         cmocka_unit_test(test_forwarded_head_chunks_an_unknown_length_for_http11),
         cmocka_unit_test(test_forwarded_head_closes_an_unknown_length_for_http10),
-        cmocka_unit_test(test_forwarded_head_drops_length_and_coding_of_an_encoded_body),
+        cmocka_unit_test(test_forwarded_head_keeps_length_and_coding_of_an_encoded_body),
+        cmocka_unit_test(test_forwarded_head_chunks_an_encoded_body_of_unknown_length),
         cmocka_unit_test(test_forwarded_head_drops_hop_by_hop_and_connection_listed_headers),
         cmocka_unit_test(test_forwarded_head_for_head_and_204_has_no_body),
         cmocka_unit_test(test_forwarded_head_chunks_when_lengths_disagree),
