@@ -46,24 +46,24 @@ def test_command_runs_in_its_own_process_group(held):
     assert os.getpgid(h.proc.pid) != info["pgid"]
 
 
-SIGTERM_CHILD = r"""
+SIGNAL_CHILD = r"""
 import json, os, signal, subprocess, sys
-d = sys.argv[1]
+d, sig = sys.argv[1], int(sys.argv[2])
 grandchild = subprocess.Popen([sys.executable, "-c", '''
 import os, signal, sys
 def term(signum, frame):
     open(sys.argv[1] + "/grandchild.term", "w").close()
     os._exit(0)
-signal.signal(signal.SIGTERM, term)
+signal.signal(int(sys.argv[2]), term)
 print("ready", flush=True)
 while True:
     signal.pause()
-''', d], stdout=subprocess.PIPE)
+''', d, str(sig)], stdout=subprocess.PIPE)
 def term(signum, frame):
     open(d + "/command.term", "w").close()
     grandchild.wait(10)
     os._exit(3)
-signal.signal(signal.SIGTERM, term)
+signal.signal(sig, term)
 assert grandchild.stdout.readline() == b"ready\n"
 with open(d + "/ready.tmp", "w") as f:
     json.dump({"pid": os.getpid(), "pgid": os.getpgid(0), "grandchild": grandchild.pid}, f)
@@ -73,8 +73,10 @@ while True:
 """
 
 
-def test_sigterm_to_credbroker_reaches_the_commands_process_group(exec_argv, tmp_path):
-    argv = exec_argv([], child=[PYTHON, "-c", SIGTERM_CHILD, tmp_path])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT],
+                         ids=lambda s: s.name)
+def test_signal_to_credbroker_reaches_the_commands_process_group(exec_argv, tmp_path, sig):
+    argv = exec_argv([], child=[PYTHON, "-c", SIGNAL_CHILD, tmp_path, int(sig)])
     proc = subprocess.Popen(argv, env=make_child_env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -86,10 +88,11 @@ def test_sigterm_to_credbroker_reaches_the_commands_process_group(exec_argv, tmp
         assert ready.exists(), proc.stderr.read().decode(errors="replace")
         info = json.loads(ready.read_text())
         assert info["pgid"] != os.getpgid(proc.pid)
-        proc.send_signal(signal.SIGTERM)  # to credbroker alone
+        proc.send_signal(sig)  # to credbroker alone
         rc = proc.wait(timeout=10)
-        assert (tmp_path / "command.term").exists(), "the command never got SIGTERM"
-        assert (tmp_path / "grandchild.term").exists(), "the command's group never got SIGTERM"
+        assert (tmp_path / "command.term").exists(), "the command never got %s" % sig.name
+        assert (tmp_path / "grandchild.term").exists(), \
+            "the command's group never got %s" % sig.name
         assert rc == 3, "credbroker exited %d; the command exited 3" % rc
     finally:
         if proc.poll() is None:
