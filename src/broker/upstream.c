@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -731,6 +732,25 @@ static bool upstream__body_wants_http1(const struct upstream_req_spec *spec)
     return spec->has_body && (spec->body_len < 0 || spec->body_len > UPSTREAM_H2_BODY_MAX);
 }
 
+/*
+ * Which HTTP version a request may use. HTTP/2 only over TLS (ALPN): a plain http:// URL
+ * is HTTP/1.1, as it would be with CURL_HTTP_VERSION_2TLS anyway, but said so, and so is a
+ * request whose body wants HTTP/1.1 (above).
+ *
+ * Only a request that may be multiplexed waits for a connection that is still finding out
+ * whether it can be (CURLOPT_PIPEWAIT): libcurl 7.88 learns that from ALPN at the end of
+ * the TLS handshake and wakes the waiting requests then, so they share one HTTP/2
+ * connection instead of each opening its own. Over HTTP/1.1 nobody must wait: libcurl
+ * learns "no multiplexing" for a plain http:// origin only from the first response head,
+ * and wakes the requests queued behind that connection only when its transfer ends; if
+ * that transfer pauses (its child does not read), they would never be sent, whoever they
+ * belong to. An HTTP/1.1 request with a busy connection takes a new one.
+ */
+static bool upstream__may_multiplex(const struct upstream_req_spec *spec)
+{
+    return strncasecmp(spec->url, "https://", 8) == 0 && !upstream__body_wants_http1(spec);
+}
+
 #define SETOPT(opt, val)                                                                   \
     do {                                                                                   \
         if (libcurl->easy_setopt(r->easy, (opt), (val)) != CURLE_OK)                           \
@@ -784,10 +804,13 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_PATH_AS_IS, 1L);
-    SETOPT(CURLOPT_PIPEWAIT, 1L);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_HTTP_VERSION, (long)(upstream__body_wants_http1(spec) ? CURL_HTTP_VERSION_1_1
-                                                                         : CURL_HTTP_VERSION_2TLS));
+    if (upstream__may_multiplex(spec)) {
+        SETOPT(CURLOPT_PIPEWAIT, 1L);
+        SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    } else {
+        SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
     /* No CURLOPT_ACCEPT_ENCODING: the request says "Accept-Encoding: identity"
      * (reqheaders.c) and libcurl decodes nothing. Decoding in libcurl 7.88 escapes the
      * backpressure: a paused transfer keeps all it inflated from one read in libcurl's

@@ -3,11 +3,13 @@
   item 2   a compressed response must not escape the broker's backpressure: the broker
            asks for identity and passes a body the upstream encodes anyway on as it came,
            instead of letting libcurl inflate it into its pause buffer
+  item 4   over a plain http:// upstream, no request waits behind another child's
+           paused transfer
   item 7a  an error after the upstream's response head reached the child cuts the
            connection; it never writes a second head
 
-SECURITY.md maps each to its row. The upstreams are tests/e2e/upstream.py and
-tests/e2e/hostile_upstream.py.
+SECURITY.md maps each to its row. The upstreams are tests/e2e/upstream.py (also
+served over plain HTTP with --plain) and tests/e2e/hostile_upstream.py.
 """
 
 import gzip
@@ -41,6 +43,14 @@ class Peer(PeerProcess):
 
     def requests(self):
         return [r for r in read_json_lines(self.log_path) if "event" not in r]
+
+
+@pytest.fixture(scope="module")
+def plain_upstream(tmp_path_factory):
+    """tests/e2e/upstream.py over plain HTTP: an http:// upstream."""
+    peer = Peer("upstream.py", ["--plain"], tmp_path_factory.mktemp("plain"), "plain", "http")
+    yield peer
+    peer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +187,29 @@ def test_key_inside_an_unasked_gzip_body_is_passed_on_unmasked(held, hostile, ke
     assert resp.status == 200
     assert resp.header("Content-Encoding") == "gzip"
     assert gzip.decompress(resp.body) == key_body(key, "gzip")
+
+
+# == item 4: no request waits behind another's paused transfer ===================================
+
+def test_over_plain_http_a_paused_transfer_holds_back_no_other_request(held, plain_upstream):
+    """The first request to the origin gets its head after 1 s, and its child never reads
+    its 64 MiB: its transfer pauses for good. Three requests started meanwhile waited
+    for that connection (CURLOPT_PIPEWAIT), were never sent, and got 504 at the
+    response timeout. Now they take connections of their own."""
+    h = held(["--response-timeout", "3s"], upstream_url=plain_upstream.url, cacert="")
+    first = rawhttp.RawConn(h.dial())
+    first.send(rawhttp.request("GET", "/download?size=%d&head_delay_ms=1000" % (64 * MIB)))
+    wait_for(lambda: any(r["path"] == "/download" for r in plain_upstream.requests()),
+             what="the first request upstream")
+    others = [rawhttp.RawConn(h.dial()) for _ in range(3)]
+    for i, c in enumerate(others):
+        c.send(rawhttp.request("GET", "/status/200?other=%d" % i))
+    statuses = [c.response().status for c in others]
+    assert statuses == [200, 200, 200]
+    _, status, _, _ = first.head()  # its body stays unread: the transfer stays paused
+    assert status == 200
+    for c in others + [first]:
+        c.close()
 
 
 # == item 7a: never a second response head =======================================================

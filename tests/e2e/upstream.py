@@ -7,10 +7,11 @@ Host, the body unchanged. It also misbehaves on request (echoes the key,
 never answers, resets, trickles a body) so tests can check the broker's
 scrubbing, timeouts and cancellation.
 
-    /usr/bin/python3 tests/e2e/upstream.py --port 0 --cert DIR \
+    /usr/bin/python3 tests/e2e/upstream.py --port 0 (--cert DIR | --plain) \
         --ready-file F [--log F] [--key-file K]
 
-DIR holds server.pem and server.key (tools/gen-certs). Binds 127.0.0.1; once
+DIR holds server.pem and server.key (tools/gen-certs); --plain serves plain
+HTTP (an http:// upstream) instead of HTTPS. Binds 127.0.0.1; once
 listening, writes the actual port to the ready file (atomically: the file
 appears complete or not at all). Without --log nothing is logged (scripts/soak
 runs it so, for hundreds of thousands of requests); --key-file K holds the key
@@ -29,9 +30,10 @@ Endpoints (any method; HEAD gets the same head without a body):
   /echo                  200 JSON {"method","path","raw_target","query",
                          "headers","body_sha256","body_len"}
   /upload                200, body = the request body (Content-Length)
-  /download?size=N[&chunked=1]
+  /download?size=N[&chunked=1][&head_delay_ms=D]
                          N bytes of pattern_bytes(), Content-Length or chunked,
-                         written 64 KiB at a time
+                         written 64 KiB at a time; the head D ms after the
+                         request was logged (default 0)
   /echo-query            400 {"error":{"code":"Bad","message":"bad request: Q"}}
                          with "Location: https://example.invalid/?Q" and
                          "X-Echo: Q", Q = the raw query string
@@ -186,10 +188,13 @@ class Server(http.server.ThreadingHTTPServer):
         # A response is a head and a body, written separately: without
         # TCP_NODELAY the body waits for the peer's delayed ACK (40 ms).
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            conn = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ValueError):
-            return
+        if self.tls is None:
+            conn = request  # --plain
+        else:
+            try:
+                conn = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ValueError):
+                return
         conn.settimeout(None)
         handler = None
         try:
@@ -467,6 +472,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             elif path == "/download":
                 size = int(params.get("size", "0"))
                 chunked = params.get("chunked") == "1"
+                head_delay = int(params.get("head_delay_ms", "0")) / 1000.0
+                if head_delay and self.server.stopping.wait(head_delay):
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 if chunked:
@@ -579,7 +587,9 @@ def serve(server, ready_file):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--cert", required=True, help="directory with server.pem, server.key")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--cert", help="directory with server.pem, server.key")
+    where.add_argument("--plain", action="store_true", help="plain HTTP, no TLS")
     ap.add_argument("--ready-file", required=True)
     ap.add_argument("--log", default=None, help="JSON-lines request log (default: none)")
     ap.add_argument("--key-file", default=None, help="the key /auth accepts")
@@ -590,8 +600,8 @@ def main(argv=None):
             key = f.read().rstrip("\n")
         if not key:
             ap.error("empty key file")
-    server = Server(("127.0.0.1", args.port), Handler, make_tls_context(args.cert),
-                    RequestLog(args.log), key)
+    server = Server(("127.0.0.1", args.port), Handler,
+                    None if args.plain else make_tls_context(args.cert), RequestLog(args.log), key)
     serve(server, args.ready_file)
     return 0
 
