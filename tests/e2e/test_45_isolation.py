@@ -160,14 +160,52 @@ def test_isolation_off_warns_that_the_key_file_is_readable(credbroker, upstream,
     assert key not in err
 
 
-def test_isolation_required_fails_closed_where_unavailable(credbroker, upstream, certs, key_file):
-    """Where namespaces are available, `required` runs; this checks the flag is accepted
-    and that a bad mode is a usage error (the unavailable case is a host property)."""
-    path, _ = key_file
-    code, _, err = run_process(
-        [str(credbroker), "exec", "--upstream", upstream.url, "--cacert", str(certs.ca),
-         "--key-file", str(path), "--isolation", "sometimes", "--", "true"], env=make_child_env())
+def without_user_namespaces(argv):
+    """argv run where no user namespace can be made: in a user namespace of its own whose
+    max_user_namespaces is 0 (a per-namespace limit), as on a host that forbids them."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is missing")
+    script = 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"'
+    return ["unshare", "--user", "--map-root-user", "sh", "-c", script, "sh"] + argv
+
+
+def test_isolation_required_fails_closed_where_unavailable(
+        isolation_available, credbroker, upstream, certs, key_file):
+    path, key = key_file
+    argv = [str(credbroker), "exec", "--upstream", upstream.url, "--cacert", str(certs.ca),
+            "--key-file", str(path)]
+    code, out, _ = run_process(without_user_namespaces([str(credbroker), "version", "--json"]),
+                               env=make_child_env())
+    assert code == 0 and json.loads(out)["isolation"] == "none", out
+    # required: exit 125, and the command never runs.
+    code, out, err = run_process(without_user_namespaces(
+        argv + ["--isolation", "required", "--", "sh", "-c", "echo ran; cat %s" % path]),
+        env=make_child_env())
+    assert code == 125, (code, out, err)
+    assert "ran" not in out and key not in out + err
+    assert "--isolation required, but this host does not allow user namespaces" in err
+    # auto: runs without, and says so.
+    code, out, err = run_process(without_user_namespaces(
+        argv + ["--isolation", "auto", "--", "sh", "-c", "echo ran"]), env=make_child_env())
+    assert code == 0 and "ran" in out, err
+    assert "isolation unavailable" in err
+    # A bad mode is a usage error.
+    code, _, err = run_process(argv + ["--isolation", "sometimes", "--", "true"],
+                               env=make_child_env())
     assert code == 2 and "isolation" in err
+
+
+def test_runner_with_isolation_required_does_not_start_where_unavailable(
+        isolation_available, credbroker, tmp_path):
+    config = tmp_path / "runner.yaml"
+    config.write_text("api_key: rt-iso-required-token\nbroker:\n  isolation: required\n")
+    config.chmod(0o600)
+    code, out, err = run_process(without_user_namespaces(
+        [str(credbroker), "runner", "--config", str(config), "--api-url", "ws://127.0.0.1:9/ws",
+         "--workspace-root", str(tmp_path / "ws")]), env=make_child_env(), timeout=30)
+    assert code != 0, (out, err)
+    assert "broker.isolation is required, but this host does not allow user namespaces" in err
+    assert "rt-iso-required-token" not in out + err
 
 
 def test_runner_task_cannot_read_the_runners_config_or_token(
@@ -185,10 +223,12 @@ def test_runner_task_cannot_read_the_runners_config_or_token(
     runner = RunnerProcess(credbroker, platform, tmp_path, certs.ca, token=None,
                            args=["--config", str(config)])
     try:
-        task = platform.bash("cat %s; echo rc=$?; head -c 100 /proc/$PPID/environ; echo rc=$?;"
-                             " cat /proc/$PPID/cmdline | tr '\\0' ' '" % config, timeout=20)
+        task = platform.bash("cat %s; echo config_rc=$?; head -c 100 /proc/$PPID/environ;"
+                             " echo environ_rc=$?; cat /proc/$PPID/cmdline | tr '\\0' ' '"
+                             % config, timeout=20)
         result = platform.result(task, timeout=20)["result"]
-        assert "rc=1" in result["stdout"]           # both reads failed...
+        # Each read failed on its own...
+        assert "config_rc=1" in result["stdout"] and "environ_rc=1" in result["stdout"], result
         assert token not in result["stdout"] + result["stderr"]  # ...and nothing leaked
         assert "Permission denied" in result["stderr"]
     finally:
