@@ -229,6 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The invocation ends: the child reads the end of the channel after any last replies. */
     ctl_close(o.ctl);
+    o.ctl = NULL; /* freed by the loop: the owner's kicks go nowhere from here */
     uv_run(&loop, UV_RUN_DEFAULT);
     FUZZ_CHECK(uv_loop_close(&loop) == 0, "a handle of the channel is still open");
     if (!child_closed) {

@@ -68,6 +68,7 @@ static const struct key_def keys[] = {
     {"tasks.default_timeout", KIND_DURATION, F(tasks.default_timeout_ms), 0, 1, MS_MAX},
     {"tasks.output_cap", KIND_SIZE, F(tasks.output_cap), 0, 1, 1ull << 30},
     {"tasks.result_queue", KIND_SIZE, F(tasks.result_queue), 0, 0, 1000000},
+    {"tasks.shutdown_grace", KIND_DURATION, F(tasks.shutdown_grace_ms), 0, 0, MS_MAX},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -661,6 +662,7 @@ int config_init(struct runner_config *c)
     c->tasks.default_timeout_ms = 120 * 1000;
     c->tasks.output_cap = 10 * 1024 * 1024;
     c->tasks.result_queue = 256;
+    c->tasks.shutdown_grace_ms = 30 * 1000;
 
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "flashduty-runner");

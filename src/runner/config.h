@@ -80,6 +80,7 @@ struct runner_config {
         uint64_t default_timeout_ms; /* 120 s */
         size_t output_cap;           /* bytes per stream, 10 MiB */
         size_t result_queue;         /* results kept while disconnected, 256 */
+        uint64_t shutdown_grace_ms;  /* SIGTERM: running tasks' time to end, then cancel (30 s) */
     } tasks;
     char *config_path; /* absolute path of the file read, or NULL (none, or a pipe) */
 };

@@ -44,7 +44,6 @@
 #define HEARTBEAT_MS (30 * 1000)
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
-#define SHUTDOWN_WAIT_MS (30 * 1000)
 #define OUTPUT_PENDING_MAX (4 * 1024 * 1024) /* streamed output is dropped above this backlog */
 #define PROBE_TIMEOUT_MS 10000
 
@@ -539,8 +538,8 @@ static void on_shutdown_deadline(uv_timer_t *t)
     struct runner *r = t->data;
     struct running_task *rt;
 
-    log_warn("shutdown: %u task(s) still running after %d s: cancelling them", r->ntasks,
-             SHUTDOWN_WAIT_MS / 1000);
+    log_warn("shutdown: %u task(s) still running after tasks.shutdown_grace (%llu ms): "
+             "cancelling them", r->ntasks, (unsigned long long)r->cfg->tasks.shutdown_grace_ms);
     LIST_FOREACH(rt, &r->tasks, link)
         task_cancel(rt->task);
 }
@@ -558,7 +557,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
         runner__stop(r);
         return;
     }
-    uv_timer_start(&r->shutdown, on_shutdown_deadline, SHUTDOWN_WAIT_MS, 0);
+    uv_timer_start(&r->shutdown, on_shutdown_deadline, r->cfg->tasks.shutdown_grace_ms, 0);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)

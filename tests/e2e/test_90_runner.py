@@ -370,6 +370,48 @@ def test_result_of_a_task_running_across_a_drop_arrives_after_reconnecting(
     runner.wait_connected()
 
 
+def test_results_kept_while_disconnected_are_bounded_oldest_dropped_with_a_warning(spawn):
+    """tasks.result_queue 2: four tasks end while the platform refuses the runner; after
+    the reconnect only the newest two results arrive, and the runner said it dropped."""
+    r = spawn(args=["--set", "tasks.result_queue=2"])
+    p = r.platform
+    old = r.wait_connected()
+    ids = [p.bash("sleep 1; echo task-%d" % i, timeout=20) for i in range(4)]
+    for task_id in ids:
+        r.wait_log("task started", "task_id=%s" % task_id)
+    p.reject(1000)
+    p.drop("close")
+    for task_id in ids:
+        r.wait_log("task finished: exit 0", "task_id=%s" % task_id)
+    r.wait_log("result queue full (2): dropping the oldest undelivered task result")
+    p.reject(0)
+    new = p.wait_connection("connected", after=old["id"], timeout=15)
+    finished_order = [tid for line in r.log().splitlines() if "task finished" in line
+                      for tid in ids if "task_id=%s" % tid in line]
+    kept = finished_order[-2:]
+    for task_id in kept:
+        rec = p.wait("task.result", task_id, timeout=15)
+        assert rec["conn"] == new["id"]
+    # Queued results go out oldest first, so the dropped ones would have come before these.
+    got = [m["task_id"] for m in p.messages(type="task.result")]
+    assert sorted(got) == sorted(kept), (got, kept, finished_order)
+
+
+def test_sigterm_cancels_tasks_still_running_after_the_shutdown_grace(spawn):
+    r = spawn(args=["--set", "tasks.shutdown_grace=1s"])
+    p = r.platform
+    task_id = p.bash("sleep 60; echo never", timeout=120)
+    r.wait_log("task started", "task_id=%s" % task_id)
+    r.proc.send_signal(signal.SIGTERM)
+    r.wait_log("no new tasks")
+    r.wait_log("still running after tasks.shutdown_grace (1000 ms): cancelling them",
+               timeout=15)
+    res = p.result(task_id, timeout=15)
+    assert res["success"] is False and res["error"] == "cancelled", res
+    assert r.proc.wait(timeout=15) == 0
+    r.stop()
+
+
 def test_wrong_token_is_retried_with_growing_delays_until_fixed(spawn):
     r = spawn(token="wrong-" + secrets.token_hex(8), wait_connected=False)
     p = r.platform
