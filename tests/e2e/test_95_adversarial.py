@@ -475,7 +475,8 @@ def test_passing_the_channel_or_a_connection_back_to_the_broker_is_refused_and_h
 
 
 def test_10000_dials_never_closed_get_64_connections_and_0xff_for_the_rest(held):
-    h = held(["--dial-rate", "1000000"])
+    # Beyond 64, 1,024 dials wait (--dial-wait, 1 s here) and the rest are refused at once.
+    h = held(["--dial-rate", "1000000", "--dial-wait", "1s"])
     pid = h.proc.pid
     before = broker_fd_count(pid)
     ctl = socket.socket(fileno=os.dup(h.ctl_fd))
