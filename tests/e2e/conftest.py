@@ -238,6 +238,16 @@ def write_key_file(path, key, mode=0o600):
     return Path(path)
 
 
+@pytest.fixture(scope="session")
+def isolation_available(credbroker):
+    """Skips the test where this host does not allow user namespaces."""
+    info = json.loads(subprocess.run([str(credbroker), "version", "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    if info["isolation"] != "namespaces":
+        pytest.skip("this host does not allow user namespaces (version --json: isolation none)")
+    return True
+
+
 @pytest.fixture
 def key_file(tmp_path):
     key = secrets.token_hex(16)

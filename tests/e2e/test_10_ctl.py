@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import brokered
-from conftest import PYTHON, make_child_env, run_process, wait_for
+from conftest import PYTHON, make_child_env, run_process
 
 CHILDREN = Path(__file__).resolve().parent / "children"
 

@@ -9,7 +9,6 @@ exec refuses to start on a secret path that names nothing. Also: a working direc
 or under a covered directory is refused; the runner's log is covered from its tasks,
 through a rotation; --key-env without isolation warns."""
 
-import json
 import os
 import shutil
 import signal
@@ -22,15 +21,6 @@ import pytest
 from conftest import make_child_env, run_process, write_key_file
 
 UNPRIVILEGED = 65534
-
-
-@pytest.fixture(scope="module")
-def isolation_available(credbroker):
-    info = json.loads(subprocess.run([str(credbroker), "version", "--json"], check=True,
-                                     capture_output=True, text=True).stdout)
-    if info["isolation"] != "namespaces":
-        pytest.skip("this host does not allow user namespaces (version --json: isolation none)")
-    return True
 
 
 @pytest.fixture
