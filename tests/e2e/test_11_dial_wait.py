@@ -11,7 +11,6 @@ import json
 import os
 from pathlib import Path
 
-
 from conftest import PYTHON, E2E, make_child_env, run_process, wait_for
 
 CHILDREN = Path(__file__).resolve().parent / "children"
