@@ -312,7 +312,8 @@ int isolate_plan_init(struct isolate_plan *p, const struct isolate_secrets *s,
         if (r != 0)
             return r;
     }
-    qsort(p->covers, (size_t)p->ncovers, sizeof(*p->covers), isolate__cover_cmp);
+    if (p->ncovers > 1) /* (covers is NULL when there are none) */
+        qsort(p->covers, (size_t)p->ncovers, sizeof(*p->covers), isolate__cover_cmp);
     /* Not root: the child writes its own one-id maps (the kernel allows that for the
      * process itself, and the broker could not open the files of its non-dumpable child). */
     p->self_map = geteuid() != 0;
