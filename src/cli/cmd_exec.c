@@ -39,6 +39,7 @@
 #define PLACEHOLDER_URL "http://flashduty.broker.local"
 #define MAX_ENV_DENY 64
 #define MAX_SECRET_PATHS 64
+#define EXEC_FDS_NEEDED 32 /* free fds at start: the loop, the broker, a few connections */
 
 struct exec_args {
     const char *upstream;
@@ -417,6 +418,18 @@ static int exec_plan_isolation(const struct isolate_secrets *secrets, struct iso
 }
 
 /*
+ * Tests only: CREDBROKER_TEST_FAIL_AT=broker|setup makes that step fail, where nothing a
+ * test can arrange from outside does (the fd headroom check comes first), to show the
+ * exit code and that the command never runs. It can only make exec fail.
+ */
+static bool exec_test_fails_at(const char *step)
+{
+    const char *at = getenv("CREDBROKER_TEST_FAIL_AT");
+
+    return at != NULL && strcmp(at, step) == 0;
+}
+
+/*
  * A command that could not be started: 127 when it is not there, 126 when it is but its exec
  * failed (as env(1) and the shells answer), 125 when we failed before an exec was tried.
  */
@@ -561,16 +574,37 @@ int cmd_exec(int argc, char **argv)
         return r;
     }
 
-    st.loop = uv_default_loop();
+    /* Room for the loop, the broker and the command's fds: libuv aborts the process when it
+     * cannot make its loop's pipes, and uv_default_loop() is NULL when it fails otherwise. */
+    if ((r = harden_fd_headroom(EXEC_FDS_NEEDED)) != 0 || (st.loop = uv_default_loop()) == NULL) {
+        fprintf(stderr, "credbroker exec: cannot start the event loop: %s\n",
+                r != 0 ? "too few file descriptors allowed (ulimit -n): at least 32 more are "
+                         "needed"
+                       : "out of file descriptors or memory");
+        secret_free(key);
+        policy_free(a.policy);
+        audit_close(audit);
+        isolate_secrets_free(&secrets);
+        return CLI_EXIT_FAILURE;
+    }
+    /* A command whose signals we could not pass on would outlive a Ctrl-C of ours: it does
+     * not start. */
     for (size_t i = 0; i < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); i++) {
-        if (uv_signal_init(st.loop, &st.signals[st.nsignals]) != 0)
-            continue;
-        st.signals[st.nsignals].data = &st;
-        if (uv_signal_start(&st.signals[st.nsignals], on_signal, forwarded_signals[i]) != 0) {
-            uv_close((uv_handle_t *)&st.signals[st.nsignals], close_cb_noop);
-            continue;
+        if ((r = uv_signal_init(st.loop, &st.signals[st.nsignals])) == 0) {
+            st.signals[st.nsignals].data = &st;
+            if ((r = uv_signal_start(&st.signals[st.nsignals], on_signal,
+                                     forwarded_signals[i])) != 0)
+                uv_close((uv_handle_t *)&st.signals[st.nsignals], close_cb_noop);
+            else
+                st.nsignals++;
         }
-        st.nsignals++;
+        if (r != 0) {
+            fprintf(stderr, "credbroker exec: cannot forward %s to the command: %s\n",
+                    strsignal(forwarded_signals[i]), err_str(r));
+            secret_free(key);
+            policy_free(a.policy);
+            goto out;
+        }
     }
     /* The baseline of the leak check: the loop and libuv's own process-wide fds exist now. */
     fds_at_start = harden_count_fds();
@@ -609,7 +643,12 @@ int cmd_exec(int argc, char **argv)
     a.policy = NULL;
     io.limits = a.limits;
     io.scrub = !a.no_scrub;
-    r = broker_invocation_new(st.broker, &io, key, &child_fd, &st.inv);
+    if (exec_test_fails_at("broker")) {
+        secret_free(key);
+        r = -EMFILE;
+    } else {
+        r = broker_invocation_new(st.broker, &io, key, &child_fd, &st.inv);
+    }
     key = NULL; /* transferred, also on failure */
     if (r != 0) {
         /* Fail closed: no broker, no command (never the key in the environment instead). */
@@ -622,6 +661,7 @@ int cmd_exec(int argc, char **argv)
     co.isolate = isolated ? &plan : NULL;
     co.argv = a.command;
     co.envp = env_array(env);
+    co.cwd = exec_test_fails_at("setup") ? "/nonexistent/credbroker-test-fail-at" : NULL;
     co.ctl_fd = child_fd;
     co.stdio[0] = co.stdio[1] = co.stdio[2] = -1;
     co.foreground = true;

@@ -52,6 +52,25 @@ int harden_process(void)
     return 0;
 }
 
+int harden_fd_headroom(int need)
+{
+    struct rlimit rl;
+    int open_now = harden_count_fds();
+    rlim_t want;
+
+    if (open_now < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -EMFILE;
+    want = (rlim_t)open_now + (rlim_t)need;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+            return -EMFILE;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return -EMFILE;
+    }
+    return 0;
+}
+
 int harden_count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");

@@ -16,6 +16,15 @@
  */
 int harden_process(void);
 
+/*
+ * Makes sure `need` more file descriptors can be opened: raises the soft RLIMIT_NOFILE
+ * to (open fds + need) where it is lower and the hard limit allows, never higher (the
+ * command inherits it). libuv aborts the process when it cannot make its loop's pipes,
+ * so this is checked before the loop exists. Returns 0, or -EMFILE when the hard limit
+ * is too low.
+ */
+int harden_fd_headroom(int need);
+
 /* Number of open file descriptors of this process (from /proc/self/fd), or -1. */
 int harden_count_fds(void);
 

@@ -46,6 +46,7 @@
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define OUTPUT_PENDING_MAX (4 * 1024 * 1024) /* streamed output is dropped above this backlog */
 #define PROBE_TIMEOUT_MS 10000
+#define RUNNER_FDS_NEEDED 64 /* free fds at start: the loop, the platform link, first tasks */
 
 struct queued_result {
     STAILQ_ENTRY(queued_result) link;
@@ -690,7 +691,16 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
 
     memset(r, 0, sizeof(*r));
     STAILQ_INIT(&r->queue); /* a zeroed head is not an empty queue: its last pointer is unset */
-    r->loop = uv_default_loop();
+    /* libuv aborts the process when it cannot make its loop's pipes: room first. */
+    if ((rc = harden_fd_headroom(RUNNER_FDS_NEEDED)) != 0) {
+        log_error("too few file descriptors allowed (ulimit -n): at least %d more are needed",
+                  RUNNER_FDS_NEEDED);
+        return rc;
+    }
+    if ((r->loop = uv_default_loop()) == NULL) {
+        log_error("cannot start the event loop (out of file descriptors or memory)");
+        return ERR_NOMEM;
+    }
     r->cfg = cfg;
     r->advertise_broker = advertise;
     /* The runner's own secrets never reach a command. */

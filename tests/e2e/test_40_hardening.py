@@ -261,6 +261,43 @@ def test_cli_command_whose_exec_fails_exits_126_with_the_reason(exec_argv, tmp_p
     assert str(path) in line and reason in line
 
 
+@pytest.mark.parametrize("step,message", [
+    ("broker", "cannot set up the broker: Too many open files"),
+    ("setup", "cannot set up the command: No such file or directory")])
+def test_cli_broker_or_fd_set_up_that_fails_exits_125_and_never_runs_the_command(
+        exec_argv, tmp_path, step, message):
+    """Nothing a test can arrange from outside fails these steps once the fd headroom is
+    checked, so a test-only switch fails each; the command must never run."""
+    marker = tmp_path / "ran"
+    rc, out, err = run_process(exec_argv(child=["sh", "-c", "touch %s" % marker]),
+                               env=make_child_env({"CREDBROKER_TEST_FAIL_AT": step}))
+    assert rc == 125, (rc, err)
+    assert message in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("limit", [4, 6, 8, 12, 16])
+def test_too_few_file_descriptors_is_a_clear_125_not_a_crash(credbroker, upstream, certs,
+                                                             key_file, tmp_path, limit):
+    """libuv aborts the process when it cannot make its loop's pipes, and its default loop
+    is NULL when it fails otherwise: both crashed credbroker under a low ulimit -n."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is missing")
+    path, key = key_file
+    marker = tmp_path / "ran"
+    argv = ["prlimit", "--nofile=%d:%d" % (limit, limit), str(credbroker), "exec",
+            "--upstream", upstream.url, "--cacert", str(certs.ca), "--key-file", str(path),
+            "--", "sh", "-c", "touch %s" % marker]
+    rc, out, err = run_process(argv, env=make_child_env())
+    assert rc == 125, (rc, err)
+    assert "too few file descriptors allowed (ulimit -n)" in err
+    assert not marker.exists() and key not in err
+    # With the hard limit higher, the soft one is raised as far as needed, and it runs.
+    argv[1] = "--nofile=%d:1024" % limit
+    rc, out, err = run_process(argv, env=make_child_env())
+    assert rc == 0 and marker.exists(), err
+
+
 # -- logs ---------------------------------------------------------------------------
 
 AUDITED = (
