@@ -438,19 +438,21 @@ def test_wrong_token_is_retried_with_growing_delays_until_fixed(spawn):
 def test_sigterm_finishes_the_running_task_refuses_new_ones_and_exits_0(spawn):
     r = spawn()
     p = r.platform
-    task_id = p.bash("sleep 2; echo finished", timeout=20)
+    stop = r.workspace / "stop"
+    task_id = p.bash("while [ ! -e %s ]; do sleep 0.05; done; echo finished" % stop, timeout=20)
     r.wait_log("task started", "task_id=%s" % task_id)
     r.proc.send_signal(signal.SIGTERM)
     r.wait_log("no new tasks")
-    late = None
-    if p.state()["connected"]:
-        late = p.bash("echo should not run")
+    # The link stays open while the running task drains, so a new task can be sent, and
+    # must be refused.
+    assert p.state()["connected"]
+    late = p.bash("echo should not run")
+    late_res = p.result(late, timeout=5)
+    assert late_res["success"] is False and late_res["error"] == "runner is shutting down"
+    assert late_res["result"] is None
+    stop.write_text("")
     res = p.result(task_id, timeout=15)
     assert res["success"] is True and res["result"]["stdout"] == "finished\n"
-    if late is not None:
-        late_res = p.result(late, timeout=5)
-        assert late_res["success"] is False and late_res["error"] == "runner is shutting down"
-        assert late_res["result"] is None
     # No second signal: wait for the runner to end on its own.
     assert r.proc.wait(timeout=10) == 0
     r.stop()
