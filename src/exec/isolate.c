@@ -573,12 +573,15 @@ int isolate_trampoline_main(int argc, char **argv)
     for (long i = 0; i < n; i++) {
         if (isolate__parse_cover(argv[4 + i], &p.covers[p.ncovers++]) != 0) {
             fprintf(stderr, "credbroker: bad isolation trampoline arguments\n");
+            free(p.covers); /* (the paths are argv's) */
             return ISOLATE_EXIT_FAILED;
         }
     }
     file = argv[2];
     first = (int)(5 + n);
-    if ((r = isolate_child_enter(&p)) != 0) {
+    r = isolate_child_enter(&p);
+    free(p.covers);
+    if (r != 0) {
         fprintf(stderr, "credbroker: cannot isolate the command: %s\n", err_str(r));
         return ISOLATE_EXIT_FAILED;
     }
