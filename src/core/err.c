@@ -29,6 +29,9 @@ const char *err_str(int code)
     case ERR_UPSTREAM: return "upstream transfer failed";
     case ERR_SECRET_MOVED: return "a secret path changed since start";
     case ERR_UNDER_SECRET: return "the working directory is under a secret path";
+    case ERR_WS_OUTSIDE: return "path is outside workspace root";
+    case ERR_WS_ESCAPE: return "path escapes workspace root via symlink";
+    case ERR_WS_LOOP: return "too many links";
     }
     if (code < 0 && code > -4096)
         return strerror(-code);

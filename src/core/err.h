@@ -30,6 +30,9 @@ enum {
     ERR_UPSTREAM = -9034,      /* upstream transfer failed */
     ERR_SECRET_MOVED = -9035,  /* a secret path no longer names the object opened at start */
     ERR_UNDER_SECRET = -9036,  /* a working directory at or under a covered directory */
+    ERR_WS_OUTSIDE = -9040,    /* a workspace path that climbs above the root */
+    ERR_WS_ESCAPE = -9041,     /* a workspace path a symlink leads out of the root */
+    ERR_WS_LOOP = -9042,       /* too many symlinks in one workspace path */
 };
 
 /* Returns a static, human-readable description of any code (ours or -errno). */
