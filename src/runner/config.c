@@ -69,6 +69,7 @@ static const struct key_def keys[] = {
     {"tasks.output_cap", KIND_SIZE, F(tasks.output_cap), 0, 1, 1ull << 30},
     {"tasks.result_queue", KIND_SIZE, F(tasks.result_queue), 0, 0, 1000000},
     {"tasks.shutdown_grace", KIND_DURATION, F(tasks.shutdown_grace_ms), 0, 0, MS_MAX},
+    {"ops.read.max_bytes", KIND_SIZE, F(ops.read_max_bytes), 0, 1, 1ull << 30},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -663,6 +664,7 @@ int config_init(struct runner_config *c)
     c->tasks.output_cap = 10 * 1024 * 1024;
     c->tasks.result_queue = 256;
     c->tasks.shutdown_grace_ms = 30 * 1000;
+    c->ops.read_max_bytes = 8 * 1024 * 1024;
 
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "flashduty-runner");

@@ -82,6 +82,9 @@ struct runner_config {
         size_t result_queue;         /* results kept while disconnected, 256 */
         uint64_t shutdown_grace_ms;  /* SIGTERM: running tasks' time to end, then cancel (30 s) */
     } tasks;
+    struct {
+        size_t read_max_bytes;       /* bytes one read returns (8 MiB; RUNNER-OPS.md 12) */
+    } ops;
     char *config_path; /* absolute path of the file read, or NULL (none, or a pipe) */
 };
 

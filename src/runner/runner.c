@@ -32,12 +32,14 @@
 #include "env.h"
 #include "err.h"
 #include "harden.h"
+#include "fileop.h"
 #include "isolate.h"
 #include "log.h"
 #include "proto.h"
 #include "rewrite.h"
 #include "runner.h"
 #include "secret.h"
+#include "wspath.h"
 #include "task.h"
 #include "ws.h"
 
@@ -56,7 +58,8 @@ struct queued_result {
 struct running_task {
     LIST_ENTRY(running_task) link; /* on runner->tasks */
     struct runner *runner;
-    struct task *task;
+    struct task *task;     /* bash; or */
+    struct fileop *op;     /* a file operation */
     char *task_id, *trace_id, *source_instance_id;
 };
 
@@ -69,6 +72,8 @@ struct runner {
     struct env *child_env;
     bool isolate; /* commands run in namespaces (DESIGN.md 4b) */
     struct isolate_secrets secrets; /* what they cover, opened at start (isolate.h) */
+    struct wspath_root workspace;   /* its root, opened at start (wspath.h) */
+    struct fileop_limits fileop_limits;
     json_t *labels, *environment;
     struct ws *ws;
     bool connected;
@@ -201,6 +206,16 @@ static void running_task_free(struct running_task *rt)
     free(rt);
 }
 
+/* A task's end, whatever it ran: its bookkeeping goes (the result went out). */
+static void runner__task_over(struct runner *r, struct running_task *rt)
+{
+    LIST_REMOVE(rt, link);
+    r->ntasks--;
+    running_task_free(rt);
+    if (r->shutting_down && r->ntasks == 0)
+        runner__stop(r);
+}
+
 static void on_task_output(struct task *t, const char *stream, const uint8_t *data, size_t len,
                            void *ptr)
 {
@@ -239,18 +254,43 @@ static void on_task_done(struct task *t, const struct task_outcome *o, void *ptr
     runner__send_result(r, proto_encode_task_result(&res));
     json_decref(result);
 
-    LIST_REMOVE(rt, link);
-    r->ntasks--;
     task_free(t);
-    running_task_free(rt);
-    if (r->shutting_down && r->ntasks == 0)
-        runner__stop(r);
+    runner__task_over(r, rt);
 }
 
 static const struct task_events task_events = {
     .on_output = on_task_output,
     .on_done = on_task_done,
 };
+
+static void on_fileop_done(struct fileop *op, bool success, const json_t *result,
+                           const char *error, void *ptr)
+{
+    struct running_task *rt = ptr;
+    struct runner *r = rt->runner;
+    struct proto_task_result res = {
+        .task_id = rt->task_id,
+        .source_instance_id = rt->source_instance_id != NULL ? rt->source_instance_id : "",
+        .success = success,
+        .result = success ? result : NULL,
+        .error = success ? "" : error,
+        .exit_code = success ? 0 : 1, /* RUNNER-OPS.md 2.5: 1 with an error */
+    };
+
+    log_kv(success ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, task_fields(rt), "task finished%s%s",
+           success ? "" : ": ", success ? "" : error);
+    runner__send_result(r, proto_encode_task_result(&res));
+    fileop_free(op);
+    runner__task_over(r, rt);
+}
+
+static void runner__cancel_task(struct running_task *rt)
+{
+    if (rt->task != NULL)
+        task_cancel(rt->task);
+    else
+        fileop_cancel(rt->op);
+}
 
 static struct running_task *runner__find_task(struct runner *r, const char *task_id)
 {
@@ -261,6 +301,24 @@ static struct running_task *runner__find_task(struct runner *r, const char *task
             return rt;
     }
     return NULL;
+}
+
+/* A new running_task for m, not yet on the list; NULL (and m answered) on failure. */
+static struct running_task *runner__new_task(struct runner *r, struct proto_in *m)
+{
+    struct running_task *rt;
+
+    if ((rt = calloc(1, sizeof(*rt))) == NULL || (rt->task_id = strdup(m->task_id)) == NULL ||
+        (m->trace_id != NULL && (rt->trace_id = strdup(m->trace_id)) == NULL) ||
+        (m->source_instance_id != NULL &&
+         (rt->source_instance_id = strdup(m->source_instance_id)) == NULL)) {
+        if (rt != NULL)
+            running_task_free(rt);
+        runner__reply_failure(r, m, "out of memory");
+        return NULL;
+    }
+    rt->runner = r;
+    return rt;
 }
 
 static void runner__start_bash(struct runner *r, struct proto_in *m)
@@ -275,17 +333,10 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
         runner__reply_failure(r, m, err);
         return;
     }
-    if ((rt = calloc(1, sizeof(*rt))) == NULL || (rt->task_id = strdup(m->task_id)) == NULL ||
-        (m->trace_id != NULL && (rt->trace_id = strdup(m->trace_id)) == NULL) ||
-        (m->source_instance_id != NULL &&
-         (rt->source_instance_id = strdup(m->source_instance_id)) == NULL)) {
-        if (rt != NULL)
-            running_task_free(rt);
+    if ((rt = runner__new_task(r, m)) == NULL) {
         bash_args_free(&args);
-        runner__reply_failure(r, m, "out of memory");
         return;
     }
-    rt->runner = r;
     memset(&spec, 0, sizeof(spec));
     spec.task_id = m->task_id;
     spec.trace_id = m->trace_id;
@@ -314,16 +365,41 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
     r->ntasks++;
 }
 
+static void runner__start_fileop(struct runner *r, struct proto_in *m)
+{
+    struct running_task *rt;
+
+    if ((rt = runner__new_task(r, m)) == NULL)
+        return;
+    if (fileop_start(r->loop, m->operation, m->args, &r->workspace, &r->fileop_limits,
+                     on_fileop_done, rt, &rt->op) != 0) {
+        running_task_free(rt);
+        runner__reply_failure(r, m, "out of memory");
+        return;
+    }
+    log_kv(LOG_LEVEL_INFO, task_fields(rt), "task started (%s)", m->operation);
+    LIST_INSERT_HEAD(&r->tasks, rt, link);
+    r->ntasks++;
+}
+
 static void runner__on_task_request(struct runner *r, struct proto_in *m)
 {
     char err[160];
 
     if (r->shutting_down) {
         runner__reply_failure(r, m, "runner is shutting down");
-    } else if (m->operation == NULL || strcmp(m->operation, "bash") != 0) {
+    } else if (m->operation == NULL ||
+               (strcmp(m->operation, "bash") != 0 && !fileop_supports(m->operation))) {
         snprintf(err, sizeof(err), "operation not supported: %.64s",
                  m->operation != NULL ? m->operation : "(none)");
         runner__reply_failure(r, m, err);
+    } else if (strcmp(m->operation, "bash") != 0) {
+        if (runner__find_task(r, m->task_id) != NULL)
+            runner__reply_failure(r, m, "a task with this task_id is already running");
+        else if (r->ntasks >= r->cfg->tasks.max_concurrent)
+            runner__reply_failure(r, m, "too many tasks running on this runner");
+        else
+            runner__start_fileop(r, m);
     } else if (!r->cfg->bash_allowed) {
         runner__reply_failure(r, m, "bash is not permitted on this runner (permission.bash)");
     } else if (runner__find_task(r, m->task_id) != NULL) {
@@ -381,7 +457,7 @@ static void on_ws_message(struct ws *ws, uint8_t *msg, size_t len, bool binary, 
     case PROTO_TASK_CANCEL:
         if (m.task_id != NULL && (rt = runner__find_task(r, m.task_id)) != NULL) {
             log_kv(LOG_LEVEL_INFO, task_fields(rt), "task cancelled by the platform");
-            task_cancel(rt->task);
+            runner__cancel_task(rt);
         } else {
             log_info("cancel for an unknown task %.100s ignored", m.task_id ? m.task_id : "?");
         }
@@ -542,7 +618,7 @@ static void on_shutdown_deadline(uv_timer_t *t)
     log_warn("shutdown: %u task(s) still running after tasks.shutdown_grace (%llu ms): "
              "cancelling them", r->ntasks, (unsigned long long)r->cfg->tasks.shutdown_grace_ms);
     LIST_FOREACH(rt, &r->tasks, link)
-        task_cancel(rt->task);
+        runner__cancel_task(rt);
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -703,6 +779,13 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     }
     r->cfg = cfg;
     r->advertise_broker = advertise;
+    r->workspace.fd = -1;
+    /* The file operations resolve every path against this descriptor (wspath.h). */
+    if ((rc = wspath_root_open(&r->workspace, cfg->workspace_root)) != 0) {
+        log_error("workspace_root %.200s: %s", cfg->workspace_root, err_str(rc));
+        return rc;
+    }
+    r->fileop_limits.read_max_bytes = cfg->ops.read_max_bytes;
     /* The runner's own secrets never reach a command. */
     if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,
                                             cfg->broker.nenv_deny)) == NULL)
@@ -796,6 +879,7 @@ int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_
     json_decref(r.environment);
     env_free(r.child_env);
     isolate_secrets_free(&r.secrets);
+    wspath_root_close(&r.workspace);
     uv_loop_close(r.loop);
     return 0;
 }

@@ -320,10 +320,10 @@ def test_no_stream_sends_no_output_messages(runner, platform):
 
 
 def test_unsupported_operation_is_refused(runner, platform):
-    task_id = platform.task("read", {"path": "/etc/passwd"})
+    task_id = platform.task("webfetch", {"url": "http://127.0.0.1:9/"})
     res = platform.result(task_id)
     assert res["task_id"] == task_id and res["source_instance_id"] == "si-mock"
-    assert res["success"] is False and res["error"] == "operation not supported: read"
+    assert res["success"] is False and res["error"] == "operation not supported: webfetch"
     assert res["result"] is None
 
 

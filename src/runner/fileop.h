@@ -1,0 +1,54 @@
+/*
+ * fileop.h - a task's file operation (RUNNER-OPS.md section 5), run off the event loop.
+ *
+ * The runner's one loop is also every running task's broker: work that can take long
+ * (a big read, a walk of a tree) runs on libuv's thread pool, and the loop only starts
+ * it and turns its outcome into the task's result. The work polls a cancel flag
+ * between chunks; a cancelled operation ends with Go's "context canceled".
+ *
+ * Implemented so far: read (section 5.1). Paths go through wspath.h.
+ */
+#ifndef CREDBROKER_FILEOP_H
+#define CREDBROKER_FILEOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+struct wspath_root;
+struct fileop;
+
+struct fileop_limits {
+    uint64_t read_max_bytes; /* ops.read.max_bytes: bytes one read returns (8 MiB) */
+};
+
+/* Whether operation is one of the file operations implemented here. */
+bool fileop_supports(const char *operation);
+
+/*
+ * Called once, on the loop, when the operation is over: success with its result object
+ * (borrowed: valid during the call), or failure with Go's error text. The caller frees
+ * the operation with fileop_free afterwards (it may do so from here).
+ */
+typedef void (*fileop_done_cb)(struct fileop *op, bool success, const json_t *result,
+                               const char *error, void *data);
+
+/*
+ * Starts operation (fileop_supports) with its args (NULL: the message had none). The
+ * args are read at once (opargs.h); a bad one, like every other failure, comes to done
+ * from the next loop turn, never from here. ws and limits must outlive the operation.
+ * Returns 0 and *out, or ERR_NOMEM (then nothing was started).
+ */
+int fileop_start(uv_loop_t *loop, const char *operation, const json_t *args,
+                 const struct wspath_root *ws, const struct fileop_limits *limits,
+                 fileop_done_cb done, void *data, struct fileop **out);
+/* Stops the operation as soon as it can; done follows with "context canceled" unless it
+ * had finished already. Idempotent. */
+void fileop_cancel(struct fileop *op);
+/* Frees an operation whose done has run. Accepts NULL. */
+void fileop_free(struct fileop *op);
+
+#endif
