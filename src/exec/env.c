@@ -12,6 +12,9 @@
 #include "log.h"
 #include "secret.h"
 
+/* Shorter secrets are matched as a whole value only (env_deny_secret). */
+#define ENV_SECRET_MIN_INSIDE 8
+
 /* The broker's own secrets and variables it sets itself. */
 const char *const env_default_deny[] = {
     "FLASHDUTY_APP_KEY",
@@ -142,8 +145,14 @@ size_t env_deny_secret(struct env *e, const struct secret *s, const char *what)
         return 0;
     while (i < e->n) {
         const char *var = e->vars[i];
-        size_t nlen = name_len(var);
-        const char *at = memmem(var, strlen(var), bytes, len);
+        size_t nlen = name_len(var), vlen = strlen(var + nlen + 1);
+        /* A secret too short to be told from ordinary text (a test token "x") is looked
+         * for as a whole value only: inside others it would take TERM and PATH away. */
+        const char *at = len >= ENV_SECRET_MIN_INSIDE
+                             ? memmem(var, nlen + 1 + vlen, bytes, len)
+                             : (vlen == len && memcmp(var + nlen + 1, bytes, len) == 0
+                                    ? var + nlen + 1
+                                    : NULL);
 
         if (at == NULL) {
             i++;

@@ -29,7 +29,8 @@ void env_deny(struct env *e, const char *pattern);
  * Removes every variable that holds the bytes of s anywhere (a user who exported the key
  * under another name, a CI system that sets it twice), logging a warning for each with
  * its name, never its value (nor its name, if the name holds them). what says whose
- * secret it is ("the key"). Returns how many were removed. Cannot fail.
+ * secret it is ("the key"). A secret under 8 bytes is looked for as a whole value only.
+ * Returns how many were removed. Cannot fail.
  */
 size_t env_deny_secret(struct env *e, const struct secret *s, const char *what);
 /* Sets NAME=value, replacing an existing NAME. Returns 0 or ERR_NOMEM. */

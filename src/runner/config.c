@@ -69,6 +69,8 @@ static const struct key_def keys[] = {
     {"tasks.output_cap", KIND_SIZE, F(tasks.output_cap), 0, 1, 1ull << 30},
     {"tasks.result_queue", KIND_SIZE, F(tasks.result_queue), 0, 0, 1000000},
     {"tasks.shutdown_grace", KIND_DURATION, F(tasks.shutdown_grace_ms), 0, 0, MS_MAX},
+    {"ops", KIND_SECTION, 0, 0, 0, 0},
+    {"ops.read", KIND_SECTION, 0, 0, 0, 0},
     {"ops.read.max_bytes", KIND_SIZE, F(ops.read_max_bytes), 0, 1, 1ull << 30},
 };
 

@@ -120,6 +120,17 @@ static void test_env_deny_secret_removes_every_variable_holding_the_key(void **s
     assert_int_equal(env_deny_secret(e, key, "the key"), 0);
     secret_free(key);
     env_free(e);
+    /* A secret too short to tell from text goes only as a whole value. */
+    {
+        char *src2[] = {"TERM=xterm", "SHORT=xy", NULL};
+
+        assert_non_null(e = env_new(src2));
+        assert_int_equal(secret_from("xy", 2, &key), 0);
+        assert_int_equal(env_deny_secret(e, key, "the key"), 1);
+        assert_true(has(e, "TERM=xterm") && !has_name(e, "SHORT"));
+        secret_free(key);
+        env_free(e);
+    }
 }
 
 static void test_env_set_replaces_an_existing_variable(void **state)
