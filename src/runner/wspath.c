@@ -145,7 +145,7 @@ static int walk_splice(struct walk *w, const char *target)
 {
     const char *rest = w->at;
     char *path;
-    size_t rlen = strlen(w->root->real);
+    size_t rlen = strlen(w->root->real), plen;
 
     if (target[0] == '/') {
         if (strcmp(w->root->real, "/") == 0)
@@ -157,9 +157,10 @@ static int walk_splice(struct walk *w, const char *target)
         while (w->ndirs > 1)
             close(w->dirs[--w->ndirs]);
     }
-    if ((path = malloc(strlen(target) + 1 + strlen(rest) + 1)) == NULL)
+    plen = strlen(target) + 1 + strlen(rest) + 1;
+    if ((path = malloc(plen)) == NULL)
         return ERR_NOMEM;
-    sprintf(path, "%s/%s", target, rest);
+    snprintf(path, plen, "%s/%s", target, rest);
     free(w->path);
     w->path = path;
     w->at = path;
@@ -323,6 +324,7 @@ int wspath_open_parent(const struct wspath_root *r, const char *rel, bool mkdirs
 int wspath_root_open(struct wspath_root *r, const char *path)
 {
     char cwd[PATH_MAX], *joined = NULL, *rel = NULL;
+    size_t len;
     int err;
 
     memset(r, 0, sizeof(*r));
@@ -330,20 +332,22 @@ int wspath_root_open(struct wspath_root *r, const char *path)
     if (path[0] != '/') {
         if (getcwd(cwd, sizeof(cwd)) == NULL)
             return -errno;
-        if ((joined = malloc(strlen(cwd) + 1 + strlen(path) + 1)) == NULL)
+        len = strlen(cwd) + 1 + strlen(path) + 1;
+        if ((joined = malloc(len)) == NULL)
             return ERR_NOMEM;
-        sprintf(joined, "%s/%s", cwd, path);
+        snprintf(joined, len, "%s/%s", cwd, path);
         path = joined;
     }
     err = wspath_clean(path, &rel); /* an absolute path never climbs above '/' */
     free(joined);
     if (err != 0)
         return err;
-    if ((r->abs = malloc(strlen(rel) + 2)) == NULL) {
+    len = strlen(rel) + 2;
+    if ((r->abs = malloc(len)) == NULL) {
         free(rel);
         return ERR_NOMEM;
     }
-    sprintf(r->abs, "/%s", rel);
+    snprintf(r->abs, len, "/%s", rel);
     free(rel);
     /* mkdir -p, 0755 (the configured root's own symlinks are the operator's choice). */
     for (char *slash = strchr(r->abs + 1, '/');; slash = strchr(slash + 1, '/')) {
