@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "err.h"
 #include "fileop.h"
 #include "opargs.h"
@@ -24,15 +26,25 @@
 #define FILEOP_CHUNK (1024 * 1024) /* read between two looks at the cancel flag */
 #define FILEOP_ERROR_MAX 1024
 
-enum fileop_kind { FILEOP_READ };
+struct fileop;
+
+/* One operation: its args, its work (on the pool) and its result (on the loop). */
+struct fileop_kind {
+    const char *name;
+    const struct opargs_spec *spec;
+    void (*work)(struct fileop *op);
+    json_t *(*result)(const struct fileop *op);
+};
 
 struct fileop {
     uv_work_t work;
-    enum fileop_kind kind;
+    const struct fileop_kind *kind;
     const struct wspath_root *ws;
     struct fileop_limits limits;
+    mode_t umask;          /* the process's, for the mode of a new file */
     union {
         struct read_args read;
+        struct write_args write;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -47,9 +59,11 @@ struct fileop {
     bool truncated;
 };
 
+static const struct fileop_kind *fileop__kind(const char *operation);
+
 bool fileop_supports(const char *operation)
 {
-    return strcmp(operation, "read") == 0;
+    return fileop__kind(operation) != NULL;
 }
 
 /* ---- Go's texts ---- */
@@ -215,36 +229,14 @@ out:
 
 static json_t *read_result(const struct fileop *op)
 {
-    size_t b64_len = 4 * ((op->content_len + 2) / 3);
-    char *b64 = malloc(b64_len + 1);
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *b64 = malloc(BASE64_ENCODED_LEN(op->content_len) + 1);
     json_t *o;
-    size_t i, j = 0;
+    size_t len;
 
     if (b64 == NULL)
         return NULL;
-    /* base64, standard alphabet, padded (Go's StdEncoding) */
-    for (i = 0; i + 2 < op->content_len; i += 3) {
-        uint32_t v = (uint32_t)op->content[i] << 16 | (uint32_t)op->content[i + 1] << 8 |
-                     op->content[i + 2];
-
-        b64[j++] = alphabet[v >> 18 & 63];
-        b64[j++] = alphabet[v >> 12 & 63];
-        b64[j++] = alphabet[v >> 6 & 63];
-        b64[j++] = alphabet[v & 63];
-    }
-    if (i < op->content_len) {
-        uint32_t v = (uint32_t)op->content[i] << 16 |
-                     (i + 1 < op->content_len ? (uint32_t)op->content[i + 1] << 8 : 0);
-
-        b64[j++] = alphabet[v >> 18 & 63];
-        b64[j++] = alphabet[v >> 12 & 63];
-        b64[j++] = i + 1 < op->content_len ? alphabet[v >> 6 & 63] : '=';
-        b64[j++] = '=';
-    }
-    b64[j] = '\0';
-    o = json_pack("{s:s#, s:I}", "content", b64, j, "total_size", (json_int_t)op->total_size);
+    len = base64_encode(op->content, op->content_len, b64);
+    o = json_pack("{s:s#, s:I}", "content", b64, len, "total_size", (json_int_t)op->total_size);
     free(b64);
     if (o != NULL && op->truncated && json_object_set_new(o, "truncated", json_true()) != 0) {
         json_decref(o);
@@ -253,7 +245,157 @@ static json_t *read_result(const struct fileop *op)
     return o;
 }
 
+/* ---- write (RUNNER-OPS.md 5.2) ---- */
+
+/* A name for the temporary file beside name: hidden, ours, random. */
+static void temp_name(const char *name, char *out, size_t len)
+{
+    uint32_t rnd = 0;
+
+    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+        rnd = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)out;
+    if (strlen(name) + 24 < len && strlen(name) + 24 <= NAME_MAX)
+        snprintf(out, len, ".%s.credbroker-%08x", name, rnd);
+    else
+        snprintf(out, len, ".credbroker-write-%08x", rnd);
+}
+
+/* Writes all of data to fd, looking at the cancel flag between chunks. Returns 0,
+ * -ECANCELED or -errno. */
+static int write_all(struct fileop *op, int fd, const uint8_t *data, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        size_t chunk = len - done < FILEOP_CHUNK ? len - done : FILEOP_CHUNK;
+        ssize_t n;
+
+        if (atomic_load(&op->cancelled))
+            return -ECANCELED;
+        do {
+            n = write(fd, data + done, chunk);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return -errno;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Atomic, unlike Go's truncate-in-place: a temporary file beside the target (O_EXCL,
+ * 0600), every byte written and synced, the mode (and owner, where allowed) of the file
+ * it replaces, then renamed over it. On a failure or a cancel the target is untouched.
+ */
+static void write_work(struct fileop *op)
+{
+    const struct write_args *a = &op->args.write;
+    const char *p = a->path != NULL ? a->path : "", *b64 = a->content != NULL ? a->content : "";
+    char *rel = NULL, *name = NULL, tmp[NAME_MAX + 1], abs[PATH_MAX + 256], why[128];
+    uint8_t *data = NULL;
+    size_t len = 0, bad = 0;
+    struct stat st;
+    bool exists;
+    mode_t mode;
+    int r, dirfd = -1, fd = -1;
+
+    tmp[0] = '\0';
+    if ((r = wspath_clean(p, &rel)) != 0) {
+        op_path_error(op, r, p);
+        goto out;
+    }
+    if ((data = malloc(BASE64_DECODED_MAX(strlen(b64)) + 1)) == NULL) {
+        op_fail(op, "out of memory");
+        goto out;
+    }
+    if (base64_decode_go(b64, strlen(b64), data, &len, &bad) != 0) {
+        op_fail(op, "failed to decode content: illegal base64 data at input byte %zu", bad);
+        goto out;
+    }
+    if ((r = wspath_open_parent(op->ws, rel, true, &dirfd, &name)) != 0) {
+        if (r == -EISDIR) { /* the root itself */
+            go_errno(EISDIR, why, sizeof(why));
+            op_fail(op, "open %s: %s", op->ws->abs, why);
+        } else if (!op_path_error(op, r, p)) {
+            char *slash = strrchr(rel, '/');
+
+            if (slash != NULL)
+                *slash = '\0';
+            lexical_abs(op, slash != NULL ? rel : "", abs, sizeof(abs));
+            go_errno(-r, why, sizeof(why));
+            op_fail(op, "failed to create directory: mkdir %s: %s", abs, why);
+        }
+        goto out;
+    }
+    real_abs(op, dirfd, name, rel, abs, sizeof(abs));
+    exists = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        go_errno(EISDIR, why, sizeof(why));
+        op_fail(op, "open %s: %s", abs, why);
+        goto out;
+    }
+    mode = exists && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644 & ~op->umask;
+    temp_name(name, tmp, sizeof(tmp));
+    if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+        tmp[0] = '\0';
+        go_errno(errno, why, sizeof(why));
+        op_fail(op, "open %s: %s", abs, why);
+        goto out;
+    }
+    if ((r = write_all(op, fd, data, len)) == 0 && fsync(fd) != 0)
+        r = -errno;
+    if (r == -ECANCELED)
+        goto out; /* after_work says "context canceled"; the temporary file goes */
+    if (r != 0) {
+        go_errno(-r, why, sizeof(why));
+        op_fail(op, "write %s: %s", abs, why);
+        goto out;
+    }
+    if (exists && S_ISREG(st.st_mode))
+        (void)!fchown(fd, st.st_uid, st.st_gid); /* where the runner may */
+    if (fchmod(fd, mode) != 0 || renameat(dirfd, tmp, dirfd, name) != 0) {
+        go_errno(errno, why, sizeof(why));
+        op_fail(op, "write %s: %s", abs, why);
+        goto out;
+    }
+    tmp[0] = '\0'; /* renamed: it is the target now */
+    op->success = true;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp[0] != '\0')
+        unlinkat(dirfd, tmp, 0);
+    if (dirfd >= 0)
+        close(dirfd);
+    if (data != NULL) {
+        explicit_bzero(data, len);
+        free(data);
+    }
+    free(name);
+    free(rel);
+}
+
+static json_t *write_result(const struct fileop *op)
+{
+    return json_pack("{s:b}", "success", 1);
+}
+
 /* ---- the op ---- */
+
+static const struct fileop_kind kinds[] = {
+    {"read", &opargs_read, read_work, read_result},
+    {"write", &opargs_write, write_work, write_result},
+};
+
+static const struct fileop_kind *fileop__kind(const char *operation)
+{
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(kinds[i].name, operation) == 0)
+            return &kinds[i];
+    }
+    return NULL;
+}
+
 
 static void on_work(uv_work_t *w)
 {
@@ -261,9 +403,7 @@ static void on_work(uv_work_t *w)
 
     if (!op->args_ok || atomic_load(&op->cancelled))
         return;
-    switch (op->kind) {
-    case FILEOP_READ: read_work(op); break;
-    }
+    op->kind->work(op);
 }
 
 static void on_after_work(uv_work_t *w, int status)
@@ -279,10 +419,7 @@ static void on_after_work(uv_work_t *w, int status)
         op->done(op, false, NULL, op->error, op->data);
         return;
     }
-    switch (op->kind) {
-    case FILEOP_READ: result = read_result(op); break;
-    }
-    if (result == NULL)
+    if ((result = op->kind->result(op)) == NULL)
         op->done(op, false, NULL, "out of memory", op->data);
     else
         op->done(op, true, result, NULL, op->data);
@@ -299,19 +436,24 @@ int fileop_start(uv_loop_t *loop, const char *operation, const json_t *args,
     *out = NULL;
     if ((op = calloc(1, sizeof(*op))) == NULL)
         return ERR_NOMEM;
-    op->kind = FILEOP_READ;
+    if ((op->kind = fileop__kind(operation)) == NULL) {
+        free(op);
+        return ERR_INVALID;
+    }
     op->ws = ws;
     op->limits = *limits;
     op->done = done;
     op->data = data;
     op->work.data = op;
     atomic_init(&op->cancelled, false);
-    (void)operation; /* read is the only one so far (fileop_supports) */
+    /* Read on the loop (no other thread changes it; the runner never sets it again). */
+    op->umask = umask(0);
+    umask(op->umask);
     /* A bad args fails from the work's completion too: one path to done. */
-    op->args_ok = opargs_parse(&opargs_read, args, &op->args.read, op->error,
+    op->args_ok = opargs_parse(op->kind->spec, args, &op->args, op->error,
                                sizeof(op->error)) == 0;
     if ((r = uv_queue_work(loop, &op->work, on_work, on_after_work)) != 0) {
-        opargs_free(&opargs_read, &op->args.read);
+        opargs_free(op->kind->spec, &op->args);
         free(op);
         return r;
     }
@@ -329,7 +471,7 @@ void fileop_free(struct fileop *op)
 {
     if (op == NULL)
         return;
-    opargs_free(&opargs_read, &op->args.read);
+    opargs_free(op->kind->spec, &op->args);
     free(op->content);
     free(op);
 }

@@ -6,7 +6,7 @@
  * it and turns its outcome into the task's result. The work polls a cancel flag
  * between chunks; a cancelled operation ends with Go's "context canceled".
  *
- * Implemented so far: read (section 5.1). Paths go through wspath.h.
+ * Implemented so far: read and write (sections 5.1, 5.2). Paths go through wspath.h.
  */
 #ifndef CREDBROKER_FILEOP_H
 #define CREDBROKER_FILEOP_H
@@ -40,7 +40,8 @@ typedef void (*fileop_done_cb)(struct fileop *op, bool success, const json_t *re
  * Starts operation (fileop_supports) with its args (NULL: the message had none). The
  * args are read at once (opargs.h); a bad one, like every other failure, comes to done
  * from the next loop turn, never from here. ws and limits must outlive the operation.
- * Returns 0 and *out, or ERR_NOMEM (then nothing was started).
+ * Returns 0 and *out, or ERR_NOMEM / ERR_INVALID (not an operation of ours; then nothing
+ * was started).
  */
 int fileop_start(uv_loop_t *loop, const char *operation, const json_t *args,
                  const struct wspath_root *ws, const struct fileop_limits *limits,
