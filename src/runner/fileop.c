@@ -5,6 +5,7 @@
  * op's args, the workspace root (read-only after start) and the cancel flag, and fills
  * the op's outcome, which the loop turns into JSON in after_work.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,13 +21,21 @@
 #include "base64.h"
 #include "err.h"
 #include "fileop.h"
+#include "gomatch.h"
 #include "opargs.h"
+#include "proto.h"
 #include "wspath.h"
 
 #define FILEOP_CHUNK (1024 * 1024) /* read between two looks at the cancel flag */
 #define FILEOP_ERROR_MAX 1024
 
 struct fileop;
+
+struct list_entry {
+    char *path; /* relative to the root's real path */
+    bool is_dir;
+    int64_t size;
+};
 
 /* One operation: its args, its work (on the pool) and its result (on the loop). */
 struct fileop_kind {
@@ -45,6 +54,7 @@ struct fileop {
     union {
         struct read_args read;
         struct write_args write;
+        struct list_args list;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -57,6 +67,8 @@ struct fileop {
     size_t content_len;
     int64_t total_size;
     bool truncated;
+    struct list_entry *entries; /* list */
+    size_t nentries, entries_cap;
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation);
@@ -380,11 +392,272 @@ static json_t *write_result(const struct fileop *op)
     return json_pack("{s:b}", "success", 1);
 }
 
+/* ---- list (RUNNER-OPS.md 5.3) ---- */
+
+/* Adds an entry. Returns false when the walk must stop (the cap: truncated; no memory). */
+static bool list_add(struct fileop *op, const char *rel, const struct stat *st)
+{
+    struct list_entry *e;
+
+    if (op->nentries == op->limits.list_max_entries) {
+        op->truncated = true;
+        return false;
+    }
+    if (op->nentries == op->entries_cap) {
+        size_t cap = op->entries_cap ? op->entries_cap * 2 : 64;
+
+        if ((e = reallocarray(op->entries, cap, sizeof(*e))) == NULL) {
+            op_fail(op, "out of memory");
+            return false;
+        }
+        op->entries = e;
+        op->entries_cap = cap;
+    }
+    e = &op->entries[op->nentries];
+    if ((e->path = strdup(rel)) == NULL) {
+        op_fail(op, "out of memory");
+        return false;
+    }
+    e->is_dir = S_ISDIR(st->st_mode);
+    e->size = (int64_t)st->st_size;
+    op->nentries++;
+    return true;
+}
+
+static bool list_ignored(const struct fileop *op, const char *name)
+{
+    const struct opargs_strings *ig = &op->args.list.ignore;
+
+    for (size_t i = 0; i < ig->n; i++) {
+        if (gomatch(ig->v[i], name))
+            return true;
+    }
+    return false;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in directory dfd but . and .., sorted bytewise (Go's readDirNames). Returns
+ * the array (caller frees each and it) and *n, or NULL with errno set. */
+static char **list_names(int dfd, size_t *n)
+{
+    int copy = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+    char **names = NULL;
+    size_t cap = 0;
+    struct dirent *de;
+    int saved;
+
+    *n = 0;
+    if (d == NULL) {
+        saved = errno;
+        if (copy >= 0)
+            close(copy);
+        errno = saved;
+        return NULL;
+    }
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (*n == cap) {
+            char **grown = reallocarray(names, cap ? cap * 2 : 32, sizeof(char *));
+
+            if (grown == NULL)
+                goto fail;
+            names = grown;
+            cap = cap ? cap * 2 : 32;
+        }
+        if ((names[*n] = strdup(de->d_name)) == NULL)
+            goto fail;
+        (*n)++;
+    }
+    if (errno != 0)
+        goto fail;
+    closedir(d);
+    if (*n > 0)
+        qsort(names, *n, sizeof(char *), name_cmp);
+    return names != NULL ? names : calloc(1, sizeof(char *));
+fail:
+    saved = errno != 0 ? errno : ENOMEM;
+    while (*n > 0)
+        free(names[--(*n)]);
+    free(names);
+    closedir(d);
+    errno = saved;
+    return NULL;
+}
+
+/*
+ * The entries of directory dfd (opened O_RDONLY), whose path relative to the root is rel,
+ * depth-first, pre-order, in bytewise order; its directories entered when recursive.
+ * Symlinks are entries, never followed. Returns false when the walk stops (an error, the
+ * cap, a cancel).
+ */
+static bool list_dir(struct fileop *op, int dfd, const char *rel)
+{
+    char **names, path[PATH_MAX], abs[PATH_MAX + 256], why[128];
+    size_t n;
+    bool go_on = true;
+
+    if ((names = list_names(dfd, &n)) == NULL) {
+        snprintf(abs, sizeof(abs), "%s%s%s", op->ws->real, rel[0] ? "/" : "", rel);
+        go_errno(errno, why, sizeof(why));
+        op_fail(op, "failed to list directory: open %s: %s", abs, why);
+        return false;
+    }
+    for (size_t i = 0; i < n && go_on; i++) {
+        struct stat st;
+        int cfd;
+
+        if (atomic_load(&op->cancelled)) {
+            go_on = false;
+            break;
+        }
+        if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "", names[i]) >=
+            (int)sizeof(path)) {
+            op_fail(op, "failed to list directory: %s: file name too long", rel);
+            go_on = false;
+            break;
+        }
+        if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue; /* gone since the directory was read */
+            snprintf(abs, sizeof(abs), "%s/%s", op->ws->real, path);
+            go_errno(errno, why, sizeof(why));
+            op_fail(op, "failed to list directory: lstat %s: %s", abs, why);
+            go_on = false;
+            break;
+        }
+        if (list_ignored(op, names[i]))
+            continue; /* a directory pruned, a file skipped */
+        if (!list_add(op, path, &st)) {
+            go_on = false;
+            break;
+        }
+        if (!S_ISDIR(st.st_mode) || !op->args.list.recursive)
+            continue;
+        if ((cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+            snprintf(abs, sizeof(abs), "%s/%s", op->ws->real, path);
+            go_errno(errno, why, sizeof(why));
+            op_fail(op, "failed to list directory: open %s: %s", abs, why);
+            go_on = false;
+            break;
+        }
+        go_on = list_dir(op, cfd, path);
+        close(cfd);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return go_on;
+}
+
+/* The path of fd (an object beneath the root) relative to the root's real path. */
+static int relative_to_root(const struct fileop *op, int fd, char *out, size_t len)
+{
+    char link[64], real[PATH_MAX];
+    size_t rlen = strlen(op->ws->real);
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    if ((n = readlink(link, real, sizeof(real) - 1)) < 0)
+        return -errno;
+    real[n] = '\0';
+    if (strcmp(op->ws->real, "/") == 0)
+        rlen = 0;
+    else if (strncmp(real, op->ws->real, rlen) != 0 || (real[rlen] != '\0' && real[rlen] != '/'))
+        return ERR_WS_ESCAPE; /* (renamed out from under us meanwhile) */
+    snprintf(out, len, "%s", real[rlen] == '/' ? real + rlen + 1 : real + rlen);
+    return 0;
+}
+
+static void list_work(struct fileop *op)
+{
+    const struct list_args *a = &op->args.list;
+    const char *p = a->path != NULL ? a->path : "", *base;
+    char *rel = NULL, start[PATH_MAX], abs[PATH_MAX + 256], why[128];
+    struct stat st;
+    int r, fd = -1, dfd = -1;
+
+    if ((r = wspath_clean(p, &rel)) != 0) {
+        op_path_error(op, r, p);
+        goto out;
+    }
+    if ((fd = wspath_open(op->ws, rel, false)) < 0) {
+        if (!op_path_error(op, fd, p)) {
+            lexical_abs(op, rel, abs, sizeof(abs));
+            go_errno(-fd, why, sizeof(why));
+            op_fail(op, "failed to list directory: lstat %s: %s", abs, why);
+        }
+        goto out;
+    }
+    /* Entries are named from the root's real path: listing a symlink to a directory
+     * inside the root lists the target under its own name. */
+    if ((r = relative_to_root(op, fd, start, sizeof(start))) != 0 || fstat(fd, &st) != 0) {
+        if (!op_path_error(op, r, p))
+            op_fail(op, "failed to list directory: %s", p);
+        goto out;
+    }
+    op->success = true;
+    base = strrchr(start, '/') != NULL ? strrchr(start, '/') + 1 : start;
+    /* As Go's walk function: the ignore patterns first (the starting directory too,
+     * the root included), then the root itself is no entry. */
+    if (list_ignored(op, start[0] != '\0' ? base : strrchr(op->ws->real, '/') + 1))
+        goto out;
+    if (start[0] != '\0' && !list_add(op, start, &st))
+        goto out;
+    if (!S_ISDIR(st.st_mode))
+        goto out;
+    if ((dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        snprintf(abs, sizeof(abs), "%s%s%s", op->ws->real, start[0] ? "/" : "", start);
+        go_errno(errno, why, sizeof(why));
+        op_fail(op, "failed to list directory: open %s: %s", abs, why);
+        goto out;
+    }
+    list_dir(op, dfd, start);
+out:
+    if (dfd >= 0)
+        close(dfd);
+    if (fd >= 0)
+        close(fd);
+    free(rel);
+}
+
+static json_t *list_result(const struct fileop *op)
+{
+    json_t *o = json_object(), *entries = op->nentries > 0 ? json_array() : json_null();
+
+    if (o == NULL || entries == NULL || json_object_set_new(o, "entries", entries) != 0)
+        goto fail;
+    for (size_t i = 0; i < op->nentries; i++) {
+        const struct list_entry *e = &op->entries[i];
+        size_t len;
+        char *path = proto_utf8_sanitize((const uint8_t *)e->path, strlen(e->path), &len);
+        json_t *item = path != NULL ? json_pack("{s:s#, s:b, s:I}", "path", path, len, "is_dir",
+                                                e->is_dir, "size", (json_int_t)e->size)
+                                    : NULL;
+
+        free(path);
+        if (item == NULL || json_array_append_new(entries, item) != 0)
+            goto fail;
+    }
+    if (op->truncated && json_object_set_new(o, "truncated", json_true()) != 0)
+        goto fail;
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
 /* ---- the op ---- */
 
 static const struct fileop_kind kinds[] = {
     {"read", &opargs_read, read_work, read_result},
     {"write", &opargs_write, write_work, write_result},
+    {"list", &opargs_list, list_work, list_result},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)
@@ -473,5 +746,8 @@ void fileop_free(struct fileop *op)
         return;
     opargs_free(op->kind->spec, &op->args);
     free(op->content);
+    for (size_t i = 0; i < op->nentries; i++)
+        free(op->entries[i].path);
+    free(op->entries);
     free(op);
 }

@@ -6,7 +6,8 @@
  * it and turns its outcome into the task's result. The work polls a cancel flag
  * between chunks; a cancelled operation ends with Go's "context canceled".
  *
- * Implemented so far: read and write (sections 5.1, 5.2). Paths go through wspath.h.
+ * Implemented so far: read, write and list (sections 5.1-5.3). Paths go through
+ * wspath.h.
  */
 #ifndef CREDBROKER_FILEOP_H
 #define CREDBROKER_FILEOP_H
@@ -22,7 +23,8 @@ struct wspath_root;
 struct fileop;
 
 struct fileop_limits {
-    uint64_t read_max_bytes; /* ops.read.max_bytes: bytes one read returns (8 MiB) */
+    uint64_t read_max_bytes;   /* ops.read.max_bytes: bytes one read returns (8 MiB) */
+    size_t list_max_entries;   /* ops.list.max_entries: entries one list returns (50,000) */
 };
 
 /* Whether operation is one of the file operations implemented here. */
