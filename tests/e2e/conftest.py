@@ -452,6 +452,26 @@ def platform(tmp_path_factory):
     p.stop()
 
 
+@pytest.fixture
+def own_runner(request, credbroker, certs, tmp_path):
+    """own_runner(args=(), env=None, token=None (the runner's: "" = the platform's), platform_token=
+    random) -> (MockPlatform, RunnerProcess) for this test alone, connected. Both are stopped
+    at teardown, also when starting fails (the platform, or a runner that never connects)."""
+
+    def start(args=(), env=None, token="", platform_token=None):
+        (tmp_path / "platform").mkdir()
+        platform = MockPlatform(tmp_path / "platform",
+                                token=platform_token or "rt-" + secrets.token_hex(16))
+        request.addfinalizer(platform.stop)
+        r = RunnerProcess(credbroker, platform, tmp_path, certs.ca, token=token, args=args,
+                          env=env, wait_connected=False)
+        request.addfinalizer(r.close)
+        r.connection = r.wait_connected(timeout=10)
+        return platform, r
+
+    return start
+
+
 @pytest.fixture(scope="module")
 def runner(request, credbroker, certs, platform, tmp_path_factory):
     """A RunnerProcess connected to `platform` (one per module), with the

@@ -8,7 +8,6 @@ burst never takes another task's slots. (Separate from test_10: these take secon
 """
 
 import json
-import os
 from pathlib import Path
 
 from conftest import PYTHON, E2E, make_child_env, run_process, wait_for
@@ -68,13 +67,9 @@ def test_a_full_dial_queue_and_a_dial_that_waited_too_long_get_0xff(exec_argv, t
 
 
 def test_one_runner_tasks_burst_does_not_take_another_tasks_slots(
-        credbroker, certs, upstream, tmp_path, build_dir):
-    from conftest import MockPlatform, RunnerProcess
-
-    (tmp_path / "platform").mkdir()
-    platform = MockPlatform(tmp_path / "platform", token="rt-" + os.urandom(16).hex())
-    runner = RunnerProcess(credbroker, platform, tmp_path, certs.ca,
-                           args=["--set", "broker.max_conns=2", "--set", "broker.dial_wait=30s"])
+        own_runner, upstream, tmp_path, build_dir):
+    platform, runner = own_runner(
+        args=["--set", "broker.max_conns=2", "--set", "broker.dial_wait=30s"])
     marker, stop = tmp_path / "marker", tmp_path / "stop"
     try:
         flood = platform.bash(
@@ -97,5 +92,3 @@ def test_one_runner_tasks_burst_does_not_take_another_tasks_slots(
         assert len(refused) >= 1100 - 1024, len(refused)
     finally:
         stop.write_text("")
-        runner.close()
-        platform.stop()

@@ -28,28 +28,20 @@ def test_exec_removes_the_key_from_any_inherited_variable(exec_argv, key_file):
 
 
 def test_runner_removes_the_tasks_key_and_its_token_from_inherited_variables(
-        credbroker, certs, upstream, tmp_path):
-    from conftest import MockPlatform, RunnerProcess
-
+        own_runner, upstream):
     token = "rt-" + os.urandom(16).hex()
     task_key = "task-key-" + os.urandom(8).hex()
-    (tmp_path / "platform").mkdir()
-    platform = MockPlatform(tmp_path / "platform", token=token)
-    runner = RunnerProcess(credbroker, platform, tmp_path, certs.ca,
-                           env={"TOKEN_COPY": token, "KEY_COPY": "x%sx" % task_key})
-    try:
-        cred = {"key": task_key, "base_url": upstream.url}
-        res = platform.result(platform.bash(SHOW_ENV, credential=cred, timeout=20), timeout=30)
-        out = res["result"]["stdout"]
-        assert res["success"] is True, res
-        assert token not in out and task_key not in out
-        assert "TOKEN_COPY" not in out and "KEY_COPY" not in out
-        runner.wait_log("variable KEY_COPY holds the task's key")
-        runner.wait_log("variable TOKEN_COPY holds the runner's token")
-        assert task_key not in runner.log() and token not in runner.log()
-        # Another task's key is not this one's: KEY_COPY is an ordinary variable to it.
-        res = platform.result(platform.bash("env", timeout=20), timeout=30)
-        assert "KEY_COPY=x%sx" % task_key in res["result"]["stdout"]
-    finally:
-        runner.close()
-        platform.stop()
+    platform, runner = own_runner(env={"TOKEN_COPY": token, "KEY_COPY": "x%sx" % task_key},
+                                  platform_token=token)
+    cred = {"key": task_key, "base_url": upstream.url}
+    res = platform.result(platform.bash(SHOW_ENV, credential=cred, timeout=20), timeout=30)
+    out = res["result"]["stdout"]
+    assert res["success"] is True, res
+    assert token not in out and task_key not in out
+    assert "TOKEN_COPY" not in out and "KEY_COPY" not in out
+    runner.wait_log("variable KEY_COPY holds the task's key")
+    runner.wait_log("variable TOKEN_COPY holds the runner's token")
+    assert task_key not in runner.log() and token not in runner.log()
+    # Another task's key is not this one's: KEY_COPY is an ordinary variable to it.
+    res = platform.result(platform.bash("env", timeout=20), timeout=30)
+    assert "KEY_COPY=x%sx" % task_key in res["result"]["stdout"]

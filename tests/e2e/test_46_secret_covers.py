@@ -133,25 +133,17 @@ def test_exec_key_env_without_isolation_warns_that_the_parent_keeps_it(credbroke
 # ---- the runner ----
 
 @pytest.fixture
-def covered_runner(isolation_available, credbroker, certs, tmp_path):
+def covered_runner(isolation_available, own_runner, tmp_path):
     """A runner whose config (holding its token) is home/conf/config.yaml."""
-    from conftest import MockPlatform, RunnerProcess
-
     token = "rt-covers-token-" + os.urandom(8).hex()
-    (tmp_path / "platform").mkdir()
-    platform = MockPlatform(tmp_path / "platform", token=token)
     h = tmp_path / "home"
     (h / "conf").mkdir(parents=True)
     config = h / "conf" / "config.yaml"
     config.write_text("api_key: %s\nname: covers-runner\n" % token)
     config.chmod(0o600)
-    runner = RunnerProcess(credbroker, platform, tmp_path, certs.ca, token=None,
-                           args=["--config", str(config)])
-    try:
-        yield platform, runner, h, token
-    finally:
-        runner.close()
-        platform.stop()
+    platform, runner = own_runner(args=["--config", str(config)], token=None,
+                                  platform_token=token)
+    return platform, runner, h, token
 
 
 def run_task(platform, command, **kw):
@@ -198,29 +190,20 @@ def test_runner_a_config_deleted_and_created_again_fails_tasks_closed(covered_ru
 
 @pytest.mark.parametrize("at", ["at", "below"])
 def test_runner_refuses_a_workdir_under_a_covered_directory(
-        isolation_available, credbroker, certs, tmp_path, at):
-    from conftest import MockPlatform, RunnerProcess
-
-    (tmp_path / "platform").mkdir()
-    platform = MockPlatform(tmp_path / "platform", token="rt-" + os.urandom(16).hex())
+        isolation_available, own_runner, tmp_path, at):
     workspace = tmp_path / "runner-workspace"
     hidden = workspace / "hidden"
     (hidden / "sub").mkdir(parents=True)
     (hidden / "note").write_text("hidden-note-" + os.urandom(4).hex())
-    runner = RunnerProcess(credbroker, platform, tmp_path, certs.ca,
-                           args=["--set", "broker.secret_paths=%s" % hidden])
-    try:
-        res = run_task(platform, "cat note ../note; echo ran",
-                       workdir="hidden" if at == "at" else "hidden/sub")
-        assert res["success"] is False and "ran" not in res["stdout"], res
-        assert res["error"] == "workdir is under a secret path: %s" % hidden, res
-        # The same directory's parent is fine, and the cover holds there.
-        res = run_task(platform, "cat hidden/note; echo ran")
-        assert res["error"] == "" and "ran" in res["stdout"], res
-        assert "hidden-note" not in res["stdout"]
-    finally:
-        runner.close()
-        platform.stop()
+    platform, runner = own_runner(args=["--set", "broker.secret_paths=%s" % hidden])
+    res = run_task(platform, "cat note ../note; echo ran",
+                   workdir="hidden" if at == "at" else "hidden/sub")
+    assert res["success"] is False and "ran" not in res["stdout"], res
+    assert res["error"] == "workdir is under a secret path: %s" % hidden, res
+    # The same directory's parent is fine, and the cover holds there.
+    res = run_task(platform, "cat hidden/note; echo ran")
+    assert res["error"] == "" and "ran" in res["stdout"], res
+    assert "hidden-note" not in res["stdout"]
 
 
 def test_runner_log_is_covered_from_tasks_through_a_rotation(covered_runner):
