@@ -74,6 +74,8 @@ static const struct key_def keys[] = {
     {"ops.read.max_bytes", KIND_SIZE, F(ops.read_max_bytes), 0, 1, 1ull << 30},
     {"ops.list", KIND_SECTION, 0, 0, 0, 0},
     {"ops.list.max_entries", KIND_SIZE, F(ops.list_max_entries), 0, 1, 10000000},
+    {"ops.glob", KIND_SECTION, 0, 0, 0, 0},
+    {"ops.glob.max_matches", KIND_SIZE, F(ops.glob_max_matches), 0, 1, 10000000},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -670,6 +672,7 @@ int config_init(struct runner_config *c)
     c->tasks.shutdown_grace_ms = 30 * 1000;
     c->ops.read_max_bytes = 8 * 1024 * 1024;
     c->ops.list_max_entries = 50000;
+    c->ops.glob_max_matches = 50000;
 
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "flashduty-runner");

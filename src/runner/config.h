@@ -85,6 +85,7 @@ struct runner_config {
     struct {
         size_t read_max_bytes;       /* bytes one read returns (8 MiB; RUNNER-OPS.md 12) */
         size_t list_max_entries;     /* entries one list returns (50,000) */
+        size_t glob_max_matches;     /* matches one glob returns (50,000) */
     } ops;
     char *config_path; /* absolute path of the file read, or NULL (none, or a pipe) */
 };

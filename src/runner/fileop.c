@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "dsglob.h"
 #include "err.h"
 #include "fileop.h"
 #include "gomatch.h"
@@ -55,6 +56,7 @@ struct fileop {
         struct read_args read;
         struct write_args write;
         struct list_args list;
+        struct glob_args glob;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -399,7 +401,8 @@ static bool list_add(struct fileop *op, const char *rel, const struct stat *st)
 {
     struct list_entry *e;
 
-    if (op->nentries == op->limits.list_max_entries) {
+    if (op->nentries == (op->kind->spec == &opargs_glob ? op->limits.glob_max_matches
+                                                        : op->limits.list_max_entries)) {
         op->truncated = true;
         return false;
     }
@@ -652,12 +655,196 @@ fail:
     return NULL;
 }
 
+/* ---- glob (RUNNER-OPS.md 5.4) ---- */
+
+struct glob_walk {
+    const char *pattern;
+    bool dirs_only;        /* the pattern ended in '/' */
+    int max_depth;         /* levels below the root worth entering; -1 with a '**' */
+    struct stat *path;     /* the directories on the way down: a link back is a loop */
+    size_t depth;
+};
+
+/* Whether dfd's directory is already on the way down (a symlink back up: a loop). */
+static bool glob_on_path(const struct glob_walk *g, const struct stat *st)
+{
+    for (size_t i = 0; i < g->depth; i++) {
+        if (g->path[i].st_dev == st->st_dev && g->path[i].st_ino == st->st_ino)
+            return true;
+    }
+    return false;
+}
+
+/* The entries of dfd (relative path rel, at depth levels below the root), tested and
+ * entered. Returns false when the walk stops. File system errors are passed over, as
+ * doublestar does. */
+static bool glob_dir(struct fileop *op, struct glob_walk *g, int dfd, const char *rel)
+{
+    char **names, path[PATH_MAX];
+    size_t n;
+    bool go_on = true;
+
+    if ((names = list_names(dfd, &n)) == NULL)
+        return true;
+    for (size_t i = 0; i < n && go_on; i++) {
+        struct stat st, target;
+        bool is_dir;
+        int linkfd = -1, cfd = -1, m;
+
+        if (atomic_load(&op->cancelled)) {
+            go_on = false;
+            break;
+        }
+        if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "", names[i]) >=
+                (int)sizeof(path) ||
+            fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        is_dir = S_ISDIR(st.st_mode);
+        /* A symlinked directory counts (and is entered) only when it resolves beneath the
+         * root; its own name can match either way. */
+        if (S_ISLNK(st.st_mode) && (linkfd = wspath_open(op->ws, path, false)) >= 0 &&
+            fstat(linkfd, &target) == 0 && S_ISDIR(target.st_mode)) {
+            is_dir = true;
+            st = target;
+        }
+        if (!g->dirs_only || is_dir) {
+            if ((m = dsglob_match(g->pattern, path)) < 0) {
+                op_fail(op, "failed to glob: pattern too complex");
+                go_on = false;
+            } else if (m == 1) {
+                struct stat any = {0};
+
+                go_on = list_add(op, path, &any);
+            }
+        }
+        if (go_on && is_dir && (g->max_depth < 0 || (int)g->depth <= g->max_depth) &&
+            !glob_on_path(g, &st)) {
+            cfd = linkfd >= 0 ? openat(linkfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                              : openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                       O_CLOEXEC);
+            if (cfd >= 0) {
+                g->path[g->depth++] = st;
+                go_on = glob_dir(op, g, cfd, path);
+                g->depth--;
+                close(cfd);
+            }
+        }
+        if (linkfd >= 0)
+            close(linkfd);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return go_on;
+}
+
+/* A pattern that starts with '/' or has a '.' or '..' segment names no valid fs.FS path:
+ * no results, no error (Go's io/fs rules). */
+static bool glob_pattern_reachable(const char *p)
+{
+    if (p[0] == '/')
+        return false;
+    for (const char *seg = p; seg != NULL; seg = strchr(seg, '/') ? strchr(seg, '/') + 1 : NULL) {
+        size_t len = strchr(seg, '/') ? (size_t)(strchr(seg, '/') - seg) : strlen(seg);
+
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct list_entry *)a)->path, ((const struct list_entry *)b)->path);
+}
+
+static void glob_work(struct fileop *op)
+{
+    const char *pattern = op->args.glob.pattern != NULL ? op->args.glob.pattern : "";
+    struct glob_walk g = {0};
+    char *pat = NULL;
+    size_t len = strlen(pattern);
+    struct stat root;
+    int dfd = -1;
+
+    if (!dsglob_valid(pattern)) {
+        op_fail(op, "failed to glob: syntax error in pattern");
+        return;
+    }
+    op->success = true;
+    if (len == 0 || !glob_pattern_reachable(pattern))
+        return;
+    if ((pat = strdup(pattern)) == NULL) {
+        op_fail(op, "out of memory");
+        return;
+    }
+    /* A trailing '/' matches directories only. */
+    if (len > 1 && pat[len - 1] == '/' && pat[len - 2] != '\\') {
+        pat[len - 1] = '\0';
+        g.dirs_only = true;
+    }
+    g.pattern = pat;
+    g.max_depth = strstr(pat, "**") != NULL ? -1 : 0;
+    for (const char *c = pat; g.max_depth >= 0 && *c != '\0'; c++)
+        g.max_depth += *c == '/';
+    if ((g.path = calloc(PATH_MAX / 2, sizeof(*g.path))) == NULL) {
+        op_fail(op, "out of memory");
+        goto out;
+    }
+    /* "**" matches the directory it starts from: the root itself, ".". */
+    if (strcmp(pat, "**") == 0) {
+        struct stat any = {0};
+
+        if (!list_add(op, ".", &any))
+            goto out;
+    }
+    if ((dfd = openat(op->ws->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        fstat(dfd, &root) != 0)
+        goto out;
+    g.path[g.depth++] = root;
+    glob_dir(op, &g, dfd, "");
+out:
+    if (dfd >= 0)
+        close(dfd);
+    /* The first ones in walk order (names sorted per directory), then sorted. */
+    if (op->success && op->nentries > 1)
+        qsort(op->entries, op->nentries, sizeof(*op->entries), entry_cmp);
+    free(g.path);
+    free(pat);
+}
+
+static json_t *glob_result(const struct fileop *op)
+{
+    json_t *o = json_object(), *matches = op->nentries > 0 ? json_array() : json_null();
+
+    if (o == NULL || matches == NULL || json_object_set_new(o, "matches", matches) != 0)
+        goto fail;
+    for (size_t i = 0; i < op->nentries; i++) {
+        size_t len;
+        char *path = proto_utf8_sanitize((const uint8_t *)op->entries[i].path,
+                                         strlen(op->entries[i].path), &len);
+
+        if (path == NULL || json_array_append_new(matches, json_stringn(path, len)) != 0) {
+            free(path);
+            goto fail;
+        }
+        free(path);
+    }
+    if (op->truncated && json_object_set_new(o, "truncated", json_true()) != 0)
+        goto fail;
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
 /* ---- the op ---- */
 
 static const struct fileop_kind kinds[] = {
     {"read", &opargs_read, read_work, read_result},
     {"write", &opargs_write, write_work, write_result},
     {"list", &opargs_list, list_work, list_result},
+    {"glob", &opargs_glob, glob_work, glob_result},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)

@@ -6,7 +6,7 @@
  * it and turns its outcome into the task's result. The work polls a cancel flag
  * between chunks; a cancelled operation ends with Go's "context canceled".
  *
- * Implemented so far: read, write and list (sections 5.1-5.3). Paths go through
+ * Implemented so far: read, write, list and glob (sections 5.1-5.4). Paths go through
  * wspath.h.
  */
 #ifndef CREDBROKER_FILEOP_H
@@ -25,6 +25,7 @@ struct fileop;
 struct fileop_limits {
     uint64_t read_max_bytes;   /* ops.read.max_bytes: bytes one read returns (8 MiB) */
     size_t list_max_entries;   /* ops.list.max_entries: entries one list returns (50,000) */
+    size_t glob_max_matches;   /* ops.glob.max_matches: matches one glob returns (50,000) */
 };
 
 /* Whether operation is one of the file operations implemented here. */

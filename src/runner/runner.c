@@ -787,6 +787,7 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     }
     r->fileop_limits.read_max_bytes = cfg->ops.read_max_bytes;
     r->fileop_limits.list_max_entries = cfg->ops.list_max_entries;
+    r->fileop_limits.glob_max_matches = cfg->ops.glob_max_matches;
     /* The runner's own secrets never reach a command. */
     if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,
                                             cfg->broker.nenv_deny)) == NULL)
