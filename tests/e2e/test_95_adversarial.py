@@ -17,6 +17,7 @@ import array
 import json
 import os
 import secrets
+import select
 import shutil
 import socket
 import subprocess
@@ -145,6 +146,16 @@ def read_until_closed(sock, timeout=5.0):
         if not piece:
             return data
         data += piece
+
+
+def answered_or_closed(socks):
+    """Those of socks the broker has written to or closed (they have something to read):
+    none, while it still waits for their requests."""
+    poller = select.poll()
+    for s in socks:
+        poller.register(s, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(0)}
+    return [s for s in socks if s.fileno() in ready]
 
 
 def error_body_ok(resp, key):
@@ -644,8 +655,24 @@ def test_smuggling_attempt_is_refused_closed_and_never_reaches_the_upstream(shar
 
 # == 4. slow and aborting clients =================================================================
 
+HEAD_TIMEOUT = 5  # s: test_slowloris's --head-timeout
+
+
 def test_slowloris_200_connections_do_not_delay_a_normal_request(held, upstream):
-    h = held(["--head-timeout", "2s", "--max-conns", "256", "--dial-rate", "100000"])
+    """200 connections trickle a request head, one byte a second per connection, and
+    three normal requests are answered meanwhile: all three while every one of the 200
+    is still open and unanswered. That ordering is the check, not a latency figure,
+    which a shared 2-core machine (and ASan) cannot promise. A broker whose loop or
+    connection slots the slow heads held (reading heads in turn, --max-conns taken by
+    them) would answer the normal requests only once the head timeout had cut slow
+    ones, so --head-timeout is long enough (5 s) for three requests to fit before it.
+
+    Then every slow head is cut (408 or a plain close): not before the head timeout,
+    counted from the first byte (the timer waited), and well before the trickle could
+    complete a head (about 2 min): a timer renewed by each trickled byte would fire
+    only then. The ceiling is 10 times the timeout, far from both."""
+    h = held(["--head-timeout", "%ds" % HEAD_TIMEOUT, "--max-conns", "256",
+              "--dial-rate", "100000"])
     head = b"GET /status/200 HTTP/1.1\r\nHost: flashduty.broker.local\r\nX-Slow: " + b"s" * 64
     slow = [h.dial(timeout=10) for _ in range(200)]
     start = time.monotonic()
@@ -665,21 +692,25 @@ def test_slowloris_200_connections_do_not_delay_a_normal_request(held, upstream)
 
     t = threading.Thread(target=trickle, daemon=True)
     t.start()
-    timings = []
     try:
         for _ in range(3):
-            t0 = time.monotonic()
-            status, _, _ = h.request("GET", "/status/200?during=slowloris", timeout=10)
-            timings.append(time.monotonic() - t0)
+            status, _, _ = h.request("GET", "/status/200?during=slowloris", timeout=30)
             assert status == 200
-        assert max(timings) < 2.0, "normal requests took %s s during the slowloris" % timings
-        # The head timeout runs from the first byte and is not renewed by trickling.
-        ends = []
+        early = answered_or_closed(slow)
+        assert not early, ("%d slow heads were cut before the normal requests were answered "
+                           "(%.1f s after their first byte, --head-timeout %ds)"
+                           % (len(early), time.monotonic() - start, HEAD_TIMEOUT))
+        ends, ceiling = [], start + 10 * HEAD_TIMEOUT
         for s in slow:
-            rest = read_until_closed(s, timeout=10)
+            try:
+                rest = read_until_closed(s, timeout=max(0.1, ceiling - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError("a slow head still open %.1f s after its first byte with "
+                                     "--head-timeout %ds: is the timer renewed by each byte?"
+                                     % (time.monotonic() - start, HEAD_TIMEOUT))
             ends.append(time.monotonic() - start)
             assert rest == b"" or rest.split(b" ")[1] == b"408", rest[:100]
-        assert max(ends) < 5.0, "slow heads cut after %.1f s with --head-timeout 2s" % max(ends)
+        assert min(ends) >= 0.9 * HEAD_TIMEOUT, "a slow head was cut after %.1f s" % min(ends)
     finally:
         stop.set()
         for s in slow:
@@ -689,12 +720,16 @@ def test_slowloris_200_connections_do_not_delay_a_normal_request(held, upstream)
 
 
 def test_sixty_slow_uploads_do_not_block_a_normal_request(held, upstream):
-    # Slow bodies hold their upstream request open (the stall timeout restarts
-    # with each byte); they must not hold up the event loop for anyone else.
-    # The broker answers a malformed request itself: that bounds the loop's
-    # latency. A normal request also needs its own upstream connection, whose
-    # TLS handshake queues behind the 60 others at the (Python) test upstream,
-    # hence its more generous bound.
+    """60 uploads send 1,000 of their 1,000,000 body bytes and stop: their upstream
+    requests stay open (nothing cuts them for 120 s, the default stall timeout). They
+    must not hold up the event loop, nor the upstream side, for anyone else: a malformed
+    request, which the broker answers itself, gets its 400, and a normal request, which
+    needs an upstream connection of its own, its 200, while all 60 uploads are still
+    open and unanswered (checked after). The uploads end only when the test closes
+    them, so a broker that served nothing else until they ended would leave the two
+    unanswered until their receive timeouts (10 s and 30 s) failed the test. How fast
+    the two are answered is a latency figure, which a shared 2-core machine (and ASan)
+    cannot promise: this checks the ordering."""
     h = held()
     uploads = []
     try:
@@ -703,17 +738,14 @@ def test_sixty_slow_uploads_do_not_block_a_normal_request(held, upstream):
             c.send(rawhttp.request("POST", "/upload?slow=%d" % i,
                                    headers=[("Content-Length", "1000000")]) + b"x" * 1000)
             uploads.append(c)
-        t0 = time.monotonic()
         bad = raw(h)
         bad.send(b"GET /status/200 HTTP/1.1\r\nHost: x\r\nX-A: \x01\r\n\r\n")
         assert bad.response().status == 400
-        assert time.monotonic() - t0 < 0.5, "the event loop answered after %.2f s" % (
-            time.monotonic() - t0)
         bad.close()
-        t0 = time.monotonic()
-        status, _, _ = h.request("GET", "/status/200?during=slow-uploads")
+        status, _, _ = h.request("GET", "/status/200?during=slow-uploads", timeout=30)
         assert status == 200
-        assert time.monotonic() - t0 < 5.0
+        early = answered_or_closed([c.sock for c in uploads])
+        assert not early, "%d of the slow uploads were answered or closed" % len(early)
     finally:
         for c in uploads:
             c.close()
@@ -722,8 +754,12 @@ def test_sixty_slow_uploads_do_not_block_a_normal_request(held, upstream):
 
 def test_child_that_pipelines_200_mib_and_never_reads_cannot_grow_the_brokers_memory(held,
                                                                                    upstream):
-    # 200 pipelined 1 MiB downloads, none read: backpressure must hold them in
-    # the upstream (paused transfer, unread pipelined heads), not in the broker.
+    """200 pipelined 1 MiB downloads, none read: backpressure must hold them in the
+    upstream (paused transfer, unread pipelined heads), not in the broker. A normal
+    request on another connection is answered while they are still unread (the
+    connection is closed only after): a broker stuck on the unread one would leave it
+    unanswered until its 30 s timeout failed the test. How fast it is answered is
+    not asserted (a shared 2-core machine, and ASan, cannot promise a figure)."""
     h = held()
     pid = h.proc.pid
     start_rss = broker_rss_kib(pid)
@@ -734,9 +770,8 @@ def test_child_that_pipelines_200_mib_and_never_reads_cannot_grow_the_brokers_me
     while time.monotonic() < deadline:  # sampling a level, not waiting for an event
         peak = max(peak, broker_rss_kib(pid))
         time.sleep(0.01)
-    t0 = time.monotonic()
-    status, _, _ = h.request("GET", "/status/200?during=unread")
-    assert status == 200 and time.monotonic() - t0 < 2.0
+    status, _, _ = h.request("GET", "/status/200?during=unread", timeout=30)
+    assert status == 200
     assert peak - start_rss < 40 * 1024, "broker RSS grew by %d KiB" % (peak - start_rss)
     c.close()
     assert_serving(h)
@@ -952,6 +987,9 @@ def special_key(tmp_path_factory):
     return write_key_file(tmp_path_factory.mktemp("special-key") / "key", key), key
 
 
+RESPONSE_TIMEOUT = 1  # s: facing_hostile's --response-timeout (the default is 60 s)
+
+
 @pytest.fixture(scope="module")
 def facing_hostile(credbroker, hostile, certs, special_key, tmp_path_factory):
     """One `credbroker exec` (held.py) whose upstream is the hostile one, with
@@ -960,7 +998,8 @@ def facing_hostile(credbroker, hostile, certs, special_key, tmp_path_factory):
 
     def argv(child):
         return [str(credbroker), "exec", "--upstream", hostile.url, "--cacert", str(certs.ca),
-                "--key-file", str(special_key[0]), "--response-timeout", "1s", "--"] + child
+                "--key-file", str(special_key[0]), "--response-timeout",
+                "%ds" % RESPONSE_TIMEOUT, "--"] + child
 
     h = Held(argv, make_child_env(), workdir)
     yield h
@@ -970,44 +1009,52 @@ def facing_hostile(credbroker, hostile, certs, special_key, tmp_path_factory):
 @pytest.mark.parametrize("path", ["/hang-status", "/hang-headers", "/endless-headers?delay_ms=50"])
 def test_upstream_that_stalls_before_the_end_of_its_head_is_504_at_the_response_timeout(
         facing_hostile, special_key, path):
+    # The 504 comes after the response timeout (the timer waited) and before a generous
+    # ceiling of 10 times it, far below the 60 s default: the configured timer ended it.
+    # /endless-headers keeps sending: a timer renewed by each header byte would never fire.
     h = facing_hostile
     t0 = time.monotonic()
-    status, headers, body = h.request("GET", path, timeout=10)
+    status, headers, body = h.request("GET", path, timeout=30)
     elapsed = time.monotonic() - t0
     assert status == 504, body
     assert json.loads(body)["error"]["code"]
-    assert 0.9 <= elapsed < 3, "504 after %.2f s with --response-timeout 1s" % elapsed
+    assert 0.9 * RESPONSE_TIMEOUT <= elapsed < 10 * RESPONSE_TIMEOUT, (
+        "504 after %.2f s with --response-timeout %ds" % (elapsed, RESPONSE_TIMEOUT))
     assert_serving(h, "/ok", key=special_key[1])
 
 
 @pytest.mark.parametrize("delay_ms", [100, 0], ids=["every-100ms", "flood"])
 def test_upstream_sending_interim_responses_forever_is_cut_at_the_response_timeout(
         facing_hostile, special_key, delay_ms):
-    # 100 Continue heads are not the response head: an upstream that never
-    # stops sending them has sent no head, and gets 504 like a silent one.
+    # 100 Continue heads are not the response head: an upstream that never stops sending
+    # them has sent no head, and gets 504 like a silent one (or 502 once the heads are over
+    # a limit), before a generous ceiling of 10 times the response timeout: a timer renewed
+    # by each interim head would never fire. A 504 comes after the timeout (it waited).
     h = facing_hostile
-    c = raw(h, timeout=3.5)
+    c = raw(h, timeout=30)
     c.send(rawhttp.request("GET", "/endless-interim?delay_ms=%d" % delay_ms))
     t0 = time.monotonic()
     try:
         resp = c.response(interim=True)
     except TimeoutError:
         raise AssertionError("no answer %.1f s into an endless 1xx stream with "
-                             "--response-timeout 1s" % (time.monotonic() - t0))
+                             "--response-timeout %ds" % (time.monotonic() - t0, RESPONSE_TIMEOUT))
     elapsed = time.monotonic() - t0
     assert resp.status in (502, 504), resp
-    assert elapsed < 3, "cut after %.2f s" % elapsed
+    assert elapsed < 10 * RESPONSE_TIMEOUT, "cut after %.2f s" % elapsed
+    if resp.status == 504:
+        assert elapsed >= 0.9 * RESPONSE_TIMEOUT, "504 after %.2f s" % elapsed
     c.close()
     assert_serving(h, "/ok", key=special_key[1])
 
 
 def test_endless_header_flood_is_cut_with_502(facing_hostile, hostile, special_key):
+    # Cut by the limit on a response head: 502, where the response timeout would give 504
+    # (as /endless-headers?delay_ms=50 does above), and before 8 MiB were sent.
     h = facing_hostile
     hostile.clear_log()
-    t0 = time.monotonic()
-    status, _, body = h.request("GET", "/endless-headers?delay_ms=0", timeout=10)
+    status, _, body = h.request("GET", "/endless-headers?delay_ms=0", timeout=30)
     assert status == 502, body
-    assert time.monotonic() - t0 < 3
     [ended] = wait_for(lambda: hostile.events("sent"), what="the flood to end")
     assert ended["why"] == "client_gone" and ended["bytes"] < 8 << 20, ended
     assert_serving(h, "/ok", key=special_key[1])
