@@ -3,7 +3,6 @@ errors (502/504), response scrubbing of the key, streaming and cancellation.
 """
 
 import json
-import os
 import secrets
 import socket
 import time
@@ -38,13 +37,16 @@ def closed_port():
 # -- the broker's own errors ---------------------------------------------------------
 
 def test_unreachable_upstream_is_502_quickly(held, key_file):
+    """A refused connect is a 502 at once: before the connect timeout (20 s here) could
+    fire. A broker that retried, or did not notice the refusal, would answer only at that
+    timeout. "Quickly" is that ordering, not a figure a shared machine could promise."""
     port = closed_port()
-    h = held(upstream_url="https://127.0.0.1:%d" % port)
+    h = held(["--connect-timeout", "20s"], upstream_url="https://127.0.0.1:%d" % port)
     start = time.monotonic()
-    status, headers, body = h.request("GET", "/echo?app_key=x")
+    status, headers, body = h.request("GET", "/echo?app_key=x", timeout=30)
     elapsed = time.monotonic() - start
     assert_broker_error(status, headers, body, 502, key_file[1])
-    assert elapsed < 3, "502 took %.1f s" % elapsed
+    assert elapsed < 20, "502 after %.1f s: at the connect timeout, not at the refusal" % elapsed
 
 
 def test_upstream_connect_timeout_is_respected(held, key_file):
@@ -71,10 +73,12 @@ def test_upstream_connect_timeout_is_respected(held, key_file):
             probe.close()
         h = held(["--connect-timeout", "1s"], upstream_url="https://127.0.0.1:%d" % addr[1])
         start = time.monotonic()
-        status, headers, body = h.request("GET", "/echo")
+        status, headers, body = h.request("GET", "/echo", timeout=30)
         elapsed = time.monotonic() - start
         assert_broker_error(status, headers, body, 502, key_file[1])
-        assert 0.9 <= elapsed < 5, "answered after %.2f s with --connect-timeout 1s" % elapsed
+        # After the configured 1 s (the timer waited) and before the default 10 s could
+        # have fired: the option is what ended it.
+        assert 0.9 <= elapsed < 10, "answered after %.2f s with --connect-timeout 1s" % elapsed
     finally:
         for s in fillers:
             s.close()
@@ -88,6 +92,7 @@ def test_silent_upstream_is_504_at_the_response_timeout(held, upstream, key_file
     status, headers, body = h.request("GET", "/silent")
     elapsed = time.monotonic() - start
     assert_broker_error(status, headers, body, 504, key_file[1])
+    # After the 1 s (the timer waited), before 10 times it, far below the 60 s default.
     assert 0.9 <= elapsed < 10, "504 after %.2f s with --response-timeout 1s" % elapsed
     assert upstream.wait_requests(1)[0]["path"] == "/silent"
 
@@ -107,15 +112,28 @@ def test_upstream_error_status_and_body_pass_through(held):
 
 
 def test_stalled_response_body_is_cut_at_the_stall_timeout(held, upstream):
-    h = held(["--stall-timeout", "1s"])
+    """The upstream sends the head and a first piece of the body, then nothing for 10
+    times the stall timeout, then the second and last piece. The broker cuts the transfer
+    after the stall timeout (at least 0.9 s: the timer waited) and before that second
+    piece: the child gets the first piece, then EOF, and the upstream sees the broker
+    leave while it waits to send the second (sent: one piece). A broker that does not cut
+    a stalled body, or waits longer than 10 times the timeout, delivers the whole body."""
+    stall, piece = 1, 1000
+    h = held(["--stall-timeout", "%ds" % stall])
     upstream.clear_log()
-    c = rawhttp.RawConn(h.dial(), timeout=10)
-    c.send(rawhttp.request("GET", "/slow-body?size=100000&delay_ms=4000&piece=1000"))
+    c = rawhttp.RawConn(h.dial(), timeout=30)
+    c.send(rawhttp.request("GET", "/slow-body?size=%d&delay_ms=%d&piece=%d"
+                           % (2 * piece, 10 * stall * 1000, piece)))
     start = time.monotonic()
     with pytest.raises(EOFError):
         c.response()
     elapsed = time.monotonic() - start
-    assert 0.9 <= elapsed < 3.5, "cut after %.2f s with --stall-timeout 1s" % elapsed
+    assert c.buf == pattern_bytes(piece), "the child got %d body bytes" % len(c.buf)
+    assert elapsed >= 0.9 * stall, "cut after %.2f s with --stall-timeout %ds" % (elapsed, stall)
+    gone = wait_for(lambda: [e for e in upstream.events() if e["event"] == "client_gone" and
+                             e["path"] == "/slow-body" and e["size"] == 2 * piece],
+                    timeout=5, what="the upstream to see the transfer cut")
+    assert [e["sent"] for e in gone] == [piece], gone
 
 
 def test_large_download_streams_byte_exact(held):
@@ -147,10 +165,10 @@ def test_downloads_read_slowly_arrive_whole(held):
     assert results == [(n, pattern_sha256(n)) for n in sizes]
 
 
-def process_cpu_seconds(pid):
+def process_state(pid):
+    """The state letter in /proc/PID/stat: R running or waiting for a CPU, S asleep, ..."""
     with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_a_pooled_connection_the_upstream_closes_is_let_go_and_replaced(held, upstream):
@@ -164,12 +182,18 @@ def test_a_pooled_connection_the_upstream_closes_is_let_go_and_replaced(held, up
     assert status == 200, body
     wait_for(lambda: [e for e in upstream.events() if e["event"] == "closed_silently"],
              timeout=5, what="the upstream to close its end")
-    # Nothing to poll for here: the broker must simply stay idle. A spinning loop uses a
-    # whole CPU second per second; an idle one next to nothing.
-    before = process_cpu_seconds(h.proc.pid)
-    time.sleep(1.0)
-    spent = process_cpu_seconds(h.proc.pid) - before
-    assert spent < 0.3, "the idle broker used %.2f CPU s in 1 s" % spent
+    # Nothing to poll for here: the broker must simply stay idle, asleep in its loop's
+    # wait (S). A loop spinning on a watched socket never sleeps: it is running or waiting
+    # for a CPU (R) at every look, however loaded the machine, where the CPU seconds it
+    # gets in a second depend on the load.
+    states = []
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # sampling a level, not waiting for an event
+        states.append(process_state(h.proc.pid))
+        time.sleep(0.01)
+    running = states.count("R")
+    assert running < len(states) / 2, ("the idle broker was running in %d of %d looks over "
+                                       "1 s: is its loop spinning?" % (running, len(states)))
     for _ in range(3):
         status, _, body = h.request("GET", "/echo")
         assert status == 200, body
