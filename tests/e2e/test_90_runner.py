@@ -413,6 +413,11 @@ def test_sigterm_cancels_tasks_still_running_after_the_shutdown_grace(spawn):
 
 
 def test_wrong_token_is_retried_with_growing_delays_until_fixed(spawn):
+    """The runner's own choices grow: its log says "reconnecting in D s", D between 0.5
+    and 1 s, then between 1 and 2 s (1 s, doubled, each with jitter down to half). Each
+    gap between attempts lasted at least the delay chosen before it (the timer waited).
+    No gap has a ceiling: how much longer one lasts depends on the machine's load, not on
+    the runner; the wait for the three attempts (20 s) stops a runner that never retries."""
     r = spawn(token="wrong-" + secrets.token_hex(8), wait_connected=False)
     p = r.platform
 
@@ -420,16 +425,22 @@ def test_wrong_token_is_retried_with_growing_delays_until_fixed(spawn):
         conns = p.connections()
         return conns if len(conns) >= 3 else None
 
-    conns = wait_for(attempts, timeout=8, what="3 connection attempts")[:3]
+    conns = wait_for(attempts, timeout=20, what="3 connection attempts")[:3]
     assert all(c["token_ok"] is False and c["status"] == 401 for c in conns), conns
+
+    def chosen_delays():
+        found = [float(line.split("reconnecting in ", 1)[1].split()[0])
+                 for line in r.log().splitlines() if "reconnecting in " in line]
+        return found[:2] if len(found) >= 2 else None
+
+    delays = wait_for(chosen_delays, what="the first two delays in the runner's log")
+    assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0, delays
     gaps = [b["at"] - a["at"] for a, b in zip(conns, conns[1:])]
-    assert 0.4 <= gaps[0] <= 1.5, gaps       # backoff 1 s with jitter: 0.5..1 s
-    assert 0.9 <= gaps[1] <= 2.5, gaps       # then 2 s: 1..2 s
-    assert gaps[1] > gaps[0], gaps
+    assert all(gap >= delay - 0.1 for gap, delay in zip(gaps, delays)), (gaps, delays)
     r.wait_log("401")
     assert not p.state()["connected"]
     p.set_token(r.token)
-    rec = p.wait_connection("connected", timeout=10)
+    rec = p.wait_connection("connected", timeout=20)  # the next delay may be up to 8 s
     assert rec["token_ok"] and rec["params"]["token"] == r.token
     for text in (r.log(), r.stderr()):
         assert r.token not in text
