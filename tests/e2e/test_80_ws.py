@@ -224,11 +224,15 @@ def test_ws_reports_connection_refused(probe, tmp_path):
 
 
 def test_ws_connect_timeout_covers_the_tls_handshake(probe, ws_plain):
-    # wss:// towards a plain server: our ClientHello gets no answer.
+    """wss:// towards a plain server: our ClientHello gets no answer. The connect timeout
+    ends it in the TLS handshake (the reason says so), after its 500 ms (the timer waited)
+    and before the default 10 s connect timeout could have fired: the option is what
+    ended it. That is the ceiling; no figure closer to 500 ms, which a shared machine
+    (and ASan) cannot promise for a whole probe run."""
     url = ws_plain.ws_url("/echo").replace("ws://", "wss://", 1)
     run = probe(url, "--connect-timeout", 500)
     assert run.close() == (0, 0, "timed out after 500 ms (TLS handshake)")
-    assert run.elapsed < 5
+    assert 0.45 <= run.elapsed < 10, run.elapsed
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1/", "ws://user@127.0.0.1/", "ws://h/x#frag",
@@ -282,9 +286,13 @@ def test_ws_reports_the_peer_close_code(probe, peer):
 
 
 def test_ws_read_timeout_ends_a_silent_link(probe, peer):
-    run = probe(peer.ws_url("/silent"), "--read-timeout", 500)  # our pings: every 20 s
+    """The read timeout (500 ms) ends a link that sends nothing, after its 500 ms (the
+    timer waited) and before our first ping (every 20 s): the silence itself is found
+    dead, not a ping left unanswered. No figure closer to 500 ms is asserted: a shared
+    machine (and ASan) cannot promise one for a whole probe run."""
+    run = probe(peer.ws_url("/silent"), "--read-timeout", 500)
     assert run.close() == (0, 0, "no traffic for 500 ms")
-    assert run.elapsed < 5
+    assert 0.45 <= run.elapsed < 20, run.elapsed
 
 
 def test_ws_pongs_keep_a_quiet_link_alive(probe, ws_plain):
@@ -294,9 +302,14 @@ def test_ws_pongs_keep_a_quiet_link_alive(probe, ws_plain):
 
 
 def test_ws_close_gives_up_on_a_peer_that_never_answers(probe, ws_plain):
+    """ws_close waits 5 s (WS_CLOSE_TIMEOUT_MS) for the peer's close frame, then drops the
+    link: after those 5 s (the timer waited) and long before the read timeout (60 s),
+    which shares the deadline timer and would print the same reason had ws_close not
+    re-armed it. No figure closer to 5 s is asserted: a shared machine (and ASan) cannot
+    promise one for a whole probe run."""
     run = probe(ws_plain.ws_url("/deaf"), "--close-after", 10, "--read-timeout", 60000)
     assert run.close() == (0, 0, "no close frame from peer within 5 s")
-    assert run.elapsed < 9
+    assert 4.5 <= run.elapsed < 30, run.elapsed
 
 
 def test_ws_reports_a_peer_reset(probe, ws_plain):
