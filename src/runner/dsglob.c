@@ -42,7 +42,7 @@ static size_t class_end(const char *p)
     if (p[i] == '^' || p[i] == '!')
         i++;
     if (p[i] == ']')
-        i++; /* a ']' first is a member */
+        return 0; /* an empty class is malformed, as in doublestar */
     for (; p[i] != '\0'; i++) {
         if (p[i] == '\\' && p[i + 1] != '\0')
             i++;
@@ -95,7 +95,7 @@ static bool class_match(const char *p, const char *s, size_t *consumed)
 {
     size_t i = 1, n;
     uint32_t c, lo, hi;
-    bool negated = false, hit = false, first = true;
+    bool negated = false, hit = false;
 
     n = char_len(s, &c);
     *consumed = n;
@@ -103,8 +103,7 @@ static bool class_match(const char *p, const char *s, size_t *consumed)
         negated = true;
         i++;
     }
-    while (first || p[i] != ']') {
-        first = false;
+    while (p[i] != ']') {
         if (p[i] == '\\')
             i++;
         i += char_len(p + i, &lo);
@@ -124,7 +123,7 @@ static bool class_match(const char *p, const char *s, size_t *consumed)
 static int match(const char *p, const char *s, bool seg_start, unsigned long *budget);
 
 /* p is at a '{': each alternative, with the rest of the pattern after the '}', against s. */
-static int match_alts(const char *p, const char *s, bool seg_start, unsigned long *budget)
+static int match_alts(const char *p, const char *s, unsigned long *budget)
 {
     size_t end = alts_end(p), start = 1, rest_len = strlen(p + end + 1);
     int depth = 0;
@@ -154,7 +153,9 @@ static int match_alts(const char *p, const char *s, bool seg_start, unsigned lon
                 return -1;
             memcpy(alt, p + start, alen);
             memcpy(alt + alen, p + end + 1, rest_len + 1);
-            r = match(alt, s, seg_start, budget);
+            /* Each alternative starts afresh, as doublestar matches it: a '**' at its start
+             * is a whole segment whatever came before the '{'. */
+            r = match(alt, s, true, budget);
             free(alt);
         }
         if (r != 0)
@@ -179,7 +180,7 @@ static int match(const char *p, const char *s, bool seg_start, unsigned long *bu
             const char *rest = p[2] == '/' ? p + 3 : p + 2;
             int r;
 
-            if (*rest == '\0')
+            if (p[2] == '\0')
                 return 1; /* any depth, the directory itself included */
             if ((r = match(rest, s, true, budget)) != 0)
                 return r;
@@ -230,7 +231,7 @@ static int match(const char *p, const char *s, bool seg_start, unsigned long *bu
         case '{':
             if (alts_end(p) == 0)
                 goto literal;
-            return match_alts(p, s, seg_start, budget);
+            return match_alts(p, s, budget);
         case '\\':
             if (p[1] != '\0')
                 p++;

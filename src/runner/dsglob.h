@@ -7,7 +7,10 @@
  *   class, with ranges, '^' or '!' negating, '\' escaping; '{a,b}' alternatives (which
  *   may hold '/' and nest); '\' escapes the next character; '**' as a whole segment
  *   any number of directories, zero included (so "a" followed by "/" and "**"
- *   matches "a" itself), and like '*' anywhere else. An unmatched '}' is an ordinary character.
+ *   matches "a" itself), and like '*' anywhere else. An unmatched '}' is an ordinary
+ *   character; an empty class ("[]") is malformed. As in doublestar, each alternative is
+ *   matched afresh, so a '**' that starts one is a whole segment; unlike doublestar, a '*'
+ *   before a '{' may still take more characters ("*{a,b}" matches "xa").
  *
  * Matching backtracks, as doublestar's does; a budget of steps bounds what one pattern
  * may cost, so a pathological pattern fails instead of holding a thread.

@@ -47,7 +47,6 @@ static const struct {
     {"[^abc]", "d", 1},
     {"[!abc]", "a", 0},
     {"[!abc]", "z", 1},
-    {"[]a]", "]", 1},
     {"[\\]]", "]", 1},
     {"[/]", "/", 0},
     {"{a,b}.go", "a.go", 1},
@@ -55,6 +54,9 @@ static const struct {
     {"{a,b/c}.go", "b/c.go", 1},         /* alternatives may hold '/' */
     {"x/{a,**}/y", "x/p/q/y", 1},
     {"{a,{b,c}}", "c", 1},               /* nested */
+    {"x{**/y,z}", "xa/b/y", 1},          /* an alternative starts afresh */
+    {"*{a,b}", "xa", 1},
+    {"*{b,*}", "xx/b", 0},               /* no '**' across the brace */
     {"*.{go,md}", "README.md", 1},
     {"\\*", "*", 1},
     {"\\*", "a", 0},
@@ -81,7 +83,8 @@ static void test_malformed_patterns(void **state)
     assert_false(dsglob_valid("x/[^"));
     assert_true(dsglob_valid("a}"));
     assert_true(dsglob_valid("**/*.{c,h}"));
-    assert_true(dsglob_valid("[]]"));
+    assert_false(dsglob_valid("[]]"));   /* an empty class */
+    assert_false(dsglob_valid("[^]a]"));
 }
 
 static void test_a_pathological_pattern_runs_out_of_budget(void **state)
