@@ -124,11 +124,11 @@ def test_background_holder_of_fd_3_gets_eof_after_the_command_exits(exec_argv, u
     upstream.clear_log()
     argv = exec_argv([], child=[PYTHON, "-c", HOLDER_COMMAND, CHILDREN / "fd3_holder.py",
                                 report_file])
-    start = time.monotonic()
     rc, out, err = run_process(argv, env=make_child_env(), timeout=20)
     assert rc == 0, err
     assert out.strip() == "holder: ready", (out, Path(str(report_file) + ".stderr").read_text())
-    assert time.monotonic() - start < 10, "credbroker waited for the background holder"
+    # No bound on the time: a credbroker that waited for the holder would wait forever (the
+    # holder reports only once the invocation is over), into run_process's timeout.
 
     def report():
         if report_file.exists():
@@ -264,7 +264,7 @@ def test_interactive_shell_on_a_pty_gets_brokered_calls_and_job_control(exec_arg
         tty.expect(rb"cb-prompt\$ ", timeout=10)
         tty.write("echo MARK$((6*7))\r")
         tty.expect(rb"MARK42")
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 25  # before the sleep would have ended by itself
         assert not os.path.exists("/proc/%d" % sleeping[0]) or \
             sleeping[0] not in [p for p, _ in processes_in_session(proc.pid)]
         assert proc.poll() is None, "credbroker exited on Ctrl-C"

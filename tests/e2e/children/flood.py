@@ -7,8 +7,8 @@ replies, which a second thread reads.
 
 Once the first reply to the flood arrives, MARKER is written (the number of replies so
 far). It exits when every dial of the flood has its reply, or STOPFILE exists, or after
-60 s, and prints one JSON object: {"sent_at": seconds (from start) when the last dial
-was sent, "replies": [[seconds, byte, number of fds], ...]}.
+60 s, and prints one JSON object: {"first_at", "sent_at": seconds (from start) when the
+first and the last dial were sent, "replies": [[seconds, byte, number of fds], ...]}.
 """
 
 import array
@@ -54,12 +54,13 @@ def read_replies():
 
 reader = threading.Thread(target=read_replies)
 reader.start()
+first_at = time.monotonic() - start
 for _ in range(FLOOD):
     ctl.send(b"\x01")  # blocks while the broker is behind: it keeps reading
 sent_at = time.monotonic() - start
 deadline = time.monotonic() + 60
 while not done.wait(0.05) and time.monotonic() < deadline:
     pass
-print(json.dumps({"sent_at": sent_at, "replies": replies}))
+print(json.dumps({"first_at": first_at, "sent_at": sent_at, "replies": replies}))
 sys.stdout.flush()
 os._exit(0)  # the reader may still be in select: do not wait for it
