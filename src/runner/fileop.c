@@ -629,32 +629,6 @@ out:
     free(rel);
 }
 
-static json_t *list_result(const struct fileop *op)
-{
-    json_t *o = json_object(), *entries = op->nentries > 0 ? json_array() : json_null();
-
-    if (o == NULL || entries == NULL || json_object_set_new(o, "entries", entries) != 0)
-        goto fail;
-    for (size_t i = 0; i < op->nentries; i++) {
-        const struct list_entry *e = &op->entries[i];
-        size_t len;
-        char *path = proto_utf8_sanitize((const uint8_t *)e->path, strlen(e->path), &len);
-        json_t *item = path != NULL ? json_pack("{s:s#, s:b, s:I}", "path", path, len, "is_dir",
-                                                e->is_dir, "size", (json_int_t)e->size)
-                                    : NULL;
-
-        free(path);
-        if (item == NULL || json_array_append_new(entries, item) != 0)
-            goto fail;
-    }
-    if (op->truncated && json_object_set_new(o, "truncated", json_true()) != 0)
-        goto fail;
-    return o;
-fail:
-    json_decref(o);
-    return NULL;
-}
-
 /* ---- glob (RUNNER-OPS.md 5.4) ---- */
 
 struct glob_walk {
@@ -813,22 +787,29 @@ out:
     free(pat);
 }
 
-static json_t *glob_result(const struct fileop *op)
+/*
+ * The result of list or glob: {"<name>": [...] or null when empty, "truncated": true?},
+ * each entry as list's object or, for glob, its path alone. Names that are not UTF-8 are
+ * sanitized (RUNNER-OPS.md 2.6).
+ */
+static json_t *entries_result(const struct fileop *op, const char *name, bool objects)
 {
-    json_t *o = json_object(), *matches = op->nentries > 0 ? json_array() : json_null();
+    json_t *o = json_object(), *items = op->nentries > 0 ? json_array() : json_null();
 
-    if (o == NULL || matches == NULL || json_object_set_new(o, "matches", matches) != 0)
+    if (o == NULL || items == NULL || json_object_set_new(o, name, items) != 0)
         goto fail;
     for (size_t i = 0; i < op->nentries; i++) {
+        const struct list_entry *e = &op->entries[i];
         size_t len;
-        char *path = proto_utf8_sanitize((const uint8_t *)op->entries[i].path,
-                                         strlen(op->entries[i].path), &len);
+        char *path = proto_utf8_sanitize((const uint8_t *)e->path, strlen(e->path), &len);
+        json_t *item = path == NULL ? NULL
+                       : objects    ? json_pack("{s:s#, s:b, s:I}", "path", path, len, "is_dir",
+                                                e->is_dir, "size", (json_int_t)e->size)
+                                    : json_stringn(path, len);
 
-        if (path == NULL || json_array_append_new(matches, json_stringn(path, len)) != 0) {
-            free(path);
-            goto fail;
-        }
         free(path);
+        if (item == NULL || json_array_append_new(items, item) != 0)
+            goto fail;
     }
     if (op->truncated && json_object_set_new(o, "truncated", json_true()) != 0)
         goto fail;
@@ -836,6 +817,16 @@ static json_t *glob_result(const struct fileop *op)
 fail:
     json_decref(o);
     return NULL;
+}
+
+static json_t *list_result(const struct fileop *op)
+{
+    return entries_result(op, "entries", true);
+}
+
+static json_t *glob_result(const struct fileop *op)
+{
+    return entries_result(op, "matches", false);
 }
 
 /* ---- the op ---- */
