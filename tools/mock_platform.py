@@ -624,10 +624,11 @@ class PlatformClient:
                 body[k] = v
         return self._ok("POST", "/task", body)["task_id"]
 
-    def bash(self, command, workdir=None, timeout=None, credential=None, **kw):
-        """task("bash", {"command", "workdir"?, "timeout"?, "credential"?})."""
+    def bash(self, command, workdir=None, timeout=None, credential=None, env=None, **kw):
+        """task("bash", {"command", "workdir"?, "timeout"?, "credential"?, "env"?})."""
         args = {"command": command}
-        for k, v in (("workdir", workdir), ("timeout", timeout), ("credential", credential)):
+        for k, v in (("workdir", workdir), ("timeout", timeout), ("credential", credential),
+                     ("env", env)):
             if v is not None:
                 args[k] = v
         return self.task("bash", args, **kw)

@@ -402,6 +402,62 @@ range:
                 PROTO_BASH_TIMEOUT_MAX_S);
 }
 
+static bool env_name_valid(const char *s)
+{
+    if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
+        return false;
+    for (s++; *s != '\0'; s++) {
+        if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9')))
+            return false;
+    }
+    return true;
+}
+
+/* bash's env: an object of strings (Go: map[string]string, omitempty). */
+static int get_bash_env(const json_t *env, struct bash_args *out, char *err, size_t errlen)
+{
+    const char *name;
+    const json_t *v;
+    size_t n = json_object_size(env), i = 0;
+    char shown[80];
+
+    if (env == NULL || json_is_null(env))
+        return 0;
+    if (!json_is_object(env))
+        return fail(ERR_INVALID, err, errlen, "invalid bash args: json: cannot unmarshal %s into "
+                    "Go struct field BashArgs.env of type map[string]string",
+                    json_is_string(env) ? "string" : json_is_array(env) ? "array"
+                    : json_is_boolean(env) ? "bool" : "number");
+    if (n == 0)
+        return 0;
+    if ((out->env_names = calloc(n, sizeof(char *))) == NULL ||
+        (out->env_values = calloc(n, sizeof(char *))) == NULL)
+        return fail(ERR_NOMEM, err, errlen, "out of memory");
+    json_object_foreach((json_t *)env, name, v) {
+        /* The name in messages: bounded, printable (it comes from the platform). */
+        copy_type_name(shown, sizeof(shown), name, strlen(name));
+        if (!env_name_valid(name))
+            return fail(ERR_INVALID, err, errlen, "invalid bash args: env: invalid variable "
+                        "name: %s", shown);
+        if (!json_is_string(v))
+            return fail(ERR_INVALID, err, errlen, "invalid bash args: json: cannot unmarshal "
+                        "%s into Go struct field BashArgs.env of type string",
+                        json_is_array(v) ? "array" : json_is_object(v) ? "object"
+                        : json_is_boolean(v) ? "bool" : "number");
+        if (memchr(json_string_value(v), '\0', json_string_length(v)) != NULL)
+            return fail(ERR_INVALID, err, errlen, "invalid bash args: env: value of %s "
+                        "contains a NUL byte", shown);
+        if ((out->env_names[i] = strdup(name)) == NULL ||
+            (out->env_values[i] = strdup(json_string_value(v))) == NULL) {
+            out->nenv = i + 1;
+            return fail(ERR_NOMEM, err, errlen, "out of memory");
+        }
+        out->nenv = ++i;
+    }
+    return 0;
+}
+
 int proto_bash_args(const json_t *args, uint64_t default_timeout_ms, struct bash_args *out,
                     char *err, size_t errlen)
 {
@@ -431,7 +487,13 @@ int proto_bash_args(const json_t *args, uint64_t default_timeout_ms, struct bash
             return fail(ERR_INVALID, err, errlen, "args.stream: expected a boolean");
         out->stream = json_is_true(v);
     }
-    return 0;
+    return get_bash_env(json_object_get(args, "env"), out, err, errlen);
+}
+
+bool proto_bash_env_name_reserved(const char *name)
+{
+    return strcmp(name, "FLASHDUTY_CRED_FD") == 0 || strcmp(name, "FLASHDUTY_BASE_URL") == 0 ||
+           strcmp(name, "FLASHDUTY_APP_KEY") == 0 || strncmp(name, "LD_", 3) == 0;
 }
 
 void bash_args_free(struct bash_args *a)
@@ -440,6 +502,12 @@ void bash_args_free(struct bash_args *a)
         return;
     free_str(a->command);
     free_str(a->workdir);
+    for (size_t i = 0; i < a->nenv; i++) {
+        free_str(a->env_names[i]);
+        free_str(a->env_values[i]);
+    }
+    free(a->env_names);
+    free(a->env_values);
     memset(a, 0, sizeof(*a));
 }
 

@@ -85,10 +85,17 @@ struct bash_args {
     char *workdir;       /* NULL when absent, null or "" */
     uint64_t timeout_ms; /* > 0 and <= PROTO_BASH_TIMEOUT_MAX_S * 1000 */
     bool stream;         /* send task.output chunks while running */
+    /* env (RUNNER-OPS.md 6): names ([A-Za-z_][A-Za-z0-9_]*) and values, n of each, in the
+     * message's order; never logged */
+    char **env_names, **env_values;
+    size_t nenv;
 };
 
 /*
- * Reads the args of operation "bash": command (string, required), workdir (string),
+ * Reads the args of operation "bash": command (string, required), workdir (string), env
+ * (an object of strings: each name must be a shell variable name, no value may hold a
+ * NUL; errors as "invalid bash args: env: ..."; the broker's own names are the caller's
+ * to refuse: proto_bash_env_name_reserved),
  * timeout (number of seconds, fractions allowed: > 0 and <= PROTO_BASH_TIMEOUT_MAX_S;
  * absent or null = default_timeout_ms, or PROTO_BASH_TIMEOUT_DEFAULT_S if that is 0),
  * stream (bool, default false). Unknown members (such as credential) are ignored.
@@ -97,8 +104,12 @@ struct bash_args {
  */
 int proto_bash_args(const json_t *args, uint64_t default_timeout_ms, struct bash_args *out,
                     char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Frees (wiping the command, which may embed a token) and zeroes a. Accepts NULL. */
+/* Frees (wiping the command and the env values, which may embed a token) and zeroes a.
+ * Accepts NULL. */
 void bash_args_free(struct bash_args *a);
+/* Whether a task under the credential broker may not set name through env: the broker's
+ * variables and every dynamic-loader one (LD_*), which could redirect or bypass it. */
+bool proto_bash_env_name_reserved(const char *name);
 
 /*
  * Outgoing messages. Each returns malloc'd compact JSON text, NUL-terminated (caller

@@ -333,6 +333,16 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
         runner__reply_failure(r, m, err);
         return;
     }
+    /* Under the broker the task may not redirect or bypass it with its own variables. */
+    for (size_t i = 0; r->broker != NULL && m->credential_key != NULL && i < args.nenv; i++) {
+        if (proto_bash_env_name_reserved(args.env_names[i])) {
+            snprintf(err, sizeof(err), "invalid bash args: env: %.64s may not be set when the "
+                     "credential broker is used", args.env_names[i]);
+            bash_args_free(&args);
+            runner__reply_failure(r, m, err);
+            return;
+        }
+    }
     if ((rt = runner__new_task(r, m)) == NULL) {
         bash_args_free(&args);
         return;
@@ -347,6 +357,9 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
     spec.output_cap = cfg->tasks.output_cap;
     spec.stream = args.stream;
     spec.env = env_array(r->child_env);
+    spec.extra_env_names = args.env_names;
+    spec.extra_env_values = args.env_values;
+    spec.nextra_env = args.nenv;
     spec.key = m->credential_key;
     m->credential_key = NULL; /* transferred */
     spec.base_url = m->credential_base_url;
@@ -792,7 +805,9 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,
                                             cfg->broker.nenv_deny)) == NULL)
         return ERR_NOMEM;
-    env_deny(r->child_env, "FLASHDUTY_RUNNER_*");
+    /* Every inherited FLASHDUTY_* (the newer Go runner's scrubFlashdutySecrets); a task's
+     * own come back as the broker or the legacy path sets them. */
+    env_deny(r->child_env, "FLASHDUTY_*");
     if (cfg->api_key != NULL)
         env_deny_secret(r->child_env, cfg->api_key, "the runner's token");
     if (broker_supported() && cfg->broker.enabled) {

@@ -35,6 +35,9 @@ struct task_spec {
     size_t output_cap; /* bytes kept per stream */
     bool stream;       /* report output chunks while running */
     char *const *env;  /* base environment: already stripped of the runner's secrets */
+    /* bash's env arg, set last (RUNNER-OPS.md 6): names already checked */
+    char *const *extra_env_names, *const *extra_env_values;
+    size_t nextra_env;
     /* Credential: key ownership passes to the task (also on failure); NULL = none. */
     struct secret *key;
     const char *base_url;
