@@ -5,7 +5,7 @@ MESON_OPTS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build test test-asan demo bench soak fuzz install clean
+.PHONY: all deps build test test-asan demo bench soak fuzz mutate install clean
 
 all: build
 
@@ -35,6 +35,12 @@ demo: build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	scripts/fuzz $(FUZZ_SECONDS)
+
+# A maintainer's check, not part of `make test`: each one-line mutation of a security-critical
+# line listed in scripts/mutations.txt is built out of tree (build-mutate/) and must fail the
+# tests named with it. Fails if one is missed or no longer applies. See scripts/mutate.
+mutate: deps
+	scripts/mutate
 
 # Benchmarks (not tests: nothing in `make test` depends on timings). See bench/README.md.
 bench: build
