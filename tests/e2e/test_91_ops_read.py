@@ -51,6 +51,18 @@ def test_ranges(platform, ws):
     assert content(read(platform, {"PATH": "/bin", "Limit": 2})) == data[:2]
 
 
+def test_the_cap_is_exact(platform, ws):
+    """ops.read.max_bytes is 100000 here: that many bytes whole, one more cut to it."""
+    data = os.urandom(100001)
+    (ws / "cap").write_bytes(data)
+    res = read(platform, {"path": "cap", "limit": 100000})
+    assert "truncated" not in res["result"] and content(res) == data[:100000]
+    res = read(platform, {"path": "cap"})
+    assert res["result"]["truncated"] is True and content(res) == data[:100000]
+    res = read(platform, {"path": "cap", "offset": 1})
+    assert "truncated" not in res["result"] and content(res) == data[1:]
+
+
 def test_a_range_over_the_cap_is_cut_and_says_so(platform, ws):
     data = os.urandom(250000)
     (ws / "big").write_bytes(data)
