@@ -139,6 +139,14 @@ static void test_scrub_masks_upper_and_lower_case_percent_encodings(void **state
                     "U ************* L ************* P ***********");
 }
 
+/* A key whose first byte is not ASCII (UTF-8 here): its escape's first hex digit is a
+ * letter, and a lower-case one must be seen too (the vector scan tests both cases). */
+static void test_scrub_masks_a_non_ascii_first_byte_escaped_in_either_case(void **state)
+{
+    assert_masks_to("\xc3\xa9t\xc3\xa9-key", "u %C3%A9t%C3%A9-key l %c3%a9t%c3%a9-key",
+                    "u ***************** l *****************");
+}
+
 static void test_scrub_masks_mixed_encodings(void **state)
 {
     /* '/' left raw (Python's quote), '~' and letters escaped needlessly. */
@@ -471,6 +479,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scrub_masks_the_raw_key_with_the_same_length),
         cmocka_unit_test(test_scrub_masks_upper_and_lower_case_percent_encodings),
+        cmocka_unit_test(test_scrub_masks_a_non_ascii_first_byte_escaped_in_either_case),
         cmocka_unit_test(test_scrub_masks_mixed_encodings),
         cmocka_unit_test(test_scrub_leaves_text_without_the_key_byte_identical),
         cmocka_unit_test(test_scrub_masks_a_key_at_the_very_start_and_end),
