@@ -60,9 +60,11 @@ def test_symlinked_directories_only_beneath_the_root_and_no_loops(platform, ws, 
     outside.mkdir()
     (outside / "secret.txt").write_text("")
     (ws / "links").mkdir()
+    (ws / "linked").mkdir()
+    (ws / "linked" / "main.go").write_text("")
     (ws / "links" / "out").symlink_to(outside)        # its name may match, never entered
     (ws / "links" / "back").symlink_to("..")          # a loop
-    (ws / "links" / "in").symlink_to("../src")        # followed: inside the root
+    (ws / "links" / "in").symlink_to("../linked")     # followed: inside the root
     got = matches(platform, "links/**")
     assert "links/out" in got and not any("secret" in m for m in got)
     assert "links/in/main.go" in got
