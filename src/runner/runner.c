@@ -330,6 +330,7 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
     char err[256];
 
     if (proto_bash_args(m->args, cfg->tasks.default_timeout_ms, &args, err, sizeof(err)) != 0) {
+        bash_args_free(&args); /* what was read before the error (proto.h) */
         runner__reply_failure(r, m, err);
         return;
     }
