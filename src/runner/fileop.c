@@ -60,6 +60,7 @@ struct fileop {
     } args;
     bool args_ok;
     atomic_bool cancelled;
+    bool stopped;          /* the work saw the cancel and stopped short (the work's own) */
     fileop_done_cb done;
     void *data;
     /* the outcome, written by the work */
@@ -114,6 +115,15 @@ static void real_abs(const struct fileop *op, int dirfd, const char *name, const
     }
     dir[n] = '\0';
     snprintf(buf, len, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name);
+}
+
+/* In the work: whether the task was cancelled; the work then stops short, and says so. A
+ * cancel that comes after the work is done changes nothing: its result stands. */
+static bool op_stopping(struct fileop *op)
+{
+    if (atomic_load(&op->cancelled))
+        op->stopped = true;
+    return op->stopped;
 }
 
 static void op_fail(struct fileop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -215,7 +225,7 @@ static void read_work(struct fileop *op)
         size_t chunk = (size_t)want - got < FILEOP_CHUNK ? (size_t)want - got : FILEOP_CHUNK;
         ssize_t n;
 
-        if (atomic_load(&op->cancelled))
+        if (op_stopping(op))
             goto out; /* after_work says "context canceled" */
         do {
             n = pread(fd, op->content + got, chunk, offset + (off_t)got);
@@ -284,7 +294,7 @@ static int write_all(struct fileop *op, int fd, const uint8_t *data, size_t len)
         size_t chunk = len - done < FILEOP_CHUNK ? len - done : FILEOP_CHUNK;
         ssize_t n;
 
-        if (atomic_load(&op->cancelled))
+        if (op_stopping(op))
             return -ECANCELED;
         do {
             n = write(fd, data + done, chunk);
@@ -358,6 +368,8 @@ static void write_work(struct fileop *op)
     }
     if ((r = write_all(op, fd, data, len)) == 0 && fsync(fd) != 0)
         r = -errno;
+    if (r == 0 && op_stopping(op)) /* the last moment before the target changes */
+        r = -ECANCELED;
     if (r == -ECANCELED)
         goto out; /* after_work says "context canceled"; the temporary file goes */
     if (r != 0) {
@@ -515,7 +527,7 @@ static bool list_dir(struct fileop *op, int dfd, const char *rel)
         struct stat st;
         int cfd;
 
-        if (atomic_load(&op->cancelled)) {
+        if (op_stopping(op)) {
             go_on = false;
             break;
         }
@@ -665,7 +677,7 @@ static bool glob_dir(struct fileop *op, struct glob_walk *g, int dfd, const char
         bool is_dir;
         int linkfd = -1, cfd = -1, m;
 
-        if (atomic_load(&op->cancelled)) {
+        if (op_stopping(op)) {
             go_on = false;
             break;
         }
@@ -852,7 +864,7 @@ static void on_work(uv_work_t *w)
 {
     struct fileop *op = w->data;
 
-    if (!op->args_ok || atomic_load(&op->cancelled))
+    if (!op->args_ok || op_stopping(op))
         return;
     op->kind->work(op);
 }
@@ -862,7 +874,9 @@ static void on_after_work(uv_work_t *w, int status)
     struct fileop *op = w->data;
     json_t *result = NULL;
 
-    if (status == UV_ECANCELED || (op->args_ok && atomic_load(&op->cancelled))) {
+    /* Cancelled before it started, or stopped short by the cancel: nothing of it stands
+     * (a write left its target untouched). */
+    if (status == UV_ECANCELED || (op->args_ok && op->stopped)) {
         op->done(op, false, NULL, "context canceled", op->data);
         return;
     }
