@@ -570,25 +570,6 @@ static bool list_dir(struct fileop *op, int dfd, const char *rel)
     return go_on;
 }
 
-/* The path of fd (an object beneath the root) relative to the root's real path. */
-static int relative_to_root(const struct fileop *op, int fd, char *out, size_t len)
-{
-    char link[64], real[PATH_MAX];
-    size_t rlen = strlen(op->ws->real);
-    ssize_t n;
-
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    if ((n = readlink(link, real, sizeof(real) - 1)) < 0)
-        return -errno;
-    real[n] = '\0';
-    if (strcmp(op->ws->real, "/") == 0)
-        rlen = 0;
-    else if (strncmp(real, op->ws->real, rlen) != 0 || (real[rlen] != '\0' && real[rlen] != '/'))
-        return ERR_WS_ESCAPE; /* (renamed out from under us meanwhile) */
-    snprintf(out, len, "%s", real[rlen] == '/' ? real + rlen + 1 : real + rlen);
-    return 0;
-}
-
 static void list_work(struct fileop *op)
 {
     const struct list_args *a = &op->args.list;
@@ -611,7 +592,7 @@ static void list_work(struct fileop *op)
     }
     /* Entries are named from the root's real path: listing a symlink to a directory
      * inside the root lists the target under its own name. */
-    if ((r = relative_to_root(op, fd, start, sizeof(start))) != 0 || fstat(fd, &st) != 0) {
+    if ((r = wspath_relative(op->ws, fd, start, sizeof(start))) != 0 || fstat(fd, &st) != 0) {
         if (!op_path_error(op, r, p))
             op_fail(op, "failed to list directory: %s", p);
         goto out;

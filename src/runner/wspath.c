@@ -54,6 +54,23 @@ int wspath_clean(const char *p, char **rel)
     return 0;
 }
 
+/*
+ * Whether the absolute path abs lies beneath the root's real path, compared by
+ * components (so "/ws-evil" is not beneath "/ws"): the rest of abs after the root,
+ * without its leading '/' ("" for the root itself), or NULL.
+ */
+static const char *wspath__beneath(const struct wspath_root *r, const char *abs)
+{
+    size_t rlen = strcmp(r->real, "/") == 0 ? 0 : strlen(r->real);
+
+    if (strncmp(abs, r->real, rlen) != 0 || (abs[rlen] != '\0' && abs[rlen] != '/'))
+        return NULL;
+    abs += rlen;
+    while (*abs == '/')
+        abs++;
+    return abs;
+}
+
 /* ---- the walk ---- */
 
 struct walk {
@@ -145,15 +162,11 @@ static int walk_splice(struct walk *w, const char *target)
 {
     const char *rest = w->at;
     char *path;
-    size_t rlen = strlen(w->root->real), plen;
+    size_t plen;
 
     if (target[0] == '/') {
-        if (strcmp(w->root->real, "/") == 0)
-            rlen = 0;
-        else if (strncmp(target, w->root->real, rlen) != 0 ||
-                 (target[rlen] != '\0' && target[rlen] != '/'))
+        if ((target = wspath__beneath(w->root, target)) == NULL)
             return ERR_WS_ESCAPE;
-        target += rlen;
         while (w->ndirs > 1)
             close(w->dirs[--w->ndirs]);
     }
@@ -319,6 +332,23 @@ int wspath_open_parent(const struct wspath_root *r, const char *rel, bool mkdirs
     err = walk_run(&w, false, true, mkdirs, dirfd, name);
     walk_free(&w);
     return err;
+}
+
+int wspath_relative(const struct wspath_root *r, int fd, char *out, size_t len)
+{
+    char link[64], real[PATH_MAX];
+    const char *rest;
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    if ((n = readlink(link, real, sizeof(real) - 1)) < 0)
+        return -errno;
+    real[n] = '\0';
+    if ((rest = wspath__beneath(r, real)) == NULL)
+        return ERR_WS_ESCAPE; /* (renamed out from under us meanwhile) */
+    if ((size_t)snprintf(out, len, "%s", rest) >= len)
+        return -ENAMETOOLONG;
+    return 0;
 }
 
 int wspath_root_open(struct wspath_root *r, const char *path)

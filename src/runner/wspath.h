@@ -24,6 +24,7 @@
 #define CREDBROKER_WSPATH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Symlinks followed in one resolution before it fails as a loop (the kernel's own is 40). */
 #define WSPATH_MAX_HOPS 40
@@ -55,6 +56,13 @@ int wspath_clean(const char *p, char **rel);
  * symlink leads out of the root, ERR_WS_LOOP past WSPATH_MAX_HOPS, or another -errno.
  */
 int wspath_open(const struct wspath_root *r, const char *rel, bool nofollow);
+
+/*
+ * The path of fd (an object beneath the root) relative to the root's real path, '/'
+ * separated, "" for the root: what results name things by. Returns 0, ERR_WS_ESCAPE when
+ * the object is no longer beneath the root (renamed meanwhile), or -errno.
+ */
+int wspath_relative(const struct wspath_root *r, int fd, char *out, size_t len);
 
 /*
  * For an operation that creates rel: the directory that holds (or will hold) its last
