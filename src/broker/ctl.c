@@ -185,6 +185,14 @@ static void ctl__wait_pop(struct ctl *c)
     c->nwaiting--;
 }
 
+/* Answers a dial with what the owner's mint said (0 and peer_fd, or a refusal). Returns
+ * ctl__reply's verdict. */
+static bool ctl__answer(struct ctl *c, int minted, int peer_fd)
+{
+    return ctl__reply(c, minted == 0 ? CTL_REPLY_OK : CTL_REPLY_REFUSED,
+                      minted == 0 ? peer_fd : -1);
+}
+
 /* Refuses a dial for the channel's own reason. Returns ctl__reply's verdict. */
 static bool ctl__refuse_waiting(struct ctl *c, enum ctl_refusal why)
 {
@@ -218,7 +226,7 @@ static bool ctl__serve_waiting(struct ctl *c)
             return true;
         }
         ctl__wait_pop(c);
-        if (!ctl__reply(c, r == 0 ? CTL_REPLY_OK : CTL_REPLY_REFUSED, r == 0 ? peer_fd : -1))
+        if (!ctl__answer(c, r, peer_fd))
             return false;
     }
     if (c->nwaiting == 0)
@@ -234,7 +242,7 @@ static bool ctl__dial(struct ctl *c)
 
     if (c->nwaiting == 0) {
         if ((r = c->ops.mint(c->data, &peer_fd, &retry)) != CTL_MINT_WAIT)
-            return ctl__reply(c, r == 0 ? CTL_REPLY_OK : CTL_REPLY_REFUSED, r == 0 ? peer_fd : -1);
+            return ctl__answer(c, r, peer_fd);
     }
     if (!ctl__wait_push(c, now))
         return ctl__refuse_waiting(c, CTL_REFUSED_QUEUE_FULL);
