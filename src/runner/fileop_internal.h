@@ -1,0 +1,95 @@
+/*
+ * fileop_internal.h - what the modules of the file operations share (fileop.c: the
+ * operation's life on the loop and the pool, and Go's texts; fileop_file.c: read and
+ * write; fileop_walk.c: list and glob). Nothing outside them includes this.
+ */
+#ifndef CREDBROKER_FILEOP_INTERNAL_H
+#define CREDBROKER_FILEOP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "fileop.h"
+#include "opargs.h"
+
+#define FILEOP_CHUNK (1024 * 1024) /* read between two looks at the cancel flag */
+#define FILEOP_ERROR_MAX 1024
+
+struct fileop;
+
+struct list_entry {
+    char *path; /* relative to the root's real path */
+    bool is_dir;
+    int64_t size;
+};
+
+/* One operation: its args, its work (on the pool) and its result (on the loop). */
+struct fileop_kind {
+    const char *name;
+    const struct opargs_spec *spec;
+    void (*work)(struct fileop *op);
+    json_t *(*result)(const struct fileop *op);
+};
+
+struct fileop {
+    uv_work_t work;
+    const struct fileop_kind *kind;
+    const struct wspath_root *ws;
+    struct fileop_limits limits;
+    mode_t umask;          /* the process's, for the mode of a new file */
+    union {
+        struct read_args read;
+        struct write_args write;
+        struct list_args list;
+        struct glob_args glob;
+    } args;
+    bool args_ok;
+    atomic_bool cancelled;
+    bool stopped;          /* the work saw the cancel and stopped short (the work's own) */
+    fileop_done_cb done;
+    void *data;
+    /* the outcome, written by the work */
+    bool success;
+    char error[FILEOP_ERROR_MAX];
+    uint8_t *content;
+    size_t content_len;
+    int64_t total_size;
+    bool truncated;
+    struct list_entry *entries; /* list */
+    size_t nentries, entries_cap;
+};
+
+/* ---- Go's texts and the work's outcome (fileop.c) ---- */
+
+/* Go's syscall.Errno text: glibc's message with its first letter lowercased. */
+void fileop__go_errno(int err, char *buf, size_t len);
+/* <abs> for a path that is not there: the root as configured plus the clean path. */
+void fileop__lexical_abs(const struct fileop *op, const char *rel, char *buf, size_t len);
+/* <abs> for what is there: its directory's real path plus the name, else the lexical one. */
+void fileop__real_abs(const struct fileop *op, int dirfd, const char *name, const char *rel,
+                      char *buf, size_t len);
+/* In the work: whether the task was cancelled; the work then stops short, and says so. */
+bool fileop__stopping(struct fileop *op);
+/* The operation failed with this text (Go's). */
+void fileop__fail(struct fileop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The errors every path can give before it names something: set and true, else false. */
+bool fileop__path_error(struct fileop *op, int r, const char *p);
+
+/* ---- the operations: their work (on the pool) and their result (on the loop) ---- */
+
+void fileop__read_work(struct fileop *op);     /* fileop_file.c */
+json_t *fileop__read_result(const struct fileop *op);
+void fileop__write_work(struct fileop *op);
+json_t *fileop__write_result(const struct fileop *op);
+void fileop__list_work(struct fileop *op);     /* fileop_walk.c */
+json_t *fileop__list_result(const struct fileop *op);
+void fileop__glob_work(struct fileop *op);
+json_t *fileop__glob_result(const struct fileop *op);
+
+#endif
