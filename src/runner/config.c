@@ -69,6 +69,7 @@ static const struct key_def keys[] = {
     {"tasks.output_cap", KIND_SIZE, F(tasks.output_cap), 0, 1, 1ull << 30},
     {"tasks.result_queue", KIND_SIZE, F(tasks.result_queue), 0, 0, 1000000},
     {"tasks.shutdown_grace", KIND_DURATION, F(tasks.shutdown_grace_ms), 0, 0, MS_MAX},
+    {"tasks.max_message_bytes", KIND_SIZE, F(tasks.max_message_bytes), 0, 65536, 1ull << 31},
     {"ops", KIND_SECTION, 0, 0, 0, 0},
     {"ops.read", KIND_SECTION, 0, 0, 0, 0},
     {"ops.read.max_bytes", KIND_SIZE, F(ops.read_max_bytes), 0, 1, 1ull << 30},
@@ -76,6 +77,12 @@ static const struct key_def keys[] = {
     {"ops.list.max_entries", KIND_SIZE, F(ops.list_max_entries), 0, 1, 10000000},
     {"ops.glob", KIND_SECTION, 0, 0, 0, 0},
     {"ops.glob.max_matches", KIND_SIZE, F(ops.glob_max_matches), 0, 1, 10000000},
+    {"ops.grep", KIND_SECTION, 0, 0, 0, 0},
+    {"ops.grep.max_matches", KIND_SIZE, F(ops.grep_max_matches), 0, 1, 10000000},
+    {"ops.output", KIND_SECTION, 0, 0, 0, 0},
+    {"ops.output.spill_max_age_seconds", KIND_DURATION, F(ops.spill_max_age_ms), 0, 1, MS_MAX},
+    {"ops.output.spill_max_total_bytes", KIND_U64, F(ops.spill_max_total_bytes), 0, 1,
+     1ull << 50},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -673,6 +680,10 @@ int config_init(struct runner_config *c)
     c->ops.read_max_bytes = 8 * 1024 * 1024;
     c->ops.list_max_entries = 50000;
     c->ops.glob_max_matches = 50000;
+    c->ops.grep_max_matches = 10000;
+    c->ops.spill_max_age_ms = 7ull * 24 * 3600 * 1000;
+    c->ops.spill_max_total_bytes = 1ull << 30;
+    c->tasks.max_message_bytes = 16 * 1024 * 1024;
 
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "flashduty-runner");

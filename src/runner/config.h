@@ -81,11 +81,15 @@ struct runner_config {
         size_t output_cap;           /* bytes per stream, 10 MiB */
         size_t result_queue;         /* results kept while disconnected, 256 */
         uint64_t shutdown_grace_ms;  /* SIGTERM: running tasks' time to end, then cancel (30 s) */
+        size_t max_message_bytes;    /* a task.result's ceiling (16 MiB; RUNNER-OPS.md 2.7) */
     } tasks;
     struct {
         size_t read_max_bytes;       /* bytes one read returns (8 MiB; RUNNER-OPS.md 12) */
         size_t list_max_entries;     /* entries one list returns (50,000) */
         size_t glob_max_matches;     /* matches one glob returns (50,000) */
+        size_t grep_max_matches;     /* matches one grep returns (10,000) */
+        uint64_t spill_max_age_ms;   /* .outputs/ files older are pruned (7 days; RUNNER-OPS.md 4) */
+        uint64_t spill_max_total_bytes; /* and the oldest while .outputs/ holds more (1 GiB) */
     } ops;
     char *config_path; /* absolute path of the file read, or NULL (none, or a pipe) */
 };
