@@ -16,8 +16,17 @@
  * a blank), the loaded key is exactly KEY; config_free releases every secret
  * it made (the arena's live count is back where it was) and, in the
  * libFuzzer build, LeakSanitizer sees nothing left.
+ *
+ * The same input is then read as an environment (config_apply_env over what
+ * the file left): every line that starts with FLASHDUTY_RUNNER_ is one
+ * "NAME=value" entry, in order, so the newer runner's names (TOKEN, URL,
+ * WORKSPACE) meet the config-era ones. Properties: it returns 0 or a negative
+ * code; an error is one line that starts with the variable's name and holds the
+ * key only if the input does; the warnings it notes (c.notes) are at most
+ * CONFIG_NOTES_MAX, each one of the three fixed texts (so never a value).
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +38,8 @@
 
 #define KEY "0123456789abcdefFEDCBA9876543210"
 #define KEY_LINE "api_key: " KEY "\n"
+#define ENV_PREFIX "FLASHDUTY_RUNNER_"
+#define ENV_MAX 64 /* entries taken from one input */
 
 static char path[256];
 static int fd = -1;
@@ -61,6 +72,75 @@ static void config_file_write(const uint8_t *data, size_t size)
         FUZZ_CHECK(pwrite(fd, data, size, (off_t)klen) == (ssize_t)size, "pwrite");
 }
 
+/*
+ * The input's lines that start with ENV_PREFIX, NUL-terminated in text (a copy of
+ * the input with every '\n' made '\0'), as a NULL-terminated envp.
+ */
+static void env_from_lines(char *text, size_t size, char **envp)
+{
+    size_t n = 0;
+    char *p = text, *end = text + size;
+
+    while (p < end && n < ENV_MAX) {
+        size_t len = strlen(p); /* stops at a '\n' made '\0', or at a NUL of the input */
+
+        if (strncmp(p, ENV_PREFIX, sizeof(ENV_PREFIX) - 1) == 0)
+            envp[n++] = p;
+        p += len + 1;
+    }
+    envp[n] = NULL;
+}
+
+static void check_env(struct runner_config *c, const uint8_t *data, size_t size)
+{
+    static const char *const notes[] = {
+        ENV_PREFIX "TOKEN and " ENV_PREFIX "API_KEY are both set and differ: using " ENV_PREFIX
+                   "TOKEN",
+        ENV_PREFIX "URL and " ENV_PREFIX "API_URL are both set and differ: using " ENV_PREFIX "URL",
+        ENV_PREFIX "WORKSPACE and " ENV_PREFIX
+                   "WORKSPACE_ROOT are both set and differ: using " ENV_PREFIX "WORKSPACE",
+    };
+    char *envp[ENV_MAX + 1], *text, err[512];
+    bool key_in_input = memmem(data, size, KEY, sizeof(KEY) - 1) != NULL;
+    int r;
+
+    text = malloc(size + 1);
+    FUZZ_CHECK(text != NULL, "malloc");
+    memcpy(text, data, size);
+    text[size] = '\0';
+    for (size_t i = 0; i < size; i++) {
+        if (text[i] == '\n')
+            text[i] = '\0';
+    }
+    env_from_lines(text, size, envp);
+    memset(err, 'x', sizeof(err));
+    r = config_apply_env(c, envp, err, sizeof(err));
+    FUZZ_CHECK(r <= 0, "config_apply_env returned %d", r);
+    if (r != 0) {
+        size_t elen = strnlen(err, sizeof(err));
+
+        FUZZ_CHECK(elen > 0 && elen < sizeof(err), "env error text not terminated or empty");
+        FUZZ_CHECK(strpbrk(err, "\r\n") == NULL, "env error text is not one line: %s", err);
+        FUZZ_CHECK(strncmp(err, ENV_PREFIX, sizeof(ENV_PREFIX) - 1) == 0,
+                   "env error does not name the variable: %s", err);
+        if (!key_in_input)
+            FUZZ_CHECK(strstr(err, KEY) == NULL, "the key is in the env error: %s", err);
+    }
+    FUZZ_CHECK(c->nnotes <= CONFIG_NOTES_MAX, "%zu notes", c->nnotes);
+    for (size_t i = 0; i < c->nnotes; i++) {
+        const char *note = c->notes[i];
+
+        bool known = false;
+
+        /* Only fixed texts, so no value can be in one. */
+        for (size_t j = 0; j < sizeof(notes) / sizeof(notes[0]); j++)
+            known = known || strcmp(note, notes[j]) == 0;
+        FUZZ_CHECK(known, "an unexpected note: %.200s", note);
+    }
+    explicit_bzero(text, size);
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct runner_config c;
@@ -91,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(secret_equals(c.api_key, KEY, sizeof(KEY) - 1),
                        "the key loaded is not the file's (%zu bytes)", secret_len(c.api_key));
     }
+    check_env(&c, data, size);
     config_free(&c);
     FUZZ_CHECK(secret_live_count() == live, "config_free left %zu secret(s) alive",
                secret_live_count() - live);

@@ -12,9 +12,18 @@
  * with '.' -> '_' (broker.env_deny is FLASHDUTY_RUNNER_BROKER_ENV_DENY), and in
  * config_set() as written ("broker.cacert").
  *
+ * Two generations of the Go runner (RUNNER-OPS.md 11): the config era read the
+ * file and the variables above; the newer runner reads only --token, --url,
+ * --workspace and --log-level, each with FLASHDUTY_RUNNER_TOKEN, _URL,
+ * _WORKSPACE, _LOG_LEVEL. Those newer variables name api_key, api_url and
+ * workspace_root (log.level's variable is the same in both); when a newer and
+ * a config-era name are both set in one layer the newer one wins, and a
+ * warning is noted (config_note) if their values differ.
+ *
  * Not for: reading the api key from key files or fds (src/cli/key_source), or
- * wiping FLASHDUTY_RUNNER_API_KEY from the process environment (the caller does
- * that with env_take() from src/exec/env.h after config_apply_env).
+ * wiping FLASHDUTY_RUNNER_API_KEY and FLASHDUTY_RUNNER_TOKEN from the process
+ * environment (the caller does that with env_take() from src/exec/env.h after
+ * config_apply_env).
  */
 #ifndef CREDBROKER_CONFIG_H
 #define CREDBROKER_CONFIG_H
@@ -28,10 +37,12 @@
 struct secret;
 
 #define CONFIG_ENV_PREFIX "FLASHDUTY_RUNNER_"
-#define CONFIG_DEFAULT_API_URL "wss://api.flashcat.cloud/runner/ws"
+/* The newer Go runner's default; the config era's was wss://api.flashcat.cloud/runner/ws. */
+#define CONFIG_DEFAULT_API_URL "wss://api.flashcat.cloud/safari/worknode/ws"
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes in a config file */
 #define CONFIG_VALUE_MAX 4096         /* bytes in one string value (PATH_MAX) */
 #define CONFIG_LIST_MAX 1024          /* items in labels, env_deny, secret_paths */
+#define CONFIG_NOTES_MAX 8            /* warnings kept for the caller (config_note) */
 
 /* broker.isolation (DESIGN.md section 4b). */
 enum isolation_mode { ISOLATION_AUTO, ISOLATION_REQUIRED, ISOLATION_OFF };
@@ -92,6 +103,10 @@ struct runner_config {
         uint64_t spill_max_total_bytes; /* and the oldest while .outputs/ holds more (1 GiB) */
     } ops;
     char *config_path; /* absolute path of the file read, or NULL (none, or a pipe) */
+    /* Warnings met while reading the sources, for the caller to log once logging is set
+     * up: static texts that name settings, never a value (config_note). */
+    const char *notes[CONFIG_NOTES_MAX];
+    size_t nnotes;
 };
 
 /*
@@ -142,13 +157,17 @@ int config_load_file(struct runner_config *c, const char *path, char *err, size_
 
 /*
  * Applies every FLASHDUTY_RUNNER_* variable in envp (a NULL-terminated
- * "NAME=value" array such as environ, which is only read), in array order.
- * An empty value is ignored (as the Go runner's viper does). A variable that
+ * "NAME=value" array such as environ, which is only read), in array order, and
+ * then the newer runner's FLASHDUTY_RUNNER_TOKEN, _URL and _WORKSPACE (for
+ * api_key, api_url, workspace_root), so that they win over _API_KEY, _API_URL
+ * and _WORKSPACE_ROOT; if both names of one setting are set with different
+ * values, a warning is noted (config_note; it never holds a value).
+ * An empty value is ignored (as both Go runners do). A variable that
  * names no key is an error, except FLASHDUTY_RUNNER_AUTO_UPDATE and
  * FLASHDUTY_RUNNER_WORKNODE_ID. Lists: LABELS "k=v,k2=v2" (a bare "k" has value
  * ""), BROKER_ENV_DENY and BROKER_SECRET_PATHS "A,B_*"; items are trimmed of
- * spaces and empty items skipped. The caller wipes FLASHDUTY_RUNNER_API_KEY from
- * the process environment afterwards (env_take()).
+ * spaces and empty items skipped. The caller wipes FLASHDUTY_RUNNER_API_KEY and
+ * FLASHDUTY_RUNNER_TOKEN from the process environment afterwards (env_take()).
  */
 int config_apply_env(struct runner_config *c, char *const *envp, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -164,6 +183,13 @@ int config_apply_env(struct runner_config *c, char *const *envp, char *err, size
  */
 int config_set(struct runner_config *c, const char *dotted_key, const char *value,
                const char *origin, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Keeps a warning for the caller to log (c->notes): text must be a static string
+ * and must not hold a value. A text already kept is not kept twice; past
+ * CONFIG_NOTES_MAX, further texts are dropped. Cannot fail.
+ */
+void config_note(struct runner_config *c, const char *text);
 
 /*
  * Checks the result as a whole: api_key set; api_url is ws:// or wss://, with a

@@ -106,7 +106,7 @@ static void test_config_init_sets_the_documented_defaults(void **state)
     setenv("HOME", "/home/runner-test", 1);
     init(&c);
     assert_null(c.api_key);
-    assert_string_equal(c.api_url, "wss://api.flashcat.cloud/runner/ws");
+    assert_string_equal(c.api_url, "wss://api.flashcat.cloud/safari/worknode/ws");
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
     assert_string_equal(c.name, host);
     snprintf(want, sizeof(want), "/home/runner-test/.flashduty-runner/workspace");
@@ -271,7 +271,7 @@ static void test_config_empty_file_or_only_comments_changes_nothing(void **state
     assert_int_equal(load(&c, ""), 0);
     assert_int_equal(load(&c, "# nothing here\n\n"), 0);
     assert_int_equal(load(&c, "---\n"), 0);
-    assert_string_equal(c.api_url, "wss://api.flashcat.cloud/runner/ws");
+    assert_string_equal(c.api_url, "wss://api.flashcat.cloud/safari/worknode/ws");
     assert_int_equal(c.broker.max_conns, 64);
     config_free(&c);
 }
@@ -505,6 +505,7 @@ static void test_config_env_rejects_an_unknown_variable(void **state)
     struct runner_config c;
     char *env[] = {"FLASHDUTY_RUNNER_LOG_LEVLE=debug", NULL};
     char *section[] = {"FLASHDUTY_RUNNER_BROKER=1", NULL};
+    char *control[] = {"FLASHDUTY_RUNNER_A\rB=1", NULL};
 
     init(&c);
     assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), ERR_INVALID);
@@ -512,6 +513,10 @@ static void test_config_env_rejects_an_unknown_variable(void **state)
                              "has this name");
     assert_int_equal(config_apply_env(&c, section, err, sizeof(err)), ERR_INVALID);
     assert_err_contains("FLASHDUTY_RUNNER_BROKER: unknown variable");
+    /* A name with a control byte (env(1) can make one) still gives a one-line error. */
+    assert_int_equal(config_apply_env(&c, control, err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "FLASHDUTY_RUNNER_A?B: unknown variable: no configuration key has "
+                             "this name");
     config_free(&c);
 }
 
@@ -525,6 +530,179 @@ static void test_config_env_bad_value_names_the_variable_and_the_key(void **stat
     assert_string_equal(err, "FLASHDUTY_RUNNER_TASKS_MAX_CONCURRENT: tasks.max_concurrent: '-1' "
                              "is not a whole number from 1 to 100000");
     config_free(&c);
+}
+
+/* ---- the newer Go runner's names (RUNNER-OPS.md 11) ---- */
+
+#define KEY2 "fk_OTHERSECRETkey9876543210"
+
+#define NOTE_TOKEN                                                                                 \
+    "FLASHDUTY_RUNNER_TOKEN and FLASHDUTY_RUNNER_API_KEY are both set and differ: using "          \
+    "FLASHDUTY_RUNNER_TOKEN"
+#define NOTE_URL                                                                                   \
+    "FLASHDUTY_RUNNER_URL and FLASHDUTY_RUNNER_API_URL are both set and differ: using "            \
+    "FLASHDUTY_RUNNER_URL"
+#define NOTE_WORKSPACE                                                                             \
+    "FLASHDUTY_RUNNER_WORKSPACE and FLASHDUTY_RUNNER_WORKSPACE_ROOT are both set and differ: "     \
+    "using FLASHDUTY_RUNNER_WORKSPACE"
+
+static bool has_note(const struct runner_config *c, const char *text)
+{
+    for (size_t i = 0; i < c->nnotes; i++) {
+        if (strcmp(c->notes[i], text) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void test_config_env_reads_the_newer_runners_token_url_and_workspace(void **state)
+{
+    struct runner_config c;
+    char *env[] = {"FLASHDUTY_RUNNER_TOKEN=" KEY, "FLASHDUTY_RUNNER_URL=ws://127.0.0.1:1/safari",
+                   "FLASHDUTY_RUNNER_WORKSPACE=/newer", "FLASHDUTY_RUNNER_LOG_LEVEL=debug", NULL};
+
+    init(&c);
+    assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+    assert_non_null(c.api_key);
+    assert_true(secret_equals(c.api_key, KEY, strlen(KEY)));
+    assert_string_equal(c.api_url, "ws://127.0.0.1:1/safari");
+    assert_string_equal(c.workspace_root, "/newer");
+    assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
+    assert_int_equal(c.nnotes, 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+    config_free(&c);
+}
+
+static void test_config_env_newer_names_override_the_file(void **state)
+{
+    struct runner_config c;
+    char *env[] = {"FLASHDUTY_RUNNER_TOKEN=" KEY2, "FLASHDUTY_RUNNER_URL=wss://env/ws",
+                   "FLASHDUTY_RUNNER_WORKSPACE=/env", NULL};
+
+    init(&c);
+    assert_int_equal(load(&c, "api_key: " KEY "\napi_url: wss://file/ws\nworkspace_root: /file\n"),
+                     0);
+    assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+    assert_true(secret_equals(c.api_key, KEY2, strlen(KEY2)));
+    assert_string_equal(c.api_url, "wss://env/ws");
+    assert_string_equal(c.workspace_root, "/env");
+    /* Different layers: no warning, the environment simply wins. */
+    assert_int_equal(c.nnotes, 0);
+    config_free(&c);
+}
+
+/* The newer name wins whatever the order of envp, and each conflict is noted once, by name. */
+static void test_config_env_newer_name_wins_over_the_config_era_one_with_a_note(void **state)
+{
+    char *newer_first[] = {"FLASHDUTY_RUNNER_TOKEN=" KEY2,
+                           "FLASHDUTY_RUNNER_URL=wss://newer/ws",
+                           "FLASHDUTY_RUNNER_WORKSPACE=/newer",
+                           "FLASHDUTY_RUNNER_API_KEY=" KEY,
+                           "FLASHDUTY_RUNNER_API_URL=wss://older/ws",
+                           "FLASHDUTY_RUNNER_WORKSPACE_ROOT=/older",
+                           NULL};
+    char *older_first[] = {"FLASHDUTY_RUNNER_API_KEY=" KEY,
+                           "FLASHDUTY_RUNNER_API_URL=wss://older/ws",
+                           "FLASHDUTY_RUNNER_WORKSPACE_ROOT=/older",
+                           "FLASHDUTY_RUNNER_TOKEN=" KEY2,
+                           "FLASHDUTY_RUNNER_URL=wss://newer/ws",
+                           "FLASHDUTY_RUNNER_WORKSPACE=/newer",
+                           NULL};
+    char **envs[] = {newer_first, older_first};
+
+    for (size_t e = 0; e < 2; e++) {
+        struct runner_config c;
+
+        init(&c);
+        assert_int_equal(config_apply_env(&c, envs[e], err, sizeof(err)), 0);
+        assert_true(secret_equals(c.api_key, KEY2, strlen(KEY2)));
+        assert_string_equal(c.api_url, "wss://newer/ws");
+        assert_string_equal(c.workspace_root, "/newer");
+        assert_int_equal(c.nnotes, 3);
+        assert_true(has_note(&c, NOTE_TOKEN));
+        assert_true(has_note(&c, NOTE_URL));
+        assert_true(has_note(&c, NOTE_WORKSPACE));
+        for (size_t i = 0; i < c.nnotes; i++) {
+            assert_null(strstr(c.notes[i], KEY_PART));
+            assert_null(strstr(c.notes[i], "OTHERSECRET"));
+            assert_null(strstr(c.notes[i], "older"));
+        }
+        config_free(&c);
+    }
+}
+
+static void test_config_env_same_value_under_both_names_is_not_noted(void **state)
+{
+    struct runner_config c;
+    char *env[] = {"FLASHDUTY_RUNNER_API_KEY=" KEY,
+                   "FLASHDUTY_RUNNER_TOKEN=" KEY,
+                   "FLASHDUTY_RUNNER_API_URL=wss://same/ws",
+                   "FLASHDUTY_RUNNER_URL=wss://same/ws",
+                   "FLASHDUTY_RUNNER_WORKSPACE_ROOT=/same",
+                   "FLASHDUTY_RUNNER_WORKSPACE=/same",
+                   NULL};
+
+    init(&c);
+    assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+    assert_true(secret_equals(c.api_key, KEY, strlen(KEY)));
+    assert_string_equal(c.api_url, "wss://same/ws");
+    assert_int_equal(c.nnotes, 0);
+    config_free(&c);
+}
+
+/* Empty is unset (both Go runners): the config-era name's value stands, with no note. */
+static void test_config_env_empty_newer_variables_are_ignored(void **state)
+{
+    struct runner_config c;
+    char *env[] = {"FLASHDUTY_RUNNER_TOKEN=",
+                   "FLASHDUTY_RUNNER_URL=",
+                   "FLASHDUTY_RUNNER_WORKSPACE=",
+                   "FLASHDUTY_RUNNER_API_KEY=" KEY,
+                   "FLASHDUTY_RUNNER_API_URL=wss://older/ws",
+                   NULL};
+
+    init(&c);
+    assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+    assert_true(secret_equals(c.api_key, KEY, strlen(KEY)));
+    assert_string_equal(c.api_url, "wss://older/ws");
+    assert_int_equal(c.nnotes, 0);
+    config_free(&c);
+}
+
+static void test_config_env_bad_token_names_the_variable_never_the_value(void **state)
+{
+    struct runner_config c;
+    char *env[] = {"FLASHDUTY_RUNNER_TOKEN=" KEY "\r\nX-Evil: 1", NULL};
+    char *url[] = {"FLASHDUTY_RUNNER_TOKEN=" KEY, "FLASHDUTY_RUNNER_URL=https://h/ws", NULL};
+
+    init(&c);
+    assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), ERR_KEY_CONTROL);
+    assert_string_equal(err, "FLASHDUTY_RUNNER_TOKEN: api_key: key contains a control byte "
+                             "(CR, LF, NUL, ...)");
+    assert_err_clean();
+    assert_null(c.api_key);
+    /* The URL's scheme is checked as a whole, whichever name set it: exit 2 in the runner. */
+    assert_int_equal(config_apply_env(&c, url, err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), ERR_BAD_URL);
+    assert_string_equal(err, "config: api_url: 'https://h/ws' must start with ws:// or wss://");
+    config_free(&c);
+}
+
+static void test_config_note_keeps_each_text_once_and_at_most_the_maximum(void **state)
+{
+    static const char *const texts[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
+    struct runner_config c;
+
+    init(&c);
+    config_note(&c, "a");
+    config_note(&c, "a");
+    assert_int_equal(c.nnotes, 1);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        config_note(&c, texts[i]);
+    assert_int_equal(c.nnotes, CONFIG_NOTES_MAX);
+    assert_string_equal(c.notes[CONFIG_NOTES_MAX - 1], texts[CONFIG_NOTES_MAX - 1]);
+    config_free(&c);
+    assert_int_equal(c.nnotes, 0);
 }
 
 /* ---- durations and numbers ---- */
@@ -1057,6 +1235,13 @@ int main(void)
         cmocka_unit_test(test_config_every_key_has_its_environment_variable),
         cmocka_unit_test(test_config_env_rejects_an_unknown_variable),
         cmocka_unit_test(test_config_env_bad_value_names_the_variable_and_the_key),
+        cmocka_unit_test(test_config_env_reads_the_newer_runners_token_url_and_workspace),
+        cmocka_unit_test(test_config_env_newer_names_override_the_file),
+        cmocka_unit_test(test_config_env_newer_name_wins_over_the_config_era_one_with_a_note),
+        cmocka_unit_test(test_config_env_same_value_under_both_names_is_not_noted),
+        cmocka_unit_test(test_config_env_empty_newer_variables_are_ignored),
+        cmocka_unit_test(test_config_env_bad_token_names_the_variable_never_the_value),
+        cmocka_unit_test(test_config_note_keeps_each_text_once_and_at_most_the_maximum),
         cmocka_unit_test(test_config_parses_durations_in_every_unit),
         cmocka_unit_test(test_config_rejects_bad_durations),
         cmocka_unit_test(test_config_rejects_bad_numbers_with_file_line_and_key),
