@@ -60,8 +60,9 @@ struct outspill_result {
 
 /*
  * Starts s: one prune at once (on libuv's pool) and one every hour (a uv_timer, unref'd so
- * it never keeps the loop alive). ws must outlive s. Returns 0 or a negative UV_* code
- * (then nothing was started).
+ * it never keeps the loop alive). ws must outlive s; every other call needs s started.
+ * Returns 0 or a negative UV_* code (then nothing runs, but the timer is closing: s stays
+ * valid until the loop has run once more, as after outspill_close).
  */
 int outspill_init(struct outspill *s, uv_loop_t *loop, const struct wspath_root *ws,
                   uint64_t max_age_ms, uint64_t max_total_bytes);
