@@ -740,7 +740,9 @@ static int compile(struct grep *g, const char *pattern)
 {
     struct grep_rx rx;
     pcre2_compile_context *cctx = NULL;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
+    /* NO_DOTSTAR_ANCHOR: PCRE2 would anchor a leading ".*", and with invalid UTF-8 early
+     * in a line (where ".*" cannot pass) never try the later start Rust's engine finds. */
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_NO_DOTSTAR_ANCHOR;
     PCRE2_SIZE off;
     int r, e;
 

@@ -115,12 +115,16 @@ struct rxp {
     uint32_t *c; /* the pattern's characters */
     size_t n, pos;
     bool xmode;  /* ignore whitespace, '#' comments */
+    bool icase;  /* case-insensitive here (smart case, then the i flags) */
+    bool final;  /* the second pass: smart case known, empty classes checked */
     int err;
     unsigned depth;
     bool any_literal, any_upper;
     char **names; /* capture names, for the duplicate check */
     size_t nnames;
     pcre2_code *upper; /* \p{Uppercase}, compiled on first need */
+    unsigned char *every; /* every scalar value but '\n', as UTF-8, built on first need */
+    size_t every_len;
 };
 
 static bool fail(struct rxp *p, int err)
@@ -424,9 +428,38 @@ static bool pcre_prop_body(const char *prefix, const char *norm, struct cset *s)
 /* rg's class query: a binary property, else a general category, else a script (the
  * specials Any, ASCII and Assigned first). PCRE2's own extras (Xan, Xwd, L&...) are not
  * Rust's and are refused. */
-static bool unicode_named(const char *norm, struct cset *s)
+static bool unicode_named(const char *norm, bool icase, struct cset *s)
 {
     static const char *const pcre_only[] = {"xan", "xps", "xsp", "xwd", "xuc"};
+    /* Under (?i) rg closes a class under simple case folding, and PCRE2 does not fold
+     * \p{...}: the cased classes are written out closed (approximately: a letter whose
+     * only case mapping is a full one, like U+0149, is let in). */
+    static const struct {
+        const char *name, *closed;
+    } folded[] = {
+        {"lu", "(?:\\p{Lu}|(?=\\p{CWU})[\\p{L}\\p{M}])"},
+        {"uppercaseletter", "(?:\\p{Lu}|(?=\\p{CWU})[\\p{L}\\p{M}])"},
+        {"ll", "(?:\\p{Ll}|(?=\\p{CWL})[\\p{L}\\p{M}])"},
+        {"lowercaseletter", "(?:\\p{Ll}|(?=\\p{CWL})[\\p{L}\\p{M}])"},
+        {"lt", "[\\x{1C4}-\\x{1CC}\\x{1F1}-\\x{1F3}\\x{1F80}-\\x{1FAF}\\x{1FB3}\\x{1FBC}"
+               "\\x{1FC3}\\x{1FCC}\\x{1FF3}\\x{1FFC}]"},
+        {"titlecaseletter", "[\\x{1C4}-\\x{1CC}\\x{1F1}-\\x{1F3}\\x{1F80}-\\x{1FAF}"
+                            "\\x{1FB3}\\x{1FBC}\\x{1FC3}\\x{1FCC}\\x{1FF3}\\x{1FFC}]"},
+        {"lc", "[\\p{Lu}\\p{Ll}\\p{Lt}\\x{345}]"},
+        {"casedletter", "[\\p{Lu}\\p{Ll}\\p{Lt}\\x{345}]"},
+        {"uppercase", "[\\p{Uppercase}\\p{CWU}]"},
+        {"upper", "[\\p{Uppercase}\\p{CWU}]"},
+        {"lowercase", "[\\p{Lowercase}\\p{CWL}]"},
+        {"lower", "[\\p{Lowercase}\\p{CWL}]"},
+    };
+
+    for (size_t i = 0; icase && i < sizeof(folded) / sizeof(folded[0]); i++) {
+        if (strcmp(norm, folded[i].name) == 0) {
+            sb_puts(&s->text, folded[i].closed);
+            s->body = false;
+            return true;
+        }
+    }
 
     if (strcmp(norm, "any") == 0) {
         cset_body(s, "\\x{0}-\\x{10FFFF}");
@@ -448,6 +481,17 @@ static bool unicode_named(const char *norm, struct cset *s)
     }
     /* A script is Script here (PCRE2's bare name is Script_Extensions). */
     return pcre_prop_body("sc:", norm, s) || pcre_prop_body("", norm, s);
+}
+
+static bool gencat_body_folded(const char *norm, bool icase, struct cset *s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(gencats) / sizeof(gencats[0]); i++)
+        n += strcmp(gencats[i].name, norm) == 0;
+    if (n == 0)
+        return false;
+    return unicode_named(norm, icase, s); /* (a general category is found first there) */
 }
 
 /* At the 'p' or 'P' of \p, \P. */
@@ -500,11 +544,11 @@ static bool parse_unicode_class(struct rxp *p, struct cset *s)
             negated = !negated;
         normalize(p->c + start, op - start, norm, sizeof(norm));
         if (oplen == 0) {
-            ok = unicode_named(norm, s);
+            ok = unicode_named(norm, p->icase, s);
         } else {
             normalize(p->c + op + oplen, end - op - oplen, value, sizeof(value));
             if (strcmp(norm, "gc") == 0 || strcmp(norm, "generalcategory") == 0)
-                ok = gencat_body(value, s);
+                ok = gencat_body_folded(value, p->icase, s);
             else if (strcmp(norm, "sc") == 0 || strcmp(norm, "script") == 0)
                 ok = pcre_prop_body("sc:", value, s);
             else if (strcmp(norm, "scx") == 0 || strcmp(norm, "scriptextensions") == 0)
@@ -882,8 +926,9 @@ static bool parse_class_range(struct rxp *p, struct cunion *u)
     return true;
 }
 
-/* At a '['; the class as one set. only_nl: it is a plain union of '\n' alone. */
-static bool parse_class(struct rxp *p, struct cset *out, bool *only_nl)
+/* At a '['; the class as one set. only_nl: it is a plain union of '\n' alone; maybe_empty:
+ * set operations or a negation could have left nothing in it. */
+static bool parse_class(struct rxp *p, struct cset *out, bool *only_nl, bool *maybe_empty)
 {
     struct cunion u = {0};
     struct cset acc = {0}, rhs;
@@ -891,6 +936,7 @@ static bool parse_class(struct rxp *p, struct cset *out, bool *only_nl)
     bool negated = false, ok = false;
 
     *only_nl = false;
+    *maybe_empty = false;
     memset(out, 0, sizeof(*out));
     if (++p->depth > GREP_RX_MAX_NEST)
         return fail(p, ERR_INVALID);
@@ -922,9 +968,9 @@ static bool parse_class(struct rxp *p, struct cset *out, bool *only_nl)
         c = cur(p);
         if (c == '[') {
             struct cset inner;
-            bool nl;
+            bool nl, empty;
 
-            if (!maybe_ascii_class(p, &inner) && !parse_class(p, &inner, &nl))
+            if (!maybe_ascii_class(p, &inner) && !parse_class(p, &inner, &nl, &empty))
                 goto out;
             union_add_set(&u, &inner);
             sb_free(&inner.text);
@@ -946,6 +992,7 @@ static bool parse_class(struct rxp *p, struct cset *out, bool *only_nl)
         }
     }
     *only_nl = op == OP_NONE && !negated && u.nonempty && u.only_nl;
+    *maybe_empty = op != OP_NONE || negated;
     union_finish(&u, &rhs);
     if (op == OP_NONE) {
         *out = rhs;
@@ -968,6 +1015,76 @@ out:
     if (!ok)
         sb_free(&out->text);
     return ok;
+}
+
+/* Whether s matches some character other than '\n' (with the case-insensitivity in force):
+ * rg refuses a class that does not, and PCRE2 would just never match it. ASCII first,
+ * then every scalar value. */
+static bool set_nonempty(struct rxp *p, const struct cset *s)
+{
+    struct sb pat = {0};
+    pcre2_code *re = NULL;
+    pcre2_match_data *md = NULL;
+    unsigned char ascii[127];
+    size_t n = 0;
+    int e, rc;
+    PCRE2_SIZE off;
+    bool found = true;
+
+    sb_puts(&pat, "(?:");
+    cset_put_expr(&pat, s);
+    sb_puts(&pat, ")");
+    if (pat.oom) {
+        fail(p, ERR_NOMEM);
+        goto out;
+    }
+    re = pcre2_compile((PCRE2_SPTR)pat.p, pat.len, PCRE2_UTF | PCRE2_UCP |
+                       (p->icase ? PCRE2_CASELESS : 0), &e, &off, NULL);
+    if (re == NULL)
+        goto out; /* the real compile reports it */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    if ((md = pcre2_match_data_create(1, NULL)) == NULL) {
+        fail(p, ERR_NOMEM);
+        goto out;
+    }
+    for (unsigned c = 0; c < 0x80; c++) {
+        if (c != '\n')
+            ascii[n++] = (unsigned char)c;
+    }
+    if (pcre2_match(re, ascii, n, 0, 0, md, NULL) >= 0)
+        goto out;
+    if (p->every == NULL) {
+        if ((p->every = malloc(4 * 0x110000)) == NULL) {
+            fail(p, ERR_NOMEM);
+            goto out;
+        }
+        for (uint32_t c = 0; c <= 0x10FFFF; c++) {
+            if (c == '\n' || (c >= 0xD800 && c <= 0xDFFF))
+                continue;
+            if (c < 0x80) {
+                p->every[p->every_len++] = (unsigned char)c;
+            } else if (c < 0x800) {
+                p->every[p->every_len++] = (unsigned char)(0xC0 | c >> 6);
+                p->every[p->every_len++] = (unsigned char)(0x80 | (c & 0x3F));
+            } else if (c < 0x10000) {
+                p->every[p->every_len++] = (unsigned char)(0xE0 | c >> 12);
+                p->every[p->every_len++] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+                p->every[p->every_len++] = (unsigned char)(0x80 | (c & 0x3F));
+            } else {
+                p->every[p->every_len++] = (unsigned char)(0xF0 | c >> 18);
+                p->every[p->every_len++] = (unsigned char)(0x80 | (c >> 12 & 0x3F));
+                p->every[p->every_len++] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+                p->every[p->every_len++] = (unsigned char)(0x80 | (c & 0x3F));
+            }
+        }
+    }
+    rc = pcre2_match(re, p->every, p->every_len, 0, 0, md, NULL);
+    found = rc >= 0 || rc != PCRE2_ERROR_NOMATCH;
+out:
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    sb_free(&pat);
+    return found;
 }
 
 /* ---- groups, repetitions, alternation ---- */
@@ -1006,12 +1123,13 @@ static bool add_capture_name(struct rxp *p, size_t start, size_t end)
 
 /* The flags up to ':' or ')' written for PCRE2 into out (i, m, s, U kept; x applied to
  * the parser through *x: -1 unset, 0 off, 1 on). */
-static bool parse_flags(struct rxp *p, struct sb *out, int *x, size_t *nitems)
+static bool parse_flags(struct rxp *p, struct sb *out, int *x, int *icase, size_t *nitems)
 {
     char on[8] = "", off[8] = "";
     bool seen[128] = {false}, negation = false, last_neg = false;
 
     *x = -1;
+    *icase = -1;
     *nitems = 0;
     while (cur(p) != ':' && cur(p) != ')') {
         uint32_t c = cur(p);
@@ -1025,9 +1143,11 @@ static bool parse_flags(struct rxp *p, struct sb *out, int *x, size_t *nitems)
                 return fail(p, ERR_INVALID);
             seen[c] = true;
             last_neg = false;
-            if (c == 'x')
+            if (c == 'i')
+                *icase = negation ? 0 : 1;
+            if (c == 'x') {
                 *x = negation ? 0 : 1;
-            else if (c != 'u') {
+            } else if (c != 'u') {
                 char *dst = negation ? off : on;
                 size_t k = strlen(dst);
 
@@ -1055,7 +1175,7 @@ static bool parse_flags(struct rxp *p, struct sb *out, int *x, size_t *nitems)
 /* At a '('. *set_flags: it was "(?flags)" alone. */
 static bool parse_group(struct rxp *p, struct sb *out, bool *set_flags)
 {
-    bool old_x = p->xmode, ok;
+    bool old_x = p->xmode, old_i = p->icase, ok;
 
     *set_flags = false;
     if (++p->depth > GREP_RX_MAX_NEST)
@@ -1081,9 +1201,9 @@ static bool parse_group(struct rxp *p, struct sb *out, bool *set_flags)
         sb_puts(out, "("); /* names do not change what matches */
     } else if (bump_if(p, "?")) {
         size_t at = out->len, nitems;
-        int x;
+        int x, icase;
 
-        if (eof(p) || !parse_flags(p, out, &x, &nitems))
+        if (eof(p) || !parse_flags(p, out, &x, &icase, &nitems))
             return fail(p, ERR_INVALID);
         if (cur(p) == ')') {
             bump(p);
@@ -1093,6 +1213,8 @@ static bool parse_group(struct rxp *p, struct sb *out, bool *set_flags)
                 sb_puts(out, ")");
             if (x >= 0)
                 p->xmode = x == 1;
+            if (icase >= 0)
+                p->icase = icase == 1;
             *set_flags = true;
             p->depth--;
             return true;
@@ -1101,11 +1223,14 @@ static bool parse_group(struct rxp *p, struct sb *out, bool *set_flags)
         sb_puts(out, out->len > at ? ":" : "(?:");
         if (x >= 0)
             p->xmode = x == 1;
+        if (icase >= 0)
+            p->icase = icase == 1;
     } else {
         sb_puts(out, "(");
     }
     ok = parse_alternation(p, out, true);
     p->xmode = old_x;
+    p->icase = old_i;
     p->depth--;
     if (!ok)
         return false;
@@ -1137,41 +1262,53 @@ static bool parse_decimal(struct rxp *p, uint32_t *out)
     return true;
 }
 
-static bool parse_counted(struct rxp *p, char *rep, size_t replen)
-{
-    uint32_t lo, hi = 0;
-    bool bounded = false, at_least = false, lazy = false;
+struct counted {
+    uint32_t lo, hi; /* hi: for bounded */
+    bool bounded, at_least, lazy;
+};
 
-    if (!bump_and_bump_space(p) || !parse_decimal(p, &lo) || eof(p))
+static bool parse_counted(struct rxp *p, struct counted *rc)
+{
+    memset(rc, 0, sizeof(*rc));
+    if (!bump_and_bump_space(p) || !parse_decimal(p, &rc->lo) || eof(p))
         return fail(p, ERR_INVALID);
     if (cur(p) == ',') {
         if (!bump_and_bump_space(p))
             return fail(p, ERR_INVALID);
         if (cur(p) != '}') {
-            if (!parse_decimal(p, &hi))
+            if (!parse_decimal(p, &rc->hi))
                 return false;
-            bounded = true;
+            rc->bounded = true;
         } else {
-            at_least = true;
+            rc->at_least = true;
         }
     }
     if (eof(p) || cur(p) != '}')
         return fail(p, ERR_INVALID);
     if (bump_and_bump_space(p) && cur(p) == '?') {
-        lazy = true;
+        rc->lazy = true;
         bump(p);
     }
-    if (bounded && hi < lo)
+    if (rc->bounded && rc->hi < rc->lo)
         return fail(p, ERR_INVALID);
-    /* XXX: rg takes larger counts (within its size limit); PCRE2 stops at 65535. */
-    if (lo > 65535 || hi > 65535)
+    return true;
+}
+
+/* Writes the repetition rc. XXX: rg takes counts over 65535 (within its size limit);
+ * PCRE2 stops there (and its compiled size, far sooner), so those are refused. */
+static bool put_counted(struct rxp *p, struct sb *out, const struct counted *rc)
+{
+    char rep[48];
+
+    if (rc->lo > 65535 || rc->hi > 65535)
         return fail(p, ERR_INVALID);
-    if (bounded)
-        snprintf(rep, replen, "{%u,%u}%s", (unsigned)lo, (unsigned)hi, lazy ? "?" : "");
-    else if (at_least)
-        snprintf(rep, replen, "{%u,}%s", (unsigned)lo, lazy ? "?" : "");
+    if (rc->bounded)
+        snprintf(rep, sizeof(rep), "{%u,%u}", (unsigned)rc->lo, (unsigned)rc->hi);
     else
-        snprintf(rep, replen, "{%u}%s", (unsigned)lo, lazy ? "?" : "");
+        snprintf(rep, sizeof(rep), rc->at_least ? "{%u,}" : "{%u}", (unsigned)rc->lo);
+    sb_puts(out, rep);
+    if (rc->lazy)
+        sb_puts(out, "?");
     return true;
 }
 
@@ -1190,13 +1327,19 @@ static bool parse_concat(struct rxp *p, struct sb *out)
             return true;
         c = cur(p);
         if (c == '?' || c == '*' || c == '+' || c == '{') {
-            char rep[48];
+            struct counted rc;
+            char rep[4];
 
             if (last == L_NONE || last == L_FLAGS)
                 return fail(p, ERR_INVALID); /* repetition operator missing expression */
             if (c == '{') {
-                if (!parse_counted(p, rep, sizeof(rep)))
+                if (!parse_counted(p, &rc))
                     return false;
+                /* An assertion matches nothing: once is as good as many. */
+                if (last == L_ASSERT) {
+                    rc.lo = rc.lo > 0;
+                    rc.hi = rc.hi > 0;
+                }
             } else {
                 rep[0] = (char)c;
                 rep[1] = '\0';
@@ -1212,7 +1355,12 @@ static bool parse_concat(struct rxp *p, struct sb *out)
                 sb_insert(out, atom, "(?:");
                 sb_puts(out, ")");
             }
-            sb_puts(out, rep);
+            if (c == '{') {
+                if (!put_counted(p, out, &rc))
+                    return false;
+            } else {
+                sb_puts(out, rep);
+            }
             last = L_REP;
             continue;
         }
@@ -1225,22 +1373,28 @@ static bool parse_concat(struct rxp *p, struct sb *out)
             last = set_flags ? L_FLAGS : L_ATOM;
         } else if (c == '[') {
             struct cset s;
-            bool only_nl;
+            bool only_nl, maybe_empty;
 
-            if (!parse_class(p, &s, &only_nl))
+            if (!parse_class(p, &s, &only_nl, &maybe_empty))
                 return false;
-            if (only_nl) {
+            /* grep-regex refuses a class of '\n' alone; regex-syntax an empty class. */
+            if (only_nl || (maybe_empty && p->final && !set_nonempty(p, &s))) {
                 sb_free(&s.text);
-                return fail(p, ERR_INVALID); /* grep-regex: '\n' is not allowed */
+                return fail(p, p->err != 0 ? p->err : ERR_INVALID);
             }
             cset_put_expr(out, &s);
             sb_free(&s.text);
             last = L_ATOM;
         } else if (c == '\\') {
             struct prim pr;
+            bool negated = peek(p) == 'P';
 
             if (!parse_escape(p, &pr))
                 return false;
+            if (pr.kind == PRIM_SET && negated && p->final && !set_nonempty(p, &pr.set)) {
+                sb_free(&pr.set.text);
+                return fail(p, p->err != 0 ? p->err : ERR_INVALID); /* \P{Any} */
+            }
             if (pr.kind == PRIM_ASSERT) {
                 sb_puts(out, pr.assert);
                 last = L_ASSERT;
@@ -1319,6 +1473,22 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
     return n;
 }
 
+/* One pass over the pattern; *out holds the PCRE2 text. */
+static int rx_pass(struct rxp *p, struct sb *out)
+{
+    p->pos = 0;
+    p->xmode = false;
+    p->depth = 0;
+    p->err = 0;
+    p->any_literal = p->any_upper = false;
+    for (size_t i = 0; i < p->nnames; i++)
+        free(p->names[i]);
+    p->nnames = 0;
+    sb_puts(out, ""); /* an empty pattern is "" too, not NULL */
+    parse_alternation(p, out, false);
+    return p->err != 0 ? p->err : out->oom ? ERR_NOMEM : 0;
+}
+
 int grep__rx_translate(const char *pattern, struct grep_rx *rx)
 {
     struct rxp p = {0};
@@ -1339,11 +1509,18 @@ int grep__rx_translate(const char *pattern, struct grep_rx *rx)
         i += k;
         p.n++;
     }
-    sb_puts(&out, ""); /* an empty pattern is "" too, not NULL */
-    parse_alternation(&p, &out, false);
-    r = p.err != 0 ? p.err : out.oom ? ERR_NOMEM : 0;
+    /* The first pass finds rg's smart case; the second translates knowing it, since the
+     * case-insensitive \p{...} classes are written differently and an empty class is
+     * judged with the case folding in force. */
+    r = rx_pass(&p, &out);
     rx->any_literal = p.any_literal;
     rx->any_upper = p.any_upper;
+    if (r == 0) {
+        sb_free(&out);
+        p.icase = p.any_literal && !p.any_upper;
+        p.final = true;
+        r = rx_pass(&p, &out);
+    }
     if (r == 0) {
         rx->pcre = out.p;
         out.p = NULL;
@@ -1354,6 +1531,7 @@ out:
         free(p.names[i]);
     free(p.names);
     pcre2_code_free(p.upper);
+    free(p.every);
     free(p.c);
     return r;
 }
