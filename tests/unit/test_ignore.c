@@ -30,6 +30,7 @@ static const struct {
     {"*.log", "a.log", false, I},
     {"*.log", "sub/deep/a.log", false, I},        /* no '/': any depth */
     {"*.log", "a.logx", false, N},
+    {"a.log", "sub/xa.log", false, N},            /* a name, not a suffix of one */
     {"/a.log", "a.log", false, I},                /* a leading '/' anchors */
     {"/a.log", "sub/a.log", false, N},
     {"sub/a.log", "sub/a.log", false, I},         /* a '/' inside anchors too */
