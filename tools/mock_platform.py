@@ -633,6 +633,28 @@ class PlatformClient:
                 args[k] = v
         return self.task("bash", args, **kw)
 
+    # The file operations (RUNNER-OPS.md 5): each sends its task.request and returns the
+    # task_id; the args left as None are not sent (the runner's defaults apply).
+    def _op(self, operation, kw, **args):
+        return self.task(operation, {k: v for k, v in args.items() if v is not None}, **kw)
+
+    def read(self, path, offset=None, limit=None, **kw):
+        return self._op("read", kw, path=path, offset=offset, limit=limit)
+
+    def write(self, path, data, **kw):
+        """data: bytes, sent base64-encoded as the platform does."""
+        import base64
+        return self._op("write", kw, path=path, content=base64.b64encode(data).decode())
+
+    def list(self, path, recursive=None, ignore=None, **kw):
+        return self._op("list", kw, path=path, recursive=recursive, ignore=ignore)
+
+    def glob(self, pattern, **kw):
+        return self._op("glob", kw, pattern=pattern)
+
+    def grep(self, pattern, include=None, **kw):
+        return self._op("grep", kw, pattern=pattern, include=include)
+
     def cancel(self, task_id, conn=None):
         return self._ok("POST", "/cancel", {"task_id": task_id, "conn": conn})
 

@@ -214,14 +214,15 @@ static int apply_flags(struct runner_config *cfg, const struct flag *flags, size
 /* Takes --token's value into the secret arena and wipes it from argv. Returns 0 or ERR_KEY_*. */
 static int token_from_argv(char *arg, struct secret **out)
 {
-    size_t n = strlen(arg);
+    size_t n = arg != NULL ? strlen(arg) : 0; /* getopt always gives one; the compiler cannot know */
     int r = 0;
 
     *out = NULL;
     if (n > 0 && (r = secret_validate_key((const uint8_t *)arg, n)) == 0)
         r = secret_from(arg, n, out);
     /* The bytes /proc/PID/cmdline shows: from now on it shows NULs in their place. */
-    explicit_bzero(arg, n);
+    if (n > 0)
+        explicit_bzero(arg, n);
     return r;
 }
 

@@ -102,10 +102,12 @@ bool fileop__path_error(struct fileop *op, int r, const char *p)
 /* ---- the op ---- */
 
 static const struct fileop_kind kinds[] = {
-    {"read", &opargs_read, fileop__read_work, fileop__read_result},
-    {"write", &opargs_write, fileop__write_work, fileop__write_result},
-    {"list", &opargs_list, fileop__list_work, fileop__list_result},
-    {"glob", &opargs_glob, fileop__glob_work, fileop__glob_result},
+    {"read", &opargs_read, fileop__read_work, fileop__read_result, NULL, NULL, NULL},
+    {"write", &opargs_write, fileop__write_work, fileop__write_result, NULL, NULL, NULL},
+    {"list", &opargs_list, fileop__list_work, fileop__list_result, NULL, NULL, NULL},
+    {"glob", &opargs_glob, fileop__glob_work, fileop__glob_result, NULL, NULL, NULL},
+    {"grep", &opargs_grep, fileop__grep_work, fileop__grep_result, fileop__grep_start,
+     fileop__grep_cancel, fileop__grep_free},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)
@@ -149,6 +151,12 @@ static void on_after_work(uv_work_t *w, int status)
     json_decref(result);
 }
 
+void fileop__queue(struct fileop *op)
+{
+    if (uv_queue_work(op->loop, &op->work, on_work, on_after_work) != 0)
+        op->done(op, false, NULL, "out of memory", op->data);
+}
+
 int fileop_start(uv_loop_t *loop, const char *operation, const json_t *args,
                  const struct wspath_root *ws, const struct fileop_limits *limits,
                  fileop_done_cb done, void *data, struct fileop **out)
@@ -164,17 +172,20 @@ int fileop_start(uv_loop_t *loop, const char *operation, const json_t *args,
         return ERR_INVALID;
     }
     op->ws = ws;
+    op->loop = loop;
     op->limits = *limits;
     op->done = done;
     op->data = data;
     op->work.data = op;
     atomic_init(&op->cancelled, false);
-    /* Read on the loop (no other thread changes it; the runner never sets it again). */
-    op->umask = umask(0);
-    umask(op->umask);
     /* A bad args fails from the work's completion too: one path to done. */
     op->args_ok = opargs_parse(op->kind->spec, args, &op->args, op->error,
                                sizeof(op->error)) == 0;
+    /* An op that runs elsewhere first (grep's rg) queues its work when that is over. */
+    if (op->args_ok && op->kind->start != NULL && op->kind->start(loop, op) == 1) {
+        *out = op;
+        return 0;
+    }
     if ((r = uv_queue_work(loop, &op->work, on_work, on_after_work)) != 0) {
         opargs_free(op->kind->spec, &op->args);
         free(op);
@@ -187,13 +198,17 @@ int fileop_start(uv_loop_t *loop, const char *operation, const json_t *args,
 void fileop_cancel(struct fileop *op)
 {
     atomic_store(&op->cancelled, true);
-    (void)uv_cancel((uv_req_t *)&op->work); /* only if it has not started */
+    (void)uv_cancel((uv_req_t *)&op->work); /* only if it is queued and has not started */
+    if (op->kind->cancel != NULL)
+        op->kind->cancel(op);
 }
 
 void fileop_free(struct fileop *op)
 {
     if (op == NULL)
         return;
+    if (op->kind->release != NULL)
+        op->kind->release(op);
     opargs_free(op->kind->spec, &op->args);
     free(op->content);
     for (size_t i = 0; i < op->nentries; i++)

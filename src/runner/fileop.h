@@ -6,7 +6,7 @@
  * it and turns its outcome into the task's result. The work polls a cancel flag
  * between chunks; a cancelled operation ends with Go's "context canceled".
  *
- * Implemented so far: read, write, list and glob (sections 5.1-5.4). Paths go through
+ * The operations: read, write, list, glob and grep (sections 5.1-5.5). Paths go through
  * wspath.h.
  */
 #ifndef CREDBROKER_FILEOP_H
@@ -20,12 +20,16 @@
 #include <uv.h>
 
 struct wspath_root;
+struct outspill;
 struct fileop;
 
 struct fileop_limits {
     uint64_t read_max_bytes;   /* ops.read.max_bytes: bytes one read returns (8 MiB) */
     size_t list_max_entries;   /* ops.list.max_entries: entries one list returns (50,000) */
     size_t glob_max_matches;   /* ops.glob.max_matches: matches one glob returns (50,000) */
+    size_t grep_max_matches;   /* ops.grep.max_matches: matches one grep returns (10,000) */
+    size_t max_result_bytes;   /* what a result object may take in its message (2.7) */
+    struct outspill *spill;    /* where large content goes (section 4) */
 };
 
 /* Whether operation is one of the file operations implemented here. */

@@ -169,6 +169,30 @@ static int write_all(struct fileop *op, int fd, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* The process's umask, for the mode of a new file, read without changing it: umask(2)
+ * can only be read by setting it, and a file another thread made meanwhile would get the
+ * temporary value. /proc/self/status has it (Linux >= 4.7); else Go's usual 022. */
+static mode_t process_umask(void)
+{
+    char line[128], *end;
+    unsigned long v;
+    mode_t m = 022;
+    FILE *f = fopen("/proc/self/status", "re");
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "Umask:", 6) != 0)
+            continue;
+        errno = 0;
+        v = strtoul(line + 6, &end, 8);
+        if (errno == 0 && end != line + 6)
+            m = (mode_t)(v & 0777);
+        break;
+    }
+    if (f != NULL)
+        fclose(f);
+    return m;
+}
+
 /*
  * Atomic, unlike Go's truncate-in-place: a temporary file beside the target (O_EXCL,
  * 0600), every byte written and synced, the mode (and owner, where allowed) of the file
@@ -221,7 +245,7 @@ void fileop__write_work(struct fileop *op)
         fileop__fail(op, "open %s: %s", abs, why);
         goto out;
     }
-    mode = exists && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644 & ~op->umask;
+    mode = exists && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644 & ~process_umask();
     temp_name(name, tmp, sizeof(tmp));
     if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
         tmp[0] = '\0';

@@ -22,6 +22,8 @@
 #define FILEOP_ERROR_MAX 1024
 
 struct fileop;
+struct grep_hit;
+struct grep_rg;
 
 struct list_entry {
     char *path; /* relative to the root's real path */
@@ -29,12 +31,33 @@ struct list_entry {
     int64_t size;
 };
 
-/* One operation: its args, its work (on the pool) and its result (on the loop). */
+/* One operation: its args, its work (on the pool) and its result (on the loop). An
+ * operation that may run elsewhere first (grep's rg) has a start, which returns 1 when it
+ * queues the work itself later (fileop__queue), or 0 to have it queued now; its cancel
+ * and release hooks stop and free what start made. */
 struct fileop_kind {
     const char *name;
     const struct opargs_spec *spec;
     void (*work)(struct fileop *op);
     json_t *(*result)(const struct fileop *op);
+    int (*start)(uv_loop_t *loop, struct fileop *op);
+    void (*cancel)(struct fileop *op);
+    void (*release)(struct fileop *op);
+};
+
+/* grep's state (fileop_grep.c). */
+struct fileop_grep {
+    struct grep_hit *hits;
+    size_t nhits, cap;
+    size_t escaped_matches;  /* bounds of what the hits take in the result's JSON */
+    size_t escaped_content;
+    size_t content_len;      /* the raw content's bytes */
+    bool failed;             /* out of memory: the op has failed */
+    bool engine_done;        /* rg ran: the work only builds the result */
+    struct grep_rg *rg;      /* the rg child while it runs (loop side) */
+    char *rg_events;         /* rg's match events, one JSON line each, parsed on the pool */
+    size_t rg_events_len, rg_events_cap;
+    json_t *result;          /* built by the work */
 };
 
 struct fileop {
@@ -42,12 +65,12 @@ struct fileop {
     const struct fileop_kind *kind;
     const struct wspath_root *ws;
     struct fileop_limits limits;
-    mode_t umask;          /* the process's, for the mode of a new file */
     union {
         struct read_args read;
         struct write_args write;
         struct list_args list;
         struct glob_args glob;
+        struct grep_args grep;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -61,8 +84,11 @@ struct fileop {
     size_t content_len;
     int64_t total_size;
     bool truncated;
+    size_t result_bytes;        /* list, glob: what the entries take in the result (2.7) */
     struct list_entry *entries; /* list */
     size_t nentries, entries_cap;
+    struct fileop_grep grep;
+    uv_loop_t *loop;
 };
 
 /* ---- Go's texts and the work's outcome (fileop.c) ---- */
@@ -80,6 +106,9 @@ bool fileop__stopping(struct fileop *op);
 void fileop__fail(struct fileop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The errors every path can give before it names something: set and true, else false. */
 bool fileop__path_error(struct fileop *op, int r, const char *p);
+/* Queues the op's work on the pool (for a start hook that ran something first); a failure
+ * to queue ends the op with an error. */
+void fileop__queue(struct fileop *op);
 
 /* ---- the operations: their work (on the pool) and their result (on the loop) ---- */
 
@@ -91,5 +120,10 @@ void fileop__list_work(struct fileop *op);     /* fileop_walk.c */
 json_t *fileop__list_result(const struct fileop *op);
 void fileop__glob_work(struct fileop *op);
 json_t *fileop__glob_result(const struct fileop *op);
+void fileop__grep_work(struct fileop *op);     /* fileop_grep.c */
+json_t *fileop__grep_result(const struct fileop *op);
+int fileop__grep_start(uv_loop_t *loop, struct fileop *op);
+void fileop__grep_cancel(struct fileop *op);
+void fileop__grep_free(struct fileop *op);
 
 #endif

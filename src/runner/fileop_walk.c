@@ -27,11 +27,17 @@ static bool list_add(struct fileop *op, const char *rel, const struct stat *st)
 {
     struct list_entry *e;
 
-    if (op->nentries == (op->kind->spec == &opargs_glob ? op->limits.glob_max_matches
-                                                        : op->limits.list_max_entries)) {
+    bool glob = op->kind->spec == &opargs_glob;
+    /* What the entry takes in the result: {"path":,"is_dir":false,"size":N}, or a string. */
+    size_t bytes = proto_json_string_bound((const uint8_t *)rel, strlen(rel)) +
+                   (glob ? 1 : 48);
+
+    if (op->nentries == (glob ? op->limits.glob_max_matches : op->limits.list_max_entries) ||
+        op->result_bytes + bytes > op->limits.max_result_bytes) { /* 2.7: trailing dropped */
         op->truncated = true;
         return false;
     }
+    op->result_bytes += bytes;
     if (op->nentries == op->entries_cap) {
         size_t cap = op->entries_cap ? op->entries_cap * 2 : 64;
 
@@ -141,7 +147,7 @@ static bool list_dir(struct fileop *op, int dfd, const char *rel)
         struct stat st;
         int cfd;
 
-        if (fileop__stopping(op)) {
+        if (fileop__stopping(op)) { /* between two entries of a list */
             go_on = false;
             break;
         }

@@ -239,9 +239,11 @@ static int decode_task_request(json_t *payload, struct proto_in *out, char *err,
     r = get_string(payload, "payload", "task_id", STR_REQUIRED, &out->task_id, err, errlen);
     if (r != 0)
         return r;
-    if ((args = get_object(payload, "payload", "args", &r, err, errlen)) == NULL)
-        return r;
-    if ((r = take_credential(args, out, err, errlen)) != 0 ||
+    /* args as sent: each operation reads it as Go would, a missing one included
+     * ("unexpected end of JSON input"); only an object can carry a credential. */
+    if ((args = json_object_get(payload, "args")) != NULL)
+        json_incref(args);
+    if ((json_is_object(args) && (r = take_credential(args, out, err, errlen)) != 0) ||
         (r = get_string(payload, "payload", "operation", STR_REQUIRED, &out->operation, err,
                         errlen)) != 0 ||
         (r = get_string(payload, "payload", "trace_id", 0, &out->trace_id, err, errlen)) != 0 ||
@@ -468,8 +470,12 @@ int proto_bash_args(const json_t *args, uint64_t default_timeout_ms, struct bash
     memset(out, 0, sizeof(*out));
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    if (!json_is_object(args))
-        return fail(ERR_INVALID, err, errlen, "args: expected an object");
+    if (args == NULL)
+        return fail(ERR_INVALID, err, errlen, "invalid bash args: unexpected end of JSON input");
+    if (!json_is_object(args) && !json_is_null(args))
+        return fail(ERR_INVALID, err, errlen, "invalid bash args: json: cannot unmarshal %s into "
+                    "Go value of type protocol.BashArgs", json_is_string(args) ? "string"
+                    : json_is_array(args) ? "array" : json_is_boolean(args) ? "bool" : "number");
     if ((r = get_string(args, "args", "command", STR_REQUIRED, &out->command, err, errlen)) != 0 ||
         (r = get_string(args, "args", "workdir", 0, &out->workdir, err, errlen)) != 0)
         return r;
@@ -513,8 +519,9 @@ void bash_args_free(struct bash_args *a)
 
 /*
  * Length of the sequence at p (n > 0 bytes left). A well-formed sequence sets *ok;
- * otherwise the length is that of the maximal ill-formed subpart (>= 1), to be replaced
- * by one U+FFFD. The byte ranges are Table 3-7 of the Unicode Standard, which rules out
+ * otherwise the length is that of the maximal ill-formed subpart (>= 1), each byte of
+ * which the callers replace by one U+FFFD, as Go's encoder does (RUNNER-OPS.md 2.6). The
+ * byte ranges are Table 3-7 of the Unicode Standard, which rules out
  * overlong forms (C0, C1, E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code points
  * over U+10FFFF (F4 90.., F5..FF).
  */
@@ -572,11 +579,12 @@ static size_t utf8_scan(const uint8_t *p, size_t len, size_t *bad)
         n = utf8_seq(p + i, len - i, &ok);
         if (ok) {
             out += n;
+            i += n;
         } else {
             out += sizeof(replacement);
             (*bad)++;
+            i++;
         }
-        i += n;
     }
     return out;
 }
@@ -592,11 +600,12 @@ static void utf8_fill(const uint8_t *p, size_t len, uint8_t *dst)
         if (ok) {
             memcpy(dst, p + i, n);
             dst += n;
+            i += n;
         } else {
             memcpy(dst, replacement, sizeof(replacement));
             dst += sizeof(replacement);
+            i++;
         }
-        i += n;
     }
 }
 
@@ -628,7 +637,7 @@ char *proto_utf8_sanitize(const uint8_t *data, size_t len, size_t *out_len)
  * encoding time. This writer makes two passes over the tree instead: one to count (p ==
  * NULL), one to fill a single exact allocation. Its output matches json_dumps(v,
  * JSON_COMPACT) byte for byte, except that it cannot fail on invalid UTF-8 in a string
- * (json_stringn_nocheck lets that in): each ill-formed subpart becomes U+FFFD.
+ * (json_stringn_nocheck lets that in): each byte of an ill-formed subpart becomes U+FFFD.
  */
 struct wr {
     char *p; /* NULL while counting */
@@ -791,7 +800,7 @@ static char *dump_compact(const json_t *v)
 
 /* A new JSON string holding the sanitized bytes, or NULL. Valid input (the usual case)
  * goes to jansson without an intermediate copy. */
-static json_t *bytes_value(const uint8_t *p, size_t len)
+json_t *proto_json_bytes(const uint8_t *p, size_t len)
 {
     size_t n, bad;
     uint8_t *s;
@@ -812,10 +821,27 @@ static json_t *bytes_value(const uint8_t *p, size_t len)
     return v;
 }
 
+size_t proto_json_string_bound(const uint8_t *p, size_t len)
+{
+    size_t n = 2;
+
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < 0x20)
+            n += 6; /* \u00XX at worst */
+        else if (p[i] == '"' || p[i] == '\\')
+            n += 2;
+        else if (p[i] >= 0x80)
+            n += 3; /* an invalid byte becomes U+FFFD's three */
+        else
+            n += 1;
+    }
+    return n;
+}
+
 /* A new JSON string for a C string: "" for NULL, sanitized if not UTF-8. */
 static json_t *string_value(const char *s)
 {
-    return bytes_value((const uint8_t *)(s != NULL ? s : ""), s != NULL ? strlen(s) : 0);
+    return proto_json_bytes((const uint8_t *)(s != NULL ? s : ""), s != NULL ? strlen(s) : 0);
 }
 
 /* A new reference to a borrowed object, or a new empty object for NULL. */
@@ -917,7 +943,7 @@ char *proto_encode_task_output(const char *task_id, const char *stream, const ui
 
     if (put(p, "task_id", string_value(task_id)) != 0 ||
         put(p, "stream", string_value(stream)) != 0 ||
-        put(p, "data", bytes_value(data, len)) != 0) {
+        put(p, "data", proto_json_bytes(data, len)) != 0) {
         json_decref(p);
         return NULL;
     }
@@ -942,16 +968,65 @@ char *proto_encode_task_result(const struct proto_task_result *r)
     return encode_message("task.result", p);
 }
 
-json_t *proto_bash_result(const uint8_t *out, size_t out_len, bool out_truncated,
-                          const uint8_t *err, size_t err_len, bool err_truncated, int exit_code)
+/* How many of p[0..len) fit in budget bytes of JSON string (proto_json_string_bound). */
+static size_t fit_in_json(const uint8_t *p, size_t len, size_t budget)
 {
-    json_t *o = json_object();
+    size_t used = 2, i;
 
-    if (put(o, "stdout", bytes_value(out, out_len)) != 0 ||
-        put(o, "stderr", bytes_value(err, err_len)) != 0 ||
-        put(o, "exit_code", json_integer(exit_code)) != 0 ||
-        put(o, "stdout_truncated", json_boolean(out_truncated)) != 0 ||
-        put(o, "stderr_truncated", json_boolean(err_truncated)) != 0) {
+    for (i = 0; i < len; i++) {
+        size_t one = proto_json_string_bound(p + i, 1) - 2;
+
+        if (used + one > budget)
+            break;
+        used += one;
+    }
+    return i;
+}
+
+/* data cut to what fits in budget, with marker after the cut; NULL on allocation failure. */
+static json_t *cut_value(const uint8_t *data, size_t len, size_t budget, const char *marker,
+                         bool *cut)
+{
+    size_t mlen = strlen(marker), keep;
+    uint8_t *tmp;
+    json_t *v;
+
+    if (proto_json_string_bound(data, len) <= budget)
+        return proto_json_bytes(data, len);
+    *cut = true;
+    keep = budget > mlen + 2 ? fit_in_json(data, len, budget - mlen) : 0;
+    if ((tmp = malloc(keep + mlen)) == NULL)
+        return NULL;
+    memcpy(tmp, data, keep);
+    memcpy(tmp + keep, marker, mlen);
+    v = proto_json_bytes(tmp, keep + mlen);
+    free(tmp);
+    return v;
+}
+
+json_t *proto_bash_result(const struct proto_bash_output *b)
+{
+    /* The members' names, the exit code and the flags, beside the strings. */
+    size_t budget = b->max_bytes > 256 ? b->max_bytes - 256 : 0, out_bound;
+    bool cut = false;
+    json_t *o = json_object(), *out, *err;
+
+    if (b->file_path != NULL)
+        budget -= budget > strlen(b->file_path) * 6 ? strlen(b->file_path) * 6 : budget;
+    /* Section 4 keeps stdout small, except where the skip rule let it through whole. */
+    out = cut_value(b->out, b->out_len, budget, "\n... [stdout truncated]", &cut);
+    out_bound = out != NULL ? proto_json_string_bound((const uint8_t *)json_string_value(out),
+                                                      json_string_length(out)) : 0;
+    /* The message ceiling (RUNNER-OPS.md 2.7): stderr is cut at the end. */
+    err = cut_value(b->err, b->err_len, budget > out_bound ? budget - out_bound : 0,
+                    "\n... [stderr truncated]", &cut);
+    if (put(o, "stdout", out) != 0 || put(o, "stderr", err) != 0 ||
+        put(o, "exit_code", json_integer(b->exit_code)) != 0 ||
+        put(o, "stdout_truncated", json_boolean(b->out_capped)) != 0 ||
+        put(o, "stderr_truncated", json_boolean(b->err_capped)) != 0 ||
+        ((b->truncated || cut) && put(o, "truncated", json_true()) != 0) ||
+        (b->file_path != NULL && put(o, "file_path", string_value(b->file_path)) != 0) ||
+        (b->total_size > 0 && put(o, "total_size", json_integer(b->total_size)) != 0)) {
         json_decref(o);
         return NULL;
     }

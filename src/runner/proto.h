@@ -47,7 +47,8 @@ struct proto_in {
     char *worknode_id, *name;
     json_t *labels;
     /* task.request: task_id and operation are set; trace_id and source_instance_id may be
-     * NULL; args is always an object, with args.credential.key removed.
+     * NULL; args is as sent (NULL when missing, any JSON value), an object without
+     * args.credential.key.
      * task.cancel: task_id is set. */
     char *task_id, *trace_id, *source_instance_id, *operation;
     json_t *args;
@@ -137,25 +138,42 @@ struct proto_task_result {
 char *proto_encode_task_result(const struct proto_task_result *r)
     __attribute__((warn_unused_result));
 
+/* A bash task's result (RUNNER-OPS.md 6), its stdout already through section 4. */
+struct proto_bash_output {
+    const uint8_t *out, *err;     /* any bytes: invalid UTF-8 becomes U+FFFD, NUL \u0000 */
+    size_t out_len, err_len;
+    bool out_capped, err_capped;  /* tasks.output_cap cut the capture: *_truncated */
+    int exit_code;
+    bool truncated;               /* section 4 spilled stdout */
+    const char *file_path;        /* where it went, or NULL */
+    int64_t total_size;           /* stdout's whole length; omitted when 0 */
+    size_t max_bytes;             /* what the result may take in its message (2.7) */
+};
 /*
  * Returns a new reference to the bash result object {"stdout", "stderr", "exit_code",
- * "stdout_truncated", "stderr_truncated"}, or NULL on allocation failure. Output bytes
- * need not be UTF-8: invalid sequences become U+FFFD; NUL bytes are kept (sent as
- * \u0000). Caller releases with json_decref().
+ * "stdout_truncated", "stderr_truncated", "truncated"?, "file_path"?, "total_size"?}, or
+ * NULL on allocation failure. When stdout and stderr would not fit in max_bytes, stderr
+ * (then stdout, which section 4 normally keeps small) is cut at the end with
+ * "\n... [stderr truncated]" and truncated set. Caller releases with json_decref().
  */
-json_t *proto_bash_result(const uint8_t *out, size_t out_len, bool out_truncated,
-                          const uint8_t *err, size_t err_len, bool err_truncated, int exit_code)
-    __attribute__((warn_unused_result));
+json_t *proto_bash_result(const struct proto_bash_output *b) __attribute__((warn_unused_result));
 
 /*
  * Returns the valid-UTF-8 form of data[0..len) in a malloc'd, NUL-terminated buffer
  * (caller frees with free()), its length (without the NUL) in *out_len; or NULL on
- * allocation failure. Each maximal ill-formed subpart (the Unicode Standard, section 3.9,
- * "U+FFFD Substitution of Maximal Subparts": a stray byte, a truncated sequence, an
- * overlong form, a surrogate, a code point over U+10FFFF) becomes one U+FFFD; valid
- * bytes, NUL included, are kept. out_len may be NULL.
+ * allocation failure. Each byte that is not part of a well-formed sequence (a stray byte,
+ * a truncated sequence, an overlong form, a surrogate, a code point over U+10FFFF: the
+ * Unicode Standard's Table 3-7) becomes one U+FFFD, as Go's encoding/json does
+ * (RUNNER-OPS.md 2.6); valid bytes, NUL included, are kept. out_len may be NULL.
  */
 char *proto_utf8_sanitize(const uint8_t *data, size_t len, size_t *out_len)
     __attribute__((warn_unused_result));
+/* A new JSON string of data[0..len), sanitized as by proto_utf8_sanitize; NULL on
+ * allocation failure. */
+json_t *proto_json_bytes(const uint8_t *data, size_t len) __attribute__((warn_unused_result));
+/* An upper bound of the bytes data[0..len) takes in compact JSON as a string, quotes
+ * included, whatever it holds (escapes, U+FFFD for invalid bytes): for the message
+ * ceiling (RUNNER-OPS.md 2.7) without encoding first. */
+size_t proto_json_string_bound(const uint8_t *data, size_t len);
 
 #endif

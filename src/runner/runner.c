@@ -33,6 +33,7 @@
 #include "err.h"
 #include "harden.h"
 #include "fileop.h"
+#include "outspill.h"
 #include "isolate.h"
 #include "log.h"
 #include "proto.h"
@@ -49,6 +50,8 @@
 #define OUTPUT_PENDING_MAX (4 * 1024 * 1024) /* streamed output is dropped above this backlog */
 #define PROBE_TIMEOUT_MS 10000
 #define RUNNER_FDS_NEEDED 64 /* free fds at start: the loop, the platform link, first tasks */
+/* What a task.result's envelope takes beside its result object (ids, names, error text). */
+#define RESULT_ENVELOPE_RESERVE (16 * 1024)
 
 struct queued_result {
     STAILQ_ENTRY(queued_result) link;
@@ -61,6 +64,8 @@ struct running_task {
     struct task *task;     /* bash; or */
     struct fileop *op;     /* a file operation */
     char *task_id, *trace_id, *source_instance_id;
+    bool spill_skip;       /* bash: the command reads a spill file back (section 4) */
+    struct task_outcome outcome; /* bash: kept while its stdout is spilled */
 };
 
 struct runner {
@@ -74,6 +79,7 @@ struct runner {
     struct isolate_secrets secrets; /* what they cover, opened at start (isolate.h) */
     struct wspath_root workspace;   /* its root, opened at start (wspath.h) */
     struct fileop_limits fileop_limits;
+    struct outspill spill;          /* large output goes to .outputs/ (outspill.h) */
     json_t *labels, *environment;
     struct ws *ws;
     bool connected;
@@ -232,16 +238,29 @@ static void on_task_output(struct task *t, const char *stream, const uint8_t *da
     free(text);
 }
 
-static void on_task_done(struct task *t, const struct task_outcome *o, void *ptr)
+/* The end of a bash task, its stdout through section 4 (spill NULL: it was not spilled). */
+static void runner__bash_over(struct running_task *rt, const struct outspill_result *spill)
 {
-    struct running_task *rt = ptr;
     struct runner *r = rt->runner;
+    const struct task_outcome *o = &rt->outcome;
     json_t *result = NULL;
     struct proto_task_result res;
+    struct proto_bash_output b = {
+        .out = o->out, .out_len = o->out_len, .out_capped = o->out_truncated,
+        .err = o->err, .err_len = o->err_len, .err_capped = o->err_truncated,
+        .exit_code = o->exit_code, .total_size = (int64_t)o->out_len,
+        .max_bytes = r->fileop_limits.max_result_bytes,
+    };
 
+    if (spill != NULL) {
+        b.out = (const uint8_t *)spill->content;
+        b.out_len = spill->content_len;
+        b.truncated = spill->truncated;
+        b.file_path = spill->file_path;
+        b.total_size = spill->total_size;
+    }
     if (o->exit_code >= 0)
-        result = proto_bash_result(o->out, o->out_len, o->out_truncated, o->err, o->err_len,
-                                   o->err_truncated, o->exit_code);
+        result = proto_bash_result(&b);
     memset(&res, 0, sizeof(res));
     res.task_id = rt->task_id;
     res.source_instance_id = rt->source_instance_id != NULL ? rt->source_instance_id : "";
@@ -254,8 +273,36 @@ static void on_task_done(struct task *t, const struct task_outcome *o, void *ptr
     runner__send_result(r, proto_encode_task_result(&res));
     json_decref(result);
 
-    task_free(t);
+    task_free(rt->task);
     runner__task_over(r, rt);
+}
+
+static void on_bash_spilled(struct outspill_result *spill, int status, void *data)
+{
+    struct running_task *rt = data;
+
+    if (status != 0) {
+        /* No memory for the section 4 text: the capture goes as it is, cut to fit. */
+        log_kv(LOG_LEVEL_WARN, task_fields(rt), "large output not processed: %s",
+               err_str(status));
+        runner__bash_over(rt, NULL);
+        return;
+    }
+    runner__bash_over(rt, spill);
+}
+
+static void on_task_done(struct task *t, const struct task_outcome *o, void *ptr)
+{
+    struct running_task *rt = ptr;
+    struct runner *r = rt->runner;
+
+    rt->outcome = *o; /* its buffers are the task's, kept until task_free */
+    /* Large stdout goes to a spill file, written on the pool (the loop never waits on a
+     * disk); a command that reads a spill file back gets its output whole (Go's rule). */
+    if (o->exit_code >= 0 && !rt->spill_skip && o->out_len > OUTSPILL_MAX_INLINE &&
+        outspill_queue(r->loop, &r->spill, "bash", o->out, o->out_len, on_bash_spilled, rt) == 0)
+        return;
+    runner__bash_over(rt, NULL);
 }
 
 static const struct task_events task_events = {
@@ -348,12 +395,13 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
         bash_args_free(&args);
         return;
     }
+    rt->spill_skip = outspill_bash_skip(args.command);
     memset(&spec, 0, sizeof(spec));
     spec.task_id = m->task_id;
     spec.trace_id = m->trace_id;
     spec.command = args.command;
     spec.workdir = args.workdir;
-    spec.workspace_root = cfg->workspace_root;
+    spec.workspace = &r->workspace;
     spec.timeout_ms = args.timeout_ms;
     spec.output_cap = cfg->tasks.output_cap;
     spec.stream = args.stream;
@@ -396,16 +444,32 @@ static void runner__start_fileop(struct runner *r, struct proto_in *m)
     r->ntasks++;
 }
 
+/* The platform's ten operations (RUNNER-OPS.md 1); the ones not built yet are refused as
+ * not supported, anything else is unknown (Go's text). */
+static bool runner__known_operation(const char *op)
+{
+    static const char *const ops[] = {"read", "write", "list", "glob", "grep", "bash",
+                                      "webfetch", "mcp_call", "mcp_list_tools", "sync_skill"};
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (strcmp(op, ops[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void runner__on_task_request(struct runner *r, struct proto_in *m)
 {
     char err[160];
 
     if (r->shutting_down) {
         runner__reply_failure(r, m, "runner is shutting down");
-    } else if (m->operation == NULL ||
-               (strcmp(m->operation, "bash") != 0 && !fileop_supports(m->operation))) {
-        snprintf(err, sizeof(err), "operation not supported: %.64s",
-                 m->operation != NULL ? m->operation : "(none)");
+    } else if (m->operation == NULL || !runner__known_operation(m->operation)) {
+        snprintf(err, sizeof(err), "unknown operation: %.64s",
+                 m->operation != NULL ? m->operation : "");
+        runner__reply_failure(r, m, err);
+    } else if (strcmp(m->operation, "bash") != 0 && !fileop_supports(m->operation)) {
+        snprintf(err, sizeof(err), "operation not supported: %.64s", m->operation);
         runner__reply_failure(r, m, err);
     } else if (strcmp(m->operation, "bash") != 0) {
         if (runner__find_task(r, m->task_id) != NULL)
@@ -621,6 +685,7 @@ static void runner__stop(struct runner *r)
     signal(SIGINT, SIG_IGN);
     broker_close(r->broker);
     r->broker = NULL;
+    outspill_close(&r->spill);
     log_info("runner stopped");
 }
 
@@ -799,9 +864,20 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
         log_error("workspace_root %.200s: %s", cfg->workspace_root, err_str(rc));
         return rc;
     }
-    r->fileop_limits.read_max_bytes = cfg->ops.read_max_bytes;
+    /* Spill files are pruned now and hourly (RUNNER-OPS.md 4). */
+    if ((rc = outspill_init(&r->spill, r->loop, &r->workspace, cfg->ops.spill_max_age_ms,
+                            cfg->ops.spill_max_total_bytes)) != 0)
+        return rc;
+    /* A result never exceeds tasks.max_message_bytes (2.7): each op shrinks to fit. */
+    r->fileop_limits.max_result_bytes = cfg->tasks.max_message_bytes - RESULT_ENVELOPE_RESERVE;
+    /* read's content is base64: 4 bytes for every 3 read. */
+    r->fileop_limits.read_max_bytes = (r->fileop_limits.max_result_bytes - 1024) / 4 * 3;
+    if (cfg->ops.read_max_bytes < r->fileop_limits.read_max_bytes)
+        r->fileop_limits.read_max_bytes = cfg->ops.read_max_bytes;
     r->fileop_limits.list_max_entries = cfg->ops.list_max_entries;
     r->fileop_limits.glob_max_matches = cfg->ops.glob_max_matches;
+    r->fileop_limits.grep_max_matches = cfg->ops.grep_max_matches;
+    r->fileop_limits.spill = &r->spill;
     /* The runner's own secrets never reach a command. */
     if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,
                                             cfg->broker.nenv_deny)) == NULL)

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "secret.h"
 #include "task.h"
+#include "wspath.h"
 
 #define TASK_DRAIN_MS 1000  /* after the command exits, how long its pipes may stay open */
 #define TASK_KILL_GRACE_MS 5000
@@ -69,54 +70,38 @@ const char *task_id(const struct task *t)
     return t->id;
 }
 
-int task_resolve_workdir(const char *root, const char *workdir, char *out, size_t outlen)
+int task_resolve_workdir(const struct wspath_root *ws, const char *workdir, char *out,
+                         size_t outlen, char *err, size_t errlen)
 {
-    char rroot[PATH_MAX], joined[PATH_MAX * 2], real[PATH_MAX];
-    size_t rlen;
-    int n;
+    const char *p = workdir != NULL ? workdir : "";
+    char *rel = NULL, name[PATH_MAX];
+    struct stat st;
+    int fd = -1, r;
 
-    if (realpath(root, rroot) == NULL)
-        return -errno;
-    if (workdir == NULL || workdir[0] == '\0')
-        n = snprintf(joined, sizeof(joined), "%s", rroot);
-    else if (workdir[0] == '/')
-        n = snprintf(joined, sizeof(joined), "%s", workdir);
-    else
-        n = snprintf(joined, sizeof(joined), "%s/%s", rroot, workdir);
-    if (n < 0 || (size_t)n >= sizeof(joined))
-        return -ENAMETOOLONG;
-    /* realpath follows every symlink: what is checked is where the command would really be. */
-    if (realpath(joined, real) == NULL)
-        return -errno;
-    rlen = strlen(rroot);
-    if (strcmp(rroot, "/") != 0 && strcmp(real, rroot) != 0 &&
-        !(strncmp(real, rroot, rlen) == 0 && real[rlen] == '/'))
-        return ERR_INVALID;
-    if ((size_t)snprintf(out, outlen, "%s", real) >= outlen)
-        return -ENAMETOOLONG;
-    return 0;
-}
-
-/* mkdir -p with mode 0700 for the parts it creates. */
-static int make_dirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(path);
-
-    if (len == 0 || len >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    memcpy(tmp, path, len + 1);
-    for (char *p = tmp + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    /* RUNNER-OPS.md 3: Go's Join (absolute paths re-rooted), then resolved beneath the
+     * root's descriptor, never by comparing strings. */
+    if ((r = wspath_clean(p, &rel)) == 0 && (fd = r = wspath_open(ws, rel, false)) >= 0 &&
+        (r = fstat(fd, &st) == 0 ? 0 : -errno) == 0 && !S_ISDIR(st.st_mode))
+        r = -ENOTDIR;
+    if (r == 0 && (r = wspath_relative(ws, fd, name, sizeof(name))) == 0 &&
+        (size_t)snprintf(out, outlen, "%s%s%s", ws->real, name[0] != '\0' ? "/" : "", name) >=
+            outlen)
+        r = -ENAMETOOLONG;
+    if (fd >= 0)
+        close(fd);
+    if (r == ERR_WS_OUTSIDE)
+        snprintf(err, errlen, "path is outside workspace root: %s", p);
+    else if (r == ERR_WS_ESCAPE)
+        snprintf(err, errlen, "path escapes workspace root via symlink: %s", p);
+    else if (r == ERR_WS_LOOP)
+        snprintf(err, errlen, "failed to resolve symlinks: EvalSymlinks: too many links");
+    else if (r != 0)
+        /* What Go's exec reports when the directory is not there (its <abs>). */
+        snprintf(err, errlen, "chdir %s%s%s: %s", ws->abs, rel != NULL && rel[0] ? "/" : "",
+                 rel != NULL ? rel : p, r == -ENOTDIR ? "not a directory"
+                 : r == -ENOENT ? "no such file or directory" : "cannot be resolved");
+    free(rel);
+    return r == 0 ? 0 : -1;
 }
 
 /* ---- handles and freeing ---- */
@@ -361,7 +346,7 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
     struct task *t;
     struct env *env = NULL;
     struct secret *key = spec->key;
-    char workdir[PATH_MAX], fdtext[8] = "3";
+    char workdir[PATH_MAX], why[PATH_MAX + 128], fdtext[8] = "3";
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, devnull = -1, child_fd = -1, r;
     char *argv[] = {"/bin/bash", "-c", (char *)spec->command, NULL};
     struct child_options co;
@@ -395,15 +380,9 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
     t->handles_open = 1;
     *out = t;
 
-    if ((r = make_dirs(spec->workspace_root)) != 0) {
-        task__fail_later(t, "cannot create the workspace: %s", err_str(r));
-        goto out;
-    }
-    if ((r = task_resolve_workdir(spec->workspace_root, spec->workdir, workdir,
-                                  sizeof(workdir))) != 0) {
-        task__fail_later(t, "%s", r == ERR_INVALID ? "workdir is outside the workspace"
-                                  : r == -ENOENT  ? "workdir does not exist"
-                                                  : "workdir cannot be resolved");
+    if (task_resolve_workdir(spec->workspace, spec->workdir, workdir, sizeof(workdir), why,
+                             sizeof(why)) != 0) {
+        task__fail_later(t, "%s", why);
         goto out;
     }
     if ((env = env_new(spec->env)) == NULL) {

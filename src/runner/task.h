@@ -16,6 +16,8 @@
 
 #include "broker.h"
 
+struct wspath_root;
+
 struct task;
 struct secret;
 
@@ -29,8 +31,8 @@ struct task_spec {
     const char *task_id;
     const char *trace_id;       /* may be NULL */
     const char *command;        /* run with /bin/bash -c */
-    const char *workdir;        /* relative to workspace_root, or absolute inside it; NULL = root */
-    const char *workspace_root; /* created (0700) if missing */
+    const char *workdir;        /* beneath the workspace (RUNNER-OPS.md 3); NULL = the root */
+    const struct wspath_root *workspace; /* its root, opened at start (wspath.h) */
     uint64_t timeout_ms;
     size_t output_cap; /* bytes kept per stream */
     bool stream;       /* report output chunks while running */
@@ -84,9 +86,12 @@ const char *task_id(const struct task *t);
 void task_free(struct task *t);
 
 /*
- * Resolves workdir inside root (symlinks followed, then checked): writes the real
- * path into out. Returns 0, -ENOENT, or ERR_INVALID when it escapes the root.
+ * Resolves workdir as every workspace path is (RUNNER-OPS.md 3: re-rooted when absolute,
+ * resolved beneath ws's descriptor): writes the directory's real path into out. Returns 0,
+ * or -1 with Go's text in err ("path is outside workspace root: ...", "chdir ...: no such
+ * file or directory", ...).
  */
-int task_resolve_workdir(const char *root, const char *workdir, char *out, size_t outlen);
+int task_resolve_workdir(const struct wspath_root *ws, const char *workdir, char *out,
+                         size_t outlen, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@ for through the platform's /wait; everything else is polled (wait_for).
 
 import json
 import os
+import re
 import secrets
 import signal
 import time
@@ -259,38 +260,80 @@ def test_output_is_capped_at_10_mib_and_marked_truncated(runner, platform):
            "head -c 12000000 /dev/zero | tr '\\0' b >&2; echo tail")
     _, res = run_task(platform, cmd, wait=30, timeout=30)
     out = res["result"]
-    assert len(out["stdout"]) == cap and out["stdout_truncated"] is True
-    assert out["stdout"] == "a" * cap
+    # The captured 10 MiB of stdout went to a spill file (RUNNER-OPS.md 4), named in the
+    # preview that replaces it; stderr is never spilled.
+    assert out["stdout_truncated"] is True and out["truncated"] is True
+    assert out["total_size"] == cap
+    assert re.fullmatch(r"\.outputs/bash_[0-9a-f]{8}_\d+\.txt", out["file_path"]), out["file_path"]
+    assert (runner.workspace / out["file_path"]).read_bytes() == b"a" * cap
+    assert out["stdout"].startswith("<output_truncated>\nOutput too large (%d chars, 1 lines). "
+                                    "Full content saved to: %s\n" % (cap, out["file_path"]))
     assert len(out["stderr"]) == cap and out["stderr_truncated"] is True
     assert out["stderr"] == "b" * cap
     assert out["exit_code"] == 0 and res["success"] is True  # drained to the end, no SIGPIPE
 
 
+def test_large_stdout_is_spilled_and_a_command_reading_it_back_gets_it_whole(runner, platform):
+    """RUNNER-OPS.md 4, byte for byte: over 30,000 bytes, stdout goes to .outputs/ and the
+    result holds Go's preview of its first 20 lines; `cat .outputs/...` (the skip rule) gets
+    the file whole. stderr is never spilled."""
+    lines = ["line %03d %s" % (i, "x" * 300) for i in range(100)]
+    whole = "\n".join(lines) + "\n"
+    cmd = "for i in $(seq 0 99); do printf 'line %03d %s\\n' $i " + "x" * 300 + "; done; echo e >&2"
+    _, res = run_task(platform, cmd)
+    out = res["result"]
+    path = out["file_path"]
+    assert re.fullmatch(r"\.outputs/bash_[0-9a-f]{8}_\d+\.txt", path), out
+    assert (runner.workspace / path).read_text() == whole
+    preview = "\n".join(lines[:20])
+    assert out["stdout"] == (
+        "<output_truncated>\nOutput too large (%d chars, 101 lines). Full content saved to: %s"
+        "\n\nPreview (first 20 lines):\n```\n%s\n```\n\nTo read more: read(\"%s\", offset=20, "
+        "limit=100)\n</output_truncated>" % (len(whole), path, preview, path))
+    assert out["truncated"] is True and out["total_size"] == len(whole)
+    assert out["stderr"] == "e\n" and out["stdout_truncated"] is False
+    # Reading the spill file back is not spilled again.
+    _, res = run_task(platform, "cat %s" % path)
+    assert res["result"]["stdout"] == whole and res["result"]["total_size"] == len(whole)
+    assert "truncated" not in res["result"] and "file_path" not in res["result"]
+
+
 def test_small_output_is_not_marked_truncated(runner, platform):
     _, res = run_task(platform, "echo out; echo err >&2")
     assert res["result"] == {"stdout": "out\n", "stderr": "err\n", "exit_code": 0,
-                             "stdout_truncated": False, "stderr_truncated": False}
+                             "stdout_truncated": False, "stderr_truncated": False,
+                             "total_size": 4}
     assert res["success"] is True and res["error"] == "" and res["exit_code"] == 0
 
 
 def test_workdir_outside_the_workspace_is_refused(runner, platform, tmp_path):
+    """RUNNER-OPS.md 3: workdir is resolved as every workspace path is: `..` above the root
+    and symlinks out of it are refused with Go's texts; an absolute path is re-rooted (Go's
+    Join), so it names a directory beneath the root, never the one outside."""
     outside = tmp_path / "outside"
     outside.mkdir()
     link = runner.workspace / ("escape-" + secrets.token_hex(4))
     link.symlink_to(outside)
     inside = runner.workspace / ("inside-" + secrets.token_hex(4))
     inside.mkdir()
-    cases = {"dotdot": "../", "absolute": str(outside), "symlink": link.name,
-             "symlink-abs": str(link)}
-    for name, workdir in cases.items():
+    root = str(runner.workspace)
+    cases = {"dotdot": ("../", "path is outside workspace root: ../"),
+             "sibling": ("../%s-evil" % runner.workspace.name,
+                         "path is outside workspace root: ../%s-evil" % runner.workspace.name),
+             "symlink": (link.name, "path escapes workspace root via symlink: " + link.name),
+             "absolute": (str(outside), "chdir %s%s: no such file or directory"
+                          % (root, outside)),
+             "symlink-abs": (str(link), "chdir %s%s: no such file or directory" % (root, link)),
+             "a file": ("f.txt", "chdir %s/f.txt: not a directory" % root)}
+    (runner.workspace / "f.txt").write_text("")
+    for name, (workdir, error) in cases.items():
         proof = outside / ("ran-" + name)
         _, res = run_task(platform, "touch %s" % proof, workdir=workdir)
-        assert res["success"] is False, (name, res)
-        assert "workspace" in res["error"], (name, res)
+        assert res["success"] is False and res["error"] == error, (name, res)
         assert res["result"] is None, (name, res)
         assert not proof.exists(), name
-    # The same command inside the workspace runs (relative and absolute).
-    for workdir in (inside.name, str(inside)):
+    # Inside the workspace it runs: relative, and absolute re-rooted ("/inside-x").
+    for workdir in (inside.name, "/" + inside.name, "./%s/../%s" % (inside.name, inside.name)):
         _, res = run_task(platform, "pwd; touch ran", workdir=workdir)
         assert res["success"] is True, res
         assert res["result"]["stdout"] == "%s\n" % os.path.realpath(inside)
@@ -325,6 +368,31 @@ def test_unsupported_operation_is_refused(runner, platform):
     assert res["task_id"] == task_id and res["source_instance_id"] == "si-mock"
     assert res["success"] is False and res["error"] == "operation not supported: webfetch"
     assert res["result"] is None
+    # An operation the platform does not have is Go's "unknown operation".
+    res = platform.result(platform.task("format_disk", {}))
+    assert res["success"] is False and res["error"] == "unknown operation: format_disk"
+
+
+def test_args_missing_or_not_an_object_are_gos_errors(runner, platform):
+    """Go's parseArgs: no args is "unexpected end of JSON input", null is every default."""
+    for op, args, error in (
+            ("read", None, "invalid read args: unexpected end of JSON input"),
+            ("bash", None, "invalid bash args: unexpected end of JSON input"),
+            ("list", "x", "invalid list args: json: cannot unmarshal string into Go value of "
+                          "type protocol.ListArgs"),
+            ("bash", [1], "invalid bash args: json: cannot unmarshal array into Go value of "
+                          "type protocol.BashArgs")):
+        task_id = "args-" + secrets.token_hex(4)
+        payload = {"task_id": task_id, "operation": op}
+        if args is not None:
+            payload["args"] = args
+        platform.send("task.request", payload)
+        res = platform.result(task_id)
+        assert res["success"] is False and res["error"] == error, (op, args, res)
+    # "args": null is all defaults: a list of the root.
+    task_id = "args-null-" + secrets.token_hex(4)
+    platform.send("task.request", {"task_id": task_id, "operation": "list", "args": None})
+    assert platform.result(task_id)["success"] is True
 
 
 def test_malformed_and_unknown_messages_are_ignored(runner, platform):

@@ -101,7 +101,9 @@ static int teardown(void **state)
 static void run(struct fixture *f, const char *operation, const char *args, bool cancel,
                 struct outcome *o)
 {
-    struct fileop_limits limits = {8 << 20, 50000, 50000};
+    struct fileop_limits limits = {.read_max_bytes = 8 << 20, .list_max_entries = 50000,
+                                   .glob_max_matches = 50000, .grep_max_matches = 10000,
+                                   .max_result_bytes = 16 << 20, .spill = NULL};
     json_t *a = json_loads(args, 0, NULL);
     struct fileop *op;
 
@@ -167,12 +169,33 @@ static void test_the_same_operations_complete_without_a_cancel(void **state)
     free(o.result);
 }
 
+/* A new file gets 0644 less the process's umask, read without ever changing it (a
+ * umask(0) window would let files other threads make be world-writable). */
+static void test_a_new_file_follows_the_process_umask(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct stat st;
+    char path[PATH_MAX + 16];
+    mode_t old = umask(077);
+
+    run(f, "write", "{\"path\": \"new.txt\", \"content\": \"YWZ0ZXI=\"}", false, &o);
+    umask(old);
+    assert_true(o.success);
+    free(o.result);
+    snprintf(path, sizeof(path), "%s/new.txt", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_an_operation_cancelled_before_it_starts_says_so_and_changes_nothing, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_a_new_file_follows_the_process_umask, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_the_same_operations_complete_without_a_cancel,
                                         setup, teardown),
     };

@@ -186,9 +186,13 @@ static void test_proto_decodes_task_request_with_every_field(void **state)
     proto_in_free(&m);
 }
 
-static void test_proto_task_request_without_args_gets_an_empty_object(void **state)
+/* args goes to the operation as sent, so it can answer as Go does: a missing args is
+ * "unexpected end of JSON input", a string "cannot unmarshal string into Go value". */
+static void test_proto_task_request_keeps_args_as_sent(void **state)
 {
     struct proto_in m;
+    struct bash_args a;
+    char err[160];
 
     assert_int_equal(decode("{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\","
                             "\"operation\":\"noop\"}}",
@@ -196,8 +200,21 @@ static void test_proto_task_request_without_args_gets_an_empty_object(void **sta
                      0);
     assert_null(m.trace_id);
     assert_null(m.source_instance_id);
-    assert_true(json_is_object(m.args));
-    assert_int_equal(json_object_size(m.args), 0);
+    assert_null(m.args);
+    assert_int_equal(proto_bash_args(m.args, 0, &a, err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "invalid bash args: unexpected end of JSON input");
+    bash_args_free(&a);
+    proto_in_free(&m);
+
+    assert_int_equal(decode("{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\","
+                            "\"operation\":\"bash\",\"args\":\"echo\"}}",
+                            &m, NULL, 0),
+                     0);
+    assert_true(json_is_string(m.args));
+    assert_int_equal(proto_bash_args(m.args, 0, &a, err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "invalid bash args: json: cannot unmarshal string into Go value "
+                             "of type protocol.BashArgs");
+    bash_args_free(&a);
     proto_in_free(&m);
 }
 
@@ -308,8 +325,6 @@ static void test_proto_rejects_missing_or_ill_typed_fields(void **state)
         "{\"type\":\"task.request\",\"payload\":{\"task_id\":3,\"operation\":\"bash\"}}",
         "{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\"}}",
         "{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\",\"operation\":true}}",
-        "{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\",\"operation\":\"b\","
-        "\"args\":\"echo\"}}",
         "{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\",\"operation\":\"b\","
         "\"trace_id\":{}}}",
         "{\"type\":\"task.request\",\"payload\":{\"task_id\":\"t\",\"operation\":\"b\","
@@ -641,8 +656,11 @@ static void test_proto_encodes_task_output_with_sanitized_data(void **state)
 
 static void test_proto_encodes_task_result_with_a_bash_result(void **state)
 {
-    json_t *res = proto_bash_result((const uint8_t *)"out\n", 4, false, (const uint8_t *)"err\xc0",
-                                    4, true, 3);
+    struct proto_bash_output b = {.out = (const uint8_t *)"out\n", .out_len = 4,
+                                  .err = (const uint8_t *)"err\xc0", .err_len = 4,
+                                  .err_capped = true, .exit_code = 3, .total_size = 4,
+                                  .max_bytes = 1 << 20};
+    json_t *res = proto_bash_result(&b);
     struct proto_task_result r = {.task_id = "t1",
                                   .source_instance_id = "si",
                                   .success = false,
@@ -663,7 +681,8 @@ static void test_proto_encodes_task_result_with_a_bash_result(void **state)
     assert_string_equal(json_string_value(json_object_get(p, "error")), "exit status 3");
     assert_int_equal(json_integer_value(json_object_get(p, "exit_code")), 3);
     got = json_object_get(p, "result");
-    assert_int_equal(json_object_size(got), 5);
+    assert_int_equal(json_object_size(got), 6);
+    assert_int_equal(json_integer_value(json_object_get(got, "total_size")), 4);
     assert_string_equal(json_string_value(json_object_get(got, "stdout")), "out\n");
     assert_string_equal(json_string_value(json_object_get(got, "stderr")), "err\xef\xbf\xbd");
     assert_int_equal(json_integer_value(json_object_get(got, "exit_code")), 3);
@@ -737,10 +756,47 @@ static void test_proto_message_ids_are_fresh(void **state)
     free(b);
 }
 
+/* RUNNER-OPS.md 2.7: a result over its ceiling loses the end of stderr, marked, and the
+ * message then fits. */
+static void test_proto_bash_result_cuts_stderr_to_fit_the_message(void **state)
+{
+    static uint8_t err[200000];
+    struct proto_bash_output b = {.out = (const uint8_t *)"out", .out_len = 3, .err = err,
+                                  .err_len = sizeof(err), .max_bytes = 100000};
+    json_t *res, *e;
+    char *text;
+    size_t n;
+
+    memset(err, 'e', sizeof(err));
+    err[10] = 0x01; /* escaped as six bytes */
+    res = proto_bash_result(&b);
+    assert_non_null(res);
+    text = json_dumps(res, JSON_COMPACT);
+    assert_non_null(text);
+    assert_true(strlen(text) <= b.max_bytes);
+    e = json_object_get(res, "stderr");
+    n = json_string_length(e);
+    assert_true(n > 90000);
+    assert_string_equal(json_string_value(e) + n - strlen("\n... [stderr truncated]"),
+                        "\n... [stderr truncated]");
+    assert_true(json_is_true(json_object_get(res, "truncated")));
+    assert_string_equal(json_string_value(json_object_get(res, "stdout")), "out");
+    free(text);
+    json_decref(res);
+
+    /* Under the ceiling: whole, and no truncated member. */
+    b.max_bytes = 16 * MIB;
+    res = proto_bash_result(&b);
+    assert_int_equal(json_string_length(json_object_get(res, "stderr")), sizeof(err));
+    assert_null(json_object_get(res, "truncated"));
+    json_decref(res);
+}
+
 static void test_proto_bash_result_keeps_nul_bytes_as_u0000(void **state)
 {
     static const uint8_t out[] = {'a', 0, 'b', 0x01};
-    json_t *res = proto_bash_result(out, sizeof(out), false, NULL, 0, false, 0);
+    struct proto_bash_output b = {.out = out, .out_len = sizeof(out), .max_bytes = 1 << 20};
+    json_t *res = proto_bash_result(&b);
     struct proto_task_result r = {.task_id = "t", .success = true, .result = res};
     char *text = proto_encode_task_result(&r);
     json_t *p, *s;
@@ -789,15 +845,17 @@ static void test_proto_utf8_replaces_invalid_bytes(void **state)
     expect_sanitized(S("a\xffz"), "a" FFFD "z");
     expect_sanitized(S("\x80\xbf"), FFFD FFFD);
     expect_sanitized(S("\xfe\xf5\xf8\x88\x80\x80\x80"), FFFD FFFD FFFD FFFD FFFD FFFD FFFD);
-    /* A lead byte followed by a non-continuation: one U+FFFD, then the byte itself. */
-    expect_sanitized(S("\xc3z\xe2\x82y\xf0\x9f\x98x"), FFFD "z" FFFD "y" FFFD "x");
+    /* A lead byte followed by a non-continuation: one U+FFFD per byte of the broken
+     * sequence (Go's encoder: RUNNER-OPS.md 2.6), then the byte itself. */
+    expect_sanitized(S("\xc3z\xe2\x82y\xf0\x9f\x98x"),
+                     FFFD "z" FFFD FFFD "y" FFFD FFFD FFFD "x");
 }
 
 static void test_proto_utf8_replaces_a_truncated_sequence_at_the_end(void **state)
 {
     expect_sanitized(S("ok\xc3"), "ok" FFFD);
-    expect_sanitized(S("ok\xe2\x82"), "ok" FFFD);
-    expect_sanitized(S("ok\xf0\x9f\x98"), "ok" FFFD);
+    expect_sanitized(S("ok\xe2\x82"), "ok" FFFD FFFD);
+    expect_sanitized(S("ok\xf0\x9f\x98"), "ok" FFFD FFFD FFFD);
     expect_sanitized(S("\xf0"), FFFD);
 }
 
@@ -843,7 +901,9 @@ static void test_proto_round_trips_10_mib_of_output(void **state)
     want = proto_utf8_sanitize(out, len, &want_len);
     assert_non_null(want);
 
-    res = proto_bash_result(out, len, true, NULL, 0, false, 0);
+    res = proto_bash_result(&(struct proto_bash_output){.out = out, .out_len = len,
+                                                        .out_capped = true,
+                                                        .max_bytes = 64 * MIB});
     assert_non_null(res);
     r.result = res;
     text = proto_encode_task_result(&r);
@@ -869,7 +929,7 @@ int main(void)
         cmocka_unit_test(test_proto_welcome_without_labels_gets_an_empty_object),
         cmocka_unit_test(test_proto_welcome_keeps_labels_given_as_a_list),
         cmocka_unit_test(test_proto_decodes_task_request_with_every_field),
-        cmocka_unit_test(test_proto_task_request_without_args_gets_an_empty_object),
+        cmocka_unit_test(test_proto_task_request_keeps_args_as_sent),
         cmocka_unit_test(test_proto_decodes_task_cancel),
         cmocka_unit_test(test_proto_unknown_type_decodes_as_unknown_with_its_name),
         cmocka_unit_test(test_proto_type_name_is_truncated_and_printable),
@@ -896,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_proto_encode_sanitizes_invalid_utf8_in_a_caller_value),
         cmocka_unit_test(test_proto_message_ids_are_fresh),
         cmocka_unit_test(test_proto_bash_result_keeps_nul_bytes_as_u0000),
+        cmocka_unit_test(test_proto_bash_result_cuts_stderr_to_fit_the_message),
         cmocka_unit_test(test_proto_utf8_keeps_valid_text),
         cmocka_unit_test(test_proto_utf8_replaces_invalid_bytes),
         cmocka_unit_test(test_proto_utf8_replaces_a_truncated_sequence_at_the_end),
