@@ -37,6 +37,7 @@
 #include "grep_builtin.h"
 #include "grep_builtin_internal.h"
 #include "ignore.h"
+#include "utf8.h"
 
 /* grep-searcher's DEFAULT_BUFFER_CAPACITY; it grows by tripling, as rg's does. */
 #define GB_BUFFER 65536
@@ -411,30 +412,6 @@ static ssize_t utf16_more(struct source *s)
     return n;
 }
 
-static size_t encode_utf8(uint32_t c, unsigned char *out)
-{
-    if (c < 0x80) {
-        out[0] = (unsigned char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (unsigned char)(0xC0 | c >> 6);
-        out[1] = (unsigned char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | c >> 12);
-        out[1] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
-        out[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | c >> 18);
-    out[1] = (unsigned char)(0x80 | (c >> 12 & 0x3F));
-    out[2] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
-    out[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 /* The next character of a UTF-16 file, as encoding_rs decodes it (an unpaired surrogate
  * or a last odd byte is U+FFFD). Returns 1 and *c, 0 at the end, -1 on a read error. */
 static int utf16_next(struct source *s, uint32_t *c)
@@ -511,7 +488,7 @@ static ssize_t utf16_read(struct source *s, unsigned char *out, size_t len)
             return n > 0 ? (ssize_t)n : -1;
         if (r == 0)
             break;
-        s->npending = encode_utf8(c, s->pending);
+        s->npending = utf8_encode(c, s->pending);
         s->pending_off = 0;
     }
     return (ssize_t)n;

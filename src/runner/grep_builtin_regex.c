@@ -31,6 +31,7 @@
 
 #include "err.h"
 #include "grep_builtin_internal.h"
+#include "utf8.h"
 
 #define NONE UINT32_MAX
 
@@ -1440,37 +1441,6 @@ static bool parse_alternation(struct rxp *p, struct sb *out, bool in_group)
         sb_puts(out, "|");
         bump(p);
     }
-}
-
-static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
-{
-    size_t n;
-    uint32_t c, min;
-
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2, c = s[0] & 0x1F, min = 0x80;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3, c = s[0] & 0x0F, min = 0x800;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4, c = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        c = c << 6 | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return n;
 }
 
 /* One pass over the pattern; *out holds the PCRE2 text. */
