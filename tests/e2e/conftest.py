@@ -58,6 +58,25 @@ def _wait_for_fixture():
     return wait_for
 
 
+def child_pids(pid, name=None):
+    """The pids of pid's children (from /proc), only those whose command name is name when
+    given. Processes that end while we look are passed over."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == pid and (name is None or comm == name):
+            found.append(int(entry))
+    return found
+
+
 def read_body_slowly(resp, piece=65536, pause_every=1 << 20):
     """Reads an http.client response body like a slow consumer: stops for a moment after
     every MiB, so the broker's output to the child fills and it pauses the upstream

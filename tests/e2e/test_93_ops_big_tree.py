@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import wait_for
+from conftest import child_pids, wait_for
 
 FILES = 100_000
 
@@ -77,13 +77,8 @@ def walking(runner):
                     return True
             except OSError:
                 pass
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with open("/proc/%s/stat" % entry) as f:
-                    stat = f.read()
-                if stat[stat.index("(") + 1:stat.rindex(")")] == "rg" and \
-                        int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                    return True
+        if child_pids(pid, "rg"):
+            return True
     except OSError:
         pass
     return False

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import RunnerProcess, wait_for
+from conftest import RunnerProcess, child_pids, wait_for
 from mock_platform import MockPlatform
 
 CAP = 40
@@ -244,23 +244,7 @@ def test_a_cancel_stops_a_long_search(engine, ws, own_runner_for):
     # rg was killed, not left to search to the end, and is gone.
     if engine[0] == "rg":
         assert "grep: rg stopped (cancelled)" in runner.log()
-        wait_for(lambda: not any(children_named(runner.proc.pid, "rg")),
-                 what="rg to be gone")
-
-
-def children_named(pid, name):
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == pid and comm == name:
-            yield int(entry)
+        wait_for(lambda: not child_pids(runner.proc.pid, "rg"), what="rg to be gone")
 
 
 @pytest.fixture
