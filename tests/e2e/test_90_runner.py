@@ -298,6 +298,37 @@ def test_large_stdout_is_spilled_and_a_command_reading_it_back_gets_it_whole(run
     assert "truncated" not in res["result"] and "file_path" not in res["result"]
 
 
+def test_spill_files_are_pruned_by_age_at_start_and_by_total_when_a_spill_passes_it(
+        own_runner, tmp_path):
+    """RUNNER-OPS.md 4, a deviation from Go (which never deletes them): at start, spill files
+    older than ops.output.spill_max_age_seconds go; a spill that takes .outputs/ over
+    ops.output.spill_max_total_bytes removes the oldest until it is under. Other files there
+    are never touched."""
+    outputs = tmp_path / "runner-workspace" / ".outputs"
+    outputs.mkdir(parents=True)
+    now = time.time()
+    files = {"bash_0aaaaaaa_1.txt": now - 9 * 86400,  # over the age limit
+             "bash_1bbbbbbb_2.txt": now - 3 * 3600,   # oldest within it
+             "grep_2ccccccc_3.txt": now - 2 * 3600,
+             "bash_3ddddddd_4.txt": now - 1 * 3600}
+    for name, mtime in files.items():
+        # The one over the age limit is small: only its age can make it go at start.
+        (outputs / name).write_bytes(b"o" * (100 if mtime < now - 86400 else 40000))
+        os.utime(outputs / name, (mtime, mtime))
+    (outputs / "notes.txt").write_bytes(b"n" * 200000)  # not a spill file's name
+    platform, runner = own_runner(args=["--set", "ops.output.spill_max_total_bytes=130000"])
+    wait_for(lambda: not (outputs / "bash_0aaaaaaa_1.txt").exists(),
+             what="the start's prune to remove the file over the age limit")
+    assert (outputs / "bash_1bbbbbbb_2.txt").exists()
+    _, res = run_task(platform, "head -c 40001 /dev/zero | tr '\\0' z")
+    new = res["result"]["file_path"]
+    # 3 x 40000 (120000, under the cap at start) + 40001 is over 130000: the oldest goes,
+    # the other two and the new one stay (120001 bytes), and notes.txt, never counted.
+    left = sorted(p.name for p in outputs.iterdir())
+    assert left == sorted(["grep_2ccccccc_3.txt", "bash_3ddddddd_4.txt",
+                           os.path.basename(new), "notes.txt"]), left
+
+
 def test_small_output_is_not_marked_truncated(runner, platform):
     _, res = run_task(platform, "echo out; echo err >&2")
     assert res["result"] == {"stdout": "out\n", "stderr": "err\n", "exit_code": 0,

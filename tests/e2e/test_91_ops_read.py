@@ -136,3 +136,39 @@ def test_a_fifo_reads_as_empty_and_never_blocks(platform, ws):
     assert read(platform, {"path": "fifo"})["result"] == {"content": "", "total_size": 0}
     # The runner still answers (its loop never waited on the FIFO).
     assert content(read(platform, {"path": "hello.txt"})) == b"Hello, World!"
+
+
+def test_a_symlink_swapped_in_between_two_operations(platform, ws, tmp_path):
+    """Each operation resolves its path afresh beneath the root: a directory read a moment
+    ago, replaced by a symlink out of the workspace, is refused by the next read, write,
+    list and grep, and nothing outside is read or written."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("outside secret")
+    d = ws / ("swap-" + secrets.token_hex(4))
+    d.mkdir()
+    (d / "f").write_text("inside")
+    name = d.name
+    assert content(read(platform, {"path": name + "/f"})) == b"inside"
+    (d / "f").unlink()
+    d.rmdir()
+    d.symlink_to(outside)
+    res = read(platform, {"path": name + "/f"})
+    assert res["success"] is False and \
+        res["error"] == "path escapes workspace root via symlink: %s/f" % name, res
+    res = platform.result(platform.write(name + "/new", b"x"), timeout=20)
+    assert res["success"] is False and "escapes workspace root" in res["error"], res
+    assert not (outside / "new").exists()
+    res = platform.result(platform.list(name), timeout=20)
+    assert res["success"] is False and "escapes workspace root" in res["error"], res
+    res = platform.result(platform.grep("outside secret"), timeout=20)
+    assert res["success"] is True and res["result"]["matches"] == [], res
+
+
+def test_a_9_mib_file_reads_as_the_default_8_mib_and_says_so(own_runner):
+    platform, runner = own_runner()
+    data = os.urandom(9 * 1024 * 1024)
+    (runner.workspace / "nine").write_bytes(data)
+    res = platform.result(platform.read("nine"), timeout=60)
+    assert res["result"]["truncated"] is True and res["result"]["total_size"] == len(data)
+    assert content(res) == data[:8 * 1024 * 1024]
