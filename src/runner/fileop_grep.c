@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
 #include "err.h"
 #include "fileop_internal.h"
 #include "grep_builtin.h"
+#include "grep_rgjson.h"
 #include "log.h"
 #include "outspill.h"
 #include "proto.h"
@@ -218,52 +218,22 @@ out:
 
 /* ---- the rg engine, on the loop ---- */
 
-/* One line of rg's --json output: a match event is kept, every other event ignored. A
- * string comes as "text", or as base64 "bytes" when it is not UTF-8. */
-static const char *rg_string(json_t *obj, size_t *len, uint8_t **decoded)
-{
-    json_t *text = json_object_get(obj, "text"), *bytes = json_object_get(obj, "bytes");
-    size_t bad;
-
-    *decoded = NULL;
-    if (json_is_string(text)) {
-        *len = json_string_length(text);
-        return json_string_value(text);
-    }
-    if (!json_is_string(bytes) ||
-        (*decoded = malloc(json_string_length(bytes) / 4 * 3 + 3)) == NULL ||
-        base64_decode_go(json_string_value(bytes), json_string_length(bytes), *decoded, len,
-                         &bad) != 0)
-        return NULL;
-    return (const char *)*decoded;
-}
-
+/* One of the kept match events, through the cap and the ceiling; false to stop. */
 static bool rg_event(struct fileop *op, const char *line, size_t len)
 {
-    json_error_t jerr;
-    json_t *ev = json_loadb(line, len, JSON_ALLOW_NUL, &jerr), *data;
-    const char *path, *text;
-    uint8_t *path_bytes = NULL, *text_bytes = NULL;
-    size_t path_len = 0, text_len = 0;
-    json_int_t number;
+    struct grep_rgjson_match m;
     bool go_on = true;
+    int r = grep_rgjson_match(line, len, &m);
 
-    if (ev == NULL || !json_is_string(json_object_get(ev, "type")) ||
-        strcmp(json_string_value(json_object_get(ev, "type")), "match") != 0)
-        goto out;
-    data = json_object_get(ev, "data");
-    number = json_integer_value(json_object_get(data, "line_number"));
-    path = rg_string(json_object_get(data, "path"), &path_len, &path_bytes);
-    text = rg_string(json_object_get(data, "lines"), &text_len, &text_bytes);
-    if (path == NULL || text == NULL || number < 1)
-        goto out; /* not rg's shape: nothing to report */
-    if (text_len > 0 && text[text_len - 1] == '\n')
-        text_len--;
-    go_on = grep_add(op, path, path_len, (uint64_t)number, text, text_len);
-out:
-    free(path_bytes);
-    free(text_bytes);
-    json_decref(ev);
+    if (r == ERR_NOMEM) {
+        fileop__fail(op, "out of memory");
+        op->grep.failed = true;
+        return false;
+    }
+    if (r == 1)
+        go_on = grep_add(op, (const char *)m.path, m.path_len, m.line_number,
+                         (const char *)m.line, m.line_len);
+    grep_rgjson_match_free(&m);
     return go_on;
 }
 
