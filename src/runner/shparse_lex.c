@@ -980,6 +980,12 @@ static int heredoc_scan(struct sp *p, const char *text, size_t len, size_t at)
     w.literal = true;
     r = matched_pair(&sub, &w, 0, SP_EOF, SP_EOF, P_HEREDOC, NULL);
     sp_word_clear(&w);
+    /* here-documents opened in a substitution of the body, with no line left to read */
+    for (size_t i = 0; i < sub.nhd; i++)
+        sp_str_free(&sub.hd[i].delim);
+    free(sub.hd);
+    if (sub.have_la)
+        sp_tok_clear(&sub.la);
     free(src.conts);
     return r;
 }
@@ -1022,6 +1028,8 @@ static int read_heredoc(struct sp *p, struct sp_heredoc *h)
             if (c == '\n')
                 break;
         }
+        if (line.len == 0)
+            break; /* nothing but line continuations up to the end */
         if (line.p[line.len - 1] != '\n' && (r = sp_str_putc(&line, '\n')) != 0)
             goto out;
         l = line.p;
