@@ -233,6 +233,23 @@ static void test_shparse_refuses_nul_long_and_deep_input(void **state)
     big[SHPARSE_INPUT_MAX / 2] = '\0';
     assert_int_equal(shparse_parse(big, SHPARSE_INPUT_MAX / 2, &r, err, sizeof(err)),
                      ERR_INVALID);
+    /* "(($(" X ") )": read as arithmetic, then again as subshells, X's $( ) each time:
+     * 2^60 reads of the innermost without the work budget */
+    {
+        size_t k = 60, at = 0;
+
+        for (size_t i = 0; i < k; i++) {
+            memcpy(big + at, "(($(", 4);
+            at += 4;
+        }
+        big[at++] = 'a';
+        for (size_t i = 0; i < k; i++) {
+            memcpy(big + at, ") )", 3);
+            at += 3;
+        }
+        assert_int_equal(shparse_parse(big, at, &r, err, sizeof(err)), ERR_INVALID);
+        assert_non_null(strstr(err, "command too complex to check"));
+    }
     free(deep);
     free(big);
 }
