@@ -1,6 +1,7 @@
 /*
- * shparse_internal.h - what shparse.c (the grammar, the checked strings) and
- * shparse_lex.c (bytes to tokens: quoting, substitutions, here-documents) share.
+ * shparse_internal.h - what the parser's files share: shparse.c (the parse, its
+ * lists), shparse_cmd.c (commands), shparse_lex.c (tokens, here-documents) and
+ * shparse_word.c (words: quoting, substitutions).
  * Names follow bash 5.2's parse.y where the code mirrors it (last_read_token,
  * PST_CASEPAT, parse_matched_pair...), so the two can be read side by side.
  *
@@ -162,30 +163,111 @@ struct sp {
     size_t nhd, caphd;
 };
 
-/* shparse_lex.c */
-int sp_getc(struct sp *p, bool remove_continuation);
-void sp_ungetc(struct sp *p);
-int sp_lex(struct sp *p, struct sp_tok_s *t) __attribute__((warn_unused_result));
-void sp_tok_clear(struct sp_tok_s *t);
-void sp_word_clear(struct sp_word *w);
-/* The word as written (continuations removed), into out. */
-int sp_word_raw(const struct sp *p, const struct sp_word *w, struct sp_str *out)
+
+/* parse_matched_pair's flags. */
+#define P_FIRSTCLOSE 0x01u
+#define P_ALLOWESC 0x02u
+#define P_DQUOTE 0x04u
+#define P_ARRAYSUB 0x20u
+#define P_DOLBRACE 0x40u
+#define P_ARITH 0x80u
+#define P_HEREDOC 0x100u /* an unquoted here-document's body: to the end, '"' plain */
+
+/* Character classes (bash's shellblank, shellmeta, legal_variable_char...). */
+static inline bool shparse__is_blank(int c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static inline bool shparse__is_meta(int c)
+{
+    return c == '|' || c == '&' || c == ';' || c == '(' || c == ')' || c == '<' || c == '>' ||
+           c == ' ' || c == '\t' || c == '\n';
+}
+
+static inline bool shparse__is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool shparse__is_name_start(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static inline bool shparse__is_name_char(int c)
+{
+    return shparse__is_name_start(c) || shparse__is_digit(c);
+}
+
+/* A character after '$' that makes a parameter expansion ($x, $1, $@, $?...). */
+static inline bool shparse__starts_param(int c)
+{
+    return shparse__is_name_char(c) || (c > 0 && strchr("@*#?$!-", c) != NULL);
+}
+
+/* shparse_lex.c: input, tokens, here-documents */
+void shparse__record_continuation(struct sp *p, size_t at);
+int shparse__raw_span(const struct sp *p, size_t start, size_t end, struct sp_str *out)
     __attribute__((warn_unused_result));
-int sp_read_heredocs(struct sp *p) __attribute__((warn_unused_result));
+
+/* shparse_word.c: words */
+int shparse__matched_pair(struct sp *p, struct sp_word *w, int qc, int open, int close,
+                          unsigned flags, struct sp_str *val) __attribute__((warn_unused_result));
+void shparse__rollback_items(struct sp_ctx *c, size_t mark);
+int shparse__read_word(struct sp *p, int c, struct sp_tok_s *t) __attribute__((warn_unused_result));
+
+/* shparse.c: the parse's helpers, tokens for the grammar, lists */
+int shparse__check(struct sp *p, int r);
+int shparse__add_item(struct sp *p, size_t at, struct sp_str *text, enum shparse_kind kind,
+                      bool literal_name);
+int shparse__put_word(struct sp *p, struct sp_str *s, const struct sp_word *w);
+int shparse__peek(struct sp *p, struct sp_tok_s **t);
+int shparse__peek_type(struct sp *p, int *type);
+int shparse__next(struct sp *p, struct sp_tok_s *t);
+int shparse__skip(struct sp *p);
+const char *shparse__tok_text(const struct sp *p, const struct sp_tok_s *t, char *buf, size_t n);
+int shparse__unexpected(struct sp *p, const struct sp_tok_s *t);
+int shparse__expect(struct sp *p, int type);
+int shparse__skip_newlines(struct sp *p);
+bool shparse__is_redir_op(int t);
+bool shparse__starts_shell_command(int t);
+bool shparse__starts_command(int t);
+bool shparse__is_list_terminator(int t);
+int shparse__compound_list(struct sp *p);
+
+/* shparse_cmd.c: commands */
+int shparse__simple_command(struct sp *p, struct sp_tok_s *first);
+int shparse__shell_command(struct sp *p);
+int shparse__function_keyword(struct sp *p);
+int shparse__function_body(struct sp *p);
+int shparse__coproc(struct sp *p);
+int shparse__redirection_list(struct sp *p);
+
+/* shparse_lex.c */
+int shparse__getc(struct sp *p, bool remove_continuation);
+void shparse__ungetc(struct sp *p);
+int shparse__lex(struct sp *p, struct sp_tok_s *t) __attribute__((warn_unused_result));
+void shparse__tok_clear(struct sp_tok_s *t);
+void shparse__word_clear(struct sp_word *w);
+/* The word as written (continuations removed), into out. */
+int shparse__word_raw(const struct sp *p, const struct sp_word *w, struct sp_str *out)
+    __attribute__((warn_unused_result));
+int shparse__read_heredocs(struct sp *p) __attribute__((warn_unused_result));
 /* Parses text (which bash parses only when it runs it) as a script of its own. */
-int sp_parse_derived(struct sp *p, const char *text, size_t len, size_t origin)
+int shparse__parse_derived(struct sp *p, const char *text, size_t len, size_t origin)
     __attribute__((warn_unused_result));
 
 /* shparse.c */
-int sp_fail(struct sp *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int sp_nomem(struct sp *p);
-int sp_str_putc(struct sp_str *s, char c) __attribute__((warn_unused_result));
-int sp_str_put(struct sp_str *s, const char *b, size_t n) __attribute__((warn_unused_result));
-void sp_str_free(struct sp_str *s);
+int shparse__fail(struct sp *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int shparse__nomem(struct sp *p);
+int shparse__str_putc(struct sp_str *s, char c) __attribute__((warn_unused_result));
+int shparse__str_put(struct sp_str *s, const char *b, size_t n) __attribute__((warn_unused_result));
+void shparse__str_free(struct sp_str *s);
 /* Parses a $( ... ) whose '$(' was just read, up to and with its ')'. */
-int sp_parse_comsub(struct sp *p) __attribute__((warn_unused_result));
+int shparse__parse_comsub(struct sp *p) __attribute__((warn_unused_result));
 /* Parses a script (a backquote's body...) on p's source, to its end. */
-int sp_parse_script(struct sp *p) __attribute__((warn_unused_result));
-bool sp_reserved_ok(int last, int before);
+int shparse__parse_script(struct sp *p) __attribute__((warn_unused_result));
+bool shparse__reserved_ok(int last, int before);
 
 #endif

@@ -1,0 +1,802 @@
+/*
+ * shparse_word.c - words, as bash 5.2's read_token_word and parse_matched_pair
+ * read them (parse.y): quoting and its removal, $'...', the substitutions nested in
+ * a word ($( ) and <( ) parsed right here by the grammar; a backquote's body and a
+ * $(( )) that is not arithmetic parsed as texts of their own), assignments,
+ * compound assignments, reserved words. The tokens around them, here-documents and
+ * line continuations are shparse_lex.c's. See shparse.h.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "shparse_internal.h"
+
+/* ---- $'...' ---------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (shparse__is_digit(c))
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Decodes the body of $'...' (bash's ansicstr) onto out. Returns false when the
+ * result would depend on the locale or hold a NUL (a \u beyond ASCII, \0): the word
+ * is then not taken as literal.
+ */
+static bool ansi_decode(const char *s, size_t n, struct sp_str *out, int *r)
+{
+    bool ok = true;
+
+    *r = 0;
+    for (size_t i = 0; i < n && *r == 0; i++) {
+        unsigned long v = 0;
+        char c = s[i];
+
+        if (c != '\\' || i + 1 == n) {
+            *r = shparse__str_putc(out, c);
+            continue;
+        }
+        c = s[++i];
+        switch (c) {
+        case 'a': *r = shparse__str_putc(out, '\a'); break;
+        case 'b': *r = shparse__str_putc(out, '\b'); break;
+        case 'e':
+        case 'E': *r = shparse__str_putc(out, '\033'); break;
+        case 'f': *r = shparse__str_putc(out, '\f'); break;
+        case 'n': *r = shparse__str_putc(out, '\n'); break;
+        case 'r': *r = shparse__str_putc(out, '\r'); break;
+        case 't': *r = shparse__str_putc(out, '\t'); break;
+        case 'v': *r = shparse__str_putc(out, '\v'); break;
+        case '\\':
+        case '\'':
+        case '"':
+        case '?': *r = shparse__str_putc(out, c); break;
+        case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+            size_t k = 0;
+
+            for (; k < 3 && i < n && s[i] >= '0' && s[i] <= '7'; k++, i++)
+                v = v * 8 + (unsigned long)(s[i] - '0');
+            i--;
+            if ((v & 0xff) == 0)
+                ok = false;
+            *r = shparse__str_putc(out, (char)(v & 0xff));
+            break;
+        }
+        case 'x':
+        case 'u':
+        case 'U': {
+            size_t max = c == 'x' ? 2 : c == 'u' ? 4 : 8, k = 0;
+
+            for (; k < max && i + 1 < n && hexval(s[i + 1]) >= 0; k++, i++)
+                v = v * 16 + (unsigned long)hexval(s[i + 1]);
+            if (k == 0) {
+                /* no digits: bash keeps the backslash and the letter */
+                *r = shparse__str_put(out, s + i - 1, 2);
+                break;
+            }
+            if (v == 0 || (c != 'x' && v > 0x7f))
+                ok = false;
+            *r = shparse__str_putc(out, (char)(v & 0xff));
+            break;
+        }
+        case 'c':
+            if (i + 1 < n) {
+                unsigned char x = (unsigned char)s[++i];
+
+                if (x >= 'a' && x <= 'z')
+                    x = (unsigned char)(x - 'a' + 'A');
+                if ((x & 0x1f) == 0 || x == '\\')
+                    ok = false;
+                *r = shparse__str_putc(out, (char)(x & 0x1f));
+            } else {
+                *r = shparse__str_put(out, "\\c", 2);
+            }
+            break;
+        default:
+            *r = shparse__str_put(out, s + i - 1, 2);
+            break;
+        }
+    }
+    return ok;
+}
+
+/* ---- matched pairs (parse_matched_pair) ---------------------------------- */
+
+static int comsub_or_arith(struct sp *p, struct sp_word *w, int c);
+
+/* bash's de_backslash, plus '\"' inside double quotes: a backquote's body as bash
+ * runs it. */
+static int backquote_body(struct sp *p, size_t start, size_t end, bool in_dquote, size_t at)
+{
+    struct sp_str raw = {0}, body = {0};
+    int r;
+
+    if ((r = shparse__raw_span(p, start, end, &raw)) != 0)
+        goto out;
+    if ((r = shparse__str_put(&body, "", 0)) != 0)
+        goto out;
+    for (size_t i = 0; i < raw.len && r == 0; i++) {
+        if (raw.p[i] == '\\' && i + 1 < raw.len &&
+            (raw.p[i + 1] == '`' || raw.p[i + 1] == '\\' || raw.p[i + 1] == '$' ||
+             (in_dquote && raw.p[i + 1] == '"')))
+            i++;
+        r = shparse__str_putc(&body, raw.p[i]);
+    }
+    if (r == 0)
+        r = shparse__parse_derived(p, body.p, body.len, at);
+out:
+    shparse__str_free(&raw);
+    shparse__str_free(&body);
+    return r;
+}
+
+static int put_val(struct sp_str *val, int c)
+{
+    return val != NULL ? shparse__str_putc(val, (char)c) : 0;
+}
+
+/*
+ * parse_matched_pair: reads up to and with the close that matches (the open was
+ * read by the caller). val (may be NULL) gets the text after quote removal; the
+ * close is put too for a grouping (open != close), not for a quote.
+ */
+int shparse__matched_pair(struct sp *p, struct sp_word *w, int qc, int open, int close,
+                        unsigned flags, struct sp_str *val)
+{
+    int count = 1, ch = SP_EOF, r = 0;
+    bool passnext = false, wasdol = false, gtlt = false;
+    unsigned rflags = qc == '"' ? P_DQUOTE : (flags & P_DQUOTE);
+    size_t start = p->pos, open_at = p->ungot;
+    bool dq_text = qc == '"' || (flags & P_HEREDOC);
+
+    if (++p->ctx->depth > SHPARSE_DEPTH_MAX)
+        return shparse__fail(p, p->pos, "nested too deeply");
+    for (;;) {
+        ch = shparse__getc(p, qc != '\'' && !passnext);
+        if (ch == SP_EOF) {
+            if (flags & P_HEREDOC)
+                break;
+            r = shparse__fail(p, open_at, "unexpected EOF while looking for matching `%c'", close);
+            goto out;
+        }
+        if (passnext) {
+            passnext = false;
+            if (qc != '\'' && ch == '\n') {
+                /* a quoted \<newline> inside double quotes disappears */
+                if (val != NULL && val->len > 0 && !(open == '\'' || qc == '\''))
+                    val->p[--val->len] = '\0';
+                continue;
+            }
+            if (dq_text && val != NULL && val->len > 0 &&
+                (ch == '$' || ch == '`' || ch == '"' || ch == '\\'))
+                val->p[--val->len] = '\0'; /* the backslash goes in double quotes */
+            if ((r = put_val(val, ch)) != 0)
+                goto out;
+            wasdol = gtlt = false;
+            continue;
+        }
+        if (ch == close && !(flags & P_HEREDOC))
+            count--;
+        else if (open != close && wasdol && open == '{' && ch == open)
+            count++;
+        else if (!(flags & P_FIRSTCLOSE) && ch == open && !(flags & P_HEREDOC))
+            count++;
+        if (count == 0) {
+            if (open != close && (r = put_val(val, ch)) != 0)
+                goto out;
+            break;
+        }
+        if (open == '\'') {
+            if ((flags & P_ALLOWESC) && ch == '\\')
+                passnext = true;
+            if ((r = put_val(val, ch)) != 0)
+                goto out;
+            continue;
+        }
+        if (ch == '\\')
+            passnext = true;
+        if ((r = put_val(val, ch)) != 0)
+            goto out;
+        if (open == '`')
+            goto next;
+        if (open != close) {
+            if (ch == '\'' || ch == '"' || ch == '`') {
+                /* a quote inside a grouping: its text is quote-removed */
+                if (val != NULL)
+                    val->p[--val->len] = '\0';
+                if (wasdol && ch == '\'') {
+                    struct sp_str body = {0}, scratch = {0};
+                    bool ok;
+
+                    if (val != NULL)
+                        val->p[--val->len] = '\0'; /* the '$' */
+                    r = shparse__matched_pair(p, w, ch, ch, ch, P_ALLOWESC | rflags, &body);
+                    ok = r == 0 &&
+                         ansi_decode(body.p, body.len, val != NULL ? val : &scratch, &r);
+                    if (!ok && w != NULL)
+                        w->literal = false;
+                    shparse__str_free(&body);
+                    shparse__str_free(&scratch);
+                } else {
+                    r = shparse__matched_pair(p, w, ch, ch, ch, rflags, val);
+                }
+                if (r != 0)
+                    goto out;
+            } else if ((flags & (P_ARRAYSUB | P_DOLBRACE)) && wasdol &&
+                       (ch == '(' || ch == '{' || ch == '[')) {
+                goto dollar_word;
+            } else if ((flags & P_ARITH) && wasdol && ch == '(') {
+                goto dollar_word;
+            } else if ((flags & (P_ARRAYSUB | P_DOLBRACE)) && gtlt && ch == '(') {
+                goto dollar_word;
+            }
+        } else if ((open == '"' || (flags & P_HEREDOC)) && ch == '`') {
+            if (w != NULL)
+                w->literal = false;
+            if ((r = shparse__matched_pair(p, w, 0, '`', '`', rflags, NULL)) != 0)
+                goto out;
+        } else if (wasdol && (ch == '(' || ch == '{' || ch == '[')) {
+            goto dollar_word;
+        }
+        if (wasdol && shparse__starts_param(ch) && w != NULL)
+            w->literal = false; /* "$x", [$i], ($x): an expansion */
+        goto next;
+    dollar_word:
+        if (open == ch)
+            count--; /* undo the increment above */
+        if (w != NULL)
+            w->literal = false;
+        if (ch == '(')
+            r = comsub_or_arith(p, w, gtlt ? '<' : '$');
+        else if (ch == '{')
+            r = shparse__matched_pair(p, w, 0, '{', '}', P_FIRSTCLOSE | P_DOLBRACE | rflags, val);
+        else
+            r = shparse__matched_pair(p, w, 0, '[', ']', rflags | P_ARITH, val);
+        if (r != 0)
+            goto out;
+    next:
+        if ((ch == '<' || ch == '>') && !gtlt)
+            gtlt = true;
+        else
+            gtlt = false;
+        if (ch == '$' && !wasdol)
+            wasdol = true;
+        else
+            wasdol = false;
+    }
+    if (open == '`') {
+        /* the body of a backquote: parsed as bash will parse it when it runs it */
+        if (w != NULL)
+            w->literal = false;
+        r = backquote_body(p, start, p->ungot, (flags & P_DQUOTE) != 0 || qc == '"', open_at);
+    } else if (open != close && w != NULL && (flags & P_ARITH)) {
+        w->literal = false;
+    }
+out:
+    p->ctx->depth--;
+    return r;
+}
+
+/* bash's chk_arithsub: whether s[0..n) is an arithmetic expression's text. */
+static bool chk_arithsub(const char *s, size_t n)
+{
+    long count = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '(') {
+            count++;
+        } else if (s[i] == ')') {
+            if (--count < 0)
+                return false;
+        } else if (s[i] == '\\') {
+            i++;
+        } else if (s[i] == '\'') {
+            while (++i < n && s[i] != '\'')
+                ;
+        } else if (s[i] == '"') {
+            while (++i < n && s[i] != '"') {
+                if (s[i] == '\\')
+                    i++;
+            }
+        }
+    }
+    return count == 0;
+}
+
+void shparse__rollback_items(struct sp_ctx *c, size_t mark)
+{
+    while (c->nitems > mark)
+        free(c->items[--c->nitems].text);
+}
+
+/*
+ * After "$(", "<(" or ">(" (c says which): a command substitution parsed by the
+ * grammar, or, when "((" follows, what bash reads as arithmetic at parse time and
+ * decides on when it runs: arithmetic if it is one, else a command substitution.
+ */
+static int comsub_or_arith(struct sp *p, struct sp_word *w, int c)
+{
+    struct sp_str text = {0};
+    size_t start = p->pos, at = p->ungot > 0 ? p->ungot - 1 : 0, mark = p->ctx->nitems;
+    int peek, r;
+
+    if (w != NULL)
+        w->literal = false;
+    peek = shparse__getc(p, true);
+    shparse__ungetc(p);
+    if (peek != '(')
+        return shparse__parse_comsub(p);
+    if ((r = shparse__matched_pair(p, w, 0, '(', ')', P_ARITH, NULL)) != 0)
+        return r;
+    if ((r = shparse__raw_span(p, start, p->ungot, &text)) != 0)
+        goto out;
+    if (c == '$' && text.len >= 2 && text.p[0] == '(' && text.p[text.len - 1] == ')' &&
+        chk_arithsub(text.p + 1, text.len - 2))
+        goto out;
+    /* Not arithmetic: bash runs it as a command substitution. What matched_pair
+     * parsed inside it is parsed again as part of the whole. */
+    shparse__rollback_items(p->ctx, mark);
+    r = shparse__parse_derived(p, text.p, text.len, at);
+out:
+    shparse__str_free(&text);
+    return r;
+}
+
+/* ---- words (read_token_word) --------------------------------------------- */
+
+static bool parsing_redirection(int t)
+{
+    return t == T_LESS || t == T_GREAT || t == T_DGREAT || t == T_CLOBBER ||
+           t == T_LESS_GREAT || t == T_DLESS_DASH || t == T_DLESS || t == T_TLESS ||
+           t == T_LESS_AND || t == T_GREAT_AND || t == T_AND_GREAT;
+}
+
+bool shparse__reserved_ok(int last, int before)
+{
+    switch (last) {
+    case T_NL: case T_SEMI: case T_LPAREN: case T_RPAREN: case T_PIPE: case T_AMP:
+    case T_LBRACE: case T_RBRACE: case T_AND_AND: case T_ARITH_CMD: case T_BANG:
+    case T_PIPE_AMP: case T_COND_END: case T_DO: case T_DONE: case T_ELIF: case T_ELSE:
+    case T_ESAC: case T_FI: case T_IF: case T_OR_OR: case T_DSEMI: case T_SEMI_AND:
+    case T_DSEMI_AND: case T_THEN: case T_TIME: case T_TIMEOPT: case T_TIMEIGN:
+    case T_COPROC: case T_UNTIL: case T_WHILE: case 0: case T_DOLPAREN:
+        return true;
+    default:
+        return last == T_WORD && (before == T_COPROC || before == T_FUNCTION);
+    }
+}
+
+static bool command_position(const struct sp *p)
+{
+    int last = p->lx.last;
+
+    return last == T_ASSIGN ||
+           ((p->lx.flags & PST_REDIRLIST) && !parsing_redirection(last)) ||
+           (last != T_DSEMI && last != T_SEMI_AND && last != T_DSEMI_AND &&
+            shparse__reserved_ok(last, p->lx.before));
+}
+
+static bool assignment_ok(const struct sp *p)
+{
+    return command_position(p) && !(p->lx.flags & PST_CASEPAT);
+}
+
+static bool time_ok(const struct sp *p)
+{
+    switch (p->lx.last) {
+    case 0:
+    case T_SEMI:
+    case T_NL:
+        if (p->lx.before == T_PIPE)
+            return false;
+        return true;
+    case T_AND_AND: case T_OR_OR: case T_AMP: case T_WHILE: case T_DO: case T_UNTIL:
+    case T_IF: case T_THEN: case T_ELIF: case T_ELSE: case T_LBRACE: case T_LPAREN:
+    case T_RPAREN: case T_BANG: case T_TIME: case T_TIMEOPT: case T_TIMEIGN:
+    case T_DOLPAREN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The end of a subscript that starts at s[i] == '[' (bash's skipsubscript, simplified:
+ * brackets nest, quotes are skipped), or n. */
+static size_t skip_subscript(const char *s, size_t n, size_t i)
+{
+    int depth = 0;
+
+    for (; i < n; i++) {
+        if (s[i] == '\\') {
+            i++;
+        } else if (s[i] == '\'') {
+            while (++i < n && s[i] != '\'')
+                ;
+        } else if (s[i] == '"') {
+            while (++i < n && s[i] != '"')
+                if (s[i] == '\\')
+                    i++;
+        } else if (s[i] == '[') {
+            depth++;
+        } else if (s[i] == ']' && --depth == 0) {
+            return i;
+        }
+    }
+    return n;
+}
+
+/* bash's assignment(): the index of the '=' that makes s an assignment, or 0. */
+static size_t assignment(const char *s, size_t n, bool compassign)
+{
+    size_t i = 0;
+
+    if (n == 0)
+        return 0;
+    if (compassign ? s[0] != '[' : !shparse__is_name_start((unsigned char)s[0]))
+        return 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '=')
+            return i;
+        if (c == '[') {
+            i = skip_subscript(s, n, i);
+            if (i >= n || s[i] != ']')
+                return 0;
+            i++;
+            if (i + 1 < n && s[i] == '+' && s[i + 1] == '=')
+                return i + 1;
+            return i < n && s[i] == '=' ? i : 0;
+        }
+        if (c == '+' && i + 1 < n && s[i + 1] == '=')
+            return i + 1;
+        if (!shparse__is_name_char(c))
+            return 0;
+    }
+    return 0;
+}
+
+static bool is_ident(const char *s, size_t n)
+{
+    if (n == 0 || !shparse__is_name_start((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        if (!shparse__is_name_char((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool streq(const struct sp_str *s, const char *lit)
+{
+    return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+/* parse_compound_assignment: after "name=(", the words up to ')'. */
+static int compound_assignment(struct sp *p, size_t at)
+{
+    struct sp_lex saved = p->lx;
+    struct sp_tok_s t = {0};
+    int r = 0;
+
+    p->lx.last = T_WORD;
+    p->lx.frozen = true;
+    p->lx.flags &= ~(PST_CONDEXPR | PST_REGEXP | PST_EXTPAT);
+    p->lx.flags |= PST_COMPASSIGN;
+    p->lx.esacs_needed = p->lx.expecting_in = 0;
+    for (;;) {
+        if ((r = shparse__lex(p, &t)) != 0)
+            break;
+        if (t.type == T_RPAREN)
+            break;
+        if (t.type == T_NL) {
+            shparse__tok_clear(&t);
+            continue;
+        }
+        if (t.type != T_WORD && t.type != T_ASSIGN) {
+            r = t.type == T_EOF
+                    ? shparse__fail(p, at, "unexpected EOF while looking for matching `)'")
+                    : shparse__fail(p, t.pos, "syntax error near unexpected token in array assignment");
+            break;
+        }
+        shparse__tok_clear(&t);
+    }
+    shparse__tok_clear(&t);
+    p->lx = saved; /* bash's restore_parser_state */
+    return r;
+}
+
+/* Reads the raw text of the word so far (for bash's checks on its token buffer). */
+static int token_so_far(struct sp *p, const struct sp_word *w, size_t end, struct sp_str *out)
+{
+    return shparse__raw_span(p, w->start, end, out);
+}
+
+static const struct {
+    const char *word;
+    int tok;
+} reserved_words[] = {
+    {"if", T_IF}, {"then", T_THEN}, {"else", T_ELSE}, {"elif", T_ELIF}, {"fi", T_FI},
+    {"case", T_CASE}, {"esac", T_ESAC}, {"for", T_FOR}, {"select", T_SELECT},
+    {"while", T_WHILE}, {"until", T_UNTIL}, {"do", T_DO}, {"done", T_DONE}, {"in", T_IN},
+    {"function", T_FUNCTION}, {"time", T_TIME}, {"{", T_LBRACE}, {"}", T_RBRACE},
+    {"!", T_BANG}, {"[[", T_COND_START}, {"]]", T_COND_END}, {"coproc", T_COPROC},
+};
+
+/* special_case_tokens: -1 when tok is none of them. */
+static int special_case(struct sp *p, const struct sp_str *tok)
+{
+    struct sp_lex *x = &p->lx;
+
+    if (x->last == T_WORD && (x->before == T_FOR || x->before == T_CASE || x->before == T_SELECT) &&
+        streq(tok, "in")) {
+        if (x->before == T_CASE) {
+            x->flags |= PST_CASEPAT;
+            x->esacs_needed++;
+        }
+        if (x->expecting_in)
+            x->expecting_in--;
+        return T_IN;
+    }
+    if (x->expecting_in && (x->last == T_WORD || x->last == T_NL) && streq(tok, "in")) {
+        if (x->flags & PST_CASESTMT) {
+            x->flags |= PST_CASEPAT;
+            x->esacs_needed++;
+        }
+        x->expecting_in--;
+        return T_IN;
+    } else if (x->expecting_in && (x->last == T_NL || x->last == T_SEMI) && streq(tok, "do")) {
+        x->expecting_in--;
+        return T_DO;
+    }
+    if (x->last == T_WORD && (x->before == T_FOR || x->before == T_SELECT) && streq(tok, "do")) {
+        if (x->expecting_in)
+            x->expecting_in--;
+        return T_DO;
+    }
+    if (x->esacs_needed && x->last == T_IN && streq(tok, "esac")) {
+        x->esacs_needed--;
+        x->flags &= ~PST_CASEPAT;
+        return T_ESAC;
+    }
+    if (x->last == T_ARITH_FOR && streq(tok, "do"))
+        return T_DO;
+    if (x->last == T_ARITH_FOR && streq(tok, "{"))
+        return T_LBRACE;
+    if (x->last == T_TIME && streq(tok, "-p"))
+        return T_TIMEOPT;
+    if ((x->last == T_TIME || x->last == T_TIMEOPT) && streq(tok, "--"))
+        return T_TIMEIGN;
+    if ((x->flags & PST_CONDEXPR) && streq(tok, "]]"))
+        return T_COND_END;
+    return -1;
+}
+
+/* CHECK_FOR_RESERVED_WORD: -1 when tok is not one here. */
+static int reserved(struct sp *p, const struct sp_str *tok)
+{
+    struct sp_lex *x = &p->lx;
+
+    if (!shparse__reserved_ok(x->last, x->before))
+        return -1;
+    for (size_t i = 0; i < sizeof(reserved_words) / sizeof(reserved_words[0]); i++) {
+        int t = reserved_words[i].tok;
+
+        if (!streq(tok, reserved_words[i].word))
+            continue;
+        if ((x->flags & PST_CASEPAT) && t != T_ESAC)
+            return -1;
+        if (t == T_TIME && !time_ok(p))
+            return -1;
+        if ((x->flags & PST_CASEPAT) && (x->last == T_PIPE || x->last == T_LPAREN))
+            return -1;
+        if (t == T_ESAC) {
+            x->flags &= ~(PST_CASEPAT | PST_CASESTMT);
+            x->esacs_needed--;
+        } else if (t == T_CASE) {
+            x->flags |= PST_CASESTMT;
+        } else if (t == T_COND_END) {
+            x->flags &= ~PST_CONDEXPR;
+        }
+        return t;
+    }
+    return -1;
+}
+
+int shparse__read_word(struct sp *p, int c, struct sp_tok_s *t)
+{
+    struct sp_word *w = &t->w;
+    struct sp_str tok = {0};
+    bool pass_next = false;
+    int peek, r = 0, res;
+
+    w->start = p->ungot;
+    w->literal = true;
+    w->all_digits = shparse__is_digit(c);
+    if ((r = shparse__str_put(&w->val, "", 0)) != 0)
+        return r;
+    for (;;) {
+        if (c == SP_EOF)
+            break;
+        if (pass_next) {
+            pass_next = false;
+            goto got_char;
+        }
+        if (c == '\\') {
+            peek = shparse__getc(p, false);
+            if (peek == '\n') {
+                shparse__record_continuation(p, p->ungot - 1);
+                goto next;
+            }
+            shparse__ungetc(p);
+            pass_next = true;
+            w->quoted = true;
+            w->all_digits = false;
+            goto next;
+        }
+        if (c == '\'' || c == '"' || c == '`') {
+            if ((r = shparse__matched_pair(p, w, c, c, c, 0, &w->val)) != 0)
+                goto out;
+            w->all_digits = false;
+            if (c != '`')
+                w->quoted = true;
+            goto next;
+        }
+        if ((p->lx.flags & PST_REGEXP) && (c == '(' || c == '|')) {
+            if (c == '|')
+                goto got_char;
+            if ((r = put_val(&w->val, c)) != 0 ||
+                (r = shparse__matched_pair(p, w, 0, '(', ')', 0, &w->val)) != 0)
+                goto out;
+            w->all_digits = false;
+            goto next;
+        }
+        if ((p->lx.flags & PST_EXTPAT) && c != 0 && strchr("@*+?!", c) != NULL) {
+            peek = shparse__getc(p, true);
+            if (peek == '(') {
+                if ((r = put_val(&w->val, c)) != 0 || (r = put_val(&w->val, '(')) != 0 ||
+                    (r = shparse__matched_pair(p, w, 0, '(', ')', 0, &w->val)) != 0)
+                    goto out;
+                w->all_digits = false;
+                goto next;
+            }
+            shparse__ungetc(p);
+        }
+        if (c == '$' || c == '<' || c == '>') {
+            peek = shparse__getc(p, true);
+            if (peek == '(' || ((peek == '{' || peek == '[') && c == '$')) {
+                w->literal = false;
+                w->all_digits = false;
+                if (peek == '{')
+                    r = shparse__matched_pair(p, w, 0, '{', '}', P_FIRSTCLOSE | P_DOLBRACE, NULL);
+                else if (peek == '(')
+                    r = comsub_or_arith(p, w, c);
+                else
+                    r = shparse__matched_pair(p, w, 0, '[', ']', P_ARITH, NULL);
+                if (r != 0)
+                    goto out;
+                goto next;
+            } else if (c == '$' && (peek == '\'' || peek == '"')) {
+                if (peek == '\'') {
+                    struct sp_str body = {0};
+                    bool ok;
+
+                    r = shparse__matched_pair(p, w, peek, peek, peek, P_ALLOWESC, &body);
+                    ok = r == 0 && ansi_decode(body.p, body.len, &w->val, &r);
+                    shparse__str_free(&body);
+                    if (r != 0)
+                        goto out;
+                    if (!ok)
+                        w->literal = false;
+                } else if ((r = shparse__matched_pair(p, w, peek, peek, peek, 0, &w->val)) != 0) {
+                    goto out;
+                }
+                w->quoted = true;
+                w->all_digits = false;
+                goto next;
+            } else if (c == '$' && peek == '$') {
+                w->literal = false;
+                w->all_digits = false;
+                goto next;
+            }
+            shparse__ungetc(p);
+            if (c == '$' && shparse__starts_param(peek))
+                w->literal = false;
+        } else if (c == '[' && ((p->ungot > w->start && assignment_ok(p)) ||
+                                (p->ungot == w->start && (p->lx.flags & PST_COMPASSIGN)))) {
+            size_t at = p->ungot;
+
+            if ((r = token_so_far(p, w, at, &tok)) != 0)
+                goto out;
+            if (at == w->start || is_ident(tok.p, tok.len)) {
+                if ((r = put_val(&w->val, c)) != 0 ||
+                    (r = shparse__matched_pair(p, w, 0, '[', ']', P_ARRAYSUB, &w->val)) != 0)
+                    goto out;
+                w->all_digits = false;
+                goto next;
+            }
+        } else if (c == '=' && p->ungot > w->start &&
+                   (assignment_ok(p) || (p->lx.flags & PST_ASSIGNOK))) {
+            size_t at = p->ungot;
+
+            if ((r = token_so_far(p, w, at, &tok)) != 0 || (r = shparse__str_putc(&tok, '=')) != 0)
+                goto out;
+            if (assignment(tok.p, tok.len, (p->lx.flags & PST_COMPASSIGN) != 0) == tok.len - 1) {
+                peek = shparse__getc(p, true);
+                if (peek == '(') {
+                    if ((r = compound_assignment(p, at)) != 0)
+                        goto out;
+                    w->literal = false;
+                    w->all_digits = false;
+                    goto next;
+                }
+                shparse__ungetc(p);
+            }
+        }
+        if (shparse__is_meta(c)) {
+            shparse__ungetc(p);
+            break;
+        }
+    got_char:
+        if ((r = put_val(&w->val, c)) != 0)
+            goto out;
+        w->all_digits = w->all_digits && shparse__is_digit(c);
+    next:
+        c = shparse__getc(p, !pass_next);
+    }
+    w->end = p->pos;
+    if (c == SP_EOF)
+        w->end = p->src->len;
+    if ((r = shparse__raw_span(p, w->start, w->end, &tok)) != 0)
+        goto out;
+    /* c is the character that ended the word (pushed back), or EOF. */
+    if (w->all_digits && (c == '<' || c == '>' || p->lx.last == T_LESS_AND ||
+                          p->lx.last == T_GREAT_AND)) {
+        unsigned long v = 0;
+        bool fits = tok.len > 0;
+
+        for (size_t i = 0; i < tok.len && fits; i++) {
+            v = v * 10 + (unsigned long)(tok.p[i] - '0');
+            fits = v <= INT_MAX;
+        }
+        if (fits) {
+            t->type = T_NUMBER;
+            goto out;
+        }
+    }
+    if ((res = special_case(p, &tok)) >= 0 || (res = reserved(p, &tok)) >= 0) {
+        t->type = res;
+        goto out;
+    }
+    if (command_position(p)) {
+        static const char *const decl[] = {"alias", "declare", "export", "local",
+                                           "readonly", "typeset", "eval", "let"};
+
+        for (size_t i = 0; i < sizeof(decl) / sizeof(decl[0]); i++) {
+            if (streq(&tok, decl[i]))
+                p->lx.flags |= PST_ASSIGNOK;
+        }
+    }
+    if (tok.len >= 2 && tok.p[0] == '{' && tok.p[tok.len - 1] == '}' && (c == '<' || c == '>') &&
+        is_ident(tok.p + 1, tok.len - 2)) {
+        t->type = T_REDIR_WORD;
+        goto out;
+    }
+    t->type = T_WORD;
+    if (assignment(tok.p, tok.len, (p->lx.flags & PST_COMPASSIGN) != 0) > 0 &&
+        (assignment_ok(p) || (p->lx.flags & PST_COMPASSIGN)))
+        t->type = T_ASSIGN;
+    if (p->lx.last == T_CASE || p->lx.last == T_SELECT || p->lx.last == T_FOR)
+        p->lx.expecting_in++;
+out:
+    shparse__str_free(&tok);
+    return r;
+}
