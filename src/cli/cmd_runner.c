@@ -63,6 +63,9 @@ static void runner_usage(FILE *f)
         "  --log-format FORMAT   logfmt | json\n"
         "  --log-file PATH       append logs to PATH (SIGHUP reopens it)\n"
         "  --set KEY=VALUE       any configuration key, dotted (e.g. broker.cacert=/etc/ca.pem)\n"
+        "  --permission-config FILE  the bash permission rules, a YAML `permission:` map of\n"
+        "                        pattern -> allow|deny (env FLASHDUTY_RUNNER_PERMISSION_CONFIG);\n"
+        "                        without it and permission.bash every command is allowed\n"
         "  --print-config        print the effective settings (never the token) and exit\n"
         "Every key is also read from FLASHDUTY_RUNNER_<KEY> (dots become underscores).\n"
         "Precedence: flag > environment > config file > default; within one of them a newer\n"
@@ -73,7 +76,7 @@ static void runner_usage(FILE *f)
 enum {
     OPT_CONFIG = 2000, OPT_API_URL, OPT_API_KEY_FILE, OPT_NAME, OPT_LABEL, OPT_WORKSPACE_ROOT,
     OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_LOG_FILE, OPT_SET, OPT_HELP, OPT_TOKEN, OPT_URL,
-    OPT_WORKSPACE, OPT_PRINT_CONFIG,
+    OPT_WORKSPACE, OPT_PRINT_CONFIG, OPT_PERMISSION_CONFIG,
 };
 
 static const struct option runner_options[] = {
@@ -91,6 +94,7 @@ static const struct option runner_options[] = {
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
     {"set", required_argument, NULL, OPT_SET},
     {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+    {"permission-config", required_argument, NULL, OPT_PERMISSION_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -118,6 +122,7 @@ static const struct flag_key {
     {OPT_NAME, "--name", "name", false, NULL},
     {OPT_LOG_FORMAT, "--log-format", "log.format", false, NULL},
     {OPT_LOG_FILE, "--log-file", "log.file", false, NULL},
+    {OPT_PERMISSION_CONFIG, "--permission-config", "permission_config", false, NULL},
 };
 
 #define NFLAG_KEYS (sizeof(flag_keys) / sizeof(flag_keys[0]))
@@ -390,7 +395,8 @@ int cmd_runner(int argc, char **argv)
             goto fail;
         }
     }
-    if (config_validate(&cfg, err, sizeof(err)) != 0)
+    if (config_validate(&cfg, err, sizeof(err)) != 0 ||
+        config_load_permission(&cfg, err, sizeof(err)) != 0)
         goto fail;
 
     log_set_ident("credbroker-runner");

@@ -24,6 +24,7 @@
 #include "config_internal.h"
 #include "err.h"
 #include "log.h"
+#include "permission.h"
 #include "rewrite.h"
 #include "secret.h"
 
@@ -41,6 +42,7 @@ static const struct key_def keys[] = {
     {"worknode_id", KIND_IGNORED, 0, 0, 0, 0},
     {"permission", KIND_SECTION, 0, 0, 0, 0},
     {"permission.bash", KIND_PERMISSION, 0, 0, 0, 0},
+    {"permission_config", KIND_STRING, F(permission_config), 0, 0, 0},
     {"log", KIND_SECTION, 0, 0, 0, 0},
     {"log.level", KIND_LEVEL, 0, 0, 0, 0},
     {"log.format", KIND_FORMAT, 0, 0, 0, 0},
@@ -218,6 +220,61 @@ void config__strv_free(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+void config__permission_clear(struct runner_config *c)
+{
+    config__strv_free(c->permission_patterns, c->npermission);
+    config__strv_free(c->permission_actions, c->npermission);
+    c->permission_patterns = c->permission_actions = NULL;
+    c->npermission = 0;
+    c->permission_bash_set = true;
+}
+
+int config__permission_add(struct runner_config *c, const char *pattern, size_t plen,
+                           const char *action, size_t alen)
+{
+    char **p, **a;
+
+    if ((p = reallocarray(c->permission_patterns, c->npermission + 1, sizeof(*p))) == NULL)
+        return ERR_NOMEM;
+    c->permission_patterns = p;
+    if ((a = reallocarray(c->permission_actions, c->npermission + 1, sizeof(*a))) == NULL)
+        return ERR_NOMEM;
+    c->permission_actions = a;
+    if ((p[c->npermission] = strndup(pattern, plen)) == NULL)
+        return ERR_NOMEM;
+    if ((a[c->npermission] = strndup(action, alen)) == NULL) {
+        free(p[c->npermission]);
+        return ERR_NOMEM;
+    }
+    c->npermission++;
+    c->permission_bash_set = true;
+    return 0;
+}
+
+int config_load_permission(struct runner_config *c, char *err, size_t errlen)
+{
+    char why[512];
+    int r;
+
+    permission_rules_free(c->permission);
+    c->permission = NULL;
+    if (c->permission_config != NULL && c->permission_config[0] != '\0') {
+        if (c->permission_bash_set)
+            config_note(c, "permission.bash is ignored: the rules file "
+                           "(--permission-config, FLASHDUTY_RUNNER_PERMISSION_CONFIG) decides");
+        return permission_load_file(c->permission_config, &c->permission, err, errlen);
+    }
+    if (!c->permission_bash_set) {
+        config_note(c, "permission rules not configured: every bash command is allowed");
+        return 0;
+    }
+    if ((r = permission_rules_new((const char *const *)c->permission_patterns,
+                                  (const char *const *)c->permission_actions, c->npermission,
+                                  &c->permission, why, sizeof(why))) != 0)
+        snprintf(err, errlen, "permission.bash: %s", why);
+    return r;
 }
 
 static int strv_push(struct strv *s, const char *p, size_t len)
@@ -568,13 +625,10 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
                                 config__shown(q, sizeof(q), v, len));
         return 0;
     case KIND_PERMISSION:
-        if (strcmp(v, "allow") == 0)
-            c->bash_allowed = true;
-        else if (strcmp(v, "deny") == 0)
-            c->bash_allowed = false;
-        else
-            return config__fail(w, d->key, ERR_INVALID, "'%s' is not one of allow, deny",
-                                config__shown(q, sizeof(q), v, len));
+        /* A scalar (--set permission.bash=deny, its variable): one rule for everything. */
+        config__permission_clear(c);
+        if (config__permission_add(c, "*", 1, v, len) != 0)
+            return config__fail(w, d->key, ERR_NOMEM, "out of memory");
         return 0;
     case KIND_ISOLATION:
         if (strcmp(v, "auto") == 0)
@@ -735,7 +789,6 @@ int config_init(struct runner_config *c)
     char host[HOST_NAME_MAX + 1];
 
     memset(c, 0, sizeof(*c));
-    c->bash_allowed = true;
     c->log_level = LOG_LEVEL_INFO;
     c->log_json = false;
     /* The broker's own defaults (DESIGN.md sections 2 and 4, broker_limits_default). */
@@ -793,6 +846,10 @@ void config_free(struct runner_config *c)
     config__strv_free(c->broker.env_deny, c->broker.nenv_deny);
     config__strv_free(c->broker.secret_paths, c->broker.nsecret_paths);
     free(c->config_path);
+    free(c->permission_config);
+    config__strv_free(c->permission_patterns, c->npermission);
+    config__strv_free(c->permission_actions, c->npermission);
+    permission_rules_free(c->permission);
     memset(c, 0, sizeof(*c));
 }
 

@@ -61,6 +61,8 @@ enum isolation_mode { ISOLATION_AUTO, ISOLATION_REQUIRED, ISOLATION_OFF };
  * "k8s") has value "". On the wire (a list of strings) a pair is rendered as
  * "key:value", or "key" when the value is empty.
  */
+struct permission_rules;
+
 struct runner_config {
     struct secret *api_key; /* NULL until set; in the secret arena (secret.h) */
     char *api_url;          /* ws:// or wss:// (checked by config_validate) */
@@ -69,7 +71,14 @@ struct runner_config {
     char *log_file;         /* NULL: stderr */
     char **label_keys, **label_values;
     size_t nlabels;
-    bool bash_allowed;        /* permission.bash: allow (default) | deny */
+    /* The permission rules (RUNNER-OPS.md 7): the rules file, or the config era's
+     * permission.bash map (a scalar allow/deny is one "*" rule), read into permission by
+     * config_load_permission. NULL permission: every command is allowed. */
+    char *permission_config;  /* --permission-config, FLASHDUTY_RUNNER_PERMISSION_CONFIG */
+    char **permission_patterns, **permission_actions;
+    size_t npermission;
+    bool permission_bash_set;
+    struct permission_rules *permission;
     enum log_level log_level; /* default info */
     bool log_json;            /* log.format: logfmt (default) | json */
     struct {
@@ -183,6 +192,16 @@ int config_apply_env(struct runner_config *c, char *const *envp, char *err, size
  */
 int config_set(struct runner_config *c, const char *dotted_key, const char *value,
                const char *origin, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Loads the permission rules (after config_validate): the file named by
+ * permission_config, else the permission.bash pairs, else none (a warning note: every
+ * command is allowed). Both set: the file, and a note that permission.bash is ignored.
+ * Returns 0, or ERR_* with one line in err ("permission config <file>: <reason>", or
+ * "permission.bash: <reason>"): the runner refuses to start.
+ */
+int config_load_permission(struct runner_config *c, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Keeps a warning for the caller to log (c->notes): text must be a static string

@@ -81,5 +81,10 @@ int config__list_add(const struct key_def *d, struct strv *items, struct strv *v
 void config__list_replace(struct runner_config *c, const struct key_def *d, struct strv *items,
                           struct strv *values);
 void config__strv_free(char **v, size_t n);
+/* permission.bash: forgets the pairs read so far (a later source replaces them), or adds
+ * one; the actions are checked when the rules are built (config_load_permission). */
+void config__permission_clear(struct runner_config *c);
+int config__permission_add(struct runner_config *c, const char *pattern, size_t plen,
+                           const char *action, size_t alen);
 
 #endif

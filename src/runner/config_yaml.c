@@ -251,18 +251,19 @@ out:
 }
 
 /*
- * permission.bash in the Go runner's form, a mapping of command globs to allow
- * or deny. Only "*" can be expressed here; anything finer is refused rather
- * than widened or dropped. An empty mapping denies, as it does in the Go runner.
+ * permission.bash in the Go runner's form, a mapping of command patterns to allow or
+ * deny (RUNNER-OPS.md 7.1), kept as pairs: the rules are built, and their actions
+ * checked, by config_load_permission. An empty mapping is kept as no rules, which
+ * refuses to start (fail closed, never "allow all").
  */
 static int walk_permission(struct walk *y, const struct key_def *d)
 {
-    char q[CONFIG_SHOWN_MAX + 4];
-    size_t len;
     const char *v;
-    bool allowed = false;
+    char *pattern;
+    size_t len, plen;
     int r;
 
+    config__permission_clear(y->c);
     for (;;) {
         if ((r = walk_next(y)) != 0)
             return r;
@@ -272,26 +273,24 @@ static int walk_permission(struct walk *y, const struct key_def *d)
         if (y->ev.type != YAML_SCALAR_EVENT)
             return config__fail(&y->w, d->key, ERR_INVALID, "rules must be single values, found %s",
                                 walk_found(y));
-        v = walk_scalar(y, &len);
-        if (strcmp(v, "*") != 0)
-            return config__fail(&y->w, d->key, ERR_INVALID,
-                                "per-command rules ('%s') are not supported: use allow or deny",
-                                config__shown(q, sizeof(q), v, len));
-        if ((r = walk_next(y)) != 0)
+        v = walk_scalar(y, &plen);
+        if ((pattern = strndup(v, plen)) == NULL)
+            return config__fail(&y->w, d->key, ERR_NOMEM, "out of memory");
+        if ((r = walk_next(y)) != 0) {
+            free(pattern);
             return r;
-        if (y->ev.type != YAML_SCALAR_EVENT)
+        }
+        if (y->ev.type != YAML_SCALAR_EVENT) {
+            free(pattern);
             return config__fail(&y->w, d->key, ERR_INVALID, "expected allow or deny, found %s",
                                 walk_found(y));
+        }
         v = walk_scalar(y, &len);
-        if (strcmp(v, "allow") == 0)
-            allowed = true;
-        else if (strcmp(v, "deny") == 0)
-            allowed = false;
-        else
-            return config__fail(&y->w, d->key, ERR_INVALID, "'%s' is not one of allow, deny",
-                                config__shown(q, sizeof(q), v, len));
+        r = config__permission_add(y->c, pattern, plen, v, len);
+        free(pattern);
+        if (r != 0)
+            return config__fail(&y->w, d->key, r, "out of memory");
     }
-    y->c->bash_allowed = allowed;
     return 0;
 }
 

@@ -34,6 +34,7 @@
 #include "harden.h"
 #include "fileop.h"
 #include "outspill.h"
+#include "permission.h"
 #include "isolate.h"
 #include "log.h"
 #include "proto.h"
@@ -267,7 +268,9 @@ static void runner__bash_over(struct running_task *rt, const struct outspill_res
     res.success = o->success;
     res.result = result;
     res.error = o->error;
-    res.exit_code = o->exit_code;
+    /* The envelope's exit_code is the task's: 0 when it ran (the command's own is in the
+     * result), the command's when it timed out (124), else Go's 1. */
+    res.exit_code = o->success ? 0 : o->exit_code > 0 ? o->exit_code : 1;
     log_kv(o->success ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, task_fields(rt),
            "task finished: exit %d%s%s", o->exit_code, o->error[0] ? ": " : "", o->error);
     runner__send_result(r, proto_encode_task_result(&res));
@@ -381,6 +384,14 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
         runner__reply_failure(r, m, err);
         return;
     }
+    /* The permission rules (RUNNER-OPS.md 7), before anything is started: a refused
+     * command is an error result and nothing is forked. */
+    if (cfg->permission != NULL &&
+        permission_check(cfg->permission, args.command, err, sizeof(err)) != 0) {
+        bash_args_free(&args);
+        runner__reply_failure(r, m, err);
+        return;
+    }
     /* Under the broker the task may not redirect or bypass it with its own variables. */
     for (size_t i = 0; r->broker != NULL && m->credential_key != NULL && i < args.nenv; i++) {
         if (proto_bash_env_name_reserved(args.env_names[i])) {
@@ -478,8 +489,6 @@ static void runner__on_task_request(struct runner *r, struct proto_in *m)
             runner__reply_failure(r, m, "too many tasks running on this runner");
         else
             runner__start_fileop(r, m);
-    } else if (!r->cfg->bash_allowed) {
-        runner__reply_failure(r, m, "bash is not permitted on this runner (permission.bash)");
     } else if (runner__find_task(r, m->task_id) != NULL) {
         runner__reply_failure(r, m, "a task with this task_id is already running");
     } else if (r->ntasks >= r->cfg->tasks.max_concurrent) {

@@ -206,13 +206,13 @@ static void task__finish(struct task *t)
             t->err.truncated = true;
     } else if (t->cancelled && t->error[0] == '\0') {
         snprintf(t->error, sizeof(t->error), "cancelled");
-    } else if (t->error[0] == '\0' && t->exit_code != 0) {
-        snprintf(t->error, sizeof(t->error), "exit status %d", t->exit_code);
     }
     memset(&o, 0, sizeof(o));
     o.exit_code = t->exit_code;
     o.timed_out = t->timed_out;
-    o.success = t->exited && t->exit_code == 0 && !t->timed_out && !t->cancelled;
+    /* A command that ran to its end succeeded as a task, whatever its exit code, which the
+     * result carries (RUNNER-OPS.md 2.5, as Go). */
+    o.success = t->exited && !t->timed_out && !t->cancelled && t->error[0] == '\0';
     o.error = t->error;
     o.out = buf_ptr(t->out.data);
     o.out_len = buf_len(t->out.data);
@@ -348,7 +348,9 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
     struct secret *key = spec->key;
     char workdir[PATH_MAX], why[PATH_MAX + 128], fdtext[8] = "3";
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, devnull = -1, child_fd = -1, r;
-    char *argv[] = {"/bin/bash", "-c", (char *)spec->command, NULL};
+    /* "--": a command starting with - or + is the command, never bash options (the rules
+     * check exactly the bytes bash runs). */
+    char *argv[] = {"/bin/bash", "-c", "--", (char *)spec->command, NULL};
     struct child_options co;
     struct isolate_plan plan = {.sync_to_parent = {-1, -1}, .sync_to_child = {-1, -1}};
 

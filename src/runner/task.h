@@ -52,7 +52,7 @@ struct task_spec {
 };
 
 struct task_outcome {
-    bool success;  /* the command ran and exited 0 */
+    bool success;  /* the command ran to its end (any exit code) */
     int exit_code; /* 124 on timeout, -1 if it never ran */
     bool timed_out;
     const char *error;        /* "" or why it failed */

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "permission.h"
 #include "err.h"
 #include "secret.h"
 
@@ -113,7 +114,8 @@ static void test_config_init_sets_the_documented_defaults(void **state)
     assert_string_equal(c.workspace_root, want);
     assert_null(c.log_file);
     assert_int_equal(c.nlabels, 0);
-    assert_true(c.bash_allowed);
+    assert_false(c.permission_bash_set);
+    assert_null(c.permission_config);
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
     assert_false(c.log_json);
     assert_true(c.broker.enabled);
@@ -215,7 +217,10 @@ static void test_config_loads_every_key_from_a_full_file(void **state)
     assert_string_equal(c.label_keys[1], "region");
     assert_string_equal(c.label_values[1], "eu");
     assert_string_equal(c.workspace_root, "/var/lib/flashduty-runner/workspace");
-    assert_false(c.bash_allowed);
+    assert_true(c.permission_bash_set);
+    assert_int_equal(c.npermission, 1);
+    assert_string_equal(c.permission_patterns[0], "*");
+    assert_string_equal(c.permission_actions[0], "deny");
     assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
     assert_true(c.log_json);
     assert_string_equal(c.log_file, "/var/log/runner.log");
@@ -475,7 +480,8 @@ static void test_config_every_key_has_its_environment_variable(void **state)
     assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
     assert_string_equal(c.api_url, "wss://h/ws");
     assert_string_equal(c.workspace_root, "/w");
-    assert_false(c.bash_allowed);
+    assert_int_equal(c.npermission, 1);
+    assert_string_equal(c.permission_actions[0], "deny");
     assert_true(c.log_json);
     assert_string_equal(c.log_file, "/l");
     assert_false(c.broker.enabled);
@@ -835,42 +841,84 @@ static void test_config_rejects_bad_list_items(void **state)
 
 /* ---- permission.bash ---- */
 
-static void test_config_permission_bash_deny_forbids_bash(void **state)
+static void test_config_permission_bash_scalar_is_one_rule_for_everything(void **state)
 {
     struct runner_config c;
     char *env[] = {"FLASHDUTY_RUNNER_PERMISSION_BASH=allow", NULL};
 
     init(&c);
-    assert_true(c.bash_allowed);
     assert_int_equal(load(&c, "permission:\n  bash: deny\n"), 0);
-    assert_false(c.bash_allowed);
+    assert_int_equal(c.npermission, 1);
+    assert_string_equal(c.permission_patterns[0], "*");
+    assert_string_equal(c.permission_actions[0], "deny");
     assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
-    assert_true(c.bash_allowed);
-    assert_int_equal(load(&c, "permission:\n  bash: maybe\n"), ERR_INVALID);
-    assert_string_equal(err_rel(),
-                        "config.yaml:2: permission.bash: 'maybe' is not one of allow, deny");
+    assert_int_equal(c.npermission, 1); /* replaced, not added */
+    assert_string_equal(c.permission_actions[0], "allow");
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)), 0);
+    assert_non_null(c.permission);
+    /* An action the rules do not know refuses to start (Go would allow: RUNNER-OPS 7.1). */
+    assert_int_equal(load(&c, "permission:\n  bash: maybe\n"), 0);
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "permission.bash: invalid action 'maybe' for pattern '*' "
+                             "(want allow or deny)");
     config_free(&c);
 }
 
-static void test_config_accepts_the_go_runner_star_rule_and_refuses_finer_rules(void **state)
+static void test_config_permission_bash_map_becomes_the_rules(void **state)
 {
     struct runner_config c;
+    char msg[256];
 
     init(&c);
-    assert_int_equal(load(&c, "permission:\n  bash:\n    \"*\": deny\n"), 0);
-    assert_false(c.bash_allowed);
-    assert_int_equal(load(&c, "permission:\n  bash:\n    \"*\": allow\n"), 0);
-    assert_true(c.bash_allowed);
-    assert_int_equal(load(&c, "permission:\n  bash: {}\n"), 0);
-    assert_false(c.bash_allowed); /* the Go runner: no rules denies everything */
-    c.bash_allowed = true;
     assert_int_equal(
-        load(&c, "permission:\n  bash:\n    \"*\": deny\n    \"kubectl get *\": allow\n"),
-        ERR_INVALID);
+        load(&c, "permission:\n  bash:\n    \"*\": deny\n    \"kubectl get *\": Allow\n"), 0);
+    assert_int_equal(c.npermission, 2);
+    assert_string_equal(c.permission_patterns[1], "kubectl get *");
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)), 0);
+    assert_int_equal(permission_check(c.permission, "kubectl get pods", msg, sizeof(msg)), 0);
+    assert_int_equal(permission_check(c.permission, "kubectl delete pod x", msg, sizeof(msg)),
+                     ERR_PERMISSION_DENIED);
+    assert_string_equal(msg, "command denied by rule '*': kubectl delete pod x");
+    /* No rules at all fails closed: the runner refuses to start. */
+    assert_int_equal(load(&c, "permission:\n  bash: {}\n"), 0);
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "permission.bash: no rules under 'permission'");
+    assert_int_equal(load(&c, "permission:\n  bash:\n    \"*\": [allow]\n"), ERR_INVALID);
     assert_string_equal(err_rel(),
-                        "config.yaml:4: permission.bash: per-command rules ('kubectl get *') "
-                        "are not supported: use allow or deny");
-    assert_true(c.bash_allowed);
+                        "config.yaml:3: permission.bash: expected allow or deny, found a list");
+    config_free(&c);
+}
+
+static void test_config_permission_file_wins_and_none_allows_all_with_a_note(void **state)
+{
+    struct runner_config c;
+    char msg[256], file[PATH_MAX];
+
+    /* write_file's buffer is reused by load(): keep the path. */
+    snprintf(file, sizeof(file), "%s",
+             write_file("rules.yaml", 0600, "permission:\n  \"ls *\": allow\n"));
+    init(&c);
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)), 0);
+    assert_null(c.permission);
+    assert_int_equal(c.nnotes, 1);
+    assert_string_equal(c.notes[0], "permission rules not configured: every bash command is "
+                                    "allowed");
+    config_free(&c);
+
+    init(&c);
+    assert_int_equal(load(&c, "permission:\n  bash: allow\n"), 0);
+    assert_int_equal(config_set(&c, "permission_config", file, "--permission-config", err,
+                                sizeof(err)), 0);
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)), 0);
+    assert_int_equal(permission_check(c.permission, "ls -l", msg, sizeof(msg)), 0);
+    assert_int_equal(permission_check(c.permission, "cat x", msg, sizeof(msg)),
+                     ERR_PERMISSION_DENIED); /* the file's rules, not permission.bash's */
+    assert_true(strstr(c.notes[c.nnotes - 1], "permission.bash is ignored") != NULL);
+    assert_int_equal(config_set(&c, "permission_config", "/nonexistent/rules.yaml", "x", err,
+                                sizeof(err)), 0);
+    assert_int_equal(config_load_permission(&c, err, sizeof(err)) != 0, 1);
+    assert_string_equal(err, "permission config /nonexistent/rules.yaml: no such file or "
+                             "directory");
     config_free(&c);
 }
 
@@ -1247,8 +1295,9 @@ int main(void)
         cmocka_unit_test(test_config_rejects_bad_numbers_with_file_line_and_key),
         cmocka_unit_test(test_config_reads_env_deny_from_yaml_and_from_the_environment),
         cmocka_unit_test(test_config_rejects_bad_list_items),
-        cmocka_unit_test(test_config_permission_bash_deny_forbids_bash),
-        cmocka_unit_test(test_config_accepts_the_go_runner_star_rule_and_refuses_finer_rules),
+        cmocka_unit_test(test_config_permission_bash_scalar_is_one_rule_for_everything),
+        cmocka_unit_test(test_config_permission_bash_map_becomes_the_rules),
+        cmocka_unit_test(test_config_permission_file_wins_and_none_allows_all_with_a_note),
         cmocka_unit_test(test_config_rejects_an_unknown_key_with_its_file_and_line),
         cmocka_unit_test(test_config_error_names_the_file_as_given),
         cmocka_unit_test(test_config_rejects_a_list_where_a_string_is_expected),
