@@ -27,6 +27,7 @@
 #include "harden.h"
 #include "key_source.h"
 #include "log.h"
+#include "permission.h"
 #include "runner.h"
 #include "secret.h"
 
@@ -66,6 +67,8 @@ static void runner_usage(FILE *f)
         "  --permission-config FILE  the bash permission rules, a YAML `permission:` map of\n"
         "                        pattern -> allow|deny (env FLASHDUTY_RUNNER_PERMISSION_CONFIG);\n"
         "                        without it and permission.bash every command is allowed\n"
+        "  --check-command CMD   say whether the rules allow CMD, the rule that decided each\n"
+        "                        command it holds, and exit (0 allowed, 1 denied)\n"
         "  --print-config        print the effective settings (never the token) and exit\n"
         "Every key is also read from FLASHDUTY_RUNNER_<KEY> (dots become underscores).\n"
         "Precedence: flag > environment > config file > default; within one of them a newer\n"
@@ -76,7 +79,7 @@ static void runner_usage(FILE *f)
 enum {
     OPT_CONFIG = 2000, OPT_API_URL, OPT_API_KEY_FILE, OPT_NAME, OPT_LABEL, OPT_WORKSPACE_ROOT,
     OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_LOG_FILE, OPT_SET, OPT_HELP, OPT_TOKEN, OPT_URL,
-    OPT_WORKSPACE, OPT_PRINT_CONFIG, OPT_PERMISSION_CONFIG,
+    OPT_WORKSPACE, OPT_PRINT_CONFIG, OPT_PERMISSION_CONFIG, OPT_CHECK_COMMAND,
 };
 
 static const struct option runner_options[] = {
@@ -95,6 +98,7 @@ static const struct option runner_options[] = {
     {"set", required_argument, NULL, OPT_SET},
     {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
     {"permission-config", required_argument, NULL, OPT_PERMISSION_CONFIG},
+    {"check-command", required_argument, NULL, OPT_CHECK_COMMAND},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -277,6 +281,31 @@ static int append_secret_path(struct runner_config *cfg, const char *path)
     return 0;
 }
 
+/* --check-command: one line per command string the rules saw, then the verdict. */
+static void print_seen(const char *text, bool allowed, const char *rule, void *data)
+{
+    (void)data;
+    if (rule != NULL)
+        printf("%-5s '%s': %s\n", allowed ? "allow" : "deny", rule, text);
+    else
+        printf("deny  (no rule): %s\n", text);
+}
+
+static int check_command_print(const struct runner_config *cfg, const char *command)
+{
+    char why[1024];
+
+    if (cfg->permission == NULL) {
+        printf("allow: no permission rules configured: every command is allowed\n");
+        return 0;
+    }
+    if (permission_explain(cfg->permission, command, print_seen, NULL, why, sizeof(why)) == 0) {
+        printf("allow\n");
+        return 0;
+    }
+    printf("deny: %s\n", why);
+    return 1;
+}
 /* The option as written, without a value given with '=' (a mistyped --token=... must not be
  * echoed). */
 static void usage_unknown(const char *arg)
@@ -301,6 +330,7 @@ int cmd_runner(int argc, char **argv)
     size_t llen = 0;
     int opt, status = CLI_EXIT_USAGE, r, fds_at_start = -1;
     bool advertise, want_print = false, token_in_argv = false;
+    const char *check_command = NULL;
 
     memset(&cfg, 0, sizeof(cfg)); /* config_free() is safe on it before config_init() */
     optind = 1;
@@ -316,6 +346,8 @@ int cmd_runner(int argc, char **argv)
             key_file = optarg;
         } else if (opt == OPT_PRINT_CONFIG) {
             want_print = true;
+        } else if (opt == OPT_CHECK_COMMAND) {
+            check_command = optarg;
         } else if (opt == OPT_TOKEN) {
             struct secret *t = NULL;
 
@@ -394,6 +426,13 @@ int cmd_runner(int argc, char **argv)
             snprintf(err, sizeof(err), "out of memory");
             goto fail;
         }
+    }
+    /* --check-command needs the rules only: no token, no platform. */
+    if (check_command != NULL) {
+        if (config_load_permission(&cfg, err, sizeof(err)) != 0)
+            goto fail;
+        status = check_command_print(&cfg, check_command);
+        goto out;
     }
     if (config_validate(&cfg, err, sizeof(err)) != 0 ||
         config_load_permission(&cfg, err, sizeof(err)) != 0)

@@ -509,8 +509,10 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-int permission_check(const struct permission_rules *rs, const char *command, char *err,
-                     size_t errlen)
+/* permission_check's work: every string decided when seen is given, else up to the first
+ * refusal. */
+static int check(const struct permission_rules *rs, const char *command, permission_seen_cb seen,
+                 void *data, char *err, size_t errlen)
 {
     struct shparse_result res;
     char perr[SHPARSE_ERR_MAX];
@@ -533,17 +535,32 @@ int permission_check(const struct permission_rules *rs, const char *command, cha
         return ERR_PERMISSION_DENIED;
     }
     rc = 0;
-    for (i = 0; i < res.n && rc == 0; i++) {
+    for (i = 0; i < res.n && (rc == 0 || seen != NULL); i++) {
         const struct rule *r = decide(rs, &res.items[i]);
+        bool allowed = r != NULL && r->action != PERMISSION_DENY;
 
-        if (r == NULL) {
+        if (seen != NULL)
+            seen(res.items[i].text, allowed, r != NULL ? r->pattern : NULL, data);
+        if (allowed || rc != 0)
+            continue;
+        if (r == NULL)
             fail(err, errlen, "command denied (no matching allow rule): %s", res.items[i].text);
-            rc = ERR_PERMISSION_DENIED;
-        } else if (r->action == PERMISSION_DENY) {
+        else
             fail(err, errlen, "command denied by rule '%s': %s", r->pattern, res.items[i].text);
-            rc = ERR_PERMISSION_DENIED;
-        }
+        rc = ERR_PERMISSION_DENIED;
     }
     shparse_result_free(&res);
     return rc;
+}
+
+int permission_check(const struct permission_rules *rs, const char *command, char *err,
+                     size_t errlen)
+{
+    return check(rs, command, NULL, NULL, err, errlen);
+}
+
+int permission_explain(const struct permission_rules *rs, const char *command,
+                       permission_seen_cb seen, void *data, char *err, size_t errlen)
+{
+    return check(rs, command, seen, data, err, errlen);
 }

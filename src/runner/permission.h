@@ -26,6 +26,7 @@
 #ifndef CREDBROKER_PERMISSION_H
 #define CREDBROKER_PERMISSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A command refused by the rules (err.h has no such code; kept with its module). */
@@ -77,5 +78,19 @@ void permission_rules_free(struct permission_rules *r);
  */
 int permission_check(const struct permission_rules *r, const char *command, char *err,
                      size_t errlen) __attribute__((warn_unused_result));
+
+/* One checked string of a command and what the rules said of it: rule is the deciding
+ * pattern, or NULL when no rule matched (denied). */
+typedef void (*permission_seen_cb)(const char *text, bool allowed, const char *rule,
+                                   void *data);
+
+/*
+ * permission_check for a person testing a rules file (`credbroker runner --check-command`):
+ * the same answer and text, but every string is decided and given to seen (in the order
+ * permission_check checks them), not only up to the first refusal.
+ */
+int permission_explain(const struct permission_rules *r, const char *command,
+                       permission_seen_cb seen, void *data, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -143,3 +143,25 @@ def test_a_command_starting_with_a_dash_is_a_command_not_bash_options(own_runner
     res = run(platform, "-x")
     assert res["success"] is True and res["result"]["exit_code"] == 127, res
     assert "-x: command not found" in res["result"]["stderr"], res
+
+
+def test_check_command_explains_a_decision_without_a_token_or_a_platform(credbroker, tmp_path):
+    path = rules_file(tmp_path)
+    argv = [str(credbroker), "runner", "--permission-config", str(path), "--check-command"]
+    # Every string is shown, also after the first refusal.
+    rc, out, err = run_process(argv + ["echo $(whoami); kubectl get pods | grep x > /tmp/o"],
+                               timeout=10, env=make_child_env({}))
+    assert rc == 1, (rc, out, err)
+    assert out.splitlines() == [
+        "allow 'echo *': echo $(whoami)",
+        "deny  '*': whoami",
+        "allow 'kubectl get *': kubectl get pods",
+        "allow 'grep *': grep x",
+        "allow '> *': > /tmp/o",
+        "deny: command denied by rule '*': whoami"], out
+    rc, out, err = run_process(argv + ["kubectl get pods"], timeout=10, env=make_child_env({}))
+    assert rc == 0 and out.splitlines()[-1] == "allow", (rc, out, err)
+    rc, out, err = run_process([str(credbroker), "runner", "--check-command", "rm -rf /"],
+                               timeout=10, env=make_child_env({}))
+    assert rc == 0 and out == "allow: no permission rules configured: every command is " \
+        "allowed\n", (rc, out, err)
