@@ -10,21 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "err.h"
 #include "shparse_internal.h"
 
 /* ---- $'...' ---------------------------------------------------------------- */
-
-static int hexval(int c)
-{
-    if (shparse__is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /*
  * Decodes the body of $'...' (bash's ansicstr) onto out. Returns false when the
@@ -75,8 +65,8 @@ static bool ansi_decode(const char *s, size_t n, struct sp_str *out, int *r)
         case 'U': {
             size_t max = c == 'x' ? 2 : c == 'u' ? 4 : 8, k = 0;
 
-            for (; k < max && i + 1 < n && hexval(s[i + 1]) >= 0; k++, i++)
-                v = v * 16 + (unsigned long)hexval(s[i + 1]);
+            for (; k < max && i + 1 < n && ascii_hex_value((unsigned char)s[i + 1]) >= 0; k++, i++)
+                v = v * 16 + (unsigned long)ascii_hex_value((unsigned char)s[i + 1]);
             if (k == 0) {
                 /* no digits: bash keeps the backslash and the letter */
                 *r = shparse__str_put(out, s + i - 1, 2);
