@@ -11,8 +11,9 @@
  * Properties, on the input: it returns; a success gives strings with no NUL and the
  * length they claim, a failure gives ERR_INVALID with "<line>:<col>: <message>"
  * whose line and column stand inside the input (or just past it) and no strings;
- * parsing again gives the same strings, kinds and flags, or the same error. On the
- * generated command: exactly one string, a command with a literal name, equal to the
+ * parsing again gives the same strings, kinds and flags, or the same error; and every
+ * string is made of the input's own bytes (check_bytes_from_input). On the generated
+ * command: exactly one string, a command with a literal name, equal to the
  * words joined by single spaces (none when there is no word): quoting never shows
  * through, and nothing else is found.
  */
@@ -55,6 +56,40 @@ static void check_error(const uint8_t *data, size_t size, int rc, const char *er
                "error position %lu:%lu outside the input (%lu lines): %s", line, col, lines, err);
 }
 
+/*
+ * Every checked string comes from the input by deletions only: quote removal, line
+ * continuations, backslashes in backquotes and here-documents, <<- tabs, and redirect
+ * operators reduced to their '>' all delete bytes, and words are joined by spaces. So a
+ * string's bytes other than ' ' are a subsequence of the input. (In particular the
+ * command name, the first word, occurs in the input after quote removal; a parser that
+ * decoded an escape it should not, invented or reordered bytes, or read a name from the
+ * wrong place would break this.) The one construct that makes bytes is $'...' (\x72 is
+ * r): an input with "$'" in it is not checked. Cannot report a correct parse: every byte
+ * of a correct string has its own byte in the input, in order.
+ */
+static void check_bytes_from_input(const uint8_t *data, size_t size, const struct shparse_item *it,
+                                   size_t k)
+{
+    size_t at = 0;
+
+    if (fuzz_contains(data, size, "$'", 2))
+        return;
+    for (size_t i = 0; i < it->len; i++) {
+        if (it->text[i] == ' ')
+            continue;
+        while (at < size && data[at] != (uint8_t)it->text[i])
+            at++;
+        if (at == size) {
+            fuzz_dump("string", it->text, it->len);
+            FUZZ_CHECK(at < size,
+                       "string %zu: byte %zu (0x%02x) is not in the input after the "
+                       "bytes before it",
+                       k, i, (unsigned)(unsigned char)it->text[i]);
+        }
+        at++;
+    }
+}
+
 static void check_input(const uint8_t *data, size_t size)
 {
     struct shparse_result a, b;
@@ -81,6 +116,7 @@ static void check_input(const uint8_t *data, size_t size)
                    "string %zu differs between two parses: [%s] [%s]", i, a.items[i].text,
                    b.items[i].text);
         FUZZ_CHECK(a.items[i].kind <= SHPARSE_ARITH, "string %zu: kind %d", i, a.items[i].kind);
+        check_bytes_from_input(data, size, &a.items[i], i);
     }
     shparse_result_free(&a);
     shparse_result_free(&b);
