@@ -571,10 +571,23 @@ static void remove_sandbox(const char *dir)
     rmdir(dir);
 }
 
+/* The sandbox directory, removed by the teardown even when an assertion ends the test. */
+static char sandbox_dir[] = "/tmp/permission-corpus-XXXXXX";
+static bool sandbox_made;
+
+static int teardown_sandbox(void **state)
+{
+    (void)state;
+    if (sandbox_made)
+        remove_sandbox(sandbox_dir);
+    sandbox_made = false;
+    return 0;
+}
+
 static void test_permission_corpus_bash_runs_only_names_shparse_checked(void **state)
 {
     static const char *const sets[] = {"kubectl_ro", "no_etc_writes"};
-    char dir[] = "/tmp/permission-corpus-XXXXXX", *trace;
+    char *dir = sandbox_dir, *trace;
     size_t run = 0, skipped = 0, names = 0, missing = 0;
     struct corpus_case *c = malloc(sizeof(*c));
     struct timespec t0, t1;
@@ -585,6 +598,7 @@ static void test_permission_corpus_bash_runs_only_names_shparse_checked(void **s
         skip();
     assert_non_null(c);
     assert_non_null(mkdtemp(dir));
+    sandbox_made = true;
     assert_int_equal(chmod(dir, 0755), 0);
     assert_int_equal(mkdir_mode(dir, "empty", 0555), 0);
     assert_int_equal(mkdir_mode(dir, "cwd", 0555), 0);
@@ -594,7 +608,6 @@ static void test_permission_corpus_bash_runs_only_names_shparse_checked(void **s
     /* the probe: kill must be a name that is not found, not the builtin */
     rc = bash_trace(dir, "kill -0 1", &trace);
     if (rc == 100) {
-        remove_sandbox(dir);
         free(c);
         print_message("differential skipped: no user/pid/net namespace here\n");
         skip();
@@ -631,7 +644,6 @@ static void test_permission_corpus_bash_runs_only_names_shparse_checked(void **s
         fclose(f);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    remove_sandbox(dir);
     free(c);
     print_message("differential: %zu commands run (%zu names traced), %zu not static, %zu names "
                   "not checked, %.1f s\n",
@@ -646,7 +658,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_permission_corpus_kubectl_ro_decides_as_runner_ops_7_says),
         cmocka_unit_test(test_permission_corpus_no_etc_writes_decides_as_runner_ops_7_says),
-        cmocka_unit_test(test_permission_corpus_bash_runs_only_names_shparse_checked),
+        cmocka_unit_test_teardown(test_permission_corpus_bash_runs_only_names_shparse_checked,
+                                  teardown_sandbox),
     };
 
     if (argc == 2)
