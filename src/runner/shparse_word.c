@@ -605,7 +605,7 @@ int shparse__read_word(struct sp *p, int c, struct sp_tok_s *t)
 {
     struct sp_word *w = &t->w;
     struct sp_str tok = {0};
-    bool pass_next = false;
+    bool pass_next = false, bracket = false, brace = false;
     int peek, r = 0, res;
 
     w->start = p->ungot;
@@ -735,6 +735,16 @@ int shparse__read_word(struct sp *p, int c, struct sp_tok_s *t)
             shparse__ungetc(p);
             break;
         }
+        /* Pathname, brace and tilde expansion are expansions too (RUNNER-OPS.md 7.5): bash
+         * runs `{rm,-rf,/}` and `r? x` as rm, so such a word is not literal. A lone `[`
+         * (the test command) or `{` is not one. */
+        if (c == '*' || c == '?' || (c == '~' && p->ungot == w->start) ||
+            (c == ']' && bracket) || (c == '}' && brace))
+            w->literal = false;
+        else if (c == '[')
+            bracket = true;
+        else if (c == '{')
+            brace = true;
     got_char:
         if ((r = put_val(&w->val, c)) != 0)
             goto out;

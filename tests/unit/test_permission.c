@@ -188,9 +188,9 @@ static void test_permission_matches_patterns_as_runner_ops_7_3(void **state)
         {"ls", "ls -l", false},
         {"git *", "git status", true},
         {"git *", "git", false},
-        {"**", "*x", true},
+        {"**", "'*x'", true}, /* quoted: a literal '*' (bare, *x is a glob: '*' only) */
         {"**", "x", false},
-        {"a*b*", "a*bc", true},
+        {"a*b*", "'a*bc'", true},
         {"a*b*", "axbc", false},
         {"*.txt", "file.txt", true},
         {"cat *.log", "cat x.log", true},

@@ -85,6 +85,13 @@ static const struct {
     {"$\"rm\"", {"C rm"}},
     {"r\\\nm x", {"C rm x"}},
     {"$cmd x", {"C!$cmd x"}},
+    /* Brace, pathname and tilde expansion: bash runs rm for the first three. */
+    {"{rm,-rf,/}", {"C!{rm,-rf,/}"}},
+    {"r? -rf /", {"C!r? -rf /"}},
+    {"/bin/r[m] -rf /", {"C!/bin/r[m] -rf /"}},
+    {"~/bin/x", {"C!~/bin/x"}},
+    {"[ -f x ] && { echo }; }", {"C [ -f x ]", "C echo }"}},
+    {"'r?' '{a,b}'", {"C r? {a,b}"}},
     {"${cmd} x", {"C!${cmd} x"}},
     {"$(a) x", {"C!$(a) x", "C a"}},
     {"\"$cmd\" x", {"C!\"$cmd\" x"}},
