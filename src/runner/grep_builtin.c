@@ -39,6 +39,8 @@
 #include "ignore.h"
 #include "utf8.h"
 
+/* The largest .gitignore, .ignore or .rgignore read (see read_small_file). */
+#define GB_IGNORE_FILE_MAX (64 * 1024 * 1024)
 /* grep-searcher's DEFAULT_BUFFER_CAPACITY; it grows by tripling, as rg's does. */
 #define GB_BUFFER 65536
 /* What encoding_rs_io reads before it decides on a BOM. */
@@ -192,12 +194,16 @@ static int read_small_file(int dfd, const char *name, char **buf, size_t *len)
     *len = 0;
     if ((fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) < 0)
         return 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    /* An ignore file bigger than any real one is passed over rather than read into the
+     * runner's memory (rg would read it): the workspace is anyone's to fill. */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > GB_IGNORE_FILE_MAX)
         goto out;
     cap = (size_t)st.st_size + 1;
     for (;;) {
         ssize_t got;
 
+        if (n >= GB_IGNORE_FILE_MAX)
+            goto out; /* it grew past the cap while being read */
         if (p == NULL || n == cap) {
             char *grown;
 

@@ -295,6 +295,24 @@ static void test_ignore_files_and_their_precedence(void **state)
     expect(f, "hello", NULL, 0, "./.env:1:hello\n./keep.log:1:hello\n./sub/deep.log:1:hello\n");
 }
 
+/* An ignore file past 64 MiB is passed over, never read into the runner's memory: here a
+ * sparse one whose first line would ignore a.txt. */
+static void test_a_huge_ignore_file_is_passed_over(void **state)
+{
+    struct fixture *f = *state;
+    char path[PATH_MAX + 16];
+    int fd;
+
+    puts_file(f, "a.txt", "needle\n");
+    puts_file(f, ".ignore", "a.txt\n");
+    expect(f, "needle", NULL, 0, "");
+    snprintf(path, sizeof(path), "%s/.ignore", f->dir);
+    assert_true((fd = open(path, O_WRONLY)) >= 0);
+    assert_int_equal(ftruncate(fd, 64 * 1024 * 1024 + 1), 0);
+    close(fd);
+    expect(f, "needle", NULL, 0, "./a.txt:1:needle\n");
+}
+
 static void test_include_globs_and_their_negations(void **state)
 {
     struct fixture *f = *state;
@@ -681,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_binary_files_stop_at_the_fill_that_holds_a_nul,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_ignore_files_and_their_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_huge_ignore_file_is_passed_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_include_globs_and_their_negations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pattern_starting_with_a_dash_is_a_pattern, setup,
                                         teardown),
