@@ -503,6 +503,8 @@ void fileop__grep_work(struct fileop *op)
             fileop__fail(op, "out of memory");
             return;
         }
+        if (r == GREP_TRUNCATED)
+            op->truncated = true; /* a line past the engine's limit: never a silent cut */
         /* Anything else, an invalid pattern included, stands as what was found. */
     }
     if (grep_build(op) != 0) {

@@ -39,6 +39,10 @@
 #include "ignore.h"
 #include "utf8.h"
 
+/* The line buffer grows (by tripling) no further than this: a longer line could never fit
+ * a result, and a workspace file of one endless line must not take the runner's memory.
+ * The file is left there, its earlier matches standing, and the answer says truncated. */
+#define GB_LINE_MAX (256u * 1024 * 1024)
 /* The largest .gitignore, .ignore or .rgignore read (see read_small_file). */
 #define GB_IGNORE_FILE_MAX (64 * 1024 * 1024)
 /* grep-searcher's DEFAULT_BUFFER_CAPACITY; it grows by tripling, as rg's does. */
@@ -93,6 +97,7 @@ struct grep {
     size_t path_len, path_cap;
     unsigned char *buf; /* the line buffer: kept across files, as rg's searcher keeps it */
     size_t cap;
+    bool line_too_long; /* a file was left at a line past GB_LINE_MAX */
     const atomic_bool *cancel;
     grep_match_cb cb;
     void *data;
@@ -600,6 +605,10 @@ static int search_fd(struct grep *g, int fd)
                 size_t cap = g->cap * 3;
                 unsigned char *grown;
 
+                if (cap > GB_LINE_MAX) {
+                    g->line_too_long = true;
+                    goto out;
+                }
                 if (cap / 3 != g->cap || (grown = realloc(g->buf, cap)) == NULL) {
                     r = ERR_NOMEM;
                     goto out;
@@ -806,6 +815,8 @@ int grep_builtin_run(const struct wspath_root *ws, const char *pattern,
     g.cap = GB_BUFFER;
     g.git_above = git_above_root(ws->fd);
     r = walk(&g);
+    if (r == GREP_DONE && g.line_too_long)
+        r = GREP_TRUNCATED;
 out:
     while (g.depth > 0)
         pop_level(&g);

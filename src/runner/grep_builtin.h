@@ -35,7 +35,10 @@ struct grep_match {
  * cap). The pointers in m are valid only during the call. */
 typedef bool (*grep_match_cb)(const struct grep_match *m, void *data);
 
-enum grep_outcome { GREP_DONE = 0, GREP_STOPPED = 1, GREP_CANCELLED = 2, GREP_INVALID_PATTERN = 3 };
+/* GREP_TRUNCATED: done, but a file was left at a line too long to hold (GB_LINE_MAX,
+ * 256 MiB): its earlier matches stand, the answer is incomplete. */
+enum grep_outcome { GREP_DONE = 0, GREP_STOPPED = 1, GREP_CANCELLED = 2, GREP_INVALID_PATTERN = 3,
+                    GREP_TRUNCATED = 4 };
 
 /*
  * Runs synchronously (it is called on a libuv pool thread): searches the whole workspace.

@@ -313,6 +313,31 @@ static void test_a_huge_ignore_file_is_passed_over(void **state)
     expect(f, "needle", NULL, 0, "./a.txt:1:needle\n");
 }
 
+/* A line past the engine's 256 MiB is where its file is left: the matches before it
+ * stand, the other files are searched, and the answer says it is incomplete. */
+static void test_an_endless_line_ends_its_file_and_says_truncated(void **state)
+{
+    struct fixture *f = *state;
+    static char chunk[1 << 20];
+    char path[PATH_MAX + 16], *got;
+    struct hits h;
+    int fd;
+
+    puts_file(f, "b.txt", "needle\n");
+    snprintf(path, sizeof(path), "%s/long.txt", f->dir);
+    assert_true((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0);
+    assert_int_equal(write(fd, "needle first\n", 13), 13);
+    memset(chunk, 'a', sizeof(chunk));
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(write(fd, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+    close(fd);
+    assert_int_equal(run(f, "needle", NULL, 0, &h), GREP_TRUNCATED);
+    got = render(&h);
+    assert_string_equal(got, "./b.txt:1:needle\n./long.txt:1:needle first\n");
+    free(got);
+    hits_clear(&h);
+}
+
 static void test_include_globs_and_their_negations(void **state)
 {
     struct fixture *f = *state;
@@ -700,6 +725,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_ignore_files_and_their_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_huge_ignore_file_is_passed_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_endless_line_ends_its_file_and_says_truncated, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_include_globs_and_their_negations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pattern_starting_with_a_dash_is_a_pattern, setup,
                                         teardown),
