@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "err.h"
 #include "log.h"
 #include "outspill.h"
+#include "proto.h"
 #include "wspath.h"
 
 /* The spill file names: <prefix>_<id8>_<digits>.txt, at most 8+1+8+1+20+4 bytes. */
@@ -267,26 +267,6 @@ int outspill_prune(struct outspill *s, time_t now)
 
 /* ---- save ---- */
 
-/* Eight random lowercase hex digits, as the runner's message ids (proto.c). */
-static int random_id8(char id[SPILL_ID_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    uint8_t raw[SPILL_ID_LEN / 2];
-    ssize_t n;
-
-    do {
-        n = getrandom(raw, sizeof(raw), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(raw))
-        return n < 0 ? -errno : -EIO;
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        id[2 * i] = hex[raw[i] >> 4];
-        id[2 * i + 1] = hex[raw[i] & 0xf];
-    }
-    id[SPILL_ID_LEN] = '\0';
-    return 0;
-}
-
 static int write_all(int fd, const uint8_t *data, size_t len)
 {
     size_t done = 0;
@@ -312,14 +292,16 @@ static int write_all(int fd, const uint8_t *data, size_t len)
 static int save(struct outspill *s, const char *prefix, const uint8_t *content, size_t len,
                 char **name)
 {
-    char id[SPILL_ID_LEN + 1], fname[SPILL_NAME_MAX], rel[SPILL_NAME_MAX + 16], tmp[64];
+    char msg_id[PROTO_ID_LEN + 1], id[SPILL_ID_LEN + 1], fname[SPILL_NAME_MAX], rel[SPILL_NAME_MAX + 16], tmp[64];
     char *last = NULL;
     int r, dirfd = -1, fd = -1;
 
     *name = NULL;
     tmp[0] = '\0';
-    if ((r = random_id8(id)) != 0)
+    if ((r = proto_random_id(msg_id)) != 0)
         goto out;
+    memcpy(id, msg_id, SPILL_ID_LEN); /* the first 8 of a message id, as Go's shortuuid[:8] */
+    id[SPILL_ID_LEN] = '\0';
     snprintf(fname, sizeof(fname), "%s_%s_%lld.txt", prefix, id, (long long)time(NULL));
     snprintf(rel, sizeof(rel), OUTSPILL_DIR "/%s", fname);
     if ((r = wspath_open_parent(s->ws, rel, true, &dirfd, &last)) != 0)

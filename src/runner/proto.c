@@ -25,7 +25,6 @@
 #include "proto.h"
 #include "secret.h"
 
-#define PROTO_ID_BYTES 16
 
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
 static const uint8_t replacement[3] = {0xEF, 0xBF, 0xBD};
@@ -861,11 +860,10 @@ static int put(json_t *obj, const char *key, json_t *v)
     return json_object_set_new(obj, key, v) == 0 ? 0 : -1;
 }
 
-/* Fills id with PROTO_ID_BYTES random bytes in hex. Returns 0 or -errno. */
-static int random_id(char id[2 * PROTO_ID_BYTES + 1])
+int proto_random_id(char id[PROTO_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    uint8_t raw[PROTO_ID_BYTES];
+    uint8_t raw[PROTO_ID_LEN / 2];
     size_t got = 0, i;
     ssize_t n;
 
@@ -896,11 +894,11 @@ static json_int_t now_ms(void)
 /* Wraps payload (stolen; may be NULL) in the envelope and dumps it. */
 static char *encode_message(const char *type, json_t *payload)
 {
-    char id[2 * PROTO_ID_BYTES + 1];
+    char id[PROTO_ID_LEN + 1];
     json_t *msg = NULL;
     char *text = NULL;
 
-    if (payload == NULL || random_id(id) != 0)
+    if (payload == NULL || proto_random_id(id) != 0)
         goto out;
     if ((msg = json_object()) == NULL || put(msg, "id", json_string(id)) != 0 ||
         put(msg, "type", json_string(type)) != 0)

@@ -168,6 +168,12 @@ json_t *proto_bash_result(const struct proto_bash_output *b) __attribute__((warn
  */
 char *proto_utf8_sanitize(const uint8_t *data, size_t len, size_t *out_len)
     __attribute__((warn_unused_result));
+/* A message id: PROTO_ID_LEN random lowercase hex digits and a NUL in id. Returns 0 or
+ * -errno. The spill files of section 4 take their <id8> from it, as the Go runner takes
+ * its from the message-id generator. */
+#define PROTO_ID_LEN 32
+int proto_random_id(char id[PROTO_ID_LEN + 1]) __attribute__((warn_unused_result));
+
 /* A new JSON string of data[0..len), sanitized as by proto_utf8_sanitize; NULL on
  * allocation failure. */
 json_t *proto_json_bytes(const uint8_t *data, size_t len) __attribute__((warn_unused_result));
