@@ -321,7 +321,7 @@ static int dparen(struct sp *p, struct sp_tok_s *t)
 
 static int read_token(struct sp *p, struct sp_tok_s *t)
 {
-    int c, peek, r;
+    int c, peek;
 
     do
         c = shparse__getc(p, true);
@@ -383,11 +383,7 @@ static int read_token(struct sp *p, struct sp_tok_s *t)
                 return 0;
             case '(':
                 if (p->lx.last == T_FOR || shparse__reserved_ok(p->lx.last, p->lx.before)) {
-                    if ((r = dparen(p, t)) != 0)
-                        return r;
-                    if (t->type == T_LPAREN && (p->lx.flags & PST_CASEPAT))
-                        return 0;
-                    return 0;
+                    return dparen(p, t);
                 }
                 break;
             default:
