@@ -81,6 +81,11 @@ static const struct key_def keys[] = {
     {"ops.glob.max_matches", KIND_SIZE, F(ops.glob_max_matches), 0, 1, 10000000},
     {"ops.grep", KIND_SECTION, 0, 0, 0, 0},
     {"ops.grep.max_matches", KIND_SIZE, F(ops.grep_max_matches), 0, 1, 10000000},
+    {"ops.sync_skill", KIND_SECTION, 0, 0, 0, 0},
+    {"ops.sync_skill.max_file_bytes", KIND_U64, F(ops.skill_max_file_bytes), 0, 1, 1ull << 40},
+    {"ops.sync_skill.max_total_bytes", KIND_U64, F(ops.skill_max_total_bytes), 0, 1, 1ull << 44},
+    {"ops.sync_skill.max_entries", KIND_U64, F(ops.skill_max_entries), 0, 1, 10000000},
+    {"ops.sync_skill.max_ratio", KIND_U64, F(ops.skill_max_ratio), 0, 1, 1000000},
     {"ops.output", KIND_SECTION, 0, 0, 0, 0},
     {"ops.output.spill_max_age_seconds", KIND_DURATION, F(ops.spill_max_age_ms), 0, 1, MS_MAX},
     {"ops.output.spill_max_total_bytes", KIND_U64, F(ops.spill_max_total_bytes), 0, 1,
@@ -813,6 +818,10 @@ int config_init(struct runner_config *c)
     c->ops.list_max_entries = 50000;
     c->ops.glob_max_matches = 50000;
     c->ops.grep_max_matches = 10000;
+    c->ops.skill_max_file_bytes = 100ull << 20;
+    c->ops.skill_max_total_bytes = 512ull << 20;
+    c->ops.skill_max_entries = 20000;
+    c->ops.skill_max_ratio = 1000;
     c->ops.spill_max_age_ms = 7ull * 24 * 3600 * 1000;
     c->ops.spill_max_total_bytes = 1ull << 30;
     c->tasks.max_message_bytes = 16 * 1024 * 1024;

@@ -108,6 +108,10 @@ struct runner_config {
         size_t list_max_entries;     /* entries one list returns (50,000) */
         size_t glob_max_matches;     /* matches one glob returns (50,000) */
         size_t grep_max_matches;     /* matches one grep returns (10,000) */
+        uint64_t skill_max_file_bytes;  /* sync_skill: one file's bytes (100 MiB) */
+        uint64_t skill_max_total_bytes; /* sync_skill: all files' bytes (512 MiB) */
+        uint64_t skill_max_entries;     /* sync_skill: entries in one archive (20,000) */
+        uint64_t skill_max_ratio;       /* sync_skill: extracted per compressed byte (1000) */
         uint64_t spill_max_age_ms;   /* .outputs/ files older are pruned (7 days; RUNNER-OPS.md 4) */
         uint64_t spill_max_total_bytes; /* and the oldest while .outputs/ holds more (1 GiB) */
     } ops;

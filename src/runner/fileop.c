@@ -108,6 +108,8 @@ static const struct fileop_kind kinds[] = {
     {"glob", &opargs_glob, fileop__glob_work, fileop__glob_result, NULL, NULL, NULL},
     {"grep", &opargs_grep, fileop__grep_work, fileop__grep_result, fileop__grep_start,
      fileop__grep_cancel, fileop__grep_free},
+    {"sync_skill", &opargs_sync_skill, fileop__skill_work, fileop__skill_result, NULL, NULL,
+     NULL},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)

@@ -6,8 +6,8 @@
  * it and turns its outcome into the task's result. The work polls a cancel flag
  * between chunks; a cancelled operation ends with Go's "context canceled".
  *
- * The operations: read, write, list, glob and grep (sections 5.1-5.5). Paths go through
- * wspath.h.
+ * The operations: read, write, list, glob and grep (sections 5.1-5.5), and sync_skill
+ * (section 10). Paths go through wspath.h.
  */
 #ifndef CREDBROKER_FILEOP_H
 #define CREDBROKER_FILEOP_H
@@ -19,6 +19,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "skill.h"
+
 struct wspath_root;
 struct outspill;
 struct fileop;
@@ -28,6 +30,7 @@ struct fileop_limits {
     size_t list_max_entries;   /* ops.list.max_entries: entries one list returns (50,000) */
     size_t glob_max_matches;   /* ops.glob.max_matches: matches one glob returns (50,000) */
     size_t grep_max_matches;   /* ops.grep.max_matches: matches one grep returns (10,000) */
+    struct skill_limits skill; /* ops.sync_skill.*: what one skill archive may hold */
     size_t max_result_bytes;   /* what a result object may take in its message (2.7) */
     struct outspill *spill;    /* where large content goes (section 4) */
 };

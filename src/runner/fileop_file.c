@@ -172,7 +172,7 @@ static int write_all(struct fileop *op, int fd, const uint8_t *data, size_t len)
 /* The process's umask, for the mode of a new file, read without changing it: umask(2)
  * can only be read by setting it, and a file another thread made meanwhile would get the
  * temporary value. /proc/self/status has it (Linux >= 4.7); else Go's usual 022. */
-static mode_t process_umask(void)
+mode_t fileop__umask(void)
 {
     char line[128], *end;
     unsigned long v;
@@ -245,7 +245,7 @@ void fileop__write_work(struct fileop *op)
         fileop__fail(op, "open %s: %s", abs, why);
         goto out;
     }
-    mode = exists && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644 & ~process_umask();
+    mode = exists && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644 & ~fileop__umask();
     temp_name(name, tmp, sizeof(tmp));
     if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
         tmp[0] = '\0';

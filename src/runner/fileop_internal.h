@@ -71,6 +71,7 @@ struct fileop {
         struct list_args list;
         struct glob_args glob;
         struct grep_args grep;
+        struct sync_skill_args sync_skill;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -102,6 +103,8 @@ void fileop__real_abs(const struct fileop *op, int dirfd, const char *name, cons
                       char *buf, size_t len);
 /* In the work: whether the task was cancelled; the work then stops short, and says so. */
 bool fileop__stopping(struct fileop *op);
+/* The process's umask, read without changing it (fileop_file.c). */
+mode_t fileop__umask(void);
 /* The operation failed with this text (Go's). */
 void fileop__fail(struct fileop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The errors every path can give before it names something: set and true, else false. */
@@ -125,5 +128,7 @@ json_t *fileop__grep_result(const struct fileop *op);
 int fileop__grep_start(uv_loop_t *loop, struct fileop *op);
 void fileop__grep_cancel(struct fileop *op);
 void fileop__grep_free(struct fileop *op);
+void fileop__skill_work(struct fileop *op);    /* fileop_skill.c */
+json_t *fileop__skill_result(const struct fileop *op);
 
 #endif

@@ -38,11 +38,19 @@ static const struct opargs_field grep_fields[] = {
     FIELD(grep_args, include, OPARGS_STRINGS),
 };
 
+static const struct opargs_field sync_skill_fields[] = {
+    FIELD(sync_skill_args, skill_name, OPARGS_STRING),
+    FIELD(sync_skill_args, skill_dir, OPARGS_STRING),
+    FIELD(sync_skill_args, zip_data, OPARGS_STRING),
+    FIELD(sync_skill_args, checksum, OPARGS_STRING),
+};
+
 SPEC(read, "ReadArgs", read_args, read_fields);
 SPEC(write, "WriteArgs", write_args, write_fields);
 SPEC(list, "ListArgs", list_args, list_fields);
 SPEC(glob, "GlobArgs", glob_args, glob_fields);
 SPEC(grep, "GrepArgs", grep_args, grep_fields);
+SPEC(sync_skill, "SyncSkillArgs", sync_skill_args, sync_skill_fields);
 
 static int fail(const struct opargs_spec *spec, int r, char *err, size_t errlen,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));

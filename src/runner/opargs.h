@@ -72,8 +72,13 @@ struct grep_args {
     char *pattern;
     struct opargs_strings include;
 };
+/* sync_skill (section 10): Go's SyncSkillArgs. */
+struct sync_skill_args {
+    char *skill_name, *skill_dir, *zip_data, *checksum;
+};
 
 extern const struct opargs_spec opargs_read, opargs_write, opargs_list, opargs_glob, opargs_grep;
+extern const struct opargs_spec opargs_sync_skill;
 
 /*
  * Reads args (NULL: the message had none) into out, a struct of spec->size bytes that

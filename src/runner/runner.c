@@ -886,6 +886,10 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     r->fileop_limits.list_max_entries = cfg->ops.list_max_entries;
     r->fileop_limits.glob_max_matches = cfg->ops.glob_max_matches;
     r->fileop_limits.grep_max_matches = cfg->ops.grep_max_matches;
+    r->fileop_limits.skill.max_file_bytes = cfg->ops.skill_max_file_bytes;
+    r->fileop_limits.skill.max_total_bytes = cfg->ops.skill_max_total_bytes;
+    r->fileop_limits.skill.max_entries = cfg->ops.skill_max_entries;
+    r->fileop_limits.skill.max_ratio = cfg->ops.skill_max_ratio;
     r->fileop_limits.spill = &r->spill;
     /* The runner's own secrets never reach a command. */
     if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,

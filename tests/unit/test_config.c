@@ -1260,6 +1260,33 @@ static void test_config_validate_rechecks_limits_set_directly(void **state)
     config_free(&c);
 }
 
+/* sync_skill's four limits (RUNNER-OPS.md 11): defaults, and each from the file, the
+ * environment and --set, in range only. */
+static void test_config_sync_skill_limits_have_defaults_and_every_source(void **state)
+{
+    struct runner_config c;
+    char *env[] = {"FLASHDUTY_RUNNER_OPS_SYNC_SKILL_MAX_TOTAL_BYTES=2048",
+                   "FLASHDUTY_RUNNER_OPS_SYNC_SKILL_MAX_RATIO=50", NULL};
+
+    init(&c);
+    assert_int_equal(c.ops.skill_max_file_bytes, 104857600);
+    assert_int_equal(c.ops.skill_max_total_bytes, 536870912);
+    assert_int_equal(c.ops.skill_max_entries, 20000);
+    assert_int_equal(c.ops.skill_max_ratio, 1000);
+    assert_int_equal(load(&c, "ops:\n  sync_skill:\n    max_file_bytes: 1024\n"
+                              "    max_entries: 7\n"), 0);
+    assert_int_equal(config_apply_env(&c, env, err, sizeof(err)), 0);
+    assert_int_equal(config_set(&c, "ops.sync_skill.max_entries", "9", "--set", err,
+                                sizeof(err)), 0);
+    assert_int_equal(c.ops.skill_max_file_bytes, 1024);
+    assert_int_equal(c.ops.skill_max_total_bytes, 2048);
+    assert_int_equal(c.ops.skill_max_entries, 9);
+    assert_int_equal(c.ops.skill_max_ratio, 50);
+    assert_int_equal(config_set(&c, "ops.sync_skill.max_ratio", "0", "--set", err, sizeof(err)),
+                     ERR_INVALID);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1317,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_config_set_with_an_empty_value_resets_strings_to_null),
         cmocka_unit_test(test_config_validate_checks_the_api_url),
         cmocka_unit_test(test_config_validate_rechecks_limits_set_directly),
+        cmocka_unit_test(test_config_sync_skill_limits_have_defaults_and_every_source),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

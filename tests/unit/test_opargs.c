@@ -155,6 +155,27 @@ static void test_string_lists_and_a_nul_byte(void **state)
                  "invalid list args: ignore contains a NUL byte");
 }
 
+static void test_sync_skill_args_are_gos_sync_skill_args(void **state)
+{
+    struct sync_skill_args a;
+    char err[256];
+
+    assert_int_equal(parse(&opargs_sync_skill, "{\"Skill_Name\": \"n\", \"skill_dir\": \"s\", "
+                                               "\"ZIP_DATA\": \"UEs=\", \"checksum\": \"c\"}",
+                           &a, err, sizeof(err)), 0);
+    assert_string_equal(a.skill_name, "n");
+    assert_string_equal(a.skill_dir, "s");
+    assert_string_equal(a.zip_data, "UEs=");
+    assert_string_equal(a.checksum, "c");
+    opargs_free(&opargs_sync_skill, &a);
+    assert_error(&opargs_sync_skill, "{\"zip_data\": []}",
+                 "invalid sync_skill args: json: cannot unmarshal array into Go struct field "
+                 "SyncSkillArgs.zip_data of type string");
+    assert_error(&opargs_sync_skill, "7",
+                 "invalid sync_skill args: json: cannot unmarshal number into Go value of type "
+                 "protocol.SyncSkillArgs");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types_fail_with_gos_text),
         cmocka_unit_test(test_args_that_are_not_an_object),
         cmocka_unit_test(test_string_lists_and_a_nul_byte),
+        cmocka_unit_test(test_sync_skill_args_are_gos_sync_skill_args),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
