@@ -248,8 +248,11 @@ static int make_sibling(int parentfd, const char *name, char *tmp, size_t len,
         return install_fail(job, err, what, err);
     }
     /* Ours since a moment ago: a symlink swapped in meanwhile is not followed. */
-    if ((fd = openat(parentfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-        return install_fail(job, -errno, what, -errno);
+    if ((fd = openat(parentfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        err = -errno;
+        (void)unlinkat(parentfd, tmp, AT_REMOVEDIR); /* empty, or not ours */
+        return install_fail(job, err, what, err);
+    }
     return fd;
 }
 
@@ -317,11 +320,8 @@ int skill_install(struct skill_archive *ar, int parentfd, const char *name, cons
     int fd, r;
 
     job->error[0] = '\0';
-    if ((fd = make_sibling(parentfd, name, tmp, sizeof(tmp), job)) < 0) {
-        if (tmp[0] != '\0')
-            (void)skill_remove_tree(parentfd, tmp);
+    if ((fd = make_sibling(parentfd, name, tmp, sizeof(tmp), job)) < 0)
         return fd;
-    }
     r = skill_extract(ar, fd, job);
     if (r == 0)
         r = write_checksum(fd, checksum, job);
@@ -329,9 +329,8 @@ int skill_install(struct skill_archive *ar, int parentfd, const char *name, cons
     /* The last moment a cancel stops it: after the swap the new skill is in place. */
     if (r == 0 && job->cancel != NULL && atomic_load(job->cancel))
         r = -ECANCELED;
-    if (r == 0 && (r = swap_in(parentfd, tmp, name, job)) == 1) {
+    if (r == 0 && (r = swap_in(parentfd, tmp, name, job)) == 1)
         return 0; /* nothing was there: nothing to remove */
-    }
     /* The old tree (after the swap) or the failed new one (before it). What cannot be
      * removed of an old tree does not undo the installation. */
     (void)skill_remove_tree(parentfd, tmp);

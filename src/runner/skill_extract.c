@@ -202,6 +202,8 @@ static const char *refused_type(struct archive_entry *e)
  */
 static int open_dir(int rootfd, const char *rel, bool mkdirs, size_t *failed)
 {
+    /* Never through a symlink: one planted in our directory must not lead out of it. */
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     const char *p = rel;
     int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0), next, err;
     char name[256];
@@ -220,14 +222,14 @@ static int open_dir(int rootfd, const char *rel, bool mkdirs, size_t *failed)
         }
         memcpy(name, p, len);
         name[len] = '\0';
-        next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        next = openat(fd, name, flags);
         if (next < 0 && errno == ENOENT && mkdirs) {
             if (mkdirat(fd, name, 0755) != 0 && errno != EEXIST) {
                 err = -errno;
                 close(fd);
                 return err;
             }
-            next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            next = openat(fd, name, flags);
         }
         err = -errno;
         close(fd);
@@ -305,7 +307,8 @@ static int apply_dir_modes(struct extract *x)
     char text[SKILL_ERROR_MAX];
     size_t failed;
 
-    qsort(x->dirs, x->ndirs, sizeof(*x->dirs), dir_order);
+    if (x->ndirs > 1)
+        qsort(x->dirs, x->ndirs, sizeof(*x->dirs), dir_order);
     for (size_t i = 0; i < x->ndirs; i++) {
         const struct dir_mode *d = &x->dirs[i];
         int fd, err = 0;

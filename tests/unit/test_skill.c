@@ -593,6 +593,43 @@ static void test_a_deep_tree_is_removed_with_one_directory_open(void **state)
     assert_int_equal(skill_remove_tree(f->fd, "skill"), 0); /* gone already: fine */
 }
 
+/* What another task could do meanwhile: a symlink planted in the directory being extracted
+ * into, as a parent and as a file, pointing out of it. Neither is followed. */
+static void test_a_symlink_planted_in_the_extraction_root_is_never_followed(void **state)
+{
+    struct fixture *f = *state;
+    struct skill_archive *ar;
+    struct arc w;
+    int rootfd;
+
+    assert_int_equal(mkdirat(f->fd, "out", 0755), 0);
+    assert_int_equal(mkdirat(f->fd, "root", 0755), 0);
+    assert_true((rootfd = openat(f->fd, "root", O_RDONLY | O_DIRECTORY)) >= 0);
+    assert_int_equal(symlinkat("../out", rootfd, "d"), 0);
+    assert_int_equal(symlinkat("../out/g", rootfd, "g"), 0);
+    arc_begin(&w, true);
+    arc_add(&w, "d/f", AE_IFREG | 0644, "through a link", NULL);
+    arc_end(&w);
+    assert_int_equal(skill_archive_open(w.buf, w.used, &ar), 0);
+    assert_int_equal(skill_extract(ar, rootfd, &f->job), -ENOTDIR);
+    assert_string_equal(f->job.error, "failed to unzip skill: failed to create parent directory: "
+                                      "mkdir /ws/skill/d: not a directory");
+    skill_archive_free(ar);
+    free(w.buf);
+    arc_begin(&w, false);
+    arc_add(&w, "g", AE_IFREG | 0644, "through a link", NULL);
+    arc_end(&w);
+    assert_int_equal(skill_archive_open(w.buf, w.used, &ar), 0);
+    assert_int_equal(skill_extract(ar, rootfd, &f->job), -ELOOP);
+    assert_string_equal(f->job.error, "failed to unzip skill: failed to extract g: "
+                                      "open /ws/skill/g: too many levels of symbolic links");
+    skill_archive_free(ar);
+    free(w.buf);
+    assert_false(exists(f, "out/f"));
+    assert_false(exists(f, "out/g"));
+    close(rootfd);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -616,6 +653,7 @@ int main(void)
         T(test_an_empty_zip_installs_an_empty_skill),
         T(test_a_cancelled_install_leaves_the_old_skill),
         T(test_a_deep_tree_is_removed_with_one_directory_open),
+        T(test_a_symlink_planted_in_the_extraction_root_is_never_followed),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
