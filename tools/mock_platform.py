@@ -655,6 +655,12 @@ class PlatformClient:
     def grep(self, pattern, include=None, **kw):
         return self._op("grep", kw, pattern=pattern, include=include)
 
+    def sync_skill(self, skill_dir, archive, checksum=None, skill_name=None, **kw):
+        """archive: bytes (zip or tar.gz), sent base64-encoded as zip_data."""
+        import base64
+        return self._op("sync_skill", kw, skill_dir=skill_dir, skill_name=skill_name,
+                        zip_data=base64.b64encode(archive).decode(), checksum=checksum)
+
     def cancel(self, task_id, conn=None):
         return self._ok("POST", "/cancel", {"task_id": task_id, "conn": conn})
 
