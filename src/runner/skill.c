@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "skill.h"
+#include "skill_internal.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -219,12 +220,8 @@ out:
 static int install_fail(struct skill_job *job, int code, const char *what, int err)
 {
     char why[128];
-    const char *s = strerror_r(-err, why, sizeof(why));
 
-    if (s != why)
-        snprintf(why, sizeof(why), "%s", s);
-    if (why[0] >= 'A' && why[0] <= 'Z')
-        why[0] = (char)(why[0] + 32); /* Go's syscall.Errno text */
+    skill__go_errno(-err, why, sizeof(why));
     snprintf(job->error, sizeof(job->error), "%s: %s", what, why);
     return code;
 }

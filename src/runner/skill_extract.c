@@ -17,6 +17,7 @@
 
 #include "err.h"
 #include "skill.h"
+#include "skill_internal.h"
 
 #define SKILL_COPY_CHUNK (64 * 1024) /* copied between two looks at the cancel flag */
 
@@ -122,8 +123,7 @@ static bool cancelled(const struct extract *x)
     return x->job->cancel != NULL && atomic_load(x->job->cancel);
 }
 
-/* Go's syscall.Errno text: glibc's message with its first letter lowercased. */
-static void go_errno(int err, char *buf, size_t len)
+void skill__go_errno(int err, char *buf, size_t len)
 {
     const char *s = strerror_r(err, buf, len);
 
@@ -249,7 +249,7 @@ static void mkdir_text(const struct extract *x, const char *rel, size_t failed, 
 {
     char why[128];
 
-    go_errno(-err, why, sizeof(why));
+    skill__go_errno(-err, why, sizeof(why));
     snprintf(buf, len, "mkdir %s/%.*s: %s", x->job->shown, (int)failed, rel, why);
 }
 
@@ -397,7 +397,7 @@ static int copy_data(struct extract *x, int fd, const char *name, const char *cl
             (r = check_ratio(x, name, out, (uint64_t)(archive_filter_bytes(a, -1) - base))) != 0)
             return r;
         if ((r = write_all(fd, x->buf, (size_t)n)) != 0) {
-            go_errno(-r, why, sizeof(why));
+            skill__go_errno(-r, why, sizeof(why));
             return fail(x, r, "failed to extract %s: write %s/%s: %s", clean, x->job->shown,
                         clean, why);
         }
@@ -430,7 +430,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, const char *
                 archive_entry_perm(e) & 0777);
     if (fd < 0) {
         r = -errno;
-        go_errno(errno, why, sizeof(why));
+        skill__go_errno(errno, why, sizeof(why));
         fail(x, r, "failed to extract %s: open %s/%s: %s", clean, x->job->shown, clean, why);
         goto out;
     }
@@ -438,7 +438,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, const char *
 out:
     if (fd >= 0 && close(fd) != 0 && r == 0) {
         r = -errno;
-        go_errno(errno, why, sizeof(why));
+        skill__go_errno(errno, why, sizeof(why));
         fail(x, r, "failed to extract %s: close %s/%s: %s", clean, x->job->shown, clean, why);
     }
     if (dirfd >= 0)
