@@ -12,8 +12,10 @@
  *     the later of two entries of one name wins; `.checksum` is the checksum), and none of
  *     them past the limits.
  *
- * Input: the archive itself (a zip, or a tar when it starts with gzip's magic). The limits
- * are small so that an input cannot make the harness slow.
+ * Input: the archive itself (a zip, or a tar when it starts with gzip's magic), or 'G' and a
+ * description of one that the harness builds with libarchive's writer (generate(): names
+ * over "ab./", every entry type, duplicates, large zero files). The limits are small so
+ * that an input cannot make the harness slow.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -177,6 +179,12 @@ static void model_free(struct model *m)
 
 static char base[PATH_MAX];
 
+/* Each run removes its own parent; the process's base directory goes at exit. */
+static void remove_base(void)
+{
+    (void)rmdir(base);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     if (flag == FTW_DP || flag == FTW_D)
@@ -272,7 +280,78 @@ static void check_success(const char *skill, struct model *m)
     FUZZ_CHECK(walk_files == want, "%zu files, want %zu", walk_files, want);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* ---- generated archives ---- */
+
+static const char name_alphabet[] = "ab./";
+
+/*
+ * Builds an archive from a description, so that most inputs are archives that read (raw
+ * byte mutations rarely keep a zip's central directory whole): records of
+ * [kind][name length][name bytes, mapped onto "ab./", a leading '/' kept when the byte is
+ * odd][data length][data]. kind & 7: 0-2 a file, 3 a directory, 4 a symlink, 5 a hard link,
+ * 6 a FIFO, 7 a character device; kind >> 4: permission bits; the first record's bit 3
+ * picks tar.gz over zip. A data length with its top bit set is that many KiB of zeros.
+ * Returns the length written to out (cap bytes).
+ */
+static size_t generate(const uint8_t *p, size_t n, uint8_t *out, size_t cap)
+{
+    static const mode_t types[8] = {AE_IFREG, AE_IFREG, AE_IFREG, AE_IFDIR,
+                                    AE_IFLNK, AE_IFREG, AE_IFIFO, AE_IFCHR};
+    static const uint8_t zeros[1024];
+    struct archive *a = archive_write_new();
+    size_t used = 0, i = 0;
+
+    FUZZ_CHECK(a != NULL, "out of memory");
+    if (n > 0 && (p[0] & 8) != 0) {
+        archive_write_set_format_pax_restricted(a);
+        archive_write_add_filter_gzip(a);
+    } else {
+        archive_write_set_format_zip(a);
+    }
+    FUZZ_CHECK(archive_write_open_memory(a, out, cap, &used) == ARCHIVE_OK, "open memory");
+    while (i + 3 <= n) {
+        uint8_t kind = p[i], nlen = p[i + 1] % 16, dlen;
+        struct archive_entry *e = archive_entry_new();
+        char name[20];
+        size_t size;
+
+        i += 2;
+        for (size_t k = 0; k < nlen && i < n; k++, i++)
+            name[k] = k == 0 && (p[i] & 0x80) != 0 ? '/' : name_alphabet[p[i] % 4];
+        name[nlen] = '\0';
+        dlen = i < n ? p[i++] : 0;
+        size = (dlen & 0x80) != 0 ? (size_t)(dlen & 0x7f) * 1024 : dlen;
+        if ((dlen & 0x80) == 0 && size > n - i)
+            size = n - i;
+        if (types[kind & 7] != AE_IFREG || (kind & 7) == 5)
+            size = 0;
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_mode(e, types[kind & 7] | (mode_t)(kind >> 4) * 0111);
+        archive_entry_set_size(e, (la_int64_t)size);
+        if ((kind & 7) == 4)
+            archive_entry_set_symlink(e, "../../outside");
+        if ((kind & 7) == 5)
+            archive_entry_set_hardlink(e, "a");
+        if (archive_write_header(a, e) >= ARCHIVE_WARN && size > 0) {
+            if ((dlen & 0x80) != 0) {
+                for (size_t done = 0; done < size; done += sizeof(zeros))
+                    (void)archive_write_data(a, zeros, sizeof(zeros));
+            } else {
+                (void)archive_write_data(a, p + i, size);
+            }
+        }
+        if ((dlen & 0x80) == 0)
+            i += size;
+        archive_entry_free(e);
+    }
+    (void)archive_write_close(a);
+    archive_write_free(a);
+    return used;
+}
+
+/* ---- one run ---- */
+
+static void run(const uint8_t *data, size_t size)
 {
     struct skill_job job = {.limits = {MAX_FILE, MAX_TOTAL, MAX_ENTRIES, MAX_RATIO},
                             .umask = 022, .cancel = NULL, .shown = "/ws/skill"};
@@ -286,6 +365,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         snprintf(base, sizeof(base), "%s/fuzz-skill-XXXXXX", tmp != NULL ? tmp : "/tmp");
         FUZZ_CHECK(mkdtemp(base) != NULL, "mkdtemp");
+        FUZZ_CHECK(atexit(remove_base) == 0, "atexit");
     }
     snprintf(parent, sizeof(parent), "%s/p-XXXXXX", base);
     FUZZ_CHECK(mkdtemp(parent) != NULL, "mkdtemp");
@@ -319,5 +399,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(rootfd);
     model_free(&m);
     rm_tree(parent);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* 'G' starts neither a zip nor a gzip stream: a description to build one from */
+    if (size > 0 && data[0] == 'G') {
+        size_t cap = 4u << 20, len;
+        uint8_t *archive = fuzz_malloc(cap);
+
+        len = generate(data + 1, size - 1, archive, cap);
+        run(archive, len);
+        free(archive);
+        return 0;
+    }
+    run(data, size);
     return 0;
 }
