@@ -1,7 +1,8 @@
 /*
  * fileop_internal.h - what the modules of the file operations share (fileop.c: the
  * operation's life on the loop and the pool, and Go's texts; fileop_file.c: read and
- * write; fileop_walk.c: list and glob). Nothing outside them includes this.
+ * write; fileop_walk.c: list and glob; fileop_grep.c: grep; fileop_skill.c: sync_skill).
+ * Nothing outside them includes this.
  */
 #ifndef CREDBROKER_FILEOP_INTERNAL_H
 #define CREDBROKER_FILEOP_INTERNAL_H
