@@ -377,7 +377,7 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 static int copy_data(struct extract *x, int fd, const char *name, const char *clean)
 {
     struct archive *a = x->ar->a;
-    int64_t base = archive_filter_bytes(a, -1);
+    int64_t base = archive_filter_bytes(a, -1), used;
     uint64_t out = 0;
     char why[128];
     int r;
@@ -393,8 +393,11 @@ static int copy_data(struct extract *x, int fd, const char *name, const char *cl
         if (n == 0)
             return 0;
         out += (uint64_t)n;
+        /* A reader that went back in the archive counts as having used nothing of it: the
+         * bound then errs towards a refusal, never towards a bomb. */
+        used = archive_filter_bytes(a, -1) - base;
         if ((r = check_size(x, name, out)) != 0 ||
-            (r = check_ratio(x, name, out, (uint64_t)(archive_filter_bytes(a, -1) - base))) != 0)
+            (r = check_ratio(x, name, out, used > 0 ? (uint64_t)used : 0)) != 0)
             return r;
         if ((r = write_all(fd, x->buf, (size_t)n)) != 0) {
             skill__go_errno(-r, why, sizeof(why));
