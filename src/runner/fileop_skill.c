@@ -99,10 +99,14 @@ void fileop__skill_work(struct fileop *op)
     if (!skill_parent(op, p, rel, false, &dirfd, &name) ||
         (data = skill_decode(op, a->zip_data != NULL ? a->zip_data : "", &len)) == NULL)
         goto out;
-    if ((r = skill_archive_open(data, len, &ar)) != 0) {
-        fileop__fail(op, r == ERR_NOMEM ? "out of memory"
-                                        : "failed to unzip skill: failed to read zip archive: "
-                                          "zip: not a valid zip file");
+    if ((r = skill_archive_open(data, len, op->limits.skill.max_entries, &ar)) != 0) {
+        if (r == ERR_TOO_LARGE)
+            fileop__fail(op, "failed to unzip skill: too many entries (limit %llu)",
+                         (unsigned long long)op->limits.skill.max_entries);
+        else
+            fileop__fail(op, r == ERR_NOMEM ? "out of memory"
+                                            : "failed to unzip skill: failed to read zip "
+                                              "archive: zip: not a valid zip file");
         goto out;
     }
     if (dirfd < 0 && !skill_parent(op, p, rel, true, &dirfd, &name))

@@ -50,9 +50,11 @@ struct skill_job {
  * Opens an archive held in data[0..len) (borrowed until skill_archive_free) and reads its
  * first header: a zip, or a tar when data starts with gzip's magic. Returns 0 and *out
  * (free with skill_archive_free), ERR_INVALID when it is neither (Go's "zip: not a valid
- * zip file"), or ERR_NOMEM.
+ * zip file"), ERR_TOO_LARGE when a zip could hold more than max_entries central-directory
+ * records (refused before the reader loads them all), or ERR_NOMEM.
  */
-int skill_archive_open(const uint8_t *data, size_t len, struct skill_archive **out);
+int skill_archive_open(const uint8_t *data, size_t len, uint64_t max_entries,
+                       struct skill_archive **out);
 /* Accepts NULL. */
 void skill_archive_free(struct skill_archive *ar);
 

@@ -56,7 +56,32 @@ static bool is_empty_zip(const uint8_t *data, size_t len)
            data[10] == 0 && data[11] == 0 && (size_t)(data[20] | data[21] << 8) == len - 22;
 }
 
-int skill_archive_open(const uint8_t *data, size_t len, struct skill_archive **out)
+/*
+ * Whether the zip could hold more than max central-directory records. libarchive's
+ * seekable reader loads every record it meets into memory at the first header (it walks
+ * the directory until an end record, whatever count the end record claims), before the
+ * entry limit counts a single one: a 64 MiB message of minimal records would cost the
+ * runner hundreds of MiB. Each record it loads starts with its own "PK\1\2" signature, so
+ * counting those in the whole archive bounds what it can load, and is exact for an
+ * ordinary zip (a stored zip inside the skill counts its own records too: a refusal
+ * errs towards safety).
+ */
+static bool zip_records_over(const uint8_t *data, size_t len, uint64_t max)
+{
+    static const uint8_t sig[4] = {'P', 'K', 1, 2};
+    const uint8_t *p = data, *end = data + len;
+    uint64_t n = 0;
+
+    while (p < end && (p = memmem(p, (size_t)(end - p), sig, sizeof(sig))) != NULL) {
+        if (++n > max)
+            return true;
+        p += sizeof(sig);
+    }
+    return false;
+}
+
+int skill_archive_open(const uint8_t *data, size_t len, uint64_t max_entries,
+                       struct skill_archive **out)
 {
     struct skill_archive *ar;
     int r;
@@ -69,6 +94,10 @@ int skill_archive_open(const uint8_t *data, size_t len, struct skill_archive **o
     if (is_empty_zip(data, len)) {
         *out = ar; /* ar->next NULL: no entries */
         return 0;
+    }
+    if (!is_gzip(data, len) && zip_records_over(data, len, max_entries)) {
+        skill_archive_free(ar);
+        return ERR_TOO_LARGE;
     }
     /* The platform sends zip (and accepts tar.gz uploads): only these two are read, so
      * no other of libarchive's many formats is ever parsed from a peer's bytes. */

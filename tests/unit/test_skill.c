@@ -28,7 +28,7 @@
 #include "err.h"
 #include "skill.h"
 
-#define ARC_CAP (64u << 20)
+#define ARC_CAP (8u << 20) /* the largest archive here: a 4 MiB bomb, compressed */
 
 struct arc {
     struct archive *a;
@@ -144,7 +144,7 @@ static int install(struct fixture *f, struct arc *w, const char *checksum)
     struct skill_archive *ar;
     int r;
 
-    if ((r = skill_archive_open(w->buf, w->used, &ar)) != 0)
+    if ((r = skill_archive_open(w->buf, w->used, f->job.limits.max_entries, &ar)) != 0)
         return r;
     r = skill_install(ar, f->fd, "skill", checksum, &f->job);
     skill_archive_free(ar);
@@ -414,7 +414,8 @@ static void test_directory_modes_are_applied_after_their_contents(void **state)
     assert_no_sibling(f);
 }
 
-/* (The default 20,000 against 20,001 entries: test_96_ops_skill.py.) */
+/* Counted as they come (a tar.gz has no directory up front; the default 20,000 against
+ * 20,001 entries: test_96_ops_skill.py). */
 static void test_more_entries_than_the_limit_are_refused(void **state)
 {
     struct fixture *f = *state;
@@ -422,7 +423,7 @@ static void test_more_entries_than_the_limit_are_refused(void **state)
     char name[32];
 
     f->job.limits.max_entries = 300;
-    arc_begin(&w, true);
+    arc_begin(&w, false);
     for (int i = 0; i < 301; i++) {
         snprintf(name, sizeof(name), i % 2 == 0 ? "d%d/f%d" : "d%d/", i % 10, i);
         arc_add(&w, name, i % 2 == 0 ? AE_IFREG | 0644 : AE_IFDIR | 0755, NULL, NULL);
@@ -523,6 +524,32 @@ static void test_a_file_where_a_directory_is_needed_fails_cleanly(void **state)
                                    "mkdir /ws/skill/a: not a directory");
 }
 
+/* The reader loads a zip's whole central directory before the first entry, however many
+ * records its end record claims: more records than the limit are refused before that. */
+static void test_a_zip_with_too_many_records_is_refused_before_they_are_read(void **state)
+{
+    struct skill_archive *ar;
+    struct arc w;
+    uint8_t *eocd;
+
+    (void)state;
+    arc_begin(&w, true);
+    arc_add(&w, "a", AE_IFREG | 0644, "a", NULL);
+    arc_add(&w, "b", AE_IFREG | 0644, "b", NULL);
+    arc_add(&w, "c", AE_IFREG | 0644, "c", NULL);
+    arc_end(&w);
+    assert_int_equal(skill_archive_open(w.buf, w.used, 3, &ar), 0);
+    skill_archive_free(ar);
+    assert_int_equal(skill_archive_open(w.buf, w.used, 2, &ar), ERR_TOO_LARGE);
+    /* an end record that claims one entry changes nothing: the records are counted */
+    eocd = w.buf + w.used - 22;
+    assert_memory_equal(eocd, "PK\x05\x06", 4);
+    eocd[8] = eocd[10] = 1;
+    eocd[9] = eocd[11] = 0;
+    assert_int_equal(skill_archive_open(w.buf, w.used, 2, &ar), ERR_TOO_LARGE);
+    free(w.buf);
+}
+
 static void test_what_is_neither_zip_nor_tar_gz_is_not_a_valid_zip(void **state)
 {
     struct skill_archive *ar;
@@ -530,8 +557,8 @@ static void test_what_is_neither_zip_nor_tar_gz_is_not_a_valid_zip(void **state)
     struct arc w;
 
     (void)state;
-    assert_int_equal(skill_archive_open(junk, sizeof(junk), &ar), ERR_INVALID);
-    assert_int_equal(skill_archive_open(junk, 0, &ar), ERR_INVALID);
+    assert_int_equal(skill_archive_open(junk, sizeof(junk), 20000, &ar), ERR_INVALID);
+    assert_int_equal(skill_archive_open(junk, 0, 20000, &ar), ERR_INVALID);
     /* a plain tar (not gzip'd) is not one of the platform's formats */
     arc_begin(&w, false);
     assert_int_equal(archive_write_free(w.a), ARCHIVE_OK);
@@ -540,7 +567,7 @@ static void test_what_is_neither_zip_nor_tar_gz_is_not_a_valid_zip(void **state)
     assert_int_equal(archive_write_open_memory(w.a, w.buf, ARC_CAP, &w.used), ARCHIVE_OK);
     arc_add(&w, "a", AE_IFREG | 0644, "a", NULL);
     arc_end(&w);
-    assert_int_equal(skill_archive_open(w.buf, w.used, &ar), ERR_INVALID);
+    assert_int_equal(skill_archive_open(w.buf, w.used, 20000, &ar), ERR_INVALID);
     free(w.buf);
 }
 
@@ -612,7 +639,7 @@ static void test_a_symlink_planted_in_the_extraction_root_is_never_followed(void
     arc_begin(&w, true);
     arc_add(&w, "d/f", AE_IFREG | 0644, "through a link", NULL);
     arc_end(&w);
-    assert_int_equal(skill_archive_open(w.buf, w.used, &ar), 0);
+    assert_int_equal(skill_archive_open(w.buf, w.used, 20000, &ar), 0);
     assert_int_equal(skill_extract(ar, rootfd, &f->job), -ENOTDIR);
     assert_string_equal(f->job.error, "failed to unzip skill: failed to create parent directory: "
                                       "mkdir /ws/skill/d: not a directory");
@@ -621,7 +648,7 @@ static void test_a_symlink_planted_in_the_extraction_root_is_never_followed(void
     arc_begin(&w, false);
     arc_add(&w, "g", AE_IFREG | 0644, "through a link", NULL);
     arc_end(&w);
-    assert_int_equal(skill_archive_open(w.buf, w.used, &ar), 0);
+    assert_int_equal(skill_archive_open(w.buf, w.used, 20000, &ar), 0);
     assert_int_equal(skill_extract(ar, rootfd, &f->job), -ELOOP);
     assert_string_equal(f->job.error, "failed to unzip skill: failed to extract g: "
                                       "open /ws/skill/g: too many levels of symbolic links");
@@ -651,6 +678,7 @@ int main(void)
         T(test_a_file_over_the_size_limit_is_an_error_not_a_cut),
         T(test_an_archive_over_the_total_limit_is_refused),
         T(test_a_file_where_a_directory_is_needed_fails_cleanly),
+        T(test_a_zip_with_too_many_records_is_refused_before_they_are_read),
         T(test_what_is_neither_zip_nor_tar_gz_is_not_a_valid_zip),
         T(test_an_empty_zip_installs_an_empty_skill),
         T(test_a_cancelled_install_leaves_the_old_skill),
