@@ -1,9 +1,20 @@
 /*
  * err.c - text for error codes (like OpenSSH's ssh_err() and libuv's uv_strerror()).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
+
+void err_go_errno(int err, char *buf, size_t len)
+{
+    const char *s = strerror_r(err, buf, len); /* GNU: may return a static string */
+
+    if (s != buf)
+        snprintf(buf, len, "%s", s);
+    if (buf[0] >= 'A' && buf[0] <= 'Z')
+        buf[0] = (char)(buf[0] + 32);
+}
 
 const char *err_str(int code)
 {

@@ -9,6 +9,8 @@
 #ifndef CREDBROKER_ERR_H
 #define CREDBROKER_ERR_H
 
+#include <stddef.h>
+
 enum {
     ERR_INCOMPLETE = -9000,    /* need more bytes: not a failure */
     ERR_NOMEM = -9001,         /* allocation failed */
@@ -37,5 +39,10 @@ enum {
 
 /* Returns a static, human-readable description of any code (ours or -errno). */
 const char *err_str(int code);
+
+/* Writes Go's syscall.Errno text for the errno value err (positive) to buf: glibc's
+ * message with its first letter lowercased ("no such file or directory"), which is what
+ * the Go runner's error texts carry. Thread-safe (strerror_r). */
+void err_go_errno(int err, char *buf, size_t len);
 
 #endif

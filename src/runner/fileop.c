@@ -33,12 +33,7 @@ bool fileop_supports(const char *operation)
 /* Go's syscall.Errno text: glibc's message with its first letter lowercased. */
 void fileop__go_errno(int err, char *buf, size_t len)
 {
-    const char *s = strerror_r(err, buf, len);
-
-    if (s != buf)
-        snprintf(buf, len, "%s", s);
-    if (buf[0] >= 'A' && buf[0] <= 'Z')
-        buf[0] = (char)(buf[0] + 32);
+    err_go_errno(err, buf, len);
 }
 
 /* <abs> for a path that is not there: the root as configured plus the clean path. */

@@ -16,7 +16,6 @@
 
 #include "err.h"
 #include "skill.h"
-#include "skill_internal.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -221,7 +220,7 @@ static int install_fail(struct skill_job *job, int code, const char *what, int e
 {
     char why[128];
 
-    skill__go_errno(-err, why, sizeof(why));
+    err_go_errno(-err, why, sizeof(why));
     snprintf(job->error, sizeof(job->error), "%s: %s", what, why);
     return code;
 }

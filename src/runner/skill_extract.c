@@ -17,7 +17,6 @@
 
 #include "err.h"
 #include "skill.h"
-#include "skill_internal.h"
 
 #define SKILL_COPY_CHUNK (64 * 1024) /* copied between two looks at the cancel flag */
 
@@ -152,16 +151,6 @@ static bool cancelled(const struct extract *x)
     return x->job->cancel != NULL && atomic_load(x->job->cancel);
 }
 
-void skill__go_errno(int err, char *buf, size_t len)
-{
-    const char *s = strerror_r(err, buf, len);
-
-    if (s != buf)
-        snprintf(buf, len, "%s", s);
-    if (buf[0] >= 'A' && buf[0] <= 'Z')
-        buf[0] = (char)(buf[0] + 32);
-}
-
 /* ---- names ---- */
 
 /*
@@ -278,7 +267,7 @@ static void mkdir_text(const struct extract *x, const char *rel, size_t failed, 
 {
     char why[128];
 
-    skill__go_errno(-err, why, sizeof(why));
+    err_go_errno(-err, why, sizeof(why));
     snprintf(buf, len, "mkdir %s/%.*s: %s", x->job->shown, (int)failed, rel, why);
 }
 
@@ -429,7 +418,7 @@ static int copy_data(struct extract *x, int fd, const char *name, const char *cl
             (r = check_ratio(x, name, out, used > 0 ? (uint64_t)used : 0)) != 0)
             return r;
         if ((r = write_all(fd, x->buf, (size_t)n)) != 0) {
-            skill__go_errno(-r, why, sizeof(why));
+            err_go_errno(-r, why, sizeof(why));
             return fail(x, r, "failed to extract %s: write %s/%s: %s", clean, x->job->shown,
                         clean, why);
         }
@@ -462,7 +451,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, const char *
                 archive_entry_perm(e) & 0777);
     if (fd < 0) {
         r = -errno;
-        skill__go_errno(errno, why, sizeof(why));
+        err_go_errno(errno, why, sizeof(why));
         fail(x, r, "failed to extract %s: open %s/%s: %s", clean, x->job->shown, clean, why);
         goto out;
     }
@@ -470,7 +459,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, const char *
 out:
     if (fd >= 0 && close(fd) != 0 && r == 0) {
         r = -errno;
-        skill__go_errno(errno, why, sizeof(why));
+        err_go_errno(errno, why, sizeof(why));
         fail(x, r, "failed to extract %s: close %s/%s: %s", clean, x->job->shown, clean, why);
     }
     if (dirfd >= 0)
