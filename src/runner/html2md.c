@@ -55,13 +55,15 @@ static const struct h2m_tag_entry {
     {"h3", H2M_H},          {"h4", H2M_H},            {"h5", H2M_H},
     {"h6", H2M_H},          {"head", H2M_HEAD},       {"header", H2M_BLOCK},
     {"hgroup", H2M_BLOCK},  {"hr", H2M_HR},           {"html", H2M_BLOCK},
-    {"i", H2M_EM},          {"img", H2M_IMG},         {"kbd", H2M_CODE},
+    {"i", H2M_EM},          {"img", H2M_IMG},         {"input", H2M_INPUT},
+    {"kbd", H2M_CODE},
     {"legend", H2M_BLOCK},  {"li", H2M_LI},           {"listing", H2M_PRE},
     {"main", H2M_BLOCK},    {"menu", H2M_UL},         {"nav", H2M_BLOCK},
-    {"noscript", H2M_DROP}, {"ol", H2M_OL},           {"option", H2M_BLOCK},
+    {"noscript", H2M_DROP}, {"ol", H2M_OL},           {"option", H2M_LI},
     {"p", H2M_BLOCK},       {"plaintext", H2M_PRE},   {"pre", H2M_PRE},
     {"s", H2M_DEL},         {"samp", H2M_CODE},       {"script", H2M_DROP},
-    {"section", H2M_BLOCK}, {"strike", H2M_DEL},      {"strong", H2M_STRONG},
+    {"section", H2M_BLOCK}, {"select", H2M_UL},       {"strike", H2M_DEL},
+    {"strong", H2M_STRONG},
     {"style", H2M_DROP},    {"summary", H2M_BLOCK},   {"svg", H2M_DROP},
     {"table", H2M_TABLE},   {"tbody", H2M_TABLE_PART}, {"td", H2M_CELL},
     {"template", H2M_DROP}, {"textarea", H2M_BLOCK},  {"tfoot", H2M_TABLE_PART},
@@ -189,7 +191,7 @@ static int text_put(struct h2m_text *t, const unsigned char *s)
 static bool text_separates(enum h2m_tag t)
 {
     return t != H2M_OTHER && t != H2M_A && t != H2M_CODE && t != H2M_STRONG && t != H2M_EM &&
-           t != H2M_DEL && t != H2M_IMG;
+           t != H2M_DEL && t != H2M_IMG && t != H2M_INPUT;
 }
 
 static int text_enter(void *arg, xmlNode *n)

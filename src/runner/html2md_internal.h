@@ -63,12 +63,13 @@ enum h2m_tag {
     H2M_HEAD,      /* head, title: dropped in markdown; title kept in text */
     H2M_A,
     H2M_IMG,
+    H2M_INPUT,
     H2M_BR,
     H2M_HR,
     H2M_H,         /* h1..h6 */
-    H2M_UL,
+    H2M_UL,        /* ul, menu, dir, and select (its options as items) */
     H2M_OL,
-    H2M_LI,
+    H2M_LI,        /* li, option */
     H2M_BLOCKQUOTE,
     H2M_PRE,
     H2M_CODE,      /* code, kbd, samp, tt */
@@ -176,13 +177,15 @@ void h2m_md_newline(struct h2m_md *m, int n);
 
 #define H2M_TABLE_MAX_COLS 64 /* cells past this column join the last one */
 
-/* True for a table that lays out a page rather than holding data: one with a table inside,
- * or with no row of two cells. Its cells are then written as blocks. */
+/* True for a table that lays out a page rather than holding data: one with a table,
+ * heading, list, pre, blockquote or rule inside (a one-line cell would destroy them), or
+ * with no row of two cells. Its cells are then written as blocks. */
 bool h2m_table_is_layout(xmlNode *table);
 /* Writes a data table as a GFM pipe table: the first row is the header (a table without
- * <th> has no better one), "|" escaped in cells, a colspan as empty cells after the cell,
- * a rowspan as empty cells below it, every row padded to the widest. Returns 0 (the
- * table's children are done) or a negative code. */
+ * <th> has no better one; leading header rows, in <thead> or all <th>, are merged into
+ * one), "|" escaped in cells, a colspan as empty cells after the cell, a rowspan as empty
+ * cells below it, every row padded to the widest. Returns 0 (the table's children are
+ * done) or a negative code. */
 int h2m_table(struct h2m_md *m, xmlNode *table);
 
 #endif

@@ -25,6 +25,7 @@ enum {
     OPEN_MARKER = 8,  /* put an emphasis marker in lead */
     OPEN_LINK = 16,
     OPEN_HEADING = 32,
+    OPEN_ORDERED = 64, /* ol: numbered items */
 };
 
 /* How far has_block_inside looks before it assumes there is a block. */
@@ -110,8 +111,21 @@ out:
     return r;
 }
 
-/* A "language-xxx" (or "lang-xxx") class on pre or on its first element, for the fence's
- * info string: only characters that cannot end or break the fence line. */
+/* The length of a class prefix that names a language at p: "language-", "lang-", or
+ * GitHub's "highlight-source-" (on the div around the pre). */
+static size_t language_prefix(const char *p)
+{
+    static const char *const prefixes[] = {"language-", "lang-", "highlight-source-"};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(p, prefixes[i], strlen(prefixes[i])) == 0)
+            return strlen(prefixes[i]);
+    }
+    return 0;
+}
+
+/* A language class on pre, on its first element or on its parent, for the fence's info
+ * string: only characters that cannot end or break the fence line. */
 static void code_language(xmlNode *pre, char *lang, size_t size)
 {
     xmlNode *c = pre->children;
@@ -119,13 +133,15 @@ static void code_language(xmlNode *pre, char *lang, size_t size)
     lang[0] = '\0';
     while (c != NULL && c->type != XML_ELEMENT_NODE)
         c = c->next;
-    for (int pass = 0; pass < 2 && lang[0] == '\0'; pass++) {
-        xmlNode *e = pass == 0 ? pre : c;
-        xmlChar *cls = e == NULL ? NULL : xmlGetProp(e, (const xmlChar *)"class");
+    for (int pass = 0; pass < 3 && lang[0] == '\0'; pass++) {
+        xmlNode *e = pass == 0 ? pre : pass == 1 ? c : pre->parent;
+        xmlChar *cls = e == NULL || e->type != XML_ELEMENT_NODE
+                           ? NULL
+                           : xmlGetProp(e, (const xmlChar *)"class");
         const char *p = (const char *)cls;
 
         while (p != NULL && *p != '\0') {
-            size_t skip = strncmp(p, "language-", 9) == 0 ? 9 : strncmp(p, "lang-", 5) == 0 ? 5 : 0;
+            size_t skip = language_prefix(p);
             size_t o = 0;
 
             if (skip > 0 && (p == (const char *)cls || isspace((unsigned char)p[-1]))) {
@@ -209,11 +225,13 @@ static char *link_url(struct h2m_md *m, xmlNode *n, const char *attr)
         return NULL;
     if (v[0] != '\0' && h2m_url_resolve(m->base, (const char *)v, &url) != 0)
         m->err = ERR_NOMEM;
-    xmlFree(v);
-    if (url != NULL && (url[0] == '\0' || h2m_url_is_unsafe(url))) {
+    /* href="#" is a script's click target, not a place. */
+    if (url != NULL && (url[0] == '\0' || h2m_url_is_unsafe(url) ||
+                        strcmp((const char *)v, "#") == 0)) {
         free(url);
         url = NULL;
     }
+    xmlFree(v);
     return url;
 }
 
@@ -431,7 +449,7 @@ static int list_enter(struct h2m_md *m, xmlNode *n, bool ordered)
         h2m_md_newline(m, 1);
     else
         h2m_md_block(m);
-    if ((o = push_open(m, n, OPEN_LIST)) == NULL)
+    if ((o = push_open(m, n, OPEN_LIST | (ordered ? OPEN_ORDERED : 0))) == NULL)
         return m->err;
     o->counter = 1;
     if (ordered && (start = xmlGetProp(n, (const xmlChar *)"start")) != NULL) {
@@ -442,8 +460,6 @@ static int list_enter(struct h2m_md *m, xmlNode *n, bool ordered)
             o->counter = (uint32_t)v;
         xmlFree(start);
     }
-    if (!ordered)
-        o->counter = 0; /* 0: bullets */
     return 1;
 }
 
@@ -470,7 +486,7 @@ static int item_enter(struct h2m_md *m, xmlNode *n)
             break;
         }
     }
-    if (list != NULL && list->counter > 0)
+    if (list != NULL && (list->flags & OPEN_ORDERED))
         snprintf(marker, sizeof(marker), "%u. ", (unsigned)list->counter++);
     h2m_md_newline(m, 1);
     if (h2m_md_push_frame(m, marker, false) != 0 || push_open(m, n, OPEN_FRAME) == NULL)
@@ -488,6 +504,32 @@ static int quote_enter(struct h2m_md *m, xmlNode *n)
     return push_open(m, n, frame ? OPEN_FRAME : 0) == NULL ? m->err : 1;
 }
 
+/* A form control's visible text: a checkbox as GFM's "[x]"/"[ ]" (a task list item when
+ * it starts one), a button's value. Other inputs show nothing a reader needs. */
+static int input(struct h2m_md *m, xmlNode *n)
+{
+    xmlChar *type = xmlGetProp(n, (const xmlChar *)"type");
+    xmlChar *value = NULL;
+
+    if (type != NULL && strcasecmp((const char *)type, "checkbox") == 0) {
+        bool checked = xmlHasProp(n, (const xmlChar *)"checked") != NULL;
+
+        h2m_md_flush(m);
+        h2m_md_put(m, checked ? "[x]" : "[ ]", 3);
+        m->pending_space = true;
+    } else if (type != NULL && (strcasecmp((const char *)type, "submit") == 0 ||
+                                strcasecmp((const char *)type, "button") == 0 ||
+                                strcasecmp((const char *)type, "reset") == 0) &&
+               (value = xmlGetProp(n, (const xmlChar *)"value")) != NULL) {
+        m->pending_space = true;
+        h2m_md_text(m, value);
+        m->pending_space = true;
+    }
+    xmlFree(type);
+    xmlFree(value);
+    return m->err;
+}
+
 static int element_enter(struct h2m_md *m, xmlNode *n)
 {
     enum h2m_tag t = h2m_tag_of(n);
@@ -499,6 +541,8 @@ static int element_enter(struct h2m_md *m, xmlNode *n)
         return link_enter(m, n);
     case H2M_IMG:
         return image(m, n) != 0 ? m->err : 0;
+    case H2M_INPUT:
+        return input(m, n);
     case H2M_BR:
         h2m_md_newline(m, 1);
         m->pending_break = m->inline_only == 0 && m->pending_nl == 1;

@@ -18,7 +18,7 @@
 struct layout_scan {
     xmlNode *table;
     size_t widest;
-    bool nested;
+    bool layout;
 };
 
 /* The element before n among its siblings, or NULL. */
@@ -55,9 +55,17 @@ static int layout_enter(void *arg, xmlNode *n)
 
     if (n->type != XML_ELEMENT_NODE)
         return 0;
-    if (n != s->table && h2m_tag_of(n) == H2M_TABLE) {
-        s->nested = true;
+    switch (h2m_tag_of(n)) {
+    case H2M_TABLE:
+        if (n == s->table)
+            break;
+        __attribute__((fallthrough));
+    case H2M_H: case H2M_UL: case H2M_OL: case H2M_PRE: case H2M_BLOCKQUOTE: case H2M_HR:
+        /* Page structure a one-line cell would destroy: a layout table. */
+        s->layout = true;
         return -1;
+    default:
+        break;
     }
     if (h2m_tag_of(n) == H2M_TR) {
         for (xmlNode *c = n->children; c != NULL; c = c->next)
@@ -76,11 +84,18 @@ bool h2m_table_is_layout(xmlNode *table)
     struct layout_scan s = {.table = table};
 
     (void)h2m_walk(table, layout_enter, NULL, &s);
-    return s.nested || s.widest < 2;
+    return s.layout || s.widest < 2;
 }
 
 struct cell {
     size_t off, len; /* in the arena */
+    bool ghost;      /* covered by a colspan or rowspan: written empty, but its text counts
+                      * when header rows are merged */
+};
+
+struct row {
+    size_t end;      /* cells [previous row's end, end) */
+    bool head;       /* in <thead>, or all <th> */
 };
 
 struct grid {
@@ -88,10 +103,11 @@ struct grid {
     struct buf *scratch;  /* one cell's markdown before its "|" are escaped */
     struct cell *cells;   /* row after row */
     size_t ncells, cells_alloc;
-    size_t *row_end;      /* rows[i] = cells [row_end[i-1], row_end[i]) */
+    struct row *rows;
     size_t nrows, rows_alloc;
     size_t ncols;
     uint32_t spans[H2M_TABLE_MAX_COLS]; /* rows still covered by a rowspan above */
+    struct cell span_cell[H2M_TABLE_MAX_COLS]; /* ... and the cell that covers them */
     struct cell row[H2M_TABLE_MAX_COLS];
     size_t row_n;
     xmlNode *caption;
@@ -113,7 +129,18 @@ static int grid_push_cell(struct grid *g, struct cell c)
     return 0;
 }
 
-static int grid_end_row(struct grid *g)
+/* The cell a rowspan from above puts at column c, or an empty one. */
+static struct cell covered(struct grid *g, size_t c)
+{
+    struct cell e = {0, 0, true};
+
+    if (g->spans[c] == 0)
+        return e;
+    g->spans[c]--;
+    return g->span_cell[c];
+}
+
+static int grid_end_row(struct grid *g, bool head)
 {
     int r;
 
@@ -121,9 +148,10 @@ static int grid_end_row(struct grid *g)
     for (size_t c = g->row_n; c < H2M_TABLE_MAX_COLS; c++) {
         if (g->spans[c] == 0)
             continue;
-        while (g->row_n <= c)
-            g->row[g->row_n++] = (struct cell){0, 0};
-        g->spans[c]--;
+        while (g->row_n <= c) {
+            g->row[g->row_n] = covered(g, g->row_n);
+            g->row_n++;
+        }
     }
     if (g->row_n == 0)
         return 0;
@@ -133,14 +161,14 @@ static int grid_end_row(struct grid *g)
     }
     if (g->nrows == g->rows_alloc) {
         size_t n = g->rows_alloc == 0 ? 16 : g->rows_alloc * 2;
-        size_t *p = realloc(g->row_end, n * sizeof(*p));
+        struct row *p = realloc(g->rows, n * sizeof(*p));
 
         if (p == NULL)
             return ERR_NOMEM;
-        g->row_end = p;
+        g->rows = p;
         g->rows_alloc = n;
     }
-    g->row_end[g->nrows++] = g->ncells;
+    g->rows[g->nrows++] = (struct row){g->ncells, head};
     if (g->row_n > g->ncols)
         g->ncols = g->row_n;
     g->row_n = 0;
@@ -167,6 +195,7 @@ static int render_cell(struct grid *g, xmlNode *cell, struct cell *out)
     s = buf_ptr(g->scratch);
     len = buf_len(g->scratch);
     out->off = buf_len(g->arena);
+    out->ghost = false;
     for (size_t i = 0, run = 0; i <= len; i++) {
         if (i < len && s[i] != '|')
             continue;
@@ -201,13 +230,13 @@ static int grid_place(struct grid *g, xmlNode *cell)
 {
     uint32_t colspan = span_attr(cell, "colspan", H2M_TABLE_MAX_COLS);
     uint32_t rowspan = span_attr(cell, "rowspan", H2M_MAX_ROWSPAN);
-    struct cell c;
+    struct cell c = {0, 0, false};
     size_t at;
     int r;
 
     while (g->row_n < H2M_TABLE_MAX_COLS && g->spans[g->row_n] > 0) {
-        g->spans[g->row_n]--;
-        g->row[g->row_n++] = (struct cell){0, 0};
+        g->row[g->row_n] = covered(g, g->row_n);
+        g->row_n++;
     }
     if (g->row_n == H2M_TABLE_MAX_COLS) {
         struct cell *last = &g->row[H2M_TABLE_MAX_COLS - 1];
@@ -226,23 +255,33 @@ static int grid_place(struct grid *g, xmlNode *cell)
         return r;
     at = g->row_n;
     g->row[g->row_n++] = c;
+    c.ghost = true;
     for (uint32_t k = 1; k < colspan && g->row_n < H2M_TABLE_MAX_COLS; k++)
-        g->row[g->row_n++] = (struct cell){0, 0};
-    for (size_t k = at; k < g->row_n; k++)
+        g->row[g->row_n++] = c;
+    for (size_t k = at; k < g->row_n; k++) {
         g->spans[k] = rowspan - 1;
+        g->span_cell[k] = c;
+    }
     return 0;
 }
 
 struct rows_walk {
     struct grid *g;
     xmlNode *table;
+    bool head; /* the row being read is a header row */
 };
+
+static bool is_th(const xmlNode *n)
+{
+    return strcasecmp((const char *)n->name, "th") == 0;
+}
 
 /* The table's own rows (under thead/tbody/tfoot or not), in order. */
 static int rows_enter(void *arg, xmlNode *n)
 {
     struct rows_walk *w = arg;
     enum h2m_tag t = h2m_tag_of(n);
+    bool all_th;
     int r;
 
     if (n->type != XML_ELEMENT_NODE)
@@ -253,31 +292,70 @@ static int rows_enter(void *arg, xmlNode *n)
         return 0;
     }
     if (t == H2M_CELL && h2m_tag_of(n->parent) != H2M_TR) {
+        if (starts_implied_row(n))
+            w->head = true;
+        w->head = w->head && is_th(n);
         if ((r = grid_place(w->g, n)) != 0)
             return r;
-        return h2m_tag_of(next_element(n)) == H2M_CELL ? 0 : grid_end_row(w->g);
+        return h2m_tag_of(next_element(n)) == H2M_CELL ? 0 : grid_end_row(w->g, w->head);
     }
     if (t != H2M_TR)
         return n == w->table || t == H2M_TABLE_PART || t == H2M_OTHER ? 1 : 0;
+    /* A header row: in <thead>, or made of <th> only. */
+    w->head = h2m_tag_of(n->parent) == H2M_TABLE_PART && n->parent->name != NULL &&
+              strcasecmp((const char *)n->parent->name, "thead") == 0;
+    all_th = true;
     for (xmlNode *c = n->children; c != NULL; c = c->next) {
-        if (h2m_tag_of(c) == H2M_CELL && (r = grid_place(w->g, c)) != 0)
+        if (h2m_tag_of(c) != H2M_CELL)
+            continue;
+        all_th = all_th && is_th(c);
+        if ((r = grid_place(w->g, c)) != 0)
             return r;
     }
-    return (r = grid_end_row(w->g)) != 0 ? r : 0;
+    w->head = w->head || all_th;
+    return (r = grid_end_row(w->g, w->head)) != 0 ? r : 0;
 }
 
-/* Writes row i as "| a | b |", padded to the table's width. */
-static int put_row(struct h2m_md *m, struct grid *g, struct buf *line, size_t i)
+/* The cell at column c of row i, or NULL past the row's end. */
+static const struct cell *cell_at(const struct grid *g, size_t i, size_t c)
 {
-    size_t first = i == 0 ? 0 : g->row_end[i - 1], n = g->row_end[i] - first;
+    size_t first = i == 0 ? 0 : g->rows[i - 1].end;
+
+    return c < g->rows[i].end - first ? &g->cells[first + c] : NULL;
+}
+
+/* Appends column c of rows [from, to) to line: one row's cell (a covered one empty), or,
+ * for several header rows, their texts joined by spaces, each repeat said once ("Region"
+ * over three columns, then "us-east-1": "Region us-east-1"). */
+static int put_column(const struct grid *g, struct buf *line, size_t from, size_t to, size_t c)
+{
+    const struct cell *prev = NULL;
+    int r = 0;
+
+    for (size_t i = from; i < to && r == 0; i++) {
+        const struct cell *cl = cell_at(g, i, c);
+
+        if (cl == NULL || cl->len == 0 || (to - from == 1 && cl->ghost) ||
+            (prev != NULL && prev->off == cl->off && prev->len == cl->len))
+            continue;
+        if (prev != NULL)
+            r = buf_put(line, " ", 1);
+        if (r == 0)
+            r = buf_put(line, buf_ptr(g->arena) + cl->off, cl->len);
+        prev = cl;
+    }
+    return r;
+}
+
+/* Writes rows [from, to) as one line "| a | b |", padded to the table's width. */
+static int put_row(struct h2m_md *m, struct grid *g, struct buf *line, size_t from, size_t to)
+{
     int r = 0;
 
     buf_reset(line);
     for (size_t c = 0; c < g->ncols && r == 0; c++) {
-        const struct cell *cl = c < n ? &g->cells[first + c] : NULL;
-
-        if ((r = buf_put(line, c == 0 ? "| " : " ", c == 0 ? 2 : 1)) == 0 && cl != NULL)
-            r = buf_put(line, buf_ptr(g->arena) + cl->off, cl->len);
+        if ((r = buf_put(line, c == 0 ? "| " : " ", c == 0 ? 2 : 1)) == 0)
+            r = put_column(g, line, from, to, c);
         if (r == 0)
             r = buf_put(line, " |", 2);
     }
@@ -321,6 +399,7 @@ int h2m_table(struct h2m_md *m, xmlNode *table)
     struct grid g = {.base = m->base};
     struct rows_walk w = {.g = &g, .table = table};
     struct buf *line = NULL;
+    size_t nhead = 0;
     int r = ERR_NOMEM;
 
     if ((g.arena = buf_new(HTML2MD_MAX_OUTPUT, 0)) == NULL ||
@@ -331,17 +410,21 @@ int h2m_table(struct h2m_md *m, xmlNode *table)
         goto out;
     if (g.caption != NULL && (r = put_caption(m, g.caption)) != 0)
         goto out;
+    /* GFM has one header row: the first row, or all the leading header rows merged. */
+    while (nhead < g.nrows && g.rows[nhead].head)
+        nhead++;
+    nhead = nhead == 0 ? 1 : nhead;
     h2m_md_block(m);
-    for (size_t i = 0; i < g.nrows && r == 0; i++) {
-        if ((r = put_row(m, &g, line, i)) == 0 && i == 0)
-            r = put_separator(m, &g, line);
-    }
+    if (g.nrows > 0 && (r = put_row(m, &g, line, 0, nhead)) == 0)
+        r = put_separator(m, &g, line);
+    for (size_t i = nhead; i < g.nrows && r == 0; i++)
+        r = put_row(m, &g, line, i, i + 1);
     h2m_md_block(m);
 out:
     buf_free(g.arena);
     buf_free(g.scratch);
     buf_free(line);
     free(g.cells);
-    free(g.row_end);
+    free(g.rows);
     return r;
 }
