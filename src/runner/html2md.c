@@ -136,6 +136,33 @@ bool h2m_is_space(const unsigned char *s, size_t len, size_t *n)
     return false;
 }
 
+bool h2m_next_word(const unsigned char *s, size_t len, size_t *i, size_t *start, bool *space)
+{
+    size_t k;
+
+    while (*i < len && h2m_is_space(s + *i, len - *i, &k)) {
+        *space = true;
+        *i += k;
+    }
+    *start = *i;
+    while (*i < len && !h2m_is_space(s + *i, len - *i, &k))
+        (*i)++;
+    return *i > *start;
+}
+
+void *h2m_grow(void *arr, size_t *alloc, size_t used, size_t size)
+{
+    size_t n = *alloc == 0 ? 16 : *alloc * 2;
+    void *p;
+
+    if (used < *alloc)
+        return arr;
+    if (n > SIZE_MAX / size || (p = realloc(arr, n * size)) == NULL)
+        return NULL;
+    *alloc = n;
+    return p;
+}
+
 static int collect_enter(void *arg, xmlNode *n)
 {
     struct buf *out = arg;
@@ -165,19 +192,10 @@ struct h2m_text {
 /* Appends the text node's content, each run of whitespace as one (owed) space. */
 static int text_put(struct h2m_text *t, const unsigned char *s)
 {
-    size_t len = strlen((const char *)s), i = 0;
+    size_t len = strlen((const char *)s), i = 0, start;
     int r;
 
-    while (i < len) {
-        size_t k, start = i;
-
-        if (h2m_is_space(s + i, len - i, &k)) {
-            t->pending_space = true;
-            i += k;
-            continue;
-        }
-        while (i < len && !h2m_is_space(s + i, len - i, &k))
-            i++;
+    while (h2m_next_word(s, len, &i, &start, &t->pending_space)) {
         if (t->pending_space && buf_len(t->out) > 0 && (r = buf_put(t->out, " ", 1)) != 0)
             return r;
         t->pending_space = false;
@@ -222,7 +240,10 @@ static int text_leave(void *arg, xmlNode *n)
 
 /* ---- the entry point ---- */
 
-/* The document's <base href>, if any (the first one, as HTML5 says). */
+/* H2M_FOUND: stops the walk for <base> (not an error: the caller knows the code). */
+#define H2M_FOUND (-1)
+
+/* The document's <base href>, if any: the first one, as HTML5 says. */
 static int find_base_enter(void *arg, xmlNode *n)
 {
     xmlChar **href = arg;
@@ -232,8 +253,8 @@ static int find_base_enter(void *arg, xmlNode *n)
         return 0;
     if (n->type == XML_ELEMENT_NODE && strcasecmp((const char *)n->name, "base") == 0 &&
         (*href = xmlGetProp(n, (const xmlChar *)"href")) != NULL)
-        return 1; /* found: stop (a positive code ends nothing, so the caller checks) */
-    return *href == NULL ? 1 : 0;
+        return H2M_FOUND;
+    return 1;
 }
 
 static int resolve_base(xmlDoc *doc, const char *base_url, char **base)
@@ -242,7 +263,7 @@ static int resolve_base(xmlDoc *doc, const char *base_url, char **base)
     int r;
 
     *base = NULL;
-    (void)h2m_walk((xmlNode *)doc, find_base_enter, NULL, &href);
+    (void)h2m_walk((xmlNode *)doc, find_base_enter, NULL, &href); /* 0 or H2M_FOUND */
     if (href == NULL) {
         if (base_url == NULL)
             return 0;

@@ -161,17 +161,11 @@ void h2m_md_lead_add(struct h2m_md *m, const char *s)
 
 int h2m_md_push_frame(struct h2m_md *m, const char *marker, bool quote)
 {
-    struct h2m_frame *f;
+    struct h2m_frame *f = h2m_grow(m->frames, &m->frames_alloc, m->nframes, sizeof(*f));
 
-    if (m->nframes == m->frames_alloc) {
-        size_t n = m->frames_alloc == 0 ? 16 : m->frames_alloc * 2;
-        struct h2m_frame *p = realloc(m->frames, n * sizeof(*p));
-
-        if (p == NULL)
-            return m->err = ERR_NOMEM;
-        m->frames = p;
-        m->frames_alloc = n;
-    }
+    if (f == NULL)
+        return m->err = ERR_NOMEM;
+    m->frames = f;
     f = &m->frames[m->nframes++];
     memset(f, 0, sizeof(*f));
     snprintf(f->marker, sizeof(f->marker), "%s", marker);
@@ -267,19 +261,9 @@ static void put_word(struct h2m_md *m, const unsigned char *s, size_t n, bool at
 
 int h2m_md_text(struct h2m_md *m, const unsigned char *s)
 {
-    size_t len = strlen((const char *)s), i = 0;
+    size_t len = strlen((const char *)s), i = 0, start;
 
-    while (i < len && m->err == 0) {
-        size_t k, start = i;
-
-        if (h2m_is_space(s + i, len - i, &k)) {
-            m->pending_space = true;
-            i += k;
-            continue;
-        }
-        while (i < len && !h2m_is_space(s + i, len - i, &k))
-            i++;
+    while (m->err == 0 && h2m_next_word(s, len, &i, &start, &m->pending_space))
         put_word(m, s + start, i - start, h2m_md_flush(m));
-    }
     return m->err;
 }

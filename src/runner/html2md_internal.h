@@ -103,6 +103,15 @@ int h2m_collect_text(xmlNode *n, struct buf *out);
 /* HTML's ASCII whitespace, plus NO-BREAK SPACE (which we output as a plain space). */
 bool h2m_is_space(const unsigned char *s, size_t len, size_t *n);
 
+/* From s[*i] (of len bytes): passes whitespace (setting *space if there was any), then
+ * finds the next word, s[*start..*i). False at the end. */
+bool h2m_next_word(const unsigned char *s, size_t len, size_t *i, size_t *start, bool *space);
+
+/* Makes room for one more element in arr (used of *alloc, each size bytes), doubling.
+ * Returns the array (arr itself when it had room, else reallocated) or NULL, arr then
+ * untouched. */
+void *h2m_grow(void *arr, size_t *alloc, size_t used, size_t size);
+
 /* ---- html2md_md.c: the markdown emitter ---- */
 
 #define H2M_MAX_INDENT 16 /* container levels that indent; deeper ones only add markers */

@@ -49,27 +49,18 @@ static size_t longest_backticks(const char *s, size_t n)
 /* The text under n, whitespace collapsed to single spaces and trimmed, into out. */
 static int collapsed_text(xmlNode *n, struct buf *tmp, struct buf *out)
 {
-    const unsigned char *s;
-    size_t len, i = 0, k;
+    size_t i = 0, start;
     bool space = false;
     int r;
 
     if ((r = h2m_collect_text(n, tmp)) != 0)
         return r;
-    s = buf_ptr(tmp);
-    len = buf_len(tmp);
-    while (i < len) {
-        if (h2m_is_space(s + i, len - i, &k)) {
-            space = true;
-            i += k;
-            continue;
-        }
+    while (h2m_next_word(buf_ptr(tmp), buf_len(tmp), &i, &start, &space)) {
         if (space && buf_len(out) > 0 && (r = buf_put(out, " ", 1)) != 0)
             return r;
         space = false;
-        if ((r = buf_put(out, s + i, 1)) != 0)
+        if ((r = buf_put(out, buf_ptr(tmp) + start, i - start)) != 0)
             return r;
-        i++;
     }
     return 0;
 }
@@ -287,19 +278,13 @@ static int image(struct h2m_md *m, xmlNode *n)
 
 static struct h2m_open *push_open(struct h2m_md *m, xmlNode *n, uint8_t flags)
 {
-    struct h2m_open *o;
+    struct h2m_open *o = h2m_grow(m->open, &m->open_alloc, m->nopen, sizeof(*o));
 
-    if (m->nopen == m->open_alloc) {
-        size_t cap = m->open_alloc == 0 ? 32 : m->open_alloc * 2;
-        struct h2m_open *p = realloc(m->open, cap * sizeof(*p));
-
-        if (p == NULL) {
-            m->err = ERR_NOMEM;
-            return NULL;
-        }
-        m->open = p;
-        m->open_alloc = cap;
+    if (o == NULL) {
+        m->err = ERR_NOMEM;
+        return NULL;
     }
+    m->open = o;
     o = &m->open[m->nopen++];
     memset(o, 0, sizeof(*o));
     o->node = n;
@@ -504,6 +489,22 @@ static int quote_enter(struct h2m_md *m, xmlNode *n)
     return push_open(m, n, frame ? OPEN_FRAME : 0) == NULL ? m->err : 1;
 }
 
+/* <br>: a hard break after content on this line; a second one in a row, a paragraph
+ * break. Where a newline is owed anyway (a block's start, an item's marker), nothing:
+ * a hard break there would only leave blanks at a line's end. */
+static void line_break(struct h2m_md *m)
+{
+    if (m->inline_only > 0) {
+        m->pending_space = true;
+    } else if (m->pending_break) {
+        m->pending_break = false;
+        h2m_md_newline(m, 2);
+    } else if (m->pending_nl == 0 && m->line_has_content) {
+        h2m_md_newline(m, 1);
+        m->pending_break = true;
+    }
+}
+
 /* A form control's visible text: a checkbox as GFM's "[x]"/"[ ]" (a task list item when
  * it starts one), a button's value. Other inputs show nothing a reader needs. */
 static int input(struct h2m_md *m, xmlNode *n)
@@ -544,8 +545,7 @@ static int element_enter(struct h2m_md *m, xmlNode *n)
     case H2M_INPUT:
         return input(m, n);
     case H2M_BR:
-        h2m_md_newline(m, 1);
-        m->pending_break = m->inline_only == 0 && m->pending_nl == 1;
+        line_break(m);
         return 0;
     case H2M_HR:
         h2m_md_block(m);

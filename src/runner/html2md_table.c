@@ -116,15 +116,11 @@ struct grid {
 
 static int grid_push_cell(struct grid *g, struct cell c)
 {
-    if (g->ncells == g->cells_alloc) {
-        size_t n = g->cells_alloc == 0 ? 64 : g->cells_alloc * 2;
-        struct cell *p = realloc(g->cells, n * sizeof(*p));
+    struct cell *cells = h2m_grow(g->cells, &g->cells_alloc, g->ncells, sizeof(c));
 
-        if (p == NULL)
-            return ERR_NOMEM;
-        g->cells = p;
-        g->cells_alloc = n;
-    }
+    if (cells == NULL)
+        return ERR_NOMEM;
+    g->cells = cells;
     g->cells[g->ncells++] = c;
     return 0;
 }
@@ -142,6 +138,7 @@ static struct cell covered(struct grid *g, size_t c)
 
 static int grid_end_row(struct grid *g, bool head)
 {
+    struct row *rows;
     int r;
 
     /* Cells still covered by a rowspan from above, right of the last real one. */
@@ -159,15 +156,9 @@ static int grid_end_row(struct grid *g, bool head)
         if ((r = grid_push_cell(g, g->row[c])) != 0)
             return r;
     }
-    if (g->nrows == g->rows_alloc) {
-        size_t n = g->rows_alloc == 0 ? 16 : g->rows_alloc * 2;
-        struct row *p = realloc(g->rows, n * sizeof(*p));
-
-        if (p == NULL)
-            return ERR_NOMEM;
-        g->rows = p;
-        g->rows_alloc = n;
-    }
+    if ((rows = h2m_grow(g->rows, &g->rows_alloc, g->nrows, sizeof(*rows))) == NULL)
+        return ERR_NOMEM;
+    g->rows = rows;
     g->rows[g->nrows++] = (struct row){g->ncells, head};
     if (g->row_n > g->ncols)
         g->ncols = g->row_n;
