@@ -24,11 +24,15 @@
 /*
  * HTML_PARSE_NONET: never load anything. NOERROR/NOWARNING: libxml2 would print to stderr.
  * NOIMPLIED is not set: the implied html/body keep the tree shape the rules expect.
- * Deliberately not XML_PARSE_HUGE: it lifts the depth limit of 256, and libxml2 2.9 then
+ * Not XML_PARSE_HUGE at first: it lifts the depth limit of 256, and libxml2 2.9 then
  * matches every end tag against the whole open-element stack (100,000 open <div>s and as
- * many stray </span>s take minutes).
+ * many stray </span>s take minutes). See parse_document.
  */
 #define H2M_PARSE_OPTIONS (HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING)
+
+/* The most open-stack steps (tags x tags: about 7,000 tags) a parse with XML_PARSE_HUGE
+ * may cost: well under a tenth of a second. */
+#define H2M_HUGE_WORK_MAX (50u * 1000 * 1000)
 
 static pthread_once_t h2m_once = PTHREAD_ONCE_INIT;
 
@@ -322,6 +326,44 @@ static int convert_doc(xmlDoc *doc, const char *base_url, enum html2md_format fo
     return r;
 }
 
+/* An upper bound on what a parse with XML_PARSE_HUGE costs for s: tags (an upper bound on
+ * the depth) times tags. Not start tags x end tags: a <body> tag, too, is checked against
+ * the whole open stack. */
+static uint64_t huge_parse_work(const char *s, size_t len)
+{
+    uint64_t tags = 0;
+
+    for (const char *p = s; (p = memchr(p, '<', len - (size_t)(p - s))) != NULL; p++)
+        tags++;
+    return tags * tags;
+}
+
+/*
+ * Parses s as HTML into *doc (NULL when libxml2 gives none). A document nested deeper than
+ * libxml2's limit of 256 stops parsing there, losing the rest: legacy pages get that deep
+ * with a <font> never closed on each line. Such a document is parsed again with
+ * XML_PARSE_HUGE when matching its tags against the open stack stays within
+ * H2M_HUGE_WORK_MAX steps; a bigger one keeps the part before the limit. 0 or ERR_NOMEM.
+ */
+static int parse_document(const char *s, size_t len, xmlDoc **doc)
+{
+    htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
+    bool too_deep;
+
+    *doc = NULL;
+    if (ctxt == NULL)
+        return ERR_NOMEM;
+    *doc = htmlCtxtReadMemory(ctxt, s, (int)len, NULL, "UTF-8", H2M_PARSE_OPTIONS);
+    /* libxml2's "Excessive depth in document": an internal error that stopped the parser. */
+    too_deep = ctxt->errNo == XML_ERR_INTERNAL_ERROR && ctxt->disableSAX != 0;
+    htmlFreeParserCtxt(ctxt);
+    if (too_deep && huge_parse_work(s, len) <= H2M_HUGE_WORK_MAX) {
+        xmlFreeDoc(*doc);
+        *doc = htmlReadMemory(s, (int)len, NULL, "UTF-8", H2M_PARSE_OPTIONS | XML_PARSE_HUGE);
+    }
+    return 0;
+}
+
 int html2md_convert(const uint8_t *html, size_t len, const char *content_type,
                     const char *base_url, enum html2md_format format, char **out, size_t *out_len)
 {
@@ -344,7 +386,8 @@ int html2md_convert(const uint8_t *html, size_t len, const char *content_type,
     if (utf8_len > 0) {
         /* libxml2 gives no doc for a document with nothing in it but blanks, or on
          * failure; a size over INT_MAX cannot happen (HTML2MD_MAX_INPUT * 3). */
-        doc = htmlReadMemory(utf8, (int)utf8_len, NULL, "UTF-8", H2M_PARSE_OPTIONS);
+        if ((r = parse_document(utf8, utf8_len, &doc)) != 0)
+            goto out;
         if (doc == NULL && utf8_len != strspn(utf8, " \t\r\n\f")) {
             r = ERR_INVALID;
             goto out;

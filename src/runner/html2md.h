@@ -31,8 +31,11 @@ enum html2md_format { HTML2MD_MARKDOWN, HTML2MD_TEXT };
  * Caller frees *out with free(); on failure *out is NULL and *out_len 0.
  *
  * Known limit: libxml2 stops building the tree at element depth 256 (its default
- * xmlParserMaxDepth; XML_PARSE_HUGE lifts it but makes end tags quadratic in the depth),
- * so a document nested deeper converts only up to that point.
+ * xmlParserMaxDepth). A deeper document is parsed again without the limit
+ * (XML_PARSE_HUGE) only when that stays cheap: tags are then matched against the whole
+ * open stack, so only a document of about 7,000 tags or fewer (a legacy page that never
+ * closes its <font>s); a bigger one, like 100,000 nested <div>s, converts only up to the
+ * point where the limit was hit.
  */
 int html2md_convert(const uint8_t *html, size_t len, const char *content_type,
                     const char *base_url, enum html2md_format format, char **out, size_t *out_len);
