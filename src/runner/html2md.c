@@ -399,9 +399,12 @@ int html2md_convert(const uint8_t *html, size_t len, const char *content_type,
     }
     /* Everything written came from valid UTF-8 or is ASCII; checked all the same, since a
      * result that is not UTF-8 would break the caller's JSON. */
+    r = ERR_NOMEM;
     if ((clean = buf_new(HTML2MD_MAX_OUTPUT * 2, 0)) == NULL ||
-        (r = h2m_put_utf8_sanitized(clean, buf_ptr(b), buf_len(b))) != 0)
+        (r = h2m_put_utf8_sanitized(clean, buf_ptr(b), buf_len(b))) != 0) {
+        r = r == ERR_TOO_LARGE ? ERR_INVALID : r;
         goto out;
+    }
     r = finish(clean, out, out_len);
 out:
     xmlFreeDoc(doc);
