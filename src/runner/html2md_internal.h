@@ -193,7 +193,8 @@ bool h2m_table_is_layout(xmlNode *table);
 /* Writes a data table as a GFM pipe table: the first row is the header (a table without
  * <th> has no better one; leading header rows, in <thead> or all <th>, are merged into
  * one), "|" escaped in cells, a colspan as empty cells after the cell, a rowspan as empty
- * cells below it, every row padded to the widest. Returns 0 (the table's children are
+ * cells below it, every row padded to the widest, the first row's align (or style
+ * text-align) as the column's alignment. Returns 0 (the table's children are
  * done) or a negative code. */
 int h2m_table(struct h2m_md *m, xmlNode *table);
 

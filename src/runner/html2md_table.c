@@ -110,6 +110,7 @@ struct grid {
     struct cell span_cell[H2M_TABLE_MAX_COLS]; /* ... and the cell that covers them */
     struct cell row[H2M_TABLE_MAX_COLS];
     size_t row_n;
+    char align[H2M_TABLE_MAX_COLS]; /* 'l', 'c', 'r' or 0: from the first row's cells */
     xmlNode *caption;
     const char *base;
 };
@@ -215,6 +216,30 @@ static uint32_t span_attr(xmlNode *n, const char *name, uint32_t max)
     return x > max ? max : (uint32_t)x;
 }
 
+/* A cell's alignment: its align attribute, or text-align in its style ('l', 'c', 'r'), or 0. */
+static char cell_align(xmlNode *cell)
+{
+    xmlChar *v = xmlGetProp(cell, (const xmlChar *)"align");
+    const char *p = (const char *)v;
+    char a = 0;
+
+    if (v == NULL && (v = xmlGetProp(cell, (const xmlChar *)"style")) != NULL &&
+        (p = strcasestr((const char *)v, "text-align")) != NULL) {
+        p += 10;
+        p += strspn(p, " \t:");
+    }
+    if (p != NULL) {
+        if (strncasecmp(p, "left", 4) == 0)
+            a = 'l';
+        else if (strncasecmp(p, "center", 6) == 0)
+            a = 'c';
+        else if (strncasecmp(p, "right", 5) == 0)
+            a = 'r';
+    }
+    xmlFree(v);
+    return a;
+}
+
 /* Places one cell in the current row: after the cells a rowspan covers, with its colspan's
  * empty cells after it; past the last column, joined to the last cell. */
 static int grid_place(struct grid *g, xmlNode *cell)
@@ -245,6 +270,8 @@ static int grid_place(struct grid *g, xmlNode *cell)
     if ((r = render_cell(g, cell, &c)) != 0)
         return r;
     at = g->row_n;
+    if (g->nrows == 0)
+        g->align[at] = cell_align(cell);
     g->row[g->row_n++] = c;
     c.ghost = true;
     for (uint32_t k = 1; k < colspan && g->row_n < H2M_TABLE_MAX_COLS; k++)
@@ -356,13 +383,21 @@ static int put_row(struct h2m_md *m, struct grid *g, struct buf *line, size_t fr
     return h2m_md_raw(m, (const char *)buf_ptr(line), buf_len(line));
 }
 
+/* The delimiter row, with each column's alignment (GFM: ":---", ":---:", "---:"). */
 static int put_separator(struct h2m_md *m, struct grid *g, struct buf *line)
 {
     int r = 0;
 
     buf_reset(line);
-    for (size_t c = 0; c < g->ncols && r == 0; c++)
-        r = buf_put(line, c == 0 ? "| --- |" : " --- |", c == 0 ? 7 : 6);
+    for (size_t c = 0; c < g->ncols && r == 0; c++) {
+        const char *rule = g->align[c] == 'l'   ? ":--- |"
+                           : g->align[c] == 'c' ? ":---: |"
+                           : g->align[c] == 'r' ? "---: |"
+                                                : "--- |";
+
+        if ((r = buf_put(line, c == 0 ? "| " : " ", c == 0 ? 2 : 1)) == 0)
+            r = buf_put(line, rule, strlen(rule));
+    }
     if (r != 0)
         return r;
     h2m_md_newline(m, 1);

@@ -222,6 +222,10 @@ static void test_tables_are_gfm_pipe_tables(void **state)
               "Results\n\n| a | b |\n| --- | --- |\n| 1 |  |");
     expect_md("<table><tr><td><p>multi</p><p>para</p></td><td>b<br>c</td></tr></table>",
               "| multi para | b c |\n| --- | --- |");
+    expect_md("<table><tr><th align=right>n</th><th style=\"color:red; text-align: center\">c</th>"
+              "<th align=LEFT>l</th><th>d</th></tr><tr><td>1</td><td>2</td><td>3</td><td>4</td>"
+              "</tr></table>",
+              "| n | c | l | d |\n| ---: | :---: | :--- | --- |\n| 1 | 2 | 3 | 4 |");
     /* Leading header rows merge into GFM's one; a colspan's text heads each column. */
     expect_md("<table><thead><tr><th rowspan=2>Service</th><th colspan=2>Region</th></tr>"
               "<tr><th>us</th><th>eu</th></tr></thead><tr><td>DB</td><td>ok</td><td>down</td></tr>"
