@@ -37,8 +37,8 @@ enum html2md_format { HTML2MD_MARKDOWN, HTML2MD_TEXT };
  * closes its <font>s); a bigger one, like 100,000 nested <div>s, converts only up to the
  * point where the limit was hit.
  */
-int html2md_convert(const uint8_t *html, size_t len, const char *content_type,
-                    const char *base_url, enum html2md_format format, char **out, size_t *out_len);
+int html2md_convert(const uint8_t *html, size_t len, const char *content_type, const char *base_url,
+                    enum html2md_format format, char **out, size_t *out_len);
 
 /* The largest body converted (webfetch reads at most 5 MiB). */
 #define HTML2MD_MAX_INPUT (16u * 1024 * 1024)

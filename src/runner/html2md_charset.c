@@ -40,8 +40,7 @@ int h2m_put_utf8_sanitized(struct buf *out, const uint8_t *s, size_t len)
             i += n;
             continue;
         }
-        if ((r = buf_put(out, s + run, i - run)) != 0 ||
-            (r = buf_put(out, replacement, 3)) != 0)
+        if ((r = buf_put(out, s + run, i - run)) != 0 || (r = buf_put(out, replacement, 3)) != 0)
             return r;
         i++;
         run = i;
@@ -54,20 +53,45 @@ int h2m_put_utf8_sanitized(struct buf *out, const uint8_t *s, size_t len)
 static const struct {
     const char *label, *iconv;
 } label_map[] = {
-    {"utf-8", "UTF-8"}, {"utf8", "UTF-8"}, {"unicode-1-1-utf-8", "UTF-8"},
-    {"iso-8859-1", "WINDOWS-1252"}, {"iso8859-1", "WINDOWS-1252"},
-    {"iso_8859-1", "WINDOWS-1252"}, {"latin1", "WINDOWS-1252"}, {"l1", "WINDOWS-1252"},
-    {"us-ascii", "WINDOWS-1252"}, {"ascii", "WINDOWS-1252"}, {"cp1252", "WINDOWS-1252"},
-    {"windows-1252", "WINDOWS-1252"}, {"x-cp1252", "WINDOWS-1252"},
-    {"cp819", "WINDOWS-1252"}, {"ibm819", "WINDOWS-1252"}, {"csisolatin1", "WINDOWS-1252"},
-    {"shift_jis", "CP932"}, {"shift-jis", "CP932"}, {"sjis", "CP932"}, {"x-sjis", "CP932"},
-    {"ms_kanji", "CP932"}, {"ms932", "CP932"}, {"windows-31j", "CP932"},
+    {"utf-8", "UTF-8"},
+    {"utf8", "UTF-8"},
+    {"unicode-1-1-utf-8", "UTF-8"},
+    {"iso-8859-1", "WINDOWS-1252"},
+    {"iso8859-1", "WINDOWS-1252"},
+    {"iso_8859-1", "WINDOWS-1252"},
+    {"latin1", "WINDOWS-1252"},
+    {"l1", "WINDOWS-1252"},
+    {"us-ascii", "WINDOWS-1252"},
+    {"ascii", "WINDOWS-1252"},
+    {"cp1252", "WINDOWS-1252"},
+    {"windows-1252", "WINDOWS-1252"},
+    {"x-cp1252", "WINDOWS-1252"},
+    {"cp819", "WINDOWS-1252"},
+    {"ibm819", "WINDOWS-1252"},
+    {"csisolatin1", "WINDOWS-1252"},
+    {"shift_jis", "CP932"},
+    {"shift-jis", "CP932"},
+    {"sjis", "CP932"},
+    {"x-sjis", "CP932"},
+    {"ms_kanji", "CP932"},
+    {"ms932", "CP932"},
+    {"windows-31j", "CP932"},
     {"csshiftjis", "CP932"},
-    {"gb2312", "GBK"}, {"gbk", "GBK"}, {"x-gbk", "GBK"}, {"csgb2312", "GBK"},
-    {"chinese", "GBK"}, {"gb18030", "GB18030"},
-    {"euc-kr", "CP949"}, {"ks_c_5601-1987", "CP949"}, {"windows-949", "CP949"},
-    {"big5", "BIG5-HKSCS"}, {"euc-jp", "EUC-JP"}, {"iso-2022-jp", "ISO-2022-JP"},
-    {"utf-16", "UTF-16LE"}, {"utf-16le", "UTF-16LE"}, {"utf-16be", "UTF-16BE"},
+    {"gb2312", "GBK"},
+    {"gbk", "GBK"},
+    {"x-gbk", "GBK"},
+    {"csgb2312", "GBK"},
+    {"chinese", "GBK"},
+    {"gb18030", "GB18030"},
+    {"euc-kr", "CP949"},
+    {"ks_c_5601-1987", "CP949"},
+    {"windows-949", "CP949"},
+    {"big5", "BIG5-HKSCS"},
+    {"euc-jp", "EUC-JP"},
+    {"iso-2022-jp", "ISO-2022-JP"},
+    {"utf-16", "UTF-16LE"},
+    {"utf-16le", "UTF-16LE"},
+    {"utf-16be", "UTF-16BE"},
 };
 
 /* Copies a label (trimmed, unquoted, lower-cased) from s[0..n) into name; false if empty
@@ -150,8 +174,7 @@ static bool meta_attr(const char *s, size_t n, size_t *i, struct meta_attrs *a)
     if (*i >= n || s[*i] == '>')
         return false;
     name = *i;
-    while (*i < n && !isspace((unsigned char)s[*i]) && s[*i] != '=' && s[*i] != '>' &&
-           s[*i] != '/')
+    while (*i < n && !isspace((unsigned char)s[*i]) && s[*i] != '=' && s[*i] != '>' && s[*i] != '/')
         (*i)++;
     name_len = *i - name;
     while (*i < n && isspace((unsigned char)s[*i]))
@@ -234,8 +257,7 @@ void h2m_detect_charset(const uint8_t *in, size_t len, const char *content_type,
     } else if (len >= 2 && (memcmp(in, "\xff\xfe", 2) == 0 || memcmp(in, "\xfe\xff", 2) == 0)) {
         *bom_len = 2;
         snprintf(name, H2M_CHARSET_MAX, in[0] == 0xff ? "UTF-16LE" : "UTF-16BE");
-    } else if (!(content_type != NULL &&
-                 charset_param(content_type, strlen(content_type), name) &&
+    } else if (!(content_type != NULL && charset_param(content_type, strlen(content_type), name) &&
                  label_resolve(name, false)) &&
                !meta_prescan((const char *)in, len, name)) {
         snprintf(name, H2M_CHARSET_MAX, "UTF-8");
@@ -296,8 +318,8 @@ static int take(struct buf *b, char **out, size_t *out_len)
     return 0;
 }
 
-int h2m_to_utf8(const uint8_t *in, size_t len, const char *content_type, size_t max,
-                char **out, size_t *out_len)
+int h2m_to_utf8(const uint8_t *in, size_t len, const char *content_type, size_t max, char **out,
+                size_t *out_len)
 {
     char name[H2M_CHARSET_MAX];
     size_t bom;

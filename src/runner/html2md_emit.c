@@ -223,7 +223,11 @@ static bool needs_escape(struct h2m_md *m, const unsigned char *s, size_t n, siz
     bool first = at_start && i == 0;
 
     switch (c) {
-    case '\\': case '*': case '`': case '[': case ']':
+    case '\\':
+    case '*':
+    case '`':
+    case '[':
+    case ']':
         return true;
     case '_':
         return !(is_alnum(prev) && is_alnum(next));
@@ -233,7 +237,9 @@ static bool needs_escape(struct h2m_md *m, const unsigned char *s, size_t n, siz
         return looks_like_entity(s + i, n - i);
     case '~':
         return first || next == '~';
-    case '#': case '>': case '=':
+    case '#':
+    case '>':
+    case '=':
         return first;
     case '-':
         return first && (next == 0 || next == '-');

@@ -25,8 +25,8 @@ struct buf;
  * every byte sequence the encoding does not define, and NUL, becomes U+FFFD.
  * 0, ERR_NOMEM, or ERR_INVALID when the result would pass max bytes.
  */
-int h2m_to_utf8(const uint8_t *in, size_t len, const char *content_type, size_t max,
-                char **out, size_t *out_len);
+int h2m_to_utf8(const uint8_t *in, size_t len, const char *content_type, size_t max, char **out,
+                size_t *out_len);
 
 #define H2M_PRESCAN_MAX (64u * 1024)
 
@@ -66,19 +66,19 @@ enum h2m_tag {
     H2M_INPUT,
     H2M_BR,
     H2M_HR,
-    H2M_H,         /* h1..h6 */
-    H2M_UL,        /* ul, menu, dir, and select (its options as items) */
+    H2M_H,  /* h1..h6 */
+    H2M_UL, /* ul, menu, dir, and select (its options as items) */
     H2M_OL,
-    H2M_LI,        /* li, option */
+    H2M_LI, /* li, option */
     H2M_BLOCKQUOTE,
     H2M_PRE,
-    H2M_CODE,      /* code, kbd, samp, tt */
-    H2M_STRONG,    /* b, strong */
-    H2M_EM,        /* i, em */
-    H2M_DEL,       /* del, s, strike */
+    H2M_CODE,   /* code, kbd, samp, tt */
+    H2M_STRONG, /* b, strong */
+    H2M_EM,     /* i, em */
+    H2M_DEL,    /* del, s, strike */
     H2M_TABLE,
     H2M_TR,
-    H2M_CELL,      /* td, th */
+    H2M_CELL, /* td, th */
     H2M_CAPTION,
     H2M_TABLE_PART, /* thead, tbody, tfoot */
 };
@@ -118,12 +118,12 @@ void *h2m_grow(void *arr, size_t *alloc, size_t used, size_t size);
 #define H2M_LEAD_MAX 32
 
 struct h2m_frame {
-    char marker[16];  /* "- ", "12. ", "> ": written on the frame's first line */
-    uint8_t width;    /* bytes of marker */
-    bool quote;       /* "> " on every line; else spaces of the marker's width */
+    char marker[16]; /* "- ", "12. ", "> ": written on the frame's first line */
+    uint8_t width;   /* bytes of marker */
+    bool quote;      /* "> " on every line; else spaces of the marker's width */
 };
 
-struct h2m_open {     /* an element being walked, for its leave */
+struct h2m_open { /* an element being walked, for its leave */
     xmlNode *node;
     uint64_t seq;     /* m->seq at enter: did anything get written inside? */
     uint8_t lead_len; /* m->lead_len at enter */
@@ -134,24 +134,24 @@ struct h2m_open {     /* an element being walked, for its leave */
 
 struct h2m_md {
     struct buf *out;
-    const char *base;     /* after <base href>; may be NULL */
+    const char *base; /* after <base href>; may be NULL */
     int err;
-    uint64_t seq;         /* bumped at every write of content */
-    int pending_nl;       /* newlines owed before the next content: 0, 1, 2 */
-    bool pending_break;   /* the owed newline is a <br> */
+    uint64_t seq;       /* bumped at every write of content */
+    int pending_nl;     /* newlines owed before the next content: 0, 1, 2 */
+    bool pending_break; /* the owed newline is a <br> */
     bool pending_space;
     bool line_has_content;
     bool wrote_any;
-    unsigned char last;   /* last byte of content written */
+    unsigned char last;      /* last byte of content written */
     char lead[H2M_LEAD_MAX]; /* inline openers ("## ", "**", "[") written with the next content */
     uint8_t lead_len;
-    int inline_only;      /* > 0: in a heading, cell or link: blocks become spaces */
-    bool in_cell;         /* rendering one table cell: tables inside are flattened */
+    int inline_only; /* > 0: in a heading, cell or link: blocks become spaces */
+    bool in_cell;    /* rendering one table cell: tables inside are flattened */
     int strong, em, del, link;
     struct h2m_frame *frames;
     size_t nframes, frames_alloc;
-    size_t started;       /* frames [0, started) have written their markers */
-    size_t common;        /* frames open since the last content: a blank line's prefix */
+    size_t started; /* frames [0, started) have written their markers */
+    size_t common;  /* frames open since the last content: a blank line's prefix */
     struct h2m_open *open;
     size_t nopen, open_alloc;
 };

@@ -19,10 +19,10 @@
 #include "html2md_internal.h"
 
 enum {
-    OPEN_LIST = 1,    /* ul/ol: items count in it */
-    OPEN_FRAME = 2,   /* pushed a frame: pop it */
-    OPEN_INLINE = 4,  /* raised inline_only */
-    OPEN_MARKER = 8,  /* put an emphasis marker in lead */
+    OPEN_LIST = 1,   /* ul/ol: items count in it */
+    OPEN_FRAME = 2,  /* pushed a frame: pop it */
+    OPEN_INLINE = 4, /* raised inline_only */
+    OPEN_MARKER = 8, /* put an emphasis marker in lead */
     OPEN_LINK = 16,
     OPEN_HEADING = 32,
     OPEN_ORDERED = 64, /* ol: numbered items */
@@ -136,8 +136,8 @@ static void code_language(xmlNode *pre, char *lang, size_t size)
             size_t o = 0;
 
             if (skip > 0 && (p == (const char *)cls || isspace((unsigned char)p[-1]))) {
-                for (p += skip; (isalnum((unsigned char)*p) || strchr("_+#.-", *p)) &&
-                                *p != '\0' && o + 1 < size;
+                for (p += skip; (isalnum((unsigned char)*p) || strchr("_+#.-", *p)) && *p != '\0' &&
+                                o + 1 < size;
                      p++)
                     lang[o++] = *p;
                 lang[o] = '\0';
@@ -217,8 +217,8 @@ static char *link_url(struct h2m_md *m, xmlNode *n, const char *attr)
     if (v[0] != '\0' && h2m_url_resolve(m->base, (const char *)v, &url) != 0)
         m->err = ERR_NOMEM;
     /* href="#" is a script's click target, not a place. */
-    if (url != NULL && (url[0] == '\0' || h2m_url_is_unsafe(url) ||
-                        strcmp((const char *)v, "#") == 0)) {
+    if (url != NULL &&
+        (url[0] == '\0' || h2m_url_is_unsafe(url) || strcmp((const char *)v, "#") == 0)) {
         free(url);
         url = NULL;
     }
@@ -301,8 +301,18 @@ static int block_scan_enter(void *arg, xmlNode *n)
     if (--*budget < 0)
         return -1;
     switch (h2m_tag_of(n)) {
-    case H2M_BLOCK: case H2M_H: case H2M_UL: case H2M_OL: case H2M_LI: case H2M_BLOCKQUOTE:
-    case H2M_PRE: case H2M_TABLE: case H2M_TR: case H2M_CELL: case H2M_HR: case H2M_CAPTION:
+    case H2M_BLOCK:
+    case H2M_H:
+    case H2M_UL:
+    case H2M_OL:
+    case H2M_LI:
+    case H2M_BLOCKQUOTE:
+    case H2M_PRE:
+    case H2M_TABLE:
+    case H2M_TR:
+    case H2M_CELL:
+    case H2M_HR:
+    case H2M_CAPTION:
     case H2M_TABLE_PART:
         return -1;
     default:
@@ -346,7 +356,7 @@ static void emphasis_leave(struct h2m_md *m, const struct h2m_open *o, int *dept
     if (m->seq == o->seq)
         m->lead_len = o->lead_len; /* nothing written inside: the opener goes too */
     else
-        h2m_md_put_str(m, marker);        /* before any space owed after it */
+        h2m_md_put_str(m, marker); /* before any space owed after it */
 }
 
 /* <a href>: [text](url). javascript:, vbscript: and data: links keep their text only
@@ -365,9 +375,9 @@ static int link_enter(struct h2m_md *m, xmlNode *n)
     if (url != NULL) {
         o->url = url; /* transferred */
         m->link++;
-        m->inline_only += blocks;
         if (blocks)
-            h2m_md_newline(m, 2);
+            h2m_md_block(m); /* a paragraph of its own, before blocks become spaces */
+        m->inline_only += blocks;
         h2m_md_lead_add(m, "[");
     }
     return m->err != 0 ? m->err : 1;
@@ -518,9 +528,10 @@ static int input(struct h2m_md *m, xmlNode *n)
         h2m_md_flush(m);
         h2m_md_put(m, checked ? "[x]" : "[ ]", 3);
         m->pending_space = true;
-    } else if (type != NULL && (strcasecmp((const char *)type, "submit") == 0 ||
-                                strcasecmp((const char *)type, "button") == 0 ||
-                                strcasecmp((const char *)type, "reset") == 0) &&
+    } else if (type != NULL &&
+               (strcasecmp((const char *)type, "submit") == 0 ||
+                strcasecmp((const char *)type, "button") == 0 ||
+                strcasecmp((const char *)type, "reset") == 0) &&
                (value = xmlGetProp(n, (const xmlChar *)"value")) != NULL) {
         m->pending_space = true;
         h2m_md_text(m, value);
@@ -536,7 +547,8 @@ static int element_enter(struct h2m_md *m, xmlNode *n)
     enum h2m_tag t = h2m_tag_of(n);
 
     switch (t) {
-    case H2M_DROP: case H2M_HEAD:
+    case H2M_DROP:
+    case H2M_HEAD:
         return 0;
     case H2M_A:
         return link_enter(m, n);
@@ -555,7 +567,8 @@ static int element_enter(struct h2m_md *m, xmlNode *n)
         return m->err;
     case H2M_H:
         return heading_enter(m, n);
-    case H2M_UL: case H2M_OL:
+    case H2M_UL:
+    case H2M_OL:
         return list_enter(m, n, t == H2M_OL);
     case H2M_LI:
         return item_enter(m, n);
@@ -576,7 +589,11 @@ static int element_enter(struct h2m_md *m, xmlNode *n)
             return h2m_table(m, n);
         /* A layout table (or one inside a cell) is its cells' blocks. */
         __attribute__((fallthrough));
-    case H2M_BLOCK: case H2M_TR: case H2M_CELL: case H2M_CAPTION: case H2M_TABLE_PART:
+    case H2M_BLOCK:
+    case H2M_TR:
+    case H2M_CELL:
+    case H2M_CAPTION:
+    case H2M_TABLE_PART:
         h2m_md_block(m);
         return push_open(m, n, 0) == NULL ? m->err : 1;
     case H2M_OTHER:
@@ -590,11 +607,13 @@ static int md_enter(void *arg, xmlNode *n)
     struct h2m_md *m = arg;
 
     switch (n->type) {
-    case XML_TEXT_NODE: case XML_CDATA_SECTION_NODE:
+    case XML_TEXT_NODE:
+    case XML_CDATA_SECTION_NODE:
         return n->content == NULL ? 0 : h2m_md_text(m, n->content);
     case XML_ELEMENT_NODE:
         return element_enter(m, n);
-    case XML_DOCUMENT_NODE: case XML_HTML_DOCUMENT_NODE:
+    case XML_DOCUMENT_NODE:
+    case XML_HTML_DOCUMENT_NODE:
         return push_open(m, n, 0) == NULL ? m->err : 1;
     default:
         return 0; /* comments, processing instructions, the doctype */
@@ -613,7 +632,8 @@ static int md_leave(void *arg, xmlNode *n)
     case H2M_H:
         heading_leave(m, o);
         break;
-    case H2M_UL: case H2M_OL:
+    case H2M_UL:
+    case H2M_OL:
         list_leave(m);
         break;
     case H2M_STRONG:
@@ -636,7 +656,11 @@ static int md_leave(void *arg, xmlNode *n)
             h2m_md_pop_frame(m);
         h2m_md_block(m);
         break;
-    case H2M_BLOCK: case H2M_TABLE: case H2M_TR: case H2M_CELL: case H2M_CAPTION:
+    case H2M_BLOCK:
+    case H2M_TABLE:
+    case H2M_TR:
+    case H2M_CELL:
+    case H2M_CAPTION:
     case H2M_TABLE_PART:
         h2m_md_block(m);
         break;

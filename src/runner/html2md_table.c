@@ -60,7 +60,12 @@ static int layout_enter(void *arg, xmlNode *n)
         if (n == s->table)
             break;
         __attribute__((fallthrough));
-    case H2M_H: case H2M_UL: case H2M_OL: case H2M_PRE: case H2M_BLOCKQUOTE: case H2M_HR:
+    case H2M_H:
+    case H2M_UL:
+    case H2M_OL:
+    case H2M_PRE:
+    case H2M_BLOCKQUOTE:
+    case H2M_HR:
         /* Page structure a one-line cell would destroy: a layout table. */
         s->layout = true;
         return -1;
@@ -94,19 +99,19 @@ struct cell {
 };
 
 struct row {
-    size_t end;      /* cells [previous row's end, end) */
-    bool head;       /* in <thead>, or all <th> */
+    size_t end; /* cells [previous row's end, end) */
+    bool head;  /* in <thead>, or all <th> */
 };
 
 struct grid {
-    struct buf *arena;    /* every cell's markdown, one after another */
-    struct buf *scratch;  /* one cell's markdown before its "|" are escaped */
-    struct cell *cells;   /* row after row */
+    struct buf *arena;   /* every cell's markdown, one after another */
+    struct buf *scratch; /* one cell's markdown before its "|" are escaped */
+    struct cell *cells;  /* row after row */
     size_t ncells, cells_alloc;
     struct row *rows;
     size_t nrows, rows_alloc;
     size_t ncols;
-    uint32_t spans[H2M_TABLE_MAX_COLS]; /* rows still covered by a rowspan above */
+    uint32_t spans[H2M_TABLE_MAX_COLS];        /* rows still covered by a rowspan above */
     struct cell span_cell[H2M_TABLE_MAX_COLS]; /* ... and the cell that covers them */
     struct cell row[H2M_TABLE_MAX_COLS];
     size_t row_n;

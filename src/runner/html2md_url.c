@@ -197,13 +197,13 @@ static char *merged_path(char *o, const struct uri_parts *b, const struct uri_pa
 }
 
 /* RFC 3986 5.2.2 and 5.3, into out (room for strlen(base) + strlen(ref) + 8). */
-static void resolve(const struct uri_parts *b, const struct uri_parts *r, char *out,
-                    char *scratch)
+static void resolve(const struct uri_parts *b, const struct uri_parts *r, char *out, char *scratch)
 {
     const struct uri_parts *query_from = r;
     char *o = out;
 
-    o = put(o, r->has_scheme ? r->scheme : b->scheme, r->has_scheme ? r->scheme_len : b->scheme_len);
+    o = put(o, r->has_scheme ? r->scheme : b->scheme,
+            r->has_scheme ? r->scheme_len : b->scheme_len);
     *o++ = ':';
     if (r->has_scheme || r->has_auth) {
         if (r->has_auth) {

@@ -85,8 +85,7 @@ static void test_headings_are_atx_and_one_line(void **state)
               "## Split over lines\n\nafter");
     /* Empty headings leave nothing behind. */
     expect_md("<p>a</p><h2> </h2><h3></h3><p>b</p>", "a\n\nb");
-    expect_md("<h2><a href=\"#x\">Anchor</a> title</h2>",
-              "## [Anchor](" BASE "#x) title");
+    expect_md("<h2><a href=\"#x\">Anchor</a> title</h2>", "## [Anchor](" BASE "#x) title");
 }
 
 static void test_paragraphs_and_whitespace_collapse_as_a_browser(void **state)
@@ -111,7 +110,8 @@ static void test_links_are_made_absolute(void **state)
               "[space](https://example.com/docs/guide/a%20b\\(1\\).html)");
     /* javascript:, vbscript: and data: links keep their text only. */
     expect_md("<a href=\"javascript:alert(1)\">js</a> <a href=\" JavaScript:x\">js2</a> "
-              "<a href=\"data:text/html,x\">d</a>", "js js2 d");
+              "<a href=\"data:text/html,x\">d</a>",
+              "js js2 d");
     expect_md("<a>no href</a> <a href=\"#\">script target</a>", "no href script target");
     /* An empty link (an icon anchor) is dropped. */
     expect_md("<h2><a href=\"#t\" class=\"anchor\"></a>Title</h2>", "## Title");
@@ -120,6 +120,8 @@ static void test_links_are_made_absolute(void **state)
     /* A link around blocks is one line. */
     expect_md("<a href=\"/card\"><div><h3>Card</h3><p>Text</p></div></a>",
               "[Card Text](https://example.com/card)");
+    expect_md("<p>before</p>see<a href=\"/card\"><div>Card</div></a>after",
+              "before\n\nsee\n\n[Card](https://example.com/card)\n\nafter");
 }
 
 static void test_base_href_is_honoured(void **state)
@@ -280,7 +282,8 @@ static void test_emphasis_and_rules(void **state)
 static void test_form_controls_show_their_text(void **state)
 {
     expect_md("<ul><li><input type=checkbox checked> done</li><li><input type=\"checkbox\"> todo"
-              "</li></ul>", "- [x] done\n- [ ] todo");
+              "</li></ul>",
+              "- [x] done\n- [ ] todo");
     expect_md("<form><label>Size <select><option>S</option><option>M</option></select></label>"
               "<input type=text value=\"typed\"><input type=submit value=\"Go\"></form>",
               "Size\n\n- S\n- M\n\nGo");
@@ -293,16 +296,47 @@ static void test_element_table_finds_every_tag(void **state)
         const char *name;
         enum h2m_tag tag;
     } tags[] = {
-        {"a", H2M_A}, {"B", H2M_STRONG}, {"blockquote", H2M_BLOCKQUOTE}, {"br", H2M_BR},
-        {"caption", H2M_CAPTION}, {"code", H2M_CODE}, {"del", H2M_DEL}, {"div", H2M_BLOCK},
-        {"em", H2M_EM}, {"h1", H2M_H}, {"H6", H2M_H}, {"head", H2M_HEAD}, {"hr", H2M_HR},
-        {"img", H2M_IMG}, {"input", H2M_INPUT}, {"kbd", H2M_CODE}, {"li", H2M_LI},
-        {"noscript", H2M_DROP}, {"ol", H2M_OL}, {"option", H2M_LI}, {"p", H2M_BLOCK},
-        {"pre", H2M_PRE}, {"s", H2M_DEL}, {"script", H2M_DROP}, {"section", H2M_BLOCK},
-        {"select", H2M_UL}, {"strike", H2M_DEL}, {"strong", H2M_STRONG}, {"style", H2M_DROP},
-        {"svg", H2M_DROP}, {"table", H2M_TABLE}, {"tbody", H2M_TABLE_PART}, {"td", H2M_CELL},
-        {"template", H2M_DROP}, {"th", H2M_CELL}, {"title", H2M_HEAD}, {"tr", H2M_TR},
-        {"tt", H2M_CODE}, {"ul", H2M_UL}, {"xmp", H2M_PRE}, {"span", H2M_OTHER},
+        {"a", H2M_A},
+        {"B", H2M_STRONG},
+        {"blockquote", H2M_BLOCKQUOTE},
+        {"br", H2M_BR},
+        {"caption", H2M_CAPTION},
+        {"code", H2M_CODE},
+        {"del", H2M_DEL},
+        {"div", H2M_BLOCK},
+        {"em", H2M_EM},
+        {"h1", H2M_H},
+        {"H6", H2M_H},
+        {"head", H2M_HEAD},
+        {"hr", H2M_HR},
+        {"img", H2M_IMG},
+        {"input", H2M_INPUT},
+        {"kbd", H2M_CODE},
+        {"li", H2M_LI},
+        {"noscript", H2M_DROP},
+        {"ol", H2M_OL},
+        {"option", H2M_LI},
+        {"p", H2M_BLOCK},
+        {"pre", H2M_PRE},
+        {"s", H2M_DEL},
+        {"script", H2M_DROP},
+        {"section", H2M_BLOCK},
+        {"select", H2M_UL},
+        {"strike", H2M_DEL},
+        {"strong", H2M_STRONG},
+        {"style", H2M_DROP},
+        {"svg", H2M_DROP},
+        {"table", H2M_TABLE},
+        {"tbody", H2M_TABLE_PART},
+        {"td", H2M_CELL},
+        {"template", H2M_DROP},
+        {"th", H2M_CELL},
+        {"title", H2M_HEAD},
+        {"tr", H2M_TR},
+        {"tt", H2M_CODE},
+        {"ul", H2M_UL},
+        {"xmp", H2M_PRE},
+        {"span", H2M_OTHER},
         {"zzz", H2M_OTHER},
     };
 
@@ -410,9 +444,10 @@ static void test_malformed_html_still_converts(void **state)
     expect_md("<p>unclosed <b>bold <i>both</p><p>next", "unclosed **bold *both***\n\nnext");
     expect_md("</p>stray</p> end</div>", "stray\n\nend");
     expect_md("<b><i>x</b>y</i>", "***x***y");
-    expect_md("<table><td>cell</td><td>two<tr><td>3</table>", "| cell | two |\n| --- | --- |\n| 3 |  |");
+    expect_md("<table><td>cell</td><td>two<tr><td>3</table>",
+              "| cell | two |\n| --- | --- |\n| 3 |  |");
     expect_md("<a href=x>one<a href=y>two</a>", "[one](https://example.com/docs/guide/x)"
-                                              "[two](https://example.com/docs/guide/y)");
+                                                "[two](https://example.com/docs/guide/y)");
     /* libxml2 drops the "<<"; a ">" starting a line is escaped (it would quote). */
     expect_md("<<>><p <p>>x</p>&", "\\>>\n\n\\>x\n\n&");
     expect_md("<ul><p>stray p in a list</p><li>item</ul>", "stray p in a list\n\n- item");
@@ -423,8 +458,8 @@ static void test_empty_and_text_only_input(void **state)
     char *out = (char *)1;
     size_t len = 99;
 
-    assert_int_equal(html2md_convert((const uint8_t *)"", 0, NULL, NULL, HTML2MD_MARKDOWN, &out,
-                                     &len), 0);
+    assert_int_equal(
+        html2md_convert((const uint8_t *)"", 0, NULL, NULL, HTML2MD_MARKDOWN, &out, &len), 0);
     assert_string_equal(out, "");
     assert_int_equal(len, 0);
     free(out);
@@ -466,41 +501,45 @@ static char *nested(const char *open, const char *close, size_t depth, size_t *l
     return s;
 }
 
-static void test_deep_nesting_completes(void **state)
+/* Converts the nested document (see nested) in format f; caller frees. */
+static char *convert_nested(const char *open, const char *close, size_t depth,
+                            enum html2md_format f)
 {
     size_t len;
-    char *html = nested("<div>", "</div>", 100000, &len), *out;
+    char *html = nested(open, close, depth, &len), *out;
+
+    out = convert_n(html, len, NULL, BASE, f);
+    free(html);
+    return out;
+}
+
+static void test_deep_nesting_completes(void **state)
+{
+    char *out;
 
     /* libxml2 stops building at depth 256, and 100,000 x 100,000 steps are too many to
      * parse again without the limit: what came before is kept. */
-    out = convert_n(html, len, NULL, BASE, HTML2MD_MARKDOWN);
+    out = convert_nested("<div>", "</div>", 100000, HTML2MD_MARKDOWN);
     assert_string_equal(out, "before");
     free(out);
-    out = convert_n(html, len, NULL, BASE, HTML2MD_TEXT);
+    out = convert_nested("<div>", "</div>", 100000, HTML2MD_TEXT);
     assert_string_equal(out, "before");
     free(out);
-    free(html);
     /* A legacy page that never closes its <font>s is as deep as it is long: parsed again
      * without libxml2's depth limit, since that stays cheap at this size. */
-    html = nested("<font color=red>line<br>", "", 2000, &len);
-    out = convert_n(html, len, NULL, BASE, HTML2MD_TEXT);
+    out = convert_nested("<font color=red>line<br>", "", 2000, HTML2MD_TEXT);
     assert_non_null(strstr(out, "line line"));
     assert_non_null(strstr(out, "deep after"));
     free(out);
-    free(html);
     /* Within the limit, everything; indentation stops growing at H2M_MAX_INDENT. */
-    html = nested("<blockquote>", "</blockquote>", 200, &len);
-    out = convert_n(html, len, NULL, BASE, HTML2MD_MARKDOWN);
+    out = convert_nested("<blockquote>", "</blockquote>", 200, HTML2MD_MARKDOWN);
     assert_non_null(strstr(out, "after"));
     assert_true(strlen(out) < 2000);
     free(out);
-    free(html);
-    html = nested("<ul><li>", "</li></ul>", 120, &len);
-    out = convert_n(html, len, NULL, BASE, HTML2MD_MARKDOWN);
+    out = convert_nested("<ul><li>", "</li></ul>", 120, HTML2MD_MARKDOWN);
     assert_non_null(strstr(out, "- - - deep"));
     assert_non_null(strstr(out, "after"));
     free(out);
-    free(html);
 }
 
 /* CPU seconds used by this process. */
@@ -513,8 +552,7 @@ static double now(void)
 }
 
 /* Repeats unit to about size bytes, wrapped in head and tail. */
-static char *repeat(const char *head, const char *unit, const char *tail, size_t size,
-                    size_t *len)
+static char *repeat(const char *head, const char *unit, const char *tail, size_t size, size_t *len)
 {
     size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
     size_t count = size / ul, n = 0;
@@ -580,8 +618,8 @@ static void test_hostile_markup_scales_linearly(void **state)
 static void test_five_mib_table_completes(void **state)
 {
     size_t len;
-    char *html = repeat("<table><tr>", "<td>x</td>", "</tr><tr><td>y</td></tr></table>",
-                        5u << 20, &len);
+    char *html =
+        repeat("<table><tr>", "<td>x</td>", "</tr><tr><td>y</td></tr></table>", 5u << 20, &len);
     char *out = convert_n(html, len, NULL, BASE, HTML2MD_MARKDOWN);
 
     assert_non_null(strstr(out, "| y |"));
@@ -596,8 +634,9 @@ static void test_input_over_the_limit_is_refused(void **state)
     static const uint8_t byte = 'x';
 
     /* The length is checked before the bytes are read. */
-    assert_int_equal(html2md_convert(&byte, HTML2MD_MAX_INPUT + 1u, NULL, NULL, HTML2MD_TEXT, &out,
-                                     &len), ERR_INVALID);
+    assert_int_equal(
+        html2md_convert(&byte, HTML2MD_MAX_INPUT + 1u, NULL, NULL, HTML2MD_TEXT, &out, &len),
+        ERR_INVALID);
     assert_null(out);
     assert_int_equal(len, 0);
 }
@@ -661,23 +700,48 @@ static void expect_resolved(const char *base, const char *ref, const char *want)
 static void test_url_resolution_follows_rfc3986_examples(void **state)
 {
     static const char *const ex[][2] = {
-        {"g:h", "g:h"}, {"g", "http://a/b/c/g"}, {"./g", "http://a/b/c/g"},
-        {"g/", "http://a/b/c/g/"}, {"/g", "http://a/g"}, {"//g", "http://g"},
-        {"?y", "http://a/b/c/d;p?y"}, {"g?y", "http://a/b/c/g?y"},
-        {"#s", "http://a/b/c/d;p?q#s"}, {"g#s", "http://a/b/c/g#s"},
-        {"g?y#s", "http://a/b/c/g?y#s"}, {";x", "http://a/b/c/;x"},
-        {"g;x", "http://a/b/c/g;x"}, {"g;x?y#s", "http://a/b/c/g;x?y#s"},
-        {"", "http://a/b/c/d;p?q"}, {".", "http://a/b/c/"}, {"./", "http://a/b/c/"},
-        {"..", "http://a/b/"}, {"../", "http://a/b/"}, {"../g", "http://a/b/g"},
-        {"../..", "http://a/"}, {"../../", "http://a/"}, {"../../g", "http://a/g"},
-        {"../../../g", "http://a/g"}, {"../../../../g", "http://a/g"}, {"/./g", "http://a/g"},
-        {"/../g", "http://a/g"}, {"g.", "http://a/b/c/g."}, {".g", "http://a/b/c/.g"},
-        {"g..", "http://a/b/c/g.."}, {"..g", "http://a/b/c/..g"}, {"./../g", "http://a/b/g"},
-        {"./g/.", "http://a/b/c/g/"}, {"g/./h", "http://a/b/c/g/h"},
-        {"g/../h", "http://a/b/c/h"}, {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
-        {"g;x=1/../y", "http://a/b/c/y"}, {"g?y/./x", "http://a/b/c/g?y/./x"},
-        {"g?y/../x", "http://a/b/c/g?y/../x"}, {"g#s/./x", "http://a/b/c/g#s/./x"},
-        {"g#s/../x", "http://a/b/c/g#s/../x"}, {"http:g", "http:g"},
+        {"g:h", "g:h"},
+        {"g", "http://a/b/c/g"},
+        {"./g", "http://a/b/c/g"},
+        {"g/", "http://a/b/c/g/"},
+        {"/g", "http://a/g"},
+        {"//g", "http://g"},
+        {"?y", "http://a/b/c/d;p?y"},
+        {"g?y", "http://a/b/c/g?y"},
+        {"#s", "http://a/b/c/d;p?q#s"},
+        {"g#s", "http://a/b/c/g#s"},
+        {"g?y#s", "http://a/b/c/g?y#s"},
+        {";x", "http://a/b/c/;x"},
+        {"g;x", "http://a/b/c/g;x"},
+        {"g;x?y#s", "http://a/b/c/g;x?y#s"},
+        {"", "http://a/b/c/d;p?q"},
+        {".", "http://a/b/c/"},
+        {"./", "http://a/b/c/"},
+        {"..", "http://a/b/"},
+        {"../", "http://a/b/"},
+        {"../g", "http://a/b/g"},
+        {"../..", "http://a/"},
+        {"../../", "http://a/"},
+        {"../../g", "http://a/g"},
+        {"../../../g", "http://a/g"},
+        {"../../../../g", "http://a/g"},
+        {"/./g", "http://a/g"},
+        {"/../g", "http://a/g"},
+        {"g.", "http://a/b/c/g."},
+        {".g", "http://a/b/c/.g"},
+        {"g..", "http://a/b/c/g.."},
+        {"..g", "http://a/b/c/..g"},
+        {"./../g", "http://a/b/g"},
+        {"./g/.", "http://a/b/c/g/"},
+        {"g/./h", "http://a/b/c/g/h"},
+        {"g/../h", "http://a/b/c/h"},
+        {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+        {"g;x=1/../y", "http://a/b/c/y"},
+        {"g?y/./x", "http://a/b/c/g?y/./x"},
+        {"g?y/../x", "http://a/b/c/g?y/../x"},
+        {"g#s/./x", "http://a/b/c/g#s/./x"},
+        {"g#s/../x", "http://a/b/c/g#s/../x"},
+        {"http:g", "http:g"},
     };
 
     for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]); i++)
@@ -740,8 +804,8 @@ static bool corpus_check(const char *name, const char *ct, const char *url, enum
 
         while (got[i] != '\0' && got[i] == want[i])
             i++;
-        fprintf(stderr, "corpus %s.%s differs at byte %zu:\n--- got:\n%s\n--- want:\n%s\n",
-                name, f == HTML2MD_TEXT ? "txt" : "md", i, got, want);
+        fprintf(stderr, "corpus %s.%s differs at byte %zu:\n--- got:\n%s\n--- want:\n%s\n", name,
+                f == HTML2MD_TEXT ? "txt" : "md", i, got, want);
     }
     free(got);
     free(want);
