@@ -30,6 +30,20 @@ enum html2md_format { HTML2MD_MARKDOWN, HTML2MD_TEXT };
  * HTML2MD_MAX_OUTPUT (markdown of a pathological document; its text is smaller).
  * Caller frees *out with free(); on failure *out is NULL and *out_len 0.
  *
+ * Choices where RUNNER-OPS.md 8 leaves room (tests/unit/test_html2md.c shows each):
+ *  - charset: a byte order mark wins over everything (HTML5); labels as the WHATWG
+ *    Encoding Standard reads them (iso-8859-1 and us-ascii mean windows-1252); an unknown
+ *    label is passed over; undecodable bytes become U+FFFD, the rest of the page is kept.
+ *  - links: javascript:, vbscript: and data: hrefs, and href="#", keep their text only; an
+ *    image without a usable src (data: included; a lazy page's data-src stands in) gives
+ *    its alt text. A link around blocks is one line of text.
+ *  - NO-BREAK SPACE is output as a plain space, collapsed like any other.
+ *  - dropped in both formats: script, style, noscript, template, svg, comments; markdown
+ *    also drops <head> (title included), text keeps the <title> (as Go's text output).
+ *  - tables: a table with a table, heading, list, pre, blockquote or rule inside, or with
+ *    no row of two cells, lays out a page: its cells are written as blocks.
+ *  - <br> is "  " + newline, two in a row a paragraph break; a checkbox is "[x]"/"[ ]".
+ *
  * Known limit: libxml2 stops building the tree at element depth 256 (its default
  * xmlParserMaxDepth). A deeper document is parsed again without the limit
  * (XML_PARSE_HUGE) only when that stays cheap: tags are then matched against the whole
