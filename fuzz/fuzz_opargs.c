@@ -17,7 +17,8 @@
 #include "opargs.h"
 
 static const struct opargs_spec *const specs[] = {&opargs_read, &opargs_write, &opargs_list,
-                                                  &opargs_glob, &opargs_grep};
+                                                  &opargs_glob, &opargs_grep, &opargs_webfetch,
+                                                  &opargs_sync_skill};
 
 static bool same_name(const char *key, const char *name)
 {
@@ -36,7 +37,8 @@ static bool fits(const json_t *v, enum opargs_type t)
     switch (t) {
     case OPARGS_STRING:
         return json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
-    case OPARGS_INT64: return json_is_integer(v);
+    case OPARGS_INT64:
+    case OPARGS_INT: return json_is_integer(v);
     case OPARGS_BOOL: return json_is_boolean(v);
     case OPARGS_STRINGS: {
         size_t i;
@@ -68,6 +70,7 @@ static void check_field(const struct opargs_field *f, const json_t *want, const 
         break;
     }
     case OPARGS_INT64:
+    case OPARGS_INT:
         FUZZ_CHECK(*(const int64_t *)at == (want ? (int64_t)json_integer_value(want) : 0),
                    "%s differs", f->name);
         break;

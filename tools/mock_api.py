@@ -9,6 +9,7 @@ app_key (surrounding whitespace ignored). Binds 127.0.0.1 and writes the
 actual port to the ready file once listening.
 
     POST /channel/list     POST /incident/list     POST /member/list
+    GET /docs/runbook      an HTML runbook page (no key: the demo's webfetch reads it)
 
 take a JSON object body (optional "p" page from 1, "limit" default 20) and
 answer, only when the query parameter app_key is exactly the valid key:
@@ -54,6 +55,21 @@ MEMBERS = [
     {"member_id": 3790002, "member_name": "Bob Martin", "email": "bob@example.com",
      "status": "enabled"},
 ]
+
+RUNBOOK = """<!DOCTYPE html>
+<html><head><title>Runbook: payments latency</title>
+<script>window.analytics = {track: function () {}};</script>
+<style>nav { float: left }</style></head>
+<body><nav><a href="/">Home</a></nav>
+<main><h1>Runbook: payments latency</h1>
+<p>When the <b>Payments</b> channel pages for p99 latency, check the database first.</p>
+<ol><li>Open the <a href="dashboards/payments">payments dashboard</a>.</li>
+<li>Check replication lag: <code>SELECT now() - pg_last_xact_replay_timestamp();</code></li>
+<li>If lag is over 30 s, fail over (see <a href="/docs/failover">failover</a>).</li></ol>
+<table><tr><th>Signal</th><th>Threshold</th></tr>
+<tr><td>p99 latency</td><td>800 ms</td></tr><tr><td>error rate</td><td>2%</td></tr></table>
+</main></body></html>
+"""
 
 ROUTES = {"/channel/list": CHANNELS, "/incident/list": INCIDENTS, "/member/list": MEMBERS}
 MAX_BODY = 1024 * 1024
@@ -111,6 +127,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _page(self, html):
+        body = html.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     def _error(self, status, code, message):
         self._reply(status, {"error": {"code": code, "message": message}})
 
@@ -142,6 +167,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             return self._error(400, "InvalidParameter", "unreadable body")
+        if target.path == "/docs/runbook" and self.command in ("GET", "HEAD"):
+            return self._page(RUNBOOK)
         items = ROUTES.get(target.path)
         if items is None:
             return self._error(404, "NotFound", "no such API: " + target.path)

@@ -20,6 +20,8 @@ static const struct dlapi_symbol symbols[] = {
     SYM(easy_init),        SYM(easy_setopt),         SYM(easy_getinfo),
     SYM(easy_pause),       SYM(easy_cleanup),        SYM(easy_strerror),
     SYM(slist_append),     SYM(slist_free_all),      SYM(version_info),
+    SYM(url),              SYM(url_cleanup),         SYM(url_set),
+    SYM(url_get),          SYM(url_strerror),        SYM(free),
 };
 #undef SYM
 

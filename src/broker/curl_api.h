@@ -13,7 +13,8 @@
 
 #include <curl/curl.h>
 
-/* The calls upstream.c makes, one pointer per libcurl function of the same name. */
+/* The calls upstream.c and webfetch.c make, one pointer per libcurl function of the same
+ * name. */
 struct curl_api {
     CURLcode (*global_init)(long flags);
     CURLM *(*multi_init)(void);
@@ -34,6 +35,13 @@ struct curl_api {
     struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
     void (*slist_free_all)(struct curl_slist *list);
     curl_version_info_data *(*version_info)(CURLversion age);
+    /* The URL API: webfetch reads each hop's scheme, host and port (runner/webfetch.c). */
+    CURLU *(*url)(void);
+    void (*url_cleanup)(CURLU *handle);
+    CURLUcode (*url_set)(CURLU *handle, CURLUPart what, const char *part, unsigned int flags);
+    CURLUcode (*url_get)(const CURLU *handle, CURLUPart what, char **part, unsigned int flags);
+    const char *(*url_strerror)(CURLUcode code);
+    void (*free)(void *p);
 };
 
 /* Loads libcurl and runs curl_global_init() the first time; later calls return the same

@@ -24,6 +24,7 @@
 #include "config_internal.h"
 #include "err.h"
 #include "log.h"
+#include "netguard.h"
 #include "permission.h"
 #include "rewrite.h"
 #include "secret.h"
@@ -90,6 +91,10 @@ static const struct key_def keys[] = {
     {"ops.output.spill_max_age_seconds", KIND_DURATION, F(ops.spill_max_age_ms), 0, 1, MS_MAX},
     {"ops.output.spill_max_total_bytes", KIND_U64, F(ops.spill_max_total_bytes), 0, 1,
      1ull << 50},
+    {"webfetch", KIND_SECTION, 0, 0, 0, 0},
+    {"webfetch.allow_private", KIND_BOOL, F(webfetch.allow_private), 0, 0, 0},
+    {"webfetch.allow_hosts", KIND_LIST, F(webfetch.allow_hosts), F(webfetch.nallow_hosts), 0, 0},
+    {"webfetch.cacert", KIND_STRING, F(webfetch.cacert), 0, 0, 0},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -854,6 +859,8 @@ void config_free(struct runner_config *c)
     free(c->broker.audit);
     config__strv_free(c->broker.env_deny, c->broker.nenv_deny);
     config__strv_free(c->broker.secret_paths, c->broker.nsecret_paths);
+    config__strv_free(c->webfetch.allow_hosts, c->webfetch.nallow_hosts);
+    free(c->webfetch.cacert);
     free(c->config_path);
     free(c->permission_config);
     config__strv_free(c->permission_patterns, c->npermission);
@@ -919,6 +926,17 @@ static const char *url_problem(const char *url)
                          port_num < 1 || port_num > 65535))
         return "has a bad port (1-65535)";
     return NULL;
+}
+
+/* webfetch.allow_hosts: each entry a host name, an IP address or a CIDR prefix. */
+static int config__check_allow_hosts(const struct runner_config *c, char *err, size_t errlen)
+{
+    struct netguard g;
+    int r = netguard_init(&g, false, c->webfetch.allow_hosts, c->webfetch.nallow_hosts, err,
+                          errlen);
+
+    netguard_free(&g);
+    return r;
 }
 
 int config_validate(const struct runner_config *c, char *err, size_t errlen)
@@ -994,5 +1012,5 @@ int config_validate(const struct runner_config *c, char *err, size_t errlen)
         if (c->label_keys[i][0] == '\0')
             return config__fail(&w, "labels", ERR_INVALID, "a label has an empty name");
     }
-    return 0;
+    return config__check_allow_hosts(c, err, errlen);
 }

@@ -115,6 +115,12 @@ struct runner_config {
         uint64_t spill_max_age_ms;   /* .outputs/ files older are pruned (7 days; RUNNER-OPS.md 4) */
         uint64_t spill_max_total_bytes; /* and the oldest while .outputs/ holds more (1 GiB) */
     } ops;
+    struct {
+        bool allow_private;   /* the address guard off (RUNNER-OPS.md 8) */
+        char **allow_hosts;   /* host names, IPs, CIDR prefixes the guard lets through */
+        size_t nallow_hosts;
+        char *cacert;         /* a CA bundle for webfetch's https, or NULL: the system's */
+    } webfetch;
     char *config_path; /* absolute path of the file read, or NULL (none, or a pipe) */
     /* Warnings met while reading the sources, for the caller to log once logging is set
      * up: static texts that name settings, never a value (config_note). */

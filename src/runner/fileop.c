@@ -19,6 +19,8 @@
 
 #include "err.h"
 #include "fileop_internal.h"
+#include "outspill.h"
+#include "proto.h"
 #include "wspath.h"
 
 static const struct fileop_kind *fileop__kind(const char *operation);
@@ -94,6 +96,21 @@ bool fileop__path_error(struct fileop *op, int r, const char *p)
         return false;
     return true;
 }
+/* Section 4's fields of a content that went through outspill_process. */
+int fileop__put_spilled(json_t *res, const struct outspill_result *spill, bool truncated)
+{
+    if (json_object_set_new(res, "content", proto_json_bytes((const uint8_t *)spill->content,
+                                                             spill->content_len)) != 0 ||
+        ((spill->truncated || truncated) &&
+         json_object_set_new(res, "truncated", json_true()) != 0) ||
+        (spill->file_path != NULL &&
+         json_object_set_new(res, "file_path", json_string(spill->file_path)) != 0) ||
+        (spill->total_size > 0 &&
+         json_object_set_new(res, "total_size", json_integer(spill->total_size)) != 0))
+        return ERR_NOMEM;
+    return 0;
+}
+
 /* ---- the op ---- */
 
 static const struct fileop_kind kinds[] = {
@@ -105,6 +122,8 @@ static const struct fileop_kind kinds[] = {
      fileop__grep_cancel, fileop__grep_free},
     {"sync_skill", &opargs_sync_skill, fileop__skill_work, fileop__skill_result, NULL, NULL,
      NULL},
+    {"webfetch", &opargs_webfetch, fileop__webfetch_work, fileop__webfetch_result,
+     fileop__webfetch_start, fileop__webfetch_cancel, fileop__webfetch_free},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)

@@ -6,8 +6,9 @@
  * it and turns its outcome into the task's result. The work polls a cancel flag
  * between chunks; a cancelled operation ends with Go's "context canceled".
  *
- * The operations: read, write, list, glob and grep (sections 5.1-5.5), and sync_skill
- * (section 10). Paths go through wspath.h.
+ * The operations: read, write, list, glob and grep (sections 5.1-5.5), sync_skill
+ * (section 10): their paths go through wspath.h; and webfetch (section 8), whose request
+ * runs on the loop first.
  */
 #ifndef CREDBROKER_FILEOP_H
 #define CREDBROKER_FILEOP_H
@@ -23,6 +24,8 @@
 
 struct wspath_root;
 struct outspill;
+struct netguard;
+struct webproxy;
 struct fileop;
 
 struct fileop_limits {
@@ -33,6 +36,10 @@ struct fileop_limits {
     struct skill_limits skill; /* ops.sync_skill.*: what one skill archive may hold */
     size_t max_result_bytes;   /* what a result object may take in its message (2.7) */
     struct outspill *spill;    /* where large content goes (section 4) */
+    /* webfetch (section 8): the address guard, the proxies, a CA bundle or NULL */
+    const struct netguard *webfetch_guard;
+    const struct webproxy *webfetch_proxy;
+    const char *webfetch_cacert;
 };
 
 /* Whether operation is one of the file operations implemented here. */

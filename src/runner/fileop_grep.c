@@ -199,13 +199,7 @@ static int grep_build(struct fileop *op)
     if ((r = grep_content(op, &spill)) != 0)
         goto out;
     r = ERR_NOMEM;
-    if (json_object_set_new(res, "content", sanitized(spill.content, spill.content_len)) != 0 ||
-        ((spill.truncated || op->truncated) &&
-         json_object_set_new(res, "truncated", json_true()) != 0) ||
-        (spill.file_path != NULL &&
-         json_object_set_new(res, "file_path", json_string(spill.file_path)) != 0) ||
-        (spill.total_size > 0 &&
-         json_object_set_new(res, "total_size", json_integer(spill.total_size)) != 0))
+    if (fileop__put_spilled(res, &spill, op->truncated) != 0)
         goto out;
     g->result = res;
     res = NULL;

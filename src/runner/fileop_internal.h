@@ -25,6 +25,7 @@
 struct fileop;
 struct grep_hit;
 struct grep_rg;
+struct outspill_result;
 
 struct list_entry {
     char *path; /* relative to the root's real path */
@@ -61,6 +62,17 @@ struct fileop_grep {
     json_t *result;          /* built by the work */
 };
 
+/* webfetch's state (fileop_webfetch.c). */
+struct fileop_webfetch {
+    struct webfetch *fetch;  /* the request (loop side) */
+    bool refused;            /* start failed the op: the work does nothing */
+    long status;             /* the final response, taken from the request */
+    char *final_url, *content_type;
+    uint8_t *body;
+    size_t body_len;
+    json_t *result;          /* built by the work */
+};
+
 struct fileop {
     uv_work_t work;
     const struct fileop_kind *kind;
@@ -73,6 +85,7 @@ struct fileop {
         struct glob_args glob;
         struct grep_args grep;
         struct sync_skill_args sync_skill;
+        struct webfetch_args webfetch;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -90,6 +103,7 @@ struct fileop {
     struct list_entry *entries; /* list */
     size_t nentries, entries_cap;
     struct fileop_grep grep;
+    struct fileop_webfetch web;
     uv_loop_t *loop;
 };
 
@@ -110,6 +124,10 @@ mode_t fileop__umask(void);
 void fileop__fail(struct fileop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The errors every path can give before it names something: set and true, else false. */
 bool fileop__path_error(struct fileop *op, int r, const char *p);
+/* Section 4's fields of a content that went through outspill_process (content,
+ * truncated?, file_path?, total_size?); truncated also when the op cut its result
+ * otherwise. 0 or ERR_NOMEM. */
+int fileop__put_spilled(json_t *res, const struct outspill_result *spill, bool truncated);
 /* Queues the op's work on the pool (for a start hook that ran something first); a failure
  * to queue ends the op with an error. */
 void fileop__queue(struct fileop *op);
@@ -131,5 +149,10 @@ void fileop__grep_cancel(struct fileop *op);
 void fileop__grep_free(struct fileop *op);
 void fileop__skill_work(struct fileop *op);    /* fileop_skill.c */
 json_t *fileop__skill_result(const struct fileop *op);
+void fileop__webfetch_work(struct fileop *op); /* fileop_webfetch.c */
+json_t *fileop__webfetch_result(const struct fileop *op);
+int fileop__webfetch_start(uv_loop_t *loop, struct fileop *op);
+void fileop__webfetch_cancel(struct fileop *op);
+void fileop__webfetch_free(struct fileop *op);
 
 #endif

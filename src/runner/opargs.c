@@ -52,6 +52,13 @@ SPEC(glob, "GlobArgs", glob_args, glob_fields);
 SPEC(grep, "GrepArgs", grep_args, grep_fields);
 SPEC(sync_skill, "SyncSkillArgs", sync_skill_args, sync_skill_fields);
 
+static const struct opargs_field webfetch_fields[] = {
+    FIELD(webfetch_args, url, OPARGS_STRING),
+    FIELD(webfetch_args, format, OPARGS_STRING),
+    FIELD(webfetch_args, timeout, OPARGS_INT),
+};
+SPEC(webfetch, "WebFetchArgs", webfetch_args, webfetch_fields);
+
 static int fail(const struct opargs_spec *spec, int r, char *err, size_t errlen,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -104,6 +111,7 @@ static const char *go_type(enum opargs_type t)
     switch (t) {
     case OPARGS_STRING: return "string";
     case OPARGS_INT64: return "int64";
+    case OPARGS_INT: return "int";
     case OPARGS_BOOL: return "bool";
     case OPARGS_STRINGS: return "[]string";
     }
@@ -199,6 +207,7 @@ static int set_field(const struct opargs_spec *spec, const struct opargs_field *
         return 0;
     }
     case OPARGS_INT64:
+    case OPARGS_INT:
         if (!json_is_integer(v))
             return type_error(spec, f, v, go_type(f->type), err, errlen);
         *(int64_t *)at = (int64_t)json_integer_value(v);

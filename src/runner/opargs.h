@@ -28,6 +28,7 @@
 enum opargs_type {
     OPARGS_STRING,  /* char *: NULL when not given (Go's "") */
     OPARGS_INT64,   /* int64_t */
+    OPARGS_INT,     /* int64_t, for a Go int (64 bits on the Go runner's platforms) */
     OPARGS_BOOL,    /* bool */
     OPARGS_STRINGS, /* struct opargs_strings */
 };
@@ -77,8 +78,15 @@ struct sync_skill_args {
     char *skill_name, *skill_dir, *zip_data, *checksum;
 };
 
+/* webfetch's (RUNNER-OPS.md 8). */
+struct webfetch_args {
+    char *url, *format;
+    int64_t timeout; /* seconds */
+};
+
 extern const struct opargs_spec opargs_read, opargs_write, opargs_list, opargs_glob, opargs_grep;
 extern const struct opargs_spec opargs_sync_skill;
+extern const struct opargs_spec opargs_webfetch;
 
 /*
  * Reads args (NULL: the message had none) into out, a struct of spec->size bytes that

@@ -33,6 +33,7 @@
 #include "err.h"
 #include "harden.h"
 #include "fileop.h"
+#include "netguard.h"
 #include "outspill.h"
 #include "permission.h"
 #include "isolate.h"
@@ -43,6 +44,7 @@
 #include "secret.h"
 #include "wspath.h"
 #include "task.h"
+#include "webproxy.h"
 #include "ws.h"
 
 #define HEARTBEAT_MS (30 * 1000)
@@ -81,6 +83,8 @@ struct runner {
     struct wspath_root workspace;   /* its root, opened at start (wspath.h) */
     struct fileop_limits fileop_limits;
     struct outspill spill;          /* large output goes to .outputs/ (outspill.h) */
+    struct netguard webfetch_guard; /* webfetch's address guard (netguard.h) */
+    struct webproxy webfetch_proxy; /* and its proxies, from the environment at start */
     json_t *labels, *environment;
     struct ws *ws;
     bool connected;
@@ -847,10 +851,16 @@ static json_t *environment_json(const struct runner *r)
     return o;
 }
 
+static const char *runner__getenv(const char *name)
+{
+    return getenv(name);
+}
+
 static int runner__init(struct runner *r, const struct runner_config *cfg, bool advertise)
 {
     extern char **environ;
     struct broker_options bo;
+    char err[256];
     int rc;
 
     memset(r, 0, sizeof(*r));
@@ -891,6 +901,18 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     r->fileop_limits.skill.max_entries = cfg->ops.skill_max_entries;
     r->fileop_limits.skill.max_ratio = cfg->ops.skill_max_ratio;
     r->fileop_limits.spill = &r->spill;
+    if ((rc = netguard_init(&r->webfetch_guard, cfg->webfetch.allow_private,
+                            cfg->webfetch.allow_hosts, cfg->webfetch.nallow_hosts, err,
+                            sizeof(err))) != 0) {
+        log_error("%s", err);
+        return rc;
+    }
+    if ((rc = webproxy_init(&r->webfetch_proxy, runner__getenv)) != 0)
+        return rc;
+    r->fileop_limits.webfetch_guard = &r->webfetch_guard;
+    r->fileop_limits.webfetch_proxy = &r->webfetch_proxy;
+    r->fileop_limits.webfetch_cacert =
+        cfg->webfetch.cacert != NULL && cfg->webfetch.cacert[0] ? cfg->webfetch.cacert : NULL;
     /* The runner's own secrets never reach a command. */
     if ((r->child_env = env_new_for_command(environ, (const char *const *)cfg->broker.env_deny,
                                             cfg->broker.nenv_deny)) == NULL)
@@ -986,6 +1008,8 @@ int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_
     json_decref(r.environment);
     env_free(r.child_env);
     isolate_secrets_free(&r.secrets);
+    netguard_free(&r.webfetch_guard);
+    webproxy_free(&r.webfetch_proxy);
     wspath_root_close(&r.workspace);
     uv_loop_close(r.loop);
     return 0;
