@@ -125,7 +125,8 @@ static int type_error(const struct opargs_spec *spec, const struct opargs_field 
 
     return fail(spec, ERR_INVALID, err, errlen,
                 "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
-                json_kind(v, f->type == OPARGS_INT64, kind, sizeof(kind)), spec->go_struct,
+                json_kind(v, f->type == OPARGS_INT64 || f->type == OPARGS_INT, kind, sizeof(kind)),
+                spec->go_struct,
                 f->name, type);
 }
 

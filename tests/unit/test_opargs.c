@@ -84,6 +84,12 @@ static void test_wrong_types_fail_with_gos_text(void **state)
     assert_error(&opargs_read, "{\"limit\": 1.5}",
                  "invalid read args: json: cannot unmarshal number 1.5 into Go struct field "
                  "ReadArgs.limit of type int64");
+    assert_error(&opargs_webfetch, "{\"timeout\": 1.5}",
+                 "invalid webfetch args: json: cannot unmarshal number 1.5 into Go struct field "
+                 "WebFetchArgs.timeout of type int");
+    assert_error(&opargs_webfetch, "{\"timeout\": \"30\"}",
+                 "invalid webfetch args: json: cannot unmarshal string into Go struct field "
+                 "WebFetchArgs.timeout of type int");
     assert_error(&opargs_read, "{\"path\": 3}",
                  "invalid read args: json: cannot unmarshal number into Go struct field "
                  "ReadArgs.path of type string");
