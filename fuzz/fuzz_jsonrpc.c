@@ -37,8 +37,8 @@ struct harness;
 struct call {
     struct harness *h;
     int64_t id;
-    int cbs;          /* callbacks so far */
-    bool issued;      /* jsonrpc_peer_call returned 0 */
+    int cbs;     /* callbacks so far */
+    bool issued; /* jsonrpc_peer_call returned 0 */
     bool forgotten;
 };
 
@@ -49,11 +49,11 @@ struct harness {
     size_t ncalls;
     int64_t last_request_id;
     bool send_fails;
-    bool closed;       /* fail_all happened */
-    bool freed;        /* a callback freed the peer */
-    json_t *cur;       /* the message being received, as this file parsed it; NULL outside */
-    json_t *answers;   /* responses the peer sent during this receive */
-    size_t notes;      /* notifications passed on during this receive */
+    bool closed;     /* fail_all happened */
+    bool freed;      /* a callback freed the peer */
+    json_t *cur;     /* the message being received, as this file parsed it; NULL outside */
+    json_t *answers; /* responses the peer sent during this receive */
+    size_t notes;    /* notifications passed on during this receive */
 };
 
 static void make_call(struct harness *h);
@@ -100,7 +100,8 @@ static bool valid_message(const json_t *v)
         return valid_object(v);
     if (!json_is_array(v) || json_array_size(v) == 0)
         return false;
-    json_array_foreach(v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         if (!valid_object(e))
             return false;
     }
@@ -112,8 +113,7 @@ static bool names(const json_t *id, int64_t want)
 {
     if (json_is_integer(id))
         return json_integer_value(id) == want;
-    return json_is_real(id) && json_real_value(id) == (double)want &&
-           (int64_t)(double)want == want;
+    return json_is_real(id) && json_real_value(id) == (double)want && (int64_t)(double)want == want;
 }
 
 static void result_cb(void *ud, const json_t *result, const struct jsonrpc_error *err,
@@ -144,10 +144,11 @@ static void result_cb(void *ud, const json_t *result, const struct jsonrpc_error
             if (result != NULL)
                 found = json_equal(result, json_object_get(e, "result"));
             else
-                found = er != NULL && err->code == json_integer_value(json_object_get(er, "code")) &&
-                        strcmp(err->message, json_string_value(json_object_get(er, "message"))) == 0 &&
-                        (err->data == NULL ? json_object_get(er, "data") == NULL
-                                           : json_equal(err->data, json_object_get(er, "data")));
+                found =
+                    er != NULL && err->code == json_integer_value(json_object_get(er, "code")) &&
+                    strcmp(err->message, json_string_value(json_object_get(er, "message"))) == 0 &&
+                    (err->data == NULL ? json_object_get(er, "data") == NULL
+                                       : json_equal(err->data, json_object_get(er, "data")));
         }
         FUZZ_CHECK(found, "call %lld got an outcome no response in the message gave",
                    (long long)c->id);

@@ -37,8 +37,7 @@ struct jsonrpc_peer {
 
 enum jsonrpc_kind { JSONRPC_RESPONSE, JSONRPC_REQUEST, JSONRPC_NOTIFICATION };
 
-struct jsonrpc_peer *jsonrpc_peer_new(jsonrpc_send_fn send, void *send_ud,
-                                      size_t max_message_bytes)
+struct jsonrpc_peer *jsonrpc_peer_new(jsonrpc_send_fn send, void *send_ud, size_t max_message_bytes)
 {
     struct jsonrpc_peer *p;
 
@@ -156,18 +155,18 @@ void jsonrpc_peer_fail_all(struct jsonrpc_peer *p, const char *reason)
 static int jsonrpc__send(struct jsonrpc_peer *p, const json_t *msg)
 {
     char *s = json_dumps(msg, JSON_COMPACT);
-    size_t len;
+    size_t n;
     int r;
 
     if (s == NULL)
         return ERR_NOMEM;
-    len = strlen(s); /* jansson writes a NUL in a string as \u0000: no NUL inside */
-    if (len > p->max) {
+    n = strlen(s); /* jansson writes a NUL in a string as \u0000: no NUL inside */
+    if (n > p->max) {
         free(s);
         return ERR_TOO_LARGE;
     }
     jsonrpc__enter(p);
-    r = p->send(p->send_ud, s, len);
+    r = p->send(p->send_ud, s, n);
     free(s);
     if (jsonrpc__leave(p))
         return ERR_CLOSED;
@@ -175,8 +174,7 @@ static int jsonrpc__send(struct jsonrpc_peer *p, const json_t *msg)
 }
 
 /* {"jsonrpc":"2.0", [id,] "method":..., ["params":...]} for a request or notification. */
-static int jsonrpc__build(const char *method, const json_t *params, const int64_t *id,
-                          json_t **out)
+static int jsonrpc__build(const char *method, const json_t *params, const int64_t *id, json_t **out)
 {
     json_t *m = json_object();
     json_t *idv = NULL, *mv = NULL;
@@ -323,8 +321,9 @@ static const char *jsonrpc__check(const json_t *m, enum jsonrpc_kind *kind)
     /* 5: id null only in an error about a request the server could not read. */
     if (!jsonrpc__is_id(id) && !(json_is_null(id) && error != NULL))
         return "response id is neither string nor number";
-    if (error != NULL && (!json_is_object(error) || !json_is_integer(json_object_get(error, "code")) ||
-                          !json_is_string(json_object_get(error, "message"))))
+    if (error != NULL &&
+        (!json_is_object(error) || !json_is_integer(json_object_get(error, "code")) ||
+         !json_is_string(json_object_get(error, "message"))))
         return "error without an integer code and a string message";
     *kind = JSONRPC_RESPONSE;
     return NULL;
@@ -357,7 +356,8 @@ static void jsonrpc__on_response(struct jsonrpc_peer *p, const json_t *m)
     int64_t id;
     size_t i;
 
-    if (!jsonrpc__our_id(json_object_get(m, "id"), &id) || (i = jsonrpc__find(p, id)) == p->npending) {
+    if (!jsonrpc__our_id(json_object_get(m, "id"), &id) ||
+        (i = jsonrpc__find(p, id)) == p->npending) {
         p->ignored++;
         return;
     }
@@ -377,7 +377,8 @@ static void jsonrpc__on_response(struct jsonrpc_peer *p, const json_t *m)
 static int jsonrpc__on_request(struct jsonrpc_peer *p, const json_t *m)
 {
     const json_t *method = json_object_get(m, "method");
-    bool ping = json_string_length(method) == 4 && memcmp(json_string_value(method), "ping", 4) == 0;
+    bool ping =
+        json_string_length(method) == 4 && memcmp(json_string_value(method), "ping", 4) == 0;
     json_t *answer;
     int r;
 
@@ -386,9 +387,9 @@ static int jsonrpc__on_request(struct jsonrpc_peer *p, const json_t *m)
         answer = json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id", json_object_get(m, "id"),
                            "result");
     else
-        answer = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
-                           json_object_get(m, "id"), "error", "code", JSONRPC_METHOD_NOT_FOUND,
-                           "message", "Method not found");
+        answer =
+            json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", json_object_get(m, "id"),
+                      "error", "code", JSONRPC_METHOD_NOT_FOUND, "message", "Method not found");
     if (answer == NULL)
         return ERR_NOMEM;
     r = jsonrpc__send(p, answer);

@@ -26,16 +26,16 @@ struct sse_parser {
     size_t max;
     sse_event_cb cb;
     void *cb_data;
-    int err;            /* the first non-zero return, repeated from then on */
-    unsigned bom_seen;  /* leading bytes that matched the BOM so far */
-    bool past_start;    /* the BOM question is settled */
-    bool skip_lf;       /* the last line ended in CR: an LF right after is part of it */
-    bool id_set;        /* an id field came in this block: id_next is the new last id */
-    struct buf *line;   /* the current line, without its end of line; cap max */
-    struct buf *data;   /* the data buffer: each data line and a "\n"; cap max + 1 */
-    struct buf *type;   /* the event type buffer; cap max */
-    struct buf *id_next; /* the last event id buffer, while id_set; cap max */
-    struct buf *last_id; /* the last event id string; cap max */
+    int err;                 /* the first non-zero return, repeated from then on */
+    unsigned bom_seen;       /* leading bytes that matched the BOM so far */
+    bool past_start;         /* the BOM question is settled */
+    bool skip_lf;            /* the last line ended in CR: an LF right after is part of it */
+    bool id_set;             /* an id field came in this block: id_next is the new last id */
+    struct buf *line;        /* the current line, without its end of line; cap max */
+    struct buf *data;        /* the data buffer: each data line and a "\n"; cap max + 1 */
+    struct buf *type;        /* the event type buffer; cap max */
+    struct buf *id_next;     /* the last event id buffer, while id_set; cap max */
+    struct buf *last_id;     /* the last event id string; cap max */
     const char *last_id_str; /* NUL-terminated view of last_id */
     long retry_ms;
 };

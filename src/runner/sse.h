@@ -36,9 +36,9 @@
 #include <stddef.h>
 
 struct sse_event {
-    const char *type;    /* "message" unless an event field said otherwise; NUL-terminated */
-    size_t type_len;     /* type may hold a NUL (the standard allows it): compare with this */
-    const char *data;    /* data_len bytes, then a NUL; may hold NUL bytes (U+0000 is text) */
+    const char *type; /* "message" unless an event field said otherwise; NUL-terminated */
+    size_t type_len;  /* type may hold a NUL (the standard allows it): compare with this */
+    const char *data; /* data_len bytes, then a NUL; may hold NUL bytes (U+0000 is text) */
     size_t data_len;
     const char *last_id; /* the last event id so far ("" if none); never holds a NUL */
 };

@@ -48,16 +48,16 @@ static void wire_clear(struct wire *w)
 /* One call's outcome; actions a callback takes back into the peer. */
 struct outcome {
     int calls;
-    char result[256];   /* the result, compact JSON */
+    char result[256]; /* the result, compact JSON */
     int64_t code;
     char message[64];
     char data[64];
     char transport[64];
     struct jsonrpc_peer *peer;
-    int issue_call;     /* call "next" from the callback */
+    int issue_call; /* call "next" from the callback */
     int64_t next_id;
     int next_rc;
-    int64_t forget_id;  /* forget this id from the callback */
+    int64_t forget_id; /* forget this id from the callback */
     int fail_all;
     int free_peer;
     struct outcome *next; /* the outcome of the call issued from here */
@@ -123,9 +123,14 @@ static struct jsonrpc_peer *new_peer(struct wire *w, size_t max)
     return p;
 }
 
-static int receive(struct jsonrpc_peer *p, const char *text, char *reason, size_t n)
+/* The reason of the last feed(). */
+static char reason[128];
+
+/* Gives text to the peer as one message; returns jsonrpc_peer_receive's code. */
+static int feed(struct jsonrpc_peer *p, const char *text)
 {
-    return jsonrpc_peer_receive(p, text, strlen(text), reason, n);
+    memset(reason, 'x', sizeof(reason)); /* the peer must write it, also when it is "" */
+    return jsonrpc_peer_receive(p, text, strlen(text), reason, sizeof(reason));
 }
 
 static void call_ok(struct jsonrpc_peer *p, const char *method, struct outcome *o, int64_t want)
@@ -198,25 +203,23 @@ static void test_jsonrpc_results_and_errors_reach_their_own_callback_once(void *
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {0}, b = {0};
-    char reason[128];
 
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32602,"
-                                "\"message\":\"bad\",\"data\":[1]}}", reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32602,"
+                             "\"message\":\"bad\",\"data\":[1]}}"),
+                     0);
     assert_int_equal(a.calls, 0);
     assert_int_equal(b.calls, 1);
     assert_int_equal(b.code, -32602);
     assert_string_equal(b.message, "bad");
     assert_string_equal(b.data, "[1]");
     assert_int_equal(jsonrpc_peer_pending(p), 1);
-    assert_int_equal(receive(p, " {\"result\":{\"tools\":[]},\"id\":1,\"jsonrpc\":\"2.0\"}\n",
-                             reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, " {\"result\":{\"tools\":[]},\"id\":1,\"jsonrpc\":\"2.0\"}\n"), 0);
     assert_int_equal(a.calls, 1);
     assert_string_equal(a.result, "{\"tools\":[]}");
     /* a second answer to either is ignored and counted */
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":null}", reason,
-                             sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":null}"), 0);
     assert_int_equal(a.calls, 1);
     assert_int_equal(jsonrpc_peer_ignored(p), 1);
     assert_int_equal(jsonrpc_peer_pending(p), 0);
@@ -230,32 +233,25 @@ static void test_jsonrpc_response_ids_match_by_number_never_by_string(void **sta
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {0}, b = {0};
-    char reason[128];
 
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":1}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":1}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":-1,\"result\":1}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":1e300,\"result\":1}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":9223372036854775807,\"result\":1}",
-                             reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":1}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":1}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":-1,\"result\":1}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":1e300,\"result\":1}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":9223372036854775807,\"result\":1}"), 0);
     /* an error about a request the server could not read: id null, matched to nothing */
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
-                                "\"message\":\"Parse error\"}}", reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
+                             "\"message\":\"Parse error\"}}"),
+                     0);
     assert_int_equal(jsonrpc_peer_ignored(p), 6);
     assert_int_equal(a.calls + b.calls, 0);
     /* 1.0 is the number 1 */
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":1.0,\"result\":\"one\"}", reason,
-                             sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":1.0,\"result\":\"one\"}"), 0);
     assert_int_equal(a.calls, 1);
     assert_string_equal(a.result, "\"one\"");
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":2e0,\"result\":2}", reason,
-                             sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":2e0,\"result\":2}"), 0);
     assert_int_equal(b.calls, 1);
     wire_clear(&w);
     jsonrpc_peer_free(p);
@@ -265,12 +261,11 @@ static void test_jsonrpc_server_ping_is_answered_with_an_empty_result(void **sta
 {
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
-    char reason[128];
 
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"ping\"}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":\"p-1\",\"method\":\"ping\","
-                                "\"params\":{}}", reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"ping\"}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":\"p-1\",\"method\":\"ping\","
+                             "\"params\":{}}"),
+                     0);
     assert_int_equal(w.n, 2);
     assert_string_equal(w.msgs[0], "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{}}");
     assert_string_equal(w.msgs[1], "{\"jsonrpc\":\"2.0\",\"id\":\"p-1\",\"result\":{}}");
@@ -283,17 +278,13 @@ static void test_jsonrpc_other_server_requests_get_method_not_found_with_their_i
 {
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
-    char reason[128];
 
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":\"s\\u00e9\",\"method\":"
-                                "\"sampling/createMessage\",\"params\":{}}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"roots/list\"}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":-3,\"method\":\"Ping\"}", reason,
-                             sizeof(reason)), 0);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":2.5,\"method\":\"x\"}", reason,
-                             sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":\"s\\u00e9\",\"method\":"
+                             "\"sampling/createMessage\",\"params\":{}}"),
+                     0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"roots/list\"}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":-3,\"method\":\"Ping\"}"), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":2.5,\"method\":\"x\"}"), 0);
     assert_int_equal(w.n, 4);
     assert_string_equal(w.msgs[0], "{\"jsonrpc\":\"2.0\",\"id\":\"s\xc3\xa9\",\"error\":"
                                    "{\"code\":-32601,\"message\":\"Method not found\"}}");
@@ -305,8 +296,7 @@ static void test_jsonrpc_other_server_requests_get_method_not_found_with_their_i
                                    "{\"code\":-32601,\"message\":\"Method not found\"}}");
     /* an answer that cannot be sent is reported, after the rest was handled */
     w.fail_with = -5;
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"ping\"}", reason,
-                             sizeof(reason)), -5);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"ping\"}"), -5);
     assert_string_equal(reason, "an answer to a server request was not sent");
     wire_clear(&w);
     jsonrpc_peer_free(p);
@@ -317,17 +307,16 @@ static void test_jsonrpc_notifications_go_to_the_callback_and_are_not_answered(v
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct notes s = {0};
-    char reason[128];
 
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}",
-                             reason, sizeof(reason)), 0); /* no callback yet: dropped */
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}"),
+                     0); /* no callback yet: dropped */
     jsonrpc_peer_on_notification(p, notify_cb, &s);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
-                                "\"params\":{\"progress\":1}}", reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
+                             "\"params\":{\"progress\":1}}"),
+                     0);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.last, "notifications/progress {\"progress\":1}");
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"method\":\"n\",\"params\":null}", reason,
-                             sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"method\":\"n\",\"params\":null}"), 0);
     assert_string_equal(s.last, "n -");
     assert_int_equal(w.n, 0);
     jsonrpc_peer_free(p);
@@ -339,19 +328,18 @@ static void test_jsonrpc_batch_is_handled_element_by_element(void **state)
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {0}, b = {0};
     struct notes s = {0};
-    char reason[128];
 
     jsonrpc_peer_on_notification(p, notify_cb, &s);
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
     wire_clear(&w);
-    assert_int_equal(receive(p, "[{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":\"B\"},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"ping\"},"
-                                "{\"jsonrpc\":\"2.0\",\"method\":\"n\"},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"elicitation/create\"},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"A\"},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"again\"}]",
-                             reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "[{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":\"B\"},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"ping\"},"
+                             "{\"jsonrpc\":\"2.0\",\"method\":\"n\"},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"elicitation/create\"},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"A\"},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"again\"}]"),
+                     0);
     assert_string_equal(a.result, "\"A\"");
     assert_string_equal(b.result, "\"B\"");
     assert_int_equal(a.calls + b.calls, 2);
@@ -391,7 +379,8 @@ static void test_jsonrpc_malformed_messages_are_refused_whole(void **state)
          "a response with both result and error"},
         {"{\"jsonrpc\":\"2.0\",\"id\":1}", "a response with neither result nor error"},
         {"{\"jsonrpc\":\"2.0\"}", "neither method nor id"},
-        {"{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":1}", "response id is neither string nor number"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":1}",
+         "response id is neither string nor number"},
         {"{\"jsonrpc\":\"2.0\",\"id\":true,\"result\":1}",
          "response id is neither string nor number"},
         {"{\"jsonrpc\":\"2.0\",\"id\":null,\"result\":1}",
@@ -423,14 +412,12 @@ static void test_jsonrpc_malformed_messages_are_refused_whole(void **state)
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {0};
     struct notes s = {0};
-    char reason[128];
 
     jsonrpc_peer_on_notification(p, notify_cb, &s);
     call_ok(p, "a", &a, 1);
     wire_clear(&w);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        memset(reason, 'x', sizeof(reason));
-        assert_int_equal(receive(p, bad[i].text, reason, sizeof(reason)), ERR_INVALID);
+        assert_int_equal(feed(p, bad[i].text), ERR_INVALID);
         if (strncmp(reason, bad[i].reason, strlen(bad[i].reason)) != 0)
             fail_msg("%s: reason \"%s\", expected \"%s\"", bad[i].text, reason, bad[i].reason);
         if (strcmp(bad[i].reason, "not JSON: ") != 0)
@@ -441,9 +428,11 @@ static void test_jsonrpc_malformed_messages_are_refused_whole(void **state)
     assert_int_equal(jsonrpc_peer_pending(p), 1);
     assert_int_equal(jsonrpc_peer_ignored(p), 0);
     /* a reason buffer of one byte, or none, is fine */
-    assert_int_equal(receive(p, "[]", reason, 1), ERR_INVALID);
-    assert_string_equal(reason, "");
-    assert_int_equal(receive(p, "[]", NULL, 0), ERR_INVALID);
+    memset(reason, 'x', sizeof(reason));
+    assert_int_equal(jsonrpc_peer_receive(p, "[]", 2, reason, 1), ERR_INVALID);
+    assert_int_equal(reason[0], '\0');
+    assert_int_equal(reason[1], 'x');
+    assert_int_equal(jsonrpc_peer_receive(p, "[]", 2, NULL, 0), ERR_INVALID);
     jsonrpc_peer_free(p);
 }
 
@@ -452,17 +441,16 @@ static void test_jsonrpc_message_over_the_limit_is_refused_before_parsing(void *
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, 40);
     struct outcome a = {0};
-    char reason[128];
     /* 40 bytes, and 41 */
     static const char at[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"abcd\"}";
     static const char over[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"abcde\"}";
 
     assert_int_equal(strlen(at), 40);
     call_ok(p, "a", &a, 1);
-    assert_int_equal(receive(p, over, reason, sizeof(reason)), ERR_TOO_LARGE);
+    assert_int_equal(feed(p, over), ERR_TOO_LARGE);
     assert_string_equal(reason, "a message of 41 bytes, over 40");
     assert_int_equal(a.calls, 0);
-    assert_int_equal(receive(p, at, reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, at), 0);
     assert_int_equal(a.calls, 1);
     wire_clear(&w);
     jsonrpc_peer_free(p);
@@ -473,19 +461,17 @@ static void test_jsonrpc_result_callback_may_issue_the_next_call(void **state)
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome second = {0}, first = {.issue_call = 1, .next = &second};
-    char reason[128];
 
     call_ok(p, "tools/list", &first, 1);
     second.peer = p;
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"nextCursor\":\"c\"}}",
-                             reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"nextCursor\":\"c\"}}"),
+                     0);
     assert_int_equal(first.next_rc, 0);
     assert_int_equal(first.next_id, 2);
     assert_int_equal(w.n, 2);
     assert_string_equal(w.msgs[1], "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"next\"}");
     assert_int_equal(jsonrpc_peer_pending(p), 1);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}", reason,
-                             sizeof(reason)), 0);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}"), 0);
     assert_int_equal(second.calls, 1);
     assert_int_equal(first.calls, 1);
     wire_clear(&w);
@@ -497,7 +483,6 @@ static void test_jsonrpc_forget_drops_a_call_without_its_callback(void **state)
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {.forget_id = 3}, b = {0}, c = {0};
-    char reason[128];
 
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
@@ -507,10 +492,10 @@ static void test_jsonrpc_forget_drops_a_call_without_its_callback(void **state)
     jsonrpc_peer_forget(p, 99); /* unknown: nothing */
     assert_int_equal(jsonrpc_peer_pending(p), 2);
     /* a's callback forgets c, whose answer in the same batch is then ignored */
-    assert_int_equal(receive(p, "[{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":1},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":1}]",
-                             reason, sizeof(reason)), 0);
+    assert_int_equal(feed(p, "[{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":1},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":1}]"),
+                     0);
     assert_int_equal(a.calls, 1);
     assert_int_equal(b.calls + c.calls, 0);
     assert_int_equal(jsonrpc_peer_ignored(p), 2);
@@ -525,7 +510,6 @@ static void test_jsonrpc_fail_all_calls_every_pending_callback_once_and_closes(v
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome second = {0}, a = {.issue_call = 1, .next = &second}, b = {.forget_id = 3};
     struct outcome c = {0}, d = {0};
-    char reason[128];
 
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
@@ -541,8 +525,7 @@ static void test_jsonrpc_fail_all_calls_every_pending_callback_once_and_closes(v
     d.peer = p;
     assert_int_equal(jsonrpc_peer_call(p, "d", NULL, result_cb, &d, NULL), ERR_CLOSED);
     assert_int_equal(jsonrpc_peer_notify(p, "n", NULL), ERR_CLOSED);
-    assert_int_equal(receive(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}", reason,
-                             sizeof(reason)), ERR_CLOSED);
+    assert_int_equal(feed(p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1}"), ERR_CLOSED);
     jsonrpc_peer_fail_all(p, "again"); /* nothing pending: nothing called */
     assert_int_equal(a.calls + b.calls + c.calls + d.calls, 2);
     wire_clear(&w);
@@ -554,15 +537,14 @@ static void test_jsonrpc_fail_all_from_a_callback_stops_the_batch(void **state)
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {.fail_all = 1}, b = {0};
-    char reason[128];
 
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
     wire_clear(&w);
-    assert_int_equal(receive(p, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":1}]",
-                             reason, sizeof(reason)), ERR_CLOSED);
+    assert_int_equal(feed(p, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":1}]"),
+                     ERR_CLOSED);
     assert_int_equal(a.calls, 1);
     assert_int_equal(b.calls, 1);
     assert_string_equal(b.transport, "gone from a callback");
@@ -575,15 +557,14 @@ static void test_jsonrpc_free_from_a_callback_is_deferred(void **state)
     struct wire w = {0};
     struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
     struct outcome a = {.free_peer = 1}, b = {0};
-    char reason[128];
 
     call_ok(p, "a", &a, 1);
     call_ok(p, "b", &b, 2);
     /* p is freed when receive returns: the rest of the batch is dropped (the leak check
      * of a sanitizer build says nothing is left) */
-    assert_int_equal(receive(p, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},"
-                                "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":1}]",
-                             reason, sizeof(reason)), ERR_CLOSED);
+    assert_int_equal(feed(p, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},"
+                             "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":1}]"),
+                     ERR_CLOSED);
     assert_int_equal(a.calls, 1);
     assert_int_equal(b.calls, 0);
     wire_clear(&w);
