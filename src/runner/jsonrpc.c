@@ -415,7 +415,7 @@ int jsonrpc_peer_receive(struct jsonrpc_peer *p, const char *buf, size_t len, ch
     const char *bad = NULL;
     size_t n, i;
     int r = 0;
-    char where[48];
+    char where[48] = ""; /* which batch element a reason is about */
 
     if (reason != NULL && reason_len > 0)
         reason[0] = '\0';
@@ -440,7 +440,6 @@ int jsonrpc_peer_receive(struct jsonrpc_peer *p, const char *buf, size_t len, ch
     if (json_is_object(msg)) {
         n = 1;
         bad = jsonrpc__check(msg, &kind);
-        where[0] = '\0';
     } else if (json_is_array(msg)) {
         n = json_array_size(msg);
         if (n == 0)
@@ -452,7 +451,6 @@ int jsonrpc_peer_receive(struct jsonrpc_peer *p, const char *buf, size_t len, ch
     } else {
         n = 0;
         bad = "not a JSON object or array";
-        where[0] = '\0';
     }
     if (bad != NULL) {
         jsonrpc__reason(reason, reason_len, where, bad);

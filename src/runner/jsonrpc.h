@@ -43,8 +43,9 @@
  *
  * Re-entrancy: callbacks (results, notifications) and the send function may call
  * jsonrpc_peer_call, _notify, _forget, _fail_all and _pending, and may free the peer:
- * the free is then deferred until the outermost call into the peer returns, which
- * returns ERR_CLOSED, and the rest of a batch is dropped. The send function must not
+ * the free is then deferred until the outermost call into the peer returns
+ * (jsonrpc_peer_receive and _call then return ERR_CLOSED), and the rest of a batch is
+ * dropped. The send function must not
  * feed the peer (jsonrpc_peer_receive) from inside: a transport delivers later.
  */
 #ifndef CREDBROKER_JSONRPC_H
@@ -111,9 +112,10 @@ int jsonrpc_peer_notify(struct jsonrpc_peer *p, const char *method, const json_t
  * called, answers sent), or a negative code with a short reason in reason (NUL-
  * terminated, cut to reason_len; reason may be NULL): ERR_TOO_LARGE or ERR_INVALID
  * (the message was refused whole, nothing called; the connection is broken: the
- * caller fails it), ERR_NOMEM, ERR_CLOSED (the peer was failed before, or freed from
- * inside a callback: do not touch it again then), or send's code when an answer to a
- * server request could not be sent (the rest of the message was handled).
+ * caller fails it), ERR_NOMEM, ERR_CLOSED (the peer was failed, before this message or
+ * by one of its callbacks, which drops the rest of it; or a callback freed the peer: it
+ * is gone then, do not touch it), or send's code when an answer to a server request
+ * could not be sent (the rest of the message was handled).
  */
 int jsonrpc_peer_receive(struct jsonrpc_peer *p, const char *buf, size_t len, char *reason,
                          size_t reason_len) __attribute__((warn_unused_result));
