@@ -119,8 +119,10 @@ static int sse__dispatch(struct sse_parser *p)
         p->last_id = p->id_next;
         p->id_next = t;
         p->id_set = false;
-        if ((p->last_id_str = buf_cstr(p->last_id)) == NULL)
+        if ((p->last_id_str = buf_cstr(p->last_id)) == NULL) {
+            p->last_id_str = ""; /* sse_parser_last_event_id stays a string after the error */
             return ERR_NOMEM;
+        }
         if ((r = sse__empty(&p->id_next)) != 0)
             return r;
     }

@@ -52,7 +52,8 @@ typedef int (*sse_event_cb)(const struct sse_event *ev, void *data);
 
 struct sse_parser;
 
-/* Returns a new parser for one stream, or NULL (no memory). max_event_bytes > 0. */
+/* Returns a new parser for one stream, or NULL: no memory, or max_event_bytes 0 or
+ * SIZE_MAX, or cb NULL. */
 struct sse_parser *sse_parser_new(size_t max_event_bytes, sse_event_cb cb, void *data);
 
 /*
