@@ -24,10 +24,11 @@
  * caller should then fail the connection): over max_message_bytes, not JSON (jansson
  * without JSON_ALLOW_NUL: a \u0000 in any string refuses the message), not an object
  * or a non-empty array of objects, "jsonrpc" not exactly "2.0", a method not a string,
- * method together with result or error, params neither object nor array, a request
- * id (or a response id) neither string nor number (a response's may be null only with
- * an error), a response with both or neither of result and error, an error object
- * without an integer code or a string message.
+ * method together with result or error, params neither object nor array (null is
+ * taken as absent: some servers write it out), a request id (or a response id) neither
+ * string nor number (a response's may be null only with an error), a response with
+ * both or neither of result and error, an error object without an integer code or a
+ * string message.
  *
  * Ids, decided here:
  *   - ours are int64 from 1, always sent as JSON integers;
@@ -45,8 +46,8 @@
  * jsonrpc_peer_call, _notify, _forget, _fail_all and _pending, and may free the peer:
  * the free is then deferred until the outermost call into the peer returns
  * (jsonrpc_peer_receive and _call then return ERR_CLOSED), and the rest of a batch is
- * dropped. The send function must not
- * feed the peer (jsonrpc_peer_receive) from inside: a transport delivers later.
+ * dropped. The send function must not feed the peer (jsonrpc_peer_receive) from
+ * inside: a transport delivers later.
  */
 #ifndef CREDBROKER_JSONRPC_H
 #define CREDBROKER_JSONRPC_H

@@ -257,6 +257,26 @@ static void test_jsonrpc_response_ids_match_by_number_never_by_string(void **sta
     jsonrpc_peer_free(p);
 }
 
+static void test_jsonrpc_duplicate_keys_the_last_one_wins(void **state)
+{
+    struct wire w = {0};
+    struct jsonrpc_peer *p = new_peer(&w, JSONRPC_MAX_MESSAGE_BYTES);
+    struct outcome a = {0}, b = {0};
+
+    call_ok(p, "a", &a, 1);
+    call_ok(p, "b", &b, 2);
+    /* as Go's encoding/json reads it: id 2, result "second" */
+    assert_int_equal(
+        feed(p,
+             "{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"result\":\"first\",\"result\":\"second\"}"),
+        0);
+    assert_int_equal(a.calls, 0);
+    assert_int_equal(b.calls, 1);
+    assert_string_equal(b.result, "\"second\"");
+    wire_clear(&w);
+    jsonrpc_peer_free(p);
+}
+
 static void test_jsonrpc_server_ping_is_answered_with_an_empty_result(void **state)
 {
     struct wire w = {0};
@@ -578,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_jsonrpc_call_refuses_bad_params_and_oversized_messages),
         cmocka_unit_test(test_jsonrpc_results_and_errors_reach_their_own_callback_once),
         cmocka_unit_test(test_jsonrpc_response_ids_match_by_number_never_by_string),
+        cmocka_unit_test(test_jsonrpc_duplicate_keys_the_last_one_wins),
         cmocka_unit_test(test_jsonrpc_server_ping_is_answered_with_an_empty_result),
         cmocka_unit_test(test_jsonrpc_other_server_requests_get_method_not_found_with_their_id),
         cmocka_unit_test(test_jsonrpc_notifications_go_to_the_callback_and_are_not_answered),
