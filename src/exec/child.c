@@ -84,8 +84,8 @@ static void sigchld_release_if_idle(void)
     }
 }
 
-/* Resolves argv[0] against PATH from envp (execvpe semantics, done before the fork). */
-static char *resolve_command(const char *name, char *const *envp)
+/* Done before the fork: nothing in the child may allocate. */
+char *child_resolve_command(const char *name, char *const *envp)
 {
     const char *path = "/usr/local/bin:/usr/bin:/bin";
     char buf[PATH_MAX];
@@ -303,8 +303,9 @@ int child_spawn(uv_loop_t *loop, const struct child_options *o, struct child **o
     *out = NULL;
     if (o->argv == NULL || o->argv[0] == NULL || o->on_exit == NULL)
         return ERR_INVALID;
-    if ((file = resolve_command(o->argv[0], o->envp)) == NULL)
-        return -ENOENT;
+    if ((file = o->file != NULL ? strdup(o->file) : child_resolve_command(o->argv[0], o->envp)) ==
+        NULL)
+        return o->file != NULL ? ERR_NOMEM : -ENOENT;
     if ((r = sigchld_ensure(loop)) != 0) {
         free(file);
         return r;

@@ -20,7 +20,8 @@ struct child;
 struct isolate_plan;
 
 struct child_options {
-    char *const *argv;        /* argv[0] is looked up in PATH of envp */
+    char *const *argv;        /* argv[0] is looked up in PATH of envp, unless file is set */
+    const char *file;         /* NULL, or the program to run (child_resolve_command) */
     char *const *envp;        /* the complete environment */
     const char *cwd;          /* NULL: inherit */
     int ctl_fd;               /* placed at fd 3; -1 for none */
@@ -46,6 +47,10 @@ enum child_stage {
 /* Starts the command without waiting for its exec. Returns 0 or a negative code: -ENOENT
  * for a command not found on PATH; an exec that fails later comes to on_exit as exec_err. */
 int child_spawn(uv_loop_t *loop, const struct child_options *opts, struct child **out);
+/* Where argv[0] name is found on PATH of envp (execvpe's search, a default PATH when envp
+ * has none; a name with a '/' is taken as it is). Returns the path (caller frees), or NULL
+ * when not found or out of memory. */
+char *child_resolve_command(const char *name, char *const *envp);
 /* Sends sig to the child's process group. */
 int child_signal(struct child *c, int sig);
 /* SIGTERM to the group now, SIGKILL after the grace period (cancel, shutdown). */

@@ -313,13 +313,9 @@ static int capture_open(struct task *t, struct capture *c, const char *name, siz
     return 0;
 }
 
-/*
- * The isolation plan of a task's command: every secret still the object opened at the
- * runner's start (else the task fails closed, never uncovered), and the workdir not under
- * a covered directory. Returns 0, or fails the task and returns its code.
- */
-static int task__plan_isolation(struct task *t, const struct isolate_secrets *secrets,
-                                const char *workdir, struct isolate_plan *plan)
+int task_plan_isolation(const struct isolate_secrets *secrets, const char *workdir,
+                        const char *const *kv, struct isolate_plan *plan, char *err,
+                        size_t errlen)
 {
     const char *where = NULL;
     int r;
@@ -328,15 +324,29 @@ static int task__plan_isolation(struct task *t, const struct isolate_secrets *se
         (r = isolate_plan_check_workdir(plan, workdir, &where)) == 0)
         return 0;
     if (r == ERR_SECRET_MOVED) {
-        log_kv(LOG_LEVEL_ERROR, (const char *const[]){"task_id", t->id, NULL},
+        log_kv(LOG_LEVEL_ERROR, kv,
                "secret path changed: %.200s (moved, deleted or replaced since the runner "
                "started): tasks are refused until it is back or the runner restarts", where);
-        task__fail_later(t, "secret path changed: %.200s", where);
+        snprintf(err, errlen, "secret path changed: %.200s", where);
     } else if (r == ERR_UNDER_SECRET) {
-        task__fail_later(t, "workdir is under a secret path: %.200s", where);
+        snprintf(err, errlen, "workdir is under a secret path: %.200s", where);
     } else {
-        task__fail_later(t, "cannot prepare isolation: %s", err_str(r));
+        snprintf(err, errlen, "cannot prepare isolation: %s", err_str(r));
     }
+    return r;
+}
+
+/* A task's isolation plan (task_plan_isolation). Returns 0, or fails the task and returns
+ * its code. */
+static int task__plan_isolation(struct task *t, const struct isolate_secrets *secrets,
+                                const char *workdir, struct isolate_plan *plan)
+{
+    char err[TASK_ERROR_MAX];
+    int r;
+
+    if ((r = task_plan_isolation(secrets, workdir, (const char *const[]){"task_id", t->id, NULL},
+                                 plan, err, sizeof(err))) != 0)
+        task__fail_later(t, "%s", err);
     return r;
 }
 

@@ -17,6 +17,8 @@
 #include "broker.h"
 
 struct wspath_root;
+struct isolate_secrets;
+struct isolate_plan;
 
 struct task;
 struct secret;
@@ -93,5 +95,18 @@ void task_free(struct task *t);
  */
 int task_resolve_workdir(const struct wspath_root *ws, const char *workdir, char *out,
                          size_t outlen, char *err, size_t errlen);
+
+/*
+ * The isolation plan (DESIGN.md 4b) of a command the runner starts in workdir (a bash
+ * task's; an MCP stdio server's): every secret still the object opened at the runner's
+ * start (else the command is refused, never run uncovered), and workdir not under a
+ * covered directory. Returns 0, or a negative code with the reason in err ("secret path
+ * changed: PATH", "workdir is under a secret path: PATH", "cannot prepare isolation: ...");
+ * a moved secret is also logged as an error, with the log fields kv (log_kv). Free plan
+ * with isolate_plan_free() either way.
+ */
+int task_plan_isolation(const struct isolate_secrets *secrets, const char *workdir,
+                        const char *const *kv, struct isolate_plan *plan, char *err,
+                        size_t errlen);
 
 #endif
