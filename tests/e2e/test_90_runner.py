@@ -394,10 +394,11 @@ def test_no_stream_sends_no_output_messages(runner, platform):
 
 
 def test_unsupported_operation_is_refused(runner, platform):
-    task_id = platform.task("webfetch", {"url": "http://127.0.0.1:9/"})
+    # An operation of the platform's ten not built yet (MCP, issue 17).
+    task_id = platform.task("mcp_call", {"server": {"name": "x", "transport": "stdio"}})
     res = platform.result(task_id)
     assert res["task_id"] == task_id and res["source_instance_id"] == "si-mock"
-    assert res["success"] is False and res["error"] == "operation not supported: webfetch"
+    assert res["success"] is False and res["error"] == "operation not supported: mcp_call"
     assert res["result"] is None
     # An operation the platform does not have is Go's "unknown operation".
     res = platform.result(platform.task("format_disk", {}))
