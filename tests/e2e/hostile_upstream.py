@@ -26,9 +26,13 @@ Modes, chosen by path (any method; query parameters as noted):
   /status/NNN               NNN {"status": NNN}
   /hang-status              "HTTP/1.1 200 O" (no line end), then silence
   /hang-headers             a status line and one header, then silence
-  /reset-mid-body?size=N&sent=M[&chunked=1]
+  /reset-mid-body?size=N&sent=M[&chunked=1][&go=PATH]
                             a 200 head announcing N bytes (or chunked), M bytes
-                            of body, then a TCP RST (SO_LINGER 0, no close_notify)
+                            of body, then a TCP RST (SO_LINGER 0, no close_notify);
+                            with go, the RST waits (at most 10 s) until the file
+                            PATH exists: an RST discards what the client has not
+                            read yet, so a test that must see the head first
+                            says when it has
   /cut-mid-body?size=N&sent=M&how=close|stall[&chunked=1]
                             the same head and M bytes, then the connection is
                             closed (FIN, no close_notify) or falls silent until
@@ -315,7 +319,12 @@ def dispatch(c, method, path, p):
         return False
     if path == "/reset-mid-body":
         c.send(partial_response(p))
-        time.sleep(0.05)  # let the bytes leave before the RST discards them
+        if p.get("go"):
+            deadline = time.monotonic() + 10
+            while not os.path.exists(p["go"]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            time.sleep(0.05)  # let the bytes leave before the RST discards them
         c.reset()
         return False
     if path == "/cut-mid-body":
