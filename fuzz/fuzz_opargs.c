@@ -1,24 +1,38 @@
 /*
- * fuzz_opargs.c - the args of the file operations (opargs.h: opargs_parse), read as
- * Go's encoding/json reads them into the Go runner's structs.
+ * fuzz_opargs.c - the args of the file and MCP operations and the mcp.call payload
+ * (opargs.h: opargs_parse), read as Go's encoding/json reads them into the Go runner's
+ * structs.
  *
- * Input: [op selector][JSON text of args, or nothing for missing args].
+ * Input: [op selector][JSON text of args, or nothing for missing args]. Selectors 0-6
+ * are the file operations (the first seeds), 7 mcp_call, 8 mcp_list_tools, 9 the
+ * mcp.call payload.
  *
- * Properties: a failure is one line that starts "invalid <op> args: "; a success
- * holds, for each field, the value of the last key in document order that equals the
- * field's name ignoring ASCII case and is not null (a reference written here with its
- * own case folding), or the default when there is none, and implies that no such key
- * has a value of the wrong JSON type; opargs_free leaves the struct zeroed.
+ * Properties: a failure is one line that starts with the spec's prefix ("invalid <op>
+ * args: ", "invalid mcp.call payload: ") and is one of Go's shapes: "unexpected end of
+ * JSON input" only for missing args, "json: cannot unmarshal <kind> into Go value of
+ * type protocol.<Struct>", "json: cannot unmarshal <kind> into Go struct field
+ * <Struct>.<path> of type <type>" where the path is the JSON names of fields from the
+ * root, <Struct> the struct holding the last one and <type> that field's Go type (or
+ * "string" for an element of a []string or map[string]string), or "<path> contains a
+ * NUL byte" for a field that holds strings. A success holds, for each field, what a
+ * reference written here with its own case folding computes from the JSON: a scalar or
+ * list the last key in document order that equals the field's name ignoring ASCII case
+ * and is not null, or the default; a nested struct the merge of every such object in
+ * order; a map Go's: null resets it to nil, each object adds its entries, the later
+ * value of a key winning, a null value is ""; raw JSON the last such value, null
+ * included, the very json_t. A success implies no such key has a value of the wrong
+ * JSON type. opargs_free leaves the struct zeroed.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
 #include "opargs.h"
 
-static const struct opargs_spec *const specs[] = {&opargs_read, &opargs_write, &opargs_list,
-                                                  &opargs_glob, &opargs_grep, &opargs_webfetch,
-                                                  &opargs_sync_skill};
+static const struct opargs_spec *const specs[] = {
+    &opargs_read, &opargs_write, &opargs_list, &opargs_glob, &opargs_grep, &opargs_webfetch,
+    &opargs_sync_skill, &opargs_mcp_call, &opargs_mcp_list_tools, &opargs_mcp_call_payload};
 
 static bool same_name(const char *key, const char *name)
 {
@@ -31,12 +45,17 @@ static bool same_name(const char *key, const char *name)
     return *key == '\0' && *name == '\0';
 }
 
-/* Whether v may fill a field of type t (null aside), as Go would take it. */
+static bool nul_free(const json_t *v)
+{
+    return memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
+}
+
+/* Whether v may fill a field of type t (null aside), as Go would take it; a nested
+ * struct's members are judged field by field by check_struct. */
 static bool fits(const json_t *v, enum opargs_type t)
 {
     switch (t) {
-    case OPARGS_STRING:
-        return json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
+    case OPARGS_STRING: return json_is_string(v) && nul_free(v);
     case OPARGS_INT64:
     case OPARGS_INT: return json_is_integer(v);
     case OPARGS_BOOL: return json_is_boolean(v);
@@ -52,11 +71,26 @@ static bool fits(const json_t *v, enum opargs_type t)
         }
         return true;
     }
+    case OPARGS_MAP: {
+        const char *k;
+        size_t klen;
+        json_t *e;
+
+        if (!json_is_object(v))
+            return false;
+        json_object_keylen_foreach((json_t *)v, k, klen, e) {
+            if (memchr(k, '\0', klen) != NULL || (!json_is_null(e) && !fits(e, OPARGS_STRING)))
+                return false;
+        }
+        return true;
+    }
+    case OPARGS_OBJECT: return json_is_object(v);
+    case OPARGS_RAW: return true;
     }
     return false;
 }
 
-static void check_field(const struct opargs_field *f, const json_t *want, const char *at)
+static void check_value(const struct opargs_field *f, const json_t *want, const char *at)
 {
     switch (f->type) {
     case OPARGS_STRING: {
@@ -93,6 +127,199 @@ static void check_field(const struct opargs_field *f, const json_t *want, const 
         }
         break;
     }
+    case OPARGS_MAP: {
+        const struct opargs_map *m = (const struct opargs_map *)(const void *)at;
+
+        /* want: the reference map as a JSON object of strings, NULL for Go's nil. */
+        if (want == NULL) {
+            FUZZ_CHECK(m->keys == NULL && m->values == NULL && m->n == 0,
+                       "%s: a map, expected nil", f->name);
+            break;
+        }
+        FUZZ_CHECK(m->keys != NULL && m->n == json_object_size(want), "%s: %zu entries", f->name,
+                   m->n);
+        for (size_t i = 0; i < m->n; i++) {
+            const json_t *e = json_object_get(want, m->keys[i]);
+
+            FUZZ_CHECK(e != NULL && strcmp(m->values[i], json_string_value(e)) == 0,
+                       "%s entry %zu differs", f->name, i);
+            for (size_t j = 0; j < i; j++)
+                FUZZ_CHECK(strcmp(m->keys[i], m->keys[j]) != 0, "%s: key twice", f->name);
+        }
+        break;
+    }
+    case OPARGS_RAW:
+        FUZZ_CHECK(*(json_t *const *)at == want, "%s: not the last value given", f->name);
+        break;
+    case OPARGS_OBJECT: break; /* check_struct recurses */
+    }
+}
+
+/*
+ * Checks the struct at out (described by spec) against the reference: the members of
+ * the objects src[0..nsrc), in order, decoded into one struct as Go does for a struct
+ * given by several keys folding to the same field.
+ */
+static void check_struct(const struct opargs_spec *spec, const json_t *const *src, size_t nsrc,
+                         const char *out)
+{
+    for (size_t i = 0; i < spec->nfields; i++) {
+        const struct opargs_field *f = &spec->fields[i];
+        const json_t **sub;
+        json_t *want = NULL, *map = NULL;
+        size_t nsub = 0, nkeys = 1;
+
+        for (size_t s = 0; s < nsrc; s++)
+            nkeys += json_object_size(src[s]);
+        /* room for every key of every source: each may be an object for this field */
+        sub = fuzz_malloc(nkeys * sizeof(*sub));
+        for (size_t s = 0; s < nsrc; s++) {
+            const char *key;
+            json_t *v;
+
+            json_object_foreach((json_t *)src[s], key, v) {
+                if (!same_name(key, f->name))
+                    continue;
+                if (f->type == OPARGS_RAW) {
+                    want = v;
+                    continue;
+                }
+                if (f->type == OPARGS_MAP && json_is_null(v)) {
+                    json_decref(map);
+                    map = NULL;
+                    continue;
+                }
+                if (json_is_null(v))
+                    continue;
+                FUZZ_CHECK(fits(v, f->type), "%s: a value of the wrong type accepted", f->name);
+                if (f->type == OPARGS_OBJECT) {
+                    sub[nsub++] = v;
+                } else if (f->type == OPARGS_MAP) {
+                    const char *k;
+                    json_t *e;
+
+                    if (map == NULL && (map = json_object()) == NULL)
+                        abort();
+                    json_object_foreach(v, k, e) {
+                        if (json_object_set_new(map, k, json_string(json_is_null(e)
+                                                                         ? ""
+                                                                         : json_string_value(e))) != 0)
+                            abort();
+                    }
+                } else {
+                    want = v;
+                }
+            }
+        }
+        if (f->type == OPARGS_OBJECT)
+            check_struct(f->sub, sub, nsub, out + f->offset);
+        else
+            check_value(f, f->type == OPARGS_MAP ? map : want, out + f->offset);
+        json_decref(map);
+        free(sub);
+    }
+}
+
+/* The field that a dotted path of JSON names reaches from spec, and the struct holding it
+ * in *holder; NULL if none. */
+static const struct opargs_field *resolve(const struct opargs_spec *spec, const char *path,
+                                          size_t len, const struct opargs_spec **holder)
+{
+    while (spec != NULL) {
+        const char *dot = memchr(path, '.', len);
+        size_t n = dot != NULL ? (size_t)(dot - path) : len;
+        const struct opargs_field *f = NULL;
+
+        for (size_t i = 0; i < spec->nfields && f == NULL; i++)
+            if (strlen(spec->fields[i].name) == n && memcmp(spec->fields[i].name, path, n) == 0)
+                f = &spec->fields[i];
+        if (f == NULL || dot == NULL) {
+            *holder = spec;
+            return f;
+        }
+        if (f->type != OPARGS_OBJECT)
+            return NULL;
+        spec = f->sub;
+        path = dot + 1;
+        len -= n + 1;
+    }
+    return NULL;
+}
+
+static bool holds_strings(enum opargs_type t)
+{
+    return t == OPARGS_STRING || t == OPARGS_STRINGS || t == OPARGS_MAP;
+}
+
+/* The error after its prefix is one of Go's shapes (the header's list). */
+static void check_error(const struct opargs_spec *spec, const char *e, bool missing)
+{
+    static const char *const kinds[] = {"string", "bool", "array", "object", "number"};
+    static const char unmarshal[] = "json: cannot unmarshal ";
+    const struct opargs_field *f;
+    const struct opargs_spec *holder = NULL;
+    const char *into, *end;
+    char want[160];
+    bool kind_ok = false, literal;
+
+    if (strcmp(e, "unexpected end of JSON input") == 0) {
+        FUZZ_CHECK(missing, "end of input with args");
+        return;
+    }
+    if (strcmp(e, "out of memory") == 0)
+        return;
+    if ((end = strstr(e, " contains a NUL byte")) != NULL && end[20] == '\0') {
+        f = resolve(spec, e, (size_t)(end - e), &holder);
+        FUZZ_CHECK(f != NULL && holds_strings(f->type), "NUL byte in %s", e);
+        return;
+    }
+    FUZZ_CHECK(strncmp(e, unmarshal, sizeof(unmarshal) - 1) == 0, "not Go's text: %s", e);
+    e += sizeof(unmarshal) - 1;
+    FUZZ_CHECK((into = strstr(e, " into Go ")) != NULL, "no target: %s", e);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        kind_ok |= strlen(kinds[i]) == (size_t)(into - e) && strncmp(e, kinds[i], strlen(kinds[i])) == 0;
+    /* "number <literal>": a non-integer for an integer field, checked below */
+    literal = into - e > 7 && strncmp(e, "number ", 7) == 0;
+    FUZZ_CHECK(kind_ok || literal, "kind: %s", e);
+    into += 9;
+    snprintf(want, sizeof(want), "value of type protocol.%s", spec->go_struct);
+    if (strcmp(into, want) == 0)
+        return;
+    FUZZ_CHECK(strncmp(into, "struct field ", 13) == 0, "neither value nor field: %s", into);
+    into += 13;
+    FUZZ_CHECK((end = strstr(into, " of type ")) != NULL, "no type: %s", into);
+    {
+        const char *dot = memchr(into, '.', (size_t)(end - into));
+        const char *type = end + 9;
+        char sub[80];
+
+        FUZZ_CHECK(dot != NULL, "no struct: %s", into);
+        f = resolve(spec, dot + 1, (size_t)(end - dot - 1), &holder);
+        FUZZ_CHECK(f != NULL && strlen(holder->go_struct) == (size_t)(dot - into) &&
+                       strncmp(into, holder->go_struct, (size_t)(dot - into)) == 0,
+                   "no such field or wrong struct: %s", into);
+        if (literal)
+            FUZZ_CHECK(f->type == OPARGS_INT64 || f->type == OPARGS_INT, "a literal for %s",
+                       f->name);
+        switch (f->type) {
+        case OPARGS_STRING: FUZZ_CHECK(strcmp(type, "string") == 0, "type %s", type); break;
+        case OPARGS_INT64: FUZZ_CHECK(strcmp(type, "int64") == 0, "type %s", type); break;
+        case OPARGS_INT: FUZZ_CHECK(strcmp(type, "int") == 0, "type %s", type); break;
+        case OPARGS_BOOL: FUZZ_CHECK(strcmp(type, "bool") == 0, "type %s", type); break;
+        case OPARGS_STRINGS:
+            FUZZ_CHECK(strcmp(type, "[]string") == 0 || strcmp(type, "string") == 0, "type %s",
+                       type);
+            break;
+        case OPARGS_MAP:
+            FUZZ_CHECK(strcmp(type, "map[string]string") == 0 || strcmp(type, "string") == 0,
+                       "type %s", type);
+            break;
+        case OPARGS_OBJECT:
+            snprintf(sub, sizeof(sub), "protocol.%s", f->sub->go_struct);
+            FUZZ_CHECK(strcmp(type, sub) == 0, "type %s", type);
+            break;
+        case OPARGS_RAW: FUZZ_CHECK(false, "raw JSON refused"); break;
+        }
     }
 }
 
@@ -101,7 +328,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct opargs_spec *spec;
     json_t *args = NULL;
     json_error_t je;
-    char err[512], prefix[64], out[128];
+    char err[512], prefix[64];
+    _Alignas(max_align_t) char out[512];
     int r;
 
     if (size < 1)
@@ -113,28 +341,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DISABLE_EOF_CHECK, &je)) == NULL)
         return 0; /* not JSON: the message decoder refuses it before us */
     r = opargs_parse(spec, args, out, err, sizeof(err));
-    snprintf(prefix, sizeof(prefix), "invalid %s args: ", spec->op);
+    if (spec->prefix != NULL)
+        snprintf(prefix, sizeof(prefix), "%s", spec->prefix);
+    else
+        snprintf(prefix, sizeof(prefix), "invalid %s args: ", spec->op);
     if (r != 0) {
         FUZZ_CHECK(strncmp(err, prefix, strlen(prefix)) == 0, "error without its prefix: %s", err);
         FUZZ_CHECK(strchr(err, '\n') == NULL, "error of more than one line");
+        check_error(spec, err + strlen(prefix), args == NULL);
     } else {
         FUZZ_CHECK(args != NULL, "missing args accepted");
-        for (size_t i = 0; i < spec->nfields; i++) {
-            const struct opargs_field *f = &spec->fields[i];
-            const json_t *want = NULL, *v;
-            const char *key;
-
-            if (json_is_object(args)) {
-                json_object_foreach(args, key, v) {
-                    if (!same_name(key, f->name) || json_is_null(v))
-                        continue;
-                    FUZZ_CHECK(fits(v, f->type), "%s: a value of the wrong type accepted",
-                               f->name);
-                    want = v;
-                }
-            }
-            check_field(f, want, out + f->offset);
-        }
+        check_struct(spec, (const json_t *const *)&args, json_is_object(args) ? 1 : 0, out);
     }
     opargs_free(spec, out);
     for (size_t i = 0; i < spec->size; i++)
