@@ -57,6 +57,7 @@ static const struct dlapi_symbol symbols[] = {
     SYM(EVP_EncodeBlock),
     SYM(EVP_Digest),
     SYM(EVP_sha1),
+    SYM(EVP_sha256),
 };
 #undef SYM
 

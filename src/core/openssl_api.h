@@ -1,8 +1,8 @@
 /*
  * openssl_api.h - OpenSSL, loaded on first use.
  *
- * Only the runner's WebSocket and the broker's upstream read-ahead call OpenSSL
- * themselves. Linked, libssl and libcrypto are mapped and relocated in every
+ * Only the runner's WebSocket, its MCP session key (SHA-256) and the broker's upstream
+ * read-ahead call OpenSSL themselves. Linked, libssl and libcrypto are mapped and relocated in every
  * credbroker process, and an exec broker whose command never calls the API
  * carried 1.7 MiB of their pages (bench W4; about 450 KiB of it private:
  * relocated data). So, as with libcurl (src/broker/curl_api.h), the library is opened with
@@ -75,6 +75,7 @@ struct openssl_api {
     int (*EVP_Digest)(const void *data, size_t count, unsigned char *md, unsigned int *size,
                       const EVP_MD *type, ENGINE *impl);
     const EVP_MD *(*EVP_sha1)(void);
+    const EVP_MD *(*EVP_sha256)(void);
 };
 
 /* Loads libssl.so.3 (and with it libcrypto.so.3) the first time; later calls return the
