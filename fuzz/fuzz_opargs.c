@@ -201,9 +201,9 @@ static void check_struct(const struct opargs_spec *spec, const json_t *const *sr
                     if (map == NULL && (map = json_object()) == NULL)
                         abort();
                     json_object_foreach(v, k, e) {
-                        if (json_object_set_new(map, k, json_string(json_is_null(e)
-                                                                         ? ""
-                                                                         : json_string_value(e))) != 0)
+                        const char *val = json_is_null(e) ? "" : json_string_value(e);
+
+                        if (json_object_set_new(map, k, json_string(val)) != 0)
                             abort();
                     }
                 } else {
@@ -277,7 +277,8 @@ static void check_error(const struct opargs_spec *spec, const char *e, bool miss
     e += sizeof(unmarshal) - 1;
     FUZZ_CHECK((into = strstr(e, " into Go ")) != NULL, "no target: %s", e);
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-        kind_ok |= strlen(kinds[i]) == (size_t)(into - e) && strncmp(e, kinds[i], strlen(kinds[i])) == 0;
+        kind_ok |= strlen(kinds[i]) == (size_t)(into - e) &&
+                   strncmp(e, kinds[i], strlen(kinds[i])) == 0;
     /* "number <literal>": a non-integer for an integer field, checked below */
     literal = into - e > 7 && strncmp(e, "number ", 7) == 0;
     FUZZ_CHECK(kind_ok || literal, "kind: %s", e);

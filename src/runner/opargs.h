@@ -39,12 +39,13 @@
  * struct as it is, but sets a map to nil (reflect's SetZero), and a map value null
  * stores "" under its key. XXX Go's null sets a slice to nil too; OPARGS_STRINGS keeps
  * its earlier behaviour and leaves it (it differs only when an earlier key folding to
- * the same field gave a list). A map key or value holding a NUL byte is
- * refused like a string ("server.env contains a NUL byte"): Go would keep it, and drop
- * an env entry with a NUL only when starting the server (RUNNER-OPS.md 9.1), or fail the
- * HTTP request for a header; a C string cannot hold it. (jansson's decoder already refuses
- * a NUL in any object key, so only a tree built by hand gets to the key check.) Keys with '=' are kept: the env
- * user drops them.
+ * the same field gave a list).
+ *
+ * A map key or value holding a NUL byte is refused like a string ("server.env contains
+ * a NUL byte"): Go would keep it, and drop an env entry with a NUL only when starting the
+ * server (RUNNER-OPS.md 9.1), or fail the HTTP request for a header; a C string cannot
+ * hold it. (jansson's decoder already refuses a NUL in any object key, so only a tree
+ * built by hand gets to the key check.) Keys with '=' are kept: the env user drops them.
  *
  * From a json_t, a value that a duplicate key replaced in the same object (jansson keeps
  * the last) is never seen, so its type error, which Go would report, is not.

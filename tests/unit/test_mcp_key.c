@@ -76,8 +76,8 @@ static void test_the_key_is_sha256_of_the_canonical_form(void **state)
 
 #define BASE                                                                                   \
     "\"name\": \"gh\", \"transport\": \"sse\", \"command\": \"npx\", \"args\": [\"-y\", \"s\"], "  \
-    "\"env\": {\"A\": \"1\", \"B\": \"2\"}, \"url\": \"https://h/mcp\", \"headers\": {\"X-Team\": " \
-    "\"t\"}, \"dynamic_headers\": {\"Authorization\": \"Bearer u\"}"
+    "\"env\": {\"A\": \"1\", \"B\": \"2\"}, \"url\": \"https://h/mcp\", "                       \
+    "\"headers\": {\"X-Team\": \"t\"}, \"dynamic_headers\": {\"Authorization\": \"Bearer u\"}"
 
 static void test_equal_configs_get_equal_keys_whatever_the_order_and_case_of_keys(void **state)
 {

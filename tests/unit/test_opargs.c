@@ -187,10 +187,10 @@ static void test_sync_skill_args_are_gos_sync_skill_args(void **state)
 
 /* The MCPServerConfig every MCP test below starts from: each member given. */
 #define FULL_SERVER                                                                            \
-    "{\"name\": \"gh\", \"transport\": \"stdio\", \"command\": \"npx\", \"args\": [\"-y\", null], " \
-    "\"env\": {\"A\": \"1\", \"a\": \"2\", \"EMPTY\": null}, \"url\": \"http://h/mcp\", "           \
-    "\"headers\": {\"X-Team\": \"t\"}, \"dynamic_headers\": {\"Authorization\": \"Bearer u\"}, "    \
-    "\"tls_skip_verify\": true}"
+    "{\"name\": \"gh\", \"transport\": \"stdio\", \"command\": \"npx\", "                          \
+    "\"args\": [\"-y\", null], \"env\": {\"A\": \"1\", \"a\": \"2\", \"EMPTY\": null}, "          \
+    "\"url\": \"http://h/mcp\", \"headers\": {\"X-Team\": \"t\"}, "                               \
+    "\"dynamic_headers\": {\"Authorization\": \"Bearer u\"}, \"tls_skip_verify\": true}"
 
 /* The value of key in m, or NULL. */
 static const char *map_get(const struct opargs_map *m, const char *key)
@@ -206,8 +206,8 @@ static void test_mcp_call_args_fill_the_nested_server_config(void **state)
     struct mcp_call_args a;
     char err[256];
 
-    assert_int_equal(parse(&opargs_mcp_call, "{\"SERVER\": " FULL_SERVER ", \"Tool_Name\": \"echo\", "
-                                             "\"args\": {\"m\": 1}, \"timeout\": 90}",
+    assert_int_equal(parse(&opargs_mcp_call, "{\"SERVER\": " FULL_SERVER ", \"Tool_Name\": "
+                                             "\"echo\", \"args\": {\"m\": 1}, \"timeout\": 90}",
                            &a, err, sizeof(err)), 0);
     assert_string_equal(a.server.name, "gh");
     assert_string_equal(a.server.transport, "stdio");
@@ -282,7 +282,8 @@ static void test_nested_members_of_the_wrong_type_name_the_inner_struct_and_the_
                  "invalid mcp_call args: json: cannot unmarshal number 1.5 into Go struct field "
                  "MCPCallArgs.timeout of type int");
     /* the first error in document order, across the nesting */
-    assert_error(&opargs_mcp_call, "{\"server\": {\"env\": {\"a\": 1}, \"name\": 2}, \"tool_name\": 3}",
+    assert_error(&opargs_mcp_call,
+                 "{\"server\": {\"env\": {\"a\": 1}, \"name\": 2}, \"tool_name\": 3}",
                  "invalid mcp_call args: json: cannot unmarshal number into Go struct field "
                  "MCPServerConfig.server.env of type string");
     assert_error(&opargs_mcp_call, "{\"tool_name\": 3, \"server\": {\"name\": 2}}",
