@@ -22,12 +22,21 @@
  * value of a key winning, a null value is ""; raw JSON the last such value, null
  * included, the very json_t. A success implies no such key has a value of the wrong
  * JSON type. opargs_free leaves the struct zeroed.
+ *
+ * And for a parsed MCP server config, its connection key (mcp_key.h): the canonical form
+ * reads back as JSON with exactly the nine members in sorted order, map keys sorted,
+ * holding exactly the config's values (so the form, and with it the key, tells any two
+ * configs apart); the key is SHA-256 of the form; the maps' entries in reverse order give
+ * the same key.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "mcp_key.h"
+#include "mcp_key_internal.h"
+#include "openssl_api.h"
 #include "opargs.h"
 
 static const struct opargs_spec *const specs[] = {
@@ -324,6 +333,106 @@ static void check_error(const struct opargs_spec *spec, const char *e, bool miss
     }
 }
 
+/* A map of the canonical form against the parsed map: the same entries, keys ascending. */
+static void check_form_map(const json_t *o, const struct opargs_map *m, const char *name)
+{
+    const char *key, *prev = NULL;
+    json_t *v;
+
+    FUZZ_CHECK(json_is_object(o) && json_object_size(o) == m->n, "form: %s has other entries",
+               name);
+    json_object_foreach((json_t *)o, key, v) {
+        FUZZ_CHECK(prev == NULL || strcmp(prev, key) < 0, "form: %s keys not sorted", name);
+        prev = key;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        const json_t *e = json_object_get(o, m->keys[i]);
+
+        FUZZ_CHECK(json_is_string(e) && strcmp(json_string_value(e), m->values[i]) == 0,
+                   "form: %s entry %zu differs", name, i);
+    }
+}
+
+static void check_form_string(const json_t *form, const char *member, const char *want)
+{
+    const json_t *v = json_object_get(form, member);
+
+    FUZZ_CHECK(json_is_string(v) && strcmp(json_string_value(v), want != NULL ? want : "") == 0,
+               "form: %s differs", member);
+}
+
+/* A copy of m with its entries in reverse order (the arrays only: the strings are m's). */
+static struct opargs_map reversed(const struct opargs_map *m)
+{
+    struct opargs_map r = {NULL, NULL, m->n};
+
+    r.keys = fuzz_malloc((m->n + 1) * sizeof(char *));
+    r.values = fuzz_malloc((m->n + 1) * sizeof(char *));
+    for (size_t i = 0; i < m->n; i++) {
+        r.keys[i] = m->keys[m->n - 1 - i];
+        r.values[i] = m->values[m->n - 1 - i];
+    }
+    return r;
+}
+
+static void check_key(const struct mcp_server_args *s)
+{
+    static const char *const members[] = {"args", "command", "dynamic_headers", "env", "headers",
+                                          "name", "tls_skip_verify", "transport", "url"};
+    const struct openssl_api *ossl;
+    struct mcp_server_args rev = *s;
+    uint8_t key[MCP_KEY_LEN], digest[MCP_KEY_LEN], key_rev[MCP_KEY_LEN];
+    unsigned int dlen = 0;
+    const char *member;
+    json_error_t je;
+    json_t *form, *v;
+    size_t len, i = 0;
+    char *text;
+
+    FUZZ_CHECK(mcp_key__form(s, &text, &len) == 0, "no canonical form");
+    form = json_loadb(text, len, 0, &je);
+    FUZZ_CHECK(json_is_object(form) && json_object_size(form) == 9, "form not the 9 members: %s",
+               form == NULL ? je.text : "");
+    json_object_foreach(form, member, v) {
+        FUZZ_CHECK(strcmp(member, members[i++]) == 0, "form: %s out of order", member);
+    }
+    check_form_string(form, "name", s->name);
+    check_form_string(form, "transport", s->transport);
+    check_form_string(form, "command", s->command);
+    check_form_string(form, "url", s->url);
+    v = json_object_get(form, "args");
+    FUZZ_CHECK(json_is_array(v) && json_array_size(v) == s->args.n, "form: args differ");
+    for (i = 0; i < s->args.n; i++)
+        FUZZ_CHECK(strcmp(json_string_value(json_array_get(v, i)), s->args.v[i]) == 0,
+                   "form: args[%zu] differs", i);
+    check_form_map(json_object_get(form, "env"), &s->env, "env");
+    check_form_map(json_object_get(form, "headers"), &s->headers, "headers");
+    check_form_map(json_object_get(form, "dynamic_headers"), &s->dynamic_headers,
+                   "dynamic_headers");
+    FUZZ_CHECK(json_is_boolean(json_object_get(form, "tls_skip_verify")) &&
+                   json_is_true(json_object_get(form, "tls_skip_verify")) == s->tls_skip_verify,
+               "form: tls_skip_verify differs");
+    json_decref(form);
+    if ((ossl = openssl_api_get()) != NULL) {
+        FUZZ_CHECK(mcp_key_compute(s, key) == 0, "no key");
+        FUZZ_CHECK(ossl->EVP_Digest(text, len, digest, &dlen, ossl->EVP_sha256(), NULL) == 1,
+                   "no digest");
+        FUZZ_CHECK(memcmp(key, digest, MCP_KEY_LEN) == 0, "key is not SHA-256 of the form");
+        rev.env = reversed(&s->env);
+        rev.headers = reversed(&s->headers);
+        rev.dynamic_headers = reversed(&s->dynamic_headers);
+        FUZZ_CHECK(mcp_key_compute(&rev, key_rev) == 0, "no key");
+        FUZZ_CHECK(memcmp(key, key_rev, MCP_KEY_LEN) == 0, "map order changed the key");
+        free(rev.env.keys);
+        free(rev.env.values);
+        free(rev.headers.keys);
+        free(rev.headers.values);
+        free(rev.dynamic_headers.keys);
+        free(rev.dynamic_headers.values);
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const struct opargs_spec *spec;
@@ -353,6 +462,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(args != NULL, "missing args accepted");
         check_struct(spec, (const json_t *const *)&args, json_is_object(args) ? 1 : 0, out);
+        for (size_t i = 0; i < spec->nfields; i++)
+            if (spec->fields[i].type == OPARGS_OBJECT &&
+                strcmp(spec->fields[i].sub->go_struct, "MCPServerConfig") == 0)
+                check_key((const struct mcp_server_args *)(const void *)(out +
+                                                                         spec->fields[i].offset));
     }
     opargs_free(spec, out);
     for (size_t i = 0; i < spec->size; i++)

@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "mcp_key.h"
+#include "mcp_key_internal.h"
 #include "openssl_api.h"
 
 /* The form being written: p NULL while counting. */
@@ -138,17 +139,14 @@ static void put_config(struct form *f, const struct mcp_server_args *s, struct e
     put(f, "}", 1);
 }
 
-int mcp_key_compute(const struct mcp_server_args *s, uint8_t out[MCP_KEY_LEN])
+int mcp_key__form(const struct mcp_server_args *s, char **out, size_t *len)
 {
-    const struct openssl_api *ossl = openssl_api_get();
     struct entry *maps[3] = {NULL, NULL, NULL};
     struct form f = {NULL, 0};
-    unsigned int dlen = 0;
     int r;
 
-    memset(out, 0, MCP_KEY_LEN);
-    if (ossl == NULL)
-        return ERR_UNSUPPORTED;
+    *out = NULL;
+    *len = 0;
     if ((r = sort_map(&s->dynamic_headers, &maps[0])) != 0 ||
         (r = sort_map(&s->env, &maps[1])) != 0 || (r = sort_map(&s->headers, &maps[2])) != 0)
         goto out;
@@ -159,18 +157,34 @@ int mcp_key_compute(const struct mcp_server_args *s, uint8_t out[MCP_KEY_LEN])
     }
     f.len = 0;
     put_config(&f, s, maps);
-    if (ossl->EVP_Digest(f.p, f.len, out, &dlen, ossl->EVP_sha256(), NULL) != 1 ||
+    *out = f.p;
+    *len = f.len;
+out:
+    for (size_t i = 0; i < 3; i++)
+        free(maps[i]);
+    return r;
+}
+
+int mcp_key_compute(const struct mcp_server_args *s, uint8_t out[MCP_KEY_LEN])
+{
+    const struct openssl_api *ossl = openssl_api_get();
+    unsigned int dlen = 0;
+    char *form = NULL;
+    size_t len = 0;
+    int r;
+
+    memset(out, 0, MCP_KEY_LEN);
+    if (ossl == NULL)
+        return ERR_UNSUPPORTED;
+    if ((r = mcp_key__form(s, &form, &len)) != 0)
+        return r;
+    if (ossl->EVP_Digest(form, len, out, &dlen, ossl->EVP_sha256(), NULL) != 1 ||
         dlen != MCP_KEY_LEN) {
         memset(out, 0, MCP_KEY_LEN);
         r = -EIO;
     }
-out:
-    if (f.p != NULL) {
-        explicit_bzero(f.p, f.len); /* header and env values: credentials */
-        free(f.p);
-    }
-    for (size_t i = 0; i < 3; i++)
-        free(maps[i]);
+    explicit_bzero(form, len); /* header and env values: credentials */
+    free(form);
     return r;
 }
 

@@ -72,6 +72,18 @@ static void test_the_key_is_sha256_of_the_canonical_form(void **state)
     assert_string_equal(k, "f281ec9c46ba5418037041f482594853ffd73284afa67615528469af746a8b11");
     key_of("{}", k);
     assert_string_equal(k, "7a39e83654cdb9882a45dbc6231296a1849b7260672ea878c290bd458ab0a021");
+    /* Every control byte, DEL, a 4-byte and a U+2028 character, '/' and '<' (written as
+     * they are), and map keys whose byte order is not their case-folded order; in Python:
+     * args [''.join(map(chr, range(1, 32))) + '\x7f', '\U0001F600 \u2028 /</'], headers
+     * {'z': '1', '\u00e9': '2', 'Z': '3', 'a': '4', '': '5'}, transport 'http', name 'n',
+     * url 'https://h/mcp?a=1&b=2', tls_skip_verify True. */
+    key_of("{\"name\": \"n\", \"transport\": \"http\", \"args\": [\"\\u0001\\u0002\\u0003\\u0004"
+           "\\u0005\\u0006\\u0007\\u0008\\u0009\\u000a\\u000b\\u000c\\u000d\\u000e\\u000f\\u0010"
+           "\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c"
+           "\\u001d\\u001e\\u001f\\u007f\", \"\\ud83d\\ude00 \\u2028 /</\"], \"url\": "
+           "\"https://h/mcp?a=1&b=2\", \"headers\": {\"z\": \"1\", \"\\u00e9\": \"2\", "
+           "\"Z\": \"3\", \"a\": \"4\", \"\": \"5\"}, \"tls_skip_verify\": true}", k);
+    assert_string_equal(k, "bff4690f4ac56d2d75618355bf59530c8825348281c56ba92c13349acfbb4713");
 }
 
 #define BASE                                                                                   \
