@@ -104,7 +104,7 @@ const struct opargs_spec opargs_mcp_call_payload = {
     sizeof(struct mcp_call_payload), "invalid mcp.call payload: "};
 
 /* Longest dotted path of JSON names any spec here has ("server.dynamic_headers"), with room. */
-#define PATH_MAX_LEN 128
+#define FIELD_PATH_LEN 128
 
 /*
  * Where the decoder is, as Go's decodeState.errorContext has it: the innermost struct
@@ -115,7 +115,7 @@ const struct opargs_spec opargs_mcp_call_payload = {
 struct walk {
     const struct opargs_spec *top;
     const struct opargs_spec *cur;
-    char path[PATH_MAX_LEN];
+    char path[FIELD_PATH_LEN];
     char *err;
     size_t errlen;
 };
