@@ -124,6 +124,10 @@ static const struct fileop_kind kinds[] = {
      NULL},
     {"webfetch", &opargs_webfetch, fileop__webfetch_work, fileop__webfetch_result,
      fileop__webfetch_start, fileop__webfetch_cancel, fileop__webfetch_free},
+    {"mcp_call", &opargs_mcp_call, fileop__mcp_work, fileop__mcp_result, fileop__mcp_call_start,
+     fileop__mcp_cancel, fileop__mcp_free},
+    {"mcp_list_tools", &opargs_mcp_list_tools, fileop__mcp_work, fileop__mcp_result,
+     fileop__mcp_list_start, fileop__mcp_cancel, fileop__mcp_free},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)

@@ -26,6 +26,7 @@ struct wspath_root;
 struct outspill;
 struct netguard;
 struct webproxy;
+struct mcp_pool;
 struct fileop;
 
 struct fileop_limits {
@@ -40,6 +41,7 @@ struct fileop_limits {
     const struct netguard *webfetch_guard;
     const struct webproxy *webfetch_proxy;
     const char *webfetch_cacert;
+    struct mcp_pool *mcp;      /* mcp_call, mcp_list_tools (section 9): the connections */
 };
 
 /* Whether operation is one of the file operations implemented here. */

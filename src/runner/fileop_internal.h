@@ -26,6 +26,9 @@ struct fileop;
 struct grep_hit;
 struct grep_rg;
 struct outspill_result;
+struct mcp_wait;
+struct mcp_session;
+struct mcp_op;
 
 struct list_entry {
     char *path; /* relative to the root's real path */
@@ -73,6 +76,22 @@ struct fileop_webfetch {
     json_t *result;          /* built by the work */
 };
 
+/* mcp_call's and mcp_list_tools' state (fileop_mcp.c). */
+struct fileop_mcp {
+    bool listing;            /* mcp_list_tools */
+    bool refused;            /* start failed the op: the work does nothing */
+    bool finished, failed;   /* the outcome is decided; an error (op->error) */
+    uint64_t timeout_ms;
+    uv_timer_t *timer;       /* the request's deadline, then the outcome's delivery */
+    struct mcp_wait *wait;   /* waiting for a connection */
+    struct mcp_session *session;
+    struct mcp_op *request;  /* the request in flight */
+    char **header_names, **header_values; /* headers merged with dynamic_headers */
+    size_t nheaders;
+    json_t *result;          /* the server's result (a copy of its own) */
+    json_t *built;           /* the op's result, built by the work */
+};
+
 struct fileop {
     uv_work_t work;
     const struct fileop_kind *kind;
@@ -86,6 +105,8 @@ struct fileop {
         struct grep_args grep;
         struct sync_skill_args sync_skill;
         struct webfetch_args webfetch;
+        struct mcp_call_args mcp_call;
+        struct mcp_list_tools_args mcp_list_tools;
     } args;
     bool args_ok;
     atomic_bool cancelled;
@@ -104,6 +125,7 @@ struct fileop {
     size_t nentries, entries_cap;
     struct fileop_grep grep;
     struct fileop_webfetch web;
+    struct fileop_mcp mcp;
     uv_loop_t *loop;
 };
 
@@ -154,5 +176,11 @@ json_t *fileop__webfetch_result(const struct fileop *op);
 int fileop__webfetch_start(uv_loop_t *loop, struct fileop *op);
 void fileop__webfetch_cancel(struct fileop *op);
 void fileop__webfetch_free(struct fileop *op);
+void fileop__mcp_work(struct fileop *op); /* fileop_mcp.c */
+json_t *fileop__mcp_result(const struct fileop *op);
+int fileop__mcp_call_start(uv_loop_t *loop, struct fileop *op);
+int fileop__mcp_list_start(uv_loop_t *loop, struct fileop *op);
+void fileop__mcp_cancel(struct fileop *op);
+void fileop__mcp_free(struct fileop *op);
 
 #endif

@@ -39,6 +39,7 @@ struct mcp_session {
     uint8_t key[32];
     char name[128];
     enum session_state state;
+    bool closed;                  /* session_close ran: its memory goes with its timer */
     unsigned busy;                /* acquisitions not released */
     uint64_t last_used;
     struct mcp_stdio *stdio;
@@ -103,7 +104,12 @@ void mcp_wait_cancel(struct mcp_wait *w)
 
 static void on_session_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct mcp_session *s = h->data;
+
+    /* Here, not in session_close: that may run inside the connection's own callbacks
+     * (a call's end releasing the session), which still use it. */
+    mcp_conn_free(s->conn);
+    free(s);
 }
 
 /* Closes s for good: its waiters get reason, its transport is closed (a stdio server
@@ -112,6 +118,9 @@ static void session_close(struct mcp_session *s, const char *reason)
 {
     struct mcp_wait *w;
 
+    if (s->closed)
+        return;
+    s->closed = true;
     s->state = SESSION_BROKEN;
     while ((w = TAILQ_FIRST(&s->waiters)) != NULL) {
         TAILQ_REMOVE(&s->waiters, w, link);
@@ -119,8 +128,6 @@ static void session_close(struct mcp_session *s, const char *reason)
     }
     LIST_REMOVE(s, link);
     s->p->nsessions--;
-    mcp_conn_free(s->conn); /* its pending operations were told by the transport's end */
-    s->conn = NULL;
     if (s->stdio != NULL) {
         struct mcp_stdio *stdio = s->stdio;
 
@@ -141,7 +148,9 @@ static void session_fail(struct mcp_session *s, const char *reason)
         return;
     s->state = SESSION_BROKEN; /* first: what the transport's end calls back finds it so */
     if (s->conn != NULL)
-        mcp_conn_transport_closed(s->conn, reason);
+        mcp_conn_transport_closed(s->conn, reason); /* a call's end may release s: closed */
+    if (s->closed)
+        return;
     while ((w = TAILQ_FIRST(&s->waiters)) != NULL) {
         TAILQ_REMOVE(&s->waiters, w, link);
         wait_resolve(w, NULL, reason);

@@ -38,6 +38,7 @@
 #include "permission.h"
 #include "isolate.h"
 #include "log.h"
+#include "mcp_pool.h"
 #include "proto.h"
 #include "rewrite.h"
 #include "runner.h"
@@ -85,6 +86,7 @@ struct runner {
     struct outspill spill;          /* large output goes to .outputs/ (outspill.h) */
     struct netguard webfetch_guard; /* webfetch's address guard (netguard.h) */
     struct webproxy webfetch_proxy; /* and its proxies, from the environment at start */
+    struct mcp_pool *mcp;           /* the MCP connections (mcp_pool.h) */
     json_t *labels, *environment;
     struct ws *ws;
     bool connected;
@@ -699,6 +701,9 @@ static void runner__stop(struct runner *r)
     broker_close(r->broker);
     r->broker = NULL;
     outspill_close(&r->spill);
+    /* Its stdio servers are stopped and reaped before the loop ends (mcp_stdio.h). */
+    mcp_pool_close(r->mcp);
+    r->mcp = NULL;
     log_info("runner stopped");
 }
 
@@ -960,6 +965,20 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     } else {
         log_warn("isolation unavailable or off: commands run without namespaces and can read "
                  "files of the runner's user (its config file included)");
+    }
+    /* MCP stdio servers run like bash tasks: the same environment, workspace, isolation
+     * and permission rules (RUNNER-OPS.md 9.3). */
+    {
+        struct mcp_pool_options mo = {
+            .base_env = r->child_env,
+            .workspace = r->workspace.real,
+            .secrets = r->isolate ? &r->secrets : NULL,
+            .rules = cfg->permission,
+        };
+
+        if ((rc = mcp_pool_new(r->loop, &mo, &r->mcp)) != 0)
+            return rc;
+        r->fileop_limits.mcp = r->mcp;
     }
     r->labels = labels_json(cfg);
     r->environment = environment_json(r);

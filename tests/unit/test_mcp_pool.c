@@ -83,12 +83,14 @@ static bool run_until(const bool *flag)
     return *flag;
 }
 
+static uint64_t connect_ms; /* 0: the pool's default */
+
 static struct mcp_pool *pool_with(struct env *base, const struct permission_rules *rules,
                                   size_t max, uint64_t idle_ms)
 {
     struct mcp_pool_options o = {
         .base_env = base, .workspace = "/tmp", .rules = rules, .max_sessions = max,
-        .idle_ms = idle_ms,
+        .idle_ms = idle_ms, .connect_ms = connect_ms,
     };
     struct mcp_pool *p;
 
@@ -270,6 +272,19 @@ static void test_failed_connects_say_why(void **state)
     cfg_init(&b, "bad-version", "x");
     assert_null(acquire(p, &b, &g));
     assert_non_null(strstr(g.error, "protocol version"));
+    {
+        struct cfg m;
+        struct mcp_pool *quick;
+
+        connect_ms = 200; /* a server that never answers initialize: the connect deadline */
+        quick = pool_with(base, NULL, 0, 0);
+        connect_ms = 0;
+        cfg_init(&m, "no-init", "x");
+        assert_null(acquire(quick, &m, &g));
+        assert_string_equal(g.error, "context deadline exceeded");
+        assert_int_equal(mcp_pool_size(quick), 0);
+        drain(quick);
+    }
     cfg_init(&c, "ok", "x");
     c.c.command = "no-such-mcp-server-command";
     assert_null(acquire(p, &c, &g));
