@@ -90,6 +90,11 @@ size_t sse_parser_buffered(const struct sse_parser *p)
            buf_len(p->last_id);
 }
 
+bool sse_parser_mid_event(const struct sse_parser *p)
+{
+    return buf_len(p->line) > 0 || buf_len(p->data) > 0;
+}
+
 /* Empties *b, replacing it by a fresh one when it grew large. 0 or ERR_NOMEM. */
 static int sse__empty(struct buf **b)
 {

@@ -33,6 +33,7 @@
 #ifndef CREDBROKER_SSE_H
 #define CREDBROKER_SSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sse_event {
@@ -78,6 +79,10 @@ const char *sse_parser_last_event_id(const struct sse_parser *p);
 /* The bytes the parser holds now (line, data, type, both ids), for the fuzz harness's
  * memory bound: at most 5 * (max_event_bytes + 1). */
 size_t sse_parser_buffered(const struct sse_parser *p);
+
+/* True when the stream stopped inside an event: a line without its end, or data lines
+ * not yet ended by a blank line. A stream that ends then was cut (the event is lost). */
+bool sse_parser_mid_event(const struct sse_parser *p);
 
 /* Frees p. Accepts NULL. */
 void sse_parser_free(struct sse_parser *p);

@@ -345,6 +345,27 @@ static void test_sse_error_is_final(void **state)
     sse_parser_free(NULL);
 }
 
+/* A stream cut inside an event is told apart from one that stopped between events. */
+static void test_sse_mid_event_tells_a_cut_stream(void **state)
+{
+    struct log l = {0};
+    struct sse_parser *p = sse_parser_new(64, record_cb, &l);
+
+    (void)state;
+    assert_non_null(p);
+    assert_false(sse_parser_mid_event(p));
+    assert_int_equal(sse_parser_feed(p, "data: a\n\n", strlen("data: a\n\n")), 0);
+    assert_false(sse_parser_mid_event(p)); /* between events */
+    assert_int_equal(sse_parser_feed(p, "data: b", strlen("data: b")), 0);
+    assert_true(sse_parser_mid_event(p)); /* inside a line */
+    assert_int_equal(sse_parser_feed(p, "\r\n", strlen("\r\n")), 0);
+    assert_true(sse_parser_mid_event(p)); /* data without its blank line */
+    assert_int_equal(sse_parser_feed(p, "\r\n: comment\n", strlen("\r\n: comment\n")), 0);
+    assert_false(sse_parser_mid_event(p));
+    assert_int_equal(l.events, 2);
+    sse_parser_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_sse_memory_stays_bounded_by_the_current_event),
         cmocka_unit_test(test_sse_callback_stop_is_returned_and_final),
         cmocka_unit_test(test_sse_error_is_final),
+        cmocka_unit_test(test_sse_mid_event_tells_a_cut_stream),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
