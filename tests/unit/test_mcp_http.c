@@ -1,0 +1,679 @@
+/*
+ * Unit tests for src/runner/mcp_http.c, on a real libuv loop against real servers the
+ * test starts itself:
+ *
+ *   - the MCP reference server @modelcontextprotocol/server-everything (tools/mcp, npm
+ *     ci by scripts/deps), in its Streamable HTTP mode and its legacy SSE mode; these
+ *     tests skip when node or the package is missing;
+ *   - mcp_http_peer.py, a Python stdlib peer that records what it got and misbehaves
+ *     on purpose (see its docstring for the paths).
+ *
+ * The JSON-RPC is written by hand: the transport carries bytes. Nothing sleeps: the
+ * loop runs until a condition holds or a deadline passes.
+ *
+ * argv[1]: mcp_http_peer.py; argv[2]: server-everything's dist/index.js.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "err.h"
+#include "mcp_http.h"
+#include "webproxy.h"
+
+extern char **environ;
+
+#define MAX_MSGS 16
+#define WAIT_MS 20000
+
+static const char *peer_script, *everything_js;
+
+#define INITIALIZE                                                                                 \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"                         \
+    "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"                                      \
+    "\"clientInfo\":{\"name\":\"flashduty-runner\",\"version\":\"1.0.0\"}}}"
+#define INITIALIZED "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"
+#define TOOLS_LIST "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}"
+
+/* ---- servers ---- */
+
+struct server {
+    pid_t pid;
+    int port;
+};
+
+static void server_stop(struct server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+/* The Python peer: it prints its port first. */
+static int peer_start(struct server *s)
+{
+    char *argv[] = {"python3", (char *)peer_script, NULL};
+    posix_spawn_file_actions_t fa;
+    int fds[2];
+    char line[32] = "";
+    size_t n = 0;
+
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawnp(&s->pid, "python3", &fa, NULL, argv, environ) != 0)
+        s->pid = 0;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    while (s->pid > 0 && n + 1 < sizeof(line) && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
+        n++;
+    close(fds[0]);
+    line[n] = '\0';
+    s->port = (int)strtol(line, NULL, 10);
+    return s->pid > 0 && s->port > 0 ? 0 : -1;
+}
+
+/* A port nothing listens on now (the kernel's choice, then released). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static bool port_open(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs loop until cond(arg) or ms pass; a 10 ms tick keeps UV_RUN_ONCE returning. */
+static bool run_until(uv_loop_t *loop, bool (*cond)(void *), void *arg, uint64_t ms)
+{
+    uv_timer_t tick;
+    uint64_t end;
+
+    uv_update_time(loop);
+    end = uv_now(loop) + ms;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 10, 10);
+    while (!cond(arg) && uv_now(loop) < end)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT); /* the tick's close */
+    return cond(arg);
+}
+
+static bool server_listening(void *arg)
+{
+    return port_open(((struct server *)arg)->port);
+}
+
+/* server-everything in mode ("streamableHttp" or "sse"); skips without node or it. */
+static void everything_start(uv_loop_t *loop, struct server *s, const char *mode)
+{
+    char port_env[32];
+    char *argv[] = {"node", (char *)everything_js, (char *)mode, NULL};
+    char **envp;
+    size_t n = 0, i;
+    posix_spawn_file_actions_t fa;
+
+    if (access(everything_js, R_OK) != 0) {
+        fprintf(stderr, "skipped: %s missing (scripts/deps installs it)\n", everything_js);
+        skip();
+    }
+    while (environ[n] != NULL)
+        n++;
+    envp = calloc(n + 2, sizeof(char *));
+    assert_non_null(envp);
+    for (i = 0; i < n; i++)
+        envp[i] = environ[i];
+    s->port = free_port();
+    assert_true(s->port > 0);
+    snprintf(port_env, sizeof(port_env), "PORT=%d", s->port);
+    envp[n] = port_env;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&s->pid, "node", &fa, NULL, argv, envp) != 0) {
+        s->pid = 0;
+        posix_spawn_file_actions_destroy(&fa);
+        free(envp);
+        fprintf(stderr, "skipped: node cannot be run\n");
+        skip();
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+    assert_true(run_until(loop, server_listening, s, WAIT_MS));
+}
+
+/* ---- the transport's events, recorded ---- */
+
+struct rec {
+    uv_loop_t *loop;
+    struct mcp_http *t;
+    char *msgs[MAX_MSGS];
+    size_t nmsgs;
+    bool closed;
+    char reason[512];
+    bool close_on_message; /* mcp_http_close from inside on_message */
+};
+
+static void on_message(struct mcp_http *t, const char *msg, size_t len, void *data)
+{
+    struct rec *r = data;
+
+    assert_ptr_equal(t, r->t);
+    assert_false(r->closed); /* never after on_closed */
+    assert_true(r->nmsgs < MAX_MSGS);
+    r->msgs[r->nmsgs] = strndup(msg, len);
+    assert_non_null(r->msgs[r->nmsgs]);
+    assert_int_equal(strlen(r->msgs[r->nmsgs]), len);
+    r->nmsgs++;
+    if (r->close_on_message) {
+        mcp_http_close(t);
+        r->t = NULL;
+    }
+}
+
+static void on_closed(struct mcp_http *t, const char *reason, void *data)
+{
+    struct rec *r = data;
+
+    assert_ptr_equal(t, r->t);
+    assert_false(r->closed); /* once */
+    assert_null(strchr(reason, '\n'));
+    r->closed = true;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+}
+
+static const struct mcp_http_events events = {on_message, on_closed};
+
+struct fixture {
+    uv_loop_t loop;
+    struct server peer;   /* the Python peer, for every test */
+    struct server server; /* server-everything, when a test starts it */
+    struct rec rec;
+    char url[256];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL || uv_loop_init(&f->loop) != 0 || peer_start(&f->peer) != 0)
+        return -1;
+    f->rec.loop = &f->loop;
+    *state = f;
+    return 0;
+}
+
+static void rec_clear(struct rec *r)
+{
+    for (size_t i = 0; i < r->nmsgs; i++)
+        free(r->msgs[i]);
+    r->nmsgs = 0;
+    r->closed = false;
+    r->reason[0] = '\0';
+}
+
+/* Closes the transport and runs the loop dry: the DELETE, if any, and every handle. */
+static void finish(struct fixture *f)
+{
+    if (f->rec.t != NULL)
+        mcp_http_close(f->rec.t);
+    f->rec.t = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    finish(f);
+    rec_clear(&f->rec);
+    server_stop(&f->peer);
+    server_stop(&f->server);
+    assert_int_equal(uv_loop_close(&f->loop), 0); /* no handle left behind */
+    free(f);
+    return 0;
+}
+
+/* Starts a transport to path on the Python peer (or to url when path is NULL). */
+static void open_transport(struct fixture *f, const char *path, const struct mcp_http_options *base)
+{
+    struct mcp_http_options o = base != NULL ? *base : (struct mcp_http_options){0};
+    char err[256];
+
+    if (path != NULL)
+        snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d%s", f->peer.port, path);
+    o.url = f->url;
+    assert_int_equal(mcp_http_start(&f->loop, &o, &events, &f->rec, &f->rec.t, err, sizeof(err)),
+                     0);
+}
+
+static void send_text(struct fixture *f, const char *text)
+{
+    assert_int_equal(mcp_http_send(f->rec.t, text, strlen(text)), 0);
+}
+
+static size_t cond_n;
+
+static bool has_n_messages(void *arg)
+{
+    struct rec *r = arg;
+
+    return r->nmsgs >= cond_n || r->closed;
+}
+
+static bool is_closed(void *arg)
+{
+    return ((struct rec *)arg)->closed;
+}
+
+/* Runs until n messages came in all (or the transport closed); asserts the count. */
+static void wait_messages(struct fixture *f, size_t n)
+{
+    cond_n = n;
+    run_until(&f->loop, has_n_messages, &f->rec, WAIT_MS);
+    if (f->rec.closed)
+        fprintf(stderr, "closed: %s\n", f->rec.reason);
+    assert_false(f->rec.closed);
+    assert_int_equal(f->rec.nmsgs, n);
+}
+
+static void wait_closed(struct fixture *f, const char *reason_part)
+{
+    assert_true(run_until(&f->loop, is_closed, &f->rec, WAIT_MS));
+    if (strstr(f->rec.reason, reason_part) == NULL)
+        fprintf(stderr, "reason: %s\n", f->rec.reason);
+    assert_non_null(strstr(f->rec.reason, reason_part));
+}
+
+/* The message among those received that holds needle, or NULL. */
+static const char *find_message(const struct rec *r, const char *needle)
+{
+    for (size_t i = 0; i < r->nmsgs; i++) {
+        if (strstr(r->msgs[i], needle) != NULL)
+            return r->msgs[i];
+    }
+    return NULL;
+}
+
+/* ---- against server-everything ---- */
+
+static const char *cond_needle;
+
+static bool has_message_with(void *arg)
+{
+    struct rec *r = arg;
+
+    return find_message(r, cond_needle) != NULL || r->closed;
+}
+
+/* Runs until a message holding needle came (servers may send notifications of their own
+ * in between); returns it. */
+static const char *wait_message_with(struct fixture *f, const char *needle)
+{
+    cond_needle = needle;
+    run_until(&f->loop, has_message_with, &f->rec, WAIT_MS);
+    if (f->rec.closed)
+        fprintf(stderr, "closed: %s\n", f->rec.reason);
+    assert_false(f->rec.closed);
+    assert_non_null(find_message(&f->rec, needle));
+    return find_message(&f->rec, needle);
+}
+
+/* initialize, notifications/initialized (202, nothing back), tools/list. */
+static void handshake_and_list_tools(struct fixture *f)
+{
+    const char *m;
+
+    send_text(f, INITIALIZE);
+    m = wait_message_with(f, "\"id\":1");
+    assert_non_null(strstr(m, "\"protocolVersion\""));
+    mcp_http_set_protocol_version(f->rec.t, "2025-06-18");
+    send_text(f, INITIALIZED);
+    send_text(f, TOOLS_LIST);
+    m = wait_message_with(f, "\"id\":2");
+    assert_non_null(strstr(m, "\"tools\""));
+    assert_non_null(strstr(m, "\"name\":\"echo\""));
+}
+
+static void test_mcp_http_streamable_round_trip_with_server_everything(void **state)
+{
+    struct fixture *f = *state;
+
+    everything_start(&f->loop, &f->server, "streamableHttp");
+    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/mcp", f->server.port);
+    open_transport(f, NULL, NULL);
+    handshake_and_list_tools(f);
+    assert_false(mcp_http_is_legacy(f->rec.t));
+    /* The server issued a session id, and tools/list only works when it is sent back
+     * (server-everything answers 400 otherwise). */
+    assert_non_null(mcp_http_session_id(f->rec.t));
+}
+
+static void test_mcp_http_falls_back_to_legacy_sse_with_server_everything(void **state)
+{
+    struct fixture *f = *state;
+
+    everything_start(&f->loop, &f->server, "sse");
+    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/sse", f->server.port);
+    open_transport(f, NULL, NULL);
+    handshake_and_list_tools(f);
+    assert_true(mcp_http_is_legacy(f->rec.t));
+    assert_null(mcp_http_session_id(f->rec.t));
+}
+
+/* ---- against the Python peer ---- */
+
+static void test_mcp_http_sends_headers_session_id_and_protocol_version(void **state)
+{
+    struct fixture *f = *state;
+    char *names[] = {"X-Api-Key", "X-Empty", "Accept"};
+    char *values[] = {"k-123", "", "text/html"};
+    struct mcp_http_options o = {.header_names = names, .header_values = values, .nheaders = 3};
+    const char *m;
+
+    open_transport(f, "/echo", &o);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 1);
+    assert_null(strstr(f->rec.msgs[0], "mcp-session-id")); /* not issued yet */
+    assert_string_equal(mcp_http_session_id(f->rec.t), "sess-1");
+    mcp_http_set_protocol_version(f->rec.t, "2025-06-18");
+    mcp_http_set_protocol_version(f->rec.t, "bad\r\nX-Injected: 1"); /* ignored */
+    send_text(f, TOOLS_LIST);
+    wait_messages(f, 2);
+    m = f->rec.msgs[1];
+    assert_non_null(strstr(m, "\"mcp-session-id\": \"sess-1\""));
+    assert_non_null(strstr(m, "\"mcp-protocol-version\": \"2025-06-18\""));
+    assert_non_null(strstr(m, "\"x-api-key\": \"k-123\""));
+    assert_non_null(strstr(m, "\"x-empty\": \"\""));
+    assert_non_null(strstr(m, "\"accept\": \"application/json, text/event-stream\""));
+    assert_non_null(strstr(m, "\"content-type\": \"application/json\""));
+    assert_null(strstr(m, "x-injected"));
+    assert_non_null(strstr(m, "tools/list"));
+}
+
+static void test_mcp_http_close_sends_delete_with_the_session_id(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/echo", NULL);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 1);
+    finish(f); /* runs until the DELETE is answered */
+    rec_clear(&f->rec);
+    open_transport(f, "/deletes", NULL);
+    send_text(f, "{}");
+    wait_messages(f, 1);
+    assert_string_equal(f->rec.msgs[0], "[{\"path\": \"/echo\", \"session\": \"sess-1\"}]");
+}
+
+static void test_mcp_http_reads_every_event_of_an_sse_answer(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/sse-echo", NULL);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 2); /* the priming event and the comment give nothing */
+    assert_string_equal(f->rec.msgs[0], "{\"jsonrpc\":\"2.0\",\"method\":\"n\"}");
+    assert_string_equal(f->rec.msgs[1], "{\"jsonrpc\":\"2.0\",\n\"id\":1,\"result\":{}}");
+    /* The stream ended after the last event: no failure. */
+    assert_false(run_until(&f->loop, is_closed, &f->rec, 200));
+}
+
+static void test_mcp_http_carries_concurrent_posts(void **state)
+{
+    struct fixture *f = *state;
+    char msg[64];
+
+    open_transport(f, "/echo", NULL);
+    for (int i = 0; i < 6; i++) {
+        snprintf(msg, sizeof(msg), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"m%d\"}", i, i);
+        send_text(f, msg);
+    }
+    wait_messages(f, 6);
+    for (int i = 0; i < 6; i++) {
+        snprintf(msg, sizeof(msg), "\\\"method\\\":\\\"m%d\\\"", i);
+        assert_non_null(find_message(&f->rec, msg));
+    }
+}
+
+static void test_mcp_http_closes_on_a_500(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/fail500", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "HTTP 500 on a POST: internal failure");
+    assert_int_equal(f->rec.nmsgs, 0);
+    assert_int_equal(mcp_http_send(f->rec.t, "{}", 2), ERR_CLOSED);
+}
+
+static void test_mcp_http_legacy_stream_without_endpoint_closes_when_it_ends(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/noendpoint", NULL);
+    send_text(f, INITIALIZE);
+    send_text(f, TOOLS_LIST); /* waits for the endpoint that never comes */
+    wait_closed(f, "the legacy SSE stream ended");
+    assert_true(mcp_http_is_legacy(f->rec.t));
+    assert_int_equal(f->rec.nmsgs, 0);
+}
+
+static void test_mcp_http_says_both_statuses_when_post_and_get_are_refused(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/nowhere", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "the server refused the Streamable HTTP POST (HTTP 404) and the legacy SSE "
+                   "GET (HTTP 404): unknown path");
+}
+
+static void test_mcp_http_refuses_an_endpoint_on_another_origin(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/evil", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "endpoint is on another origin");
+}
+
+static void test_mcp_http_closes_on_a_stream_cut_inside_an_event(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/cut", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "cut inside an event");
+    assert_int_equal(f->rec.nmsgs, 0);
+}
+
+static void test_mcp_http_closes_on_a_json_answer_over_the_limit(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/huge", NULL); /* 20 MiB against the default 16 MiB */
+    send_text(f, INITIALIZE);
+    wait_closed(f, "a JSON answer over the 16777216-byte message limit");
+    assert_int_equal(f->rec.nmsgs, 0);
+}
+
+static void test_mcp_http_closes_on_a_garbage_content_type(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/garbage", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "came as 'text/html', not JSON or an event stream");
+}
+
+static void test_mcp_http_does_not_follow_redirects(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/redirect", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "HTTP 307 on a POST");
+}
+
+static void test_mcp_http_closes_when_nothing_listens(void **state)
+{
+    struct fixture *f = *state;
+
+    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/mcp", free_port());
+    open_transport(f, NULL, NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "a POST failed: ");
+}
+
+static void test_mcp_http_may_be_closed_from_on_message(void **state)
+{
+    struct fixture *f = *state;
+
+    f->rec.close_on_message = true;
+    open_transport(f, "/sse-echo", NULL);
+    send_text(f, INITIALIZE);
+    cond_n = 1;
+    run_until(&f->loop, has_n_messages, &f->rec, WAIT_MS);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* nothing more comes, and everything ends */
+    assert_int_equal(f->rec.nmsgs, 1);
+    assert_false(f->rec.closed);
+}
+
+static char proxy_env[64];
+
+static const char *proxy_getenv(const char *name)
+{
+    return strcmp(name, "HTTP_PROXY") == 0 ? proxy_env : NULL;
+}
+
+/* HTTP_PROXY as webfetch reads it: the request goes to the proxy, in absolute form. */
+static void test_mcp_http_goes_through_the_configured_proxy(void **state)
+{
+    struct fixture *f = *state;
+    struct webproxy proxy;
+    struct mcp_http_options o = {.proxy = &proxy};
+
+    snprintf(proxy_env, sizeof(proxy_env), "http://127.0.0.1:%d", f->peer.port);
+    assert_int_equal(webproxy_init(&proxy, proxy_getenv), 0);
+    snprintf(f->url, sizeof(f->url), "http://mcp.example.invalid:8080/echo?x=1");
+    open_transport(f, NULL, &o);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 1);
+    assert_non_null(
+        strstr(f->rec.msgs[0], "\"target\": \"http://mcp.example.invalid:8080/echo?x=1\""));
+    finish(f);
+    webproxy_free(&proxy);
+}
+
+static void test_mcp_http_refuses_bad_options_and_sizes(void **state)
+{
+    struct fixture *f = *state;
+    char *names[] = {"Bad Name"}, *values[] = {"v"};
+    char *names2[] = {"X-Ok"}, *values2[] = {"a\r\nX-Evil: 1"};
+    struct mcp_http_options o = {.url = "ftp://127.0.0.1/x"};
+    struct mcp_http *t = NULL;
+    char err[256];
+
+    assert_int_equal(mcp_http_start(&f->loop, &o, &events, &f->rec, &t, err, sizeof(err)),
+                     ERR_INVALID);
+    assert_null(t);
+    assert_non_null(strstr(err, "http:// or https://"));
+    o.url = "http://127.0.0.1/x";
+    o.header_names = names;
+    o.header_values = values;
+    o.nheaders = 1;
+    assert_int_equal(mcp_http_start(&f->loop, &o, &events, &f->rec, &t, err, sizeof(err)),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "invalid header name 'Bad Name'"));
+    o.header_names = names2;
+    o.header_values = values2;
+    assert_int_equal(mcp_http_start(&f->loop, &o, &events, &f->rec, &t, err, sizeof(err)),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "control character"));
+    o.nheaders = 0;
+    o.max_message_bytes = 8;
+    assert_int_equal(mcp_http_start(&f->loop, &o, &events, &f->rec, &f->rec.t, err, sizeof(err)),
+                     0);
+    assert_int_equal(mcp_http_send(f->rec.t, "123456789", 9), ERR_TOO_LARGE);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_mcp_http_streamable_round_trip_with_server_everything),
+        T(test_mcp_http_falls_back_to_legacy_sse_with_server_everything),
+        T(test_mcp_http_sends_headers_session_id_and_protocol_version),
+        T(test_mcp_http_close_sends_delete_with_the_session_id),
+        T(test_mcp_http_reads_every_event_of_an_sse_answer),
+        T(test_mcp_http_carries_concurrent_posts),
+        T(test_mcp_http_closes_on_a_500),
+        T(test_mcp_http_legacy_stream_without_endpoint_closes_when_it_ends),
+        T(test_mcp_http_says_both_statuses_when_post_and_get_are_refused),
+        T(test_mcp_http_refuses_an_endpoint_on_another_origin),
+        T(test_mcp_http_closes_on_a_stream_cut_inside_an_event),
+        T(test_mcp_http_closes_on_a_json_answer_over_the_limit),
+        T(test_mcp_http_closes_on_a_garbage_content_type),
+        T(test_mcp_http_does_not_follow_redirects),
+        T(test_mcp_http_closes_when_nothing_listens),
+        T(test_mcp_http_may_be_closed_from_on_message),
+        T(test_mcp_http_goes_through_the_configured_proxy),
+        T(test_mcp_http_refuses_bad_options_and_sizes),
+#undef T
+    };
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s mcp_http_peer.py server-everything/dist/index.js\n", argv[0]);
+        return 1;
+    }
+    peer_script = argv[1];
+    everything_js = argv[2];
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
