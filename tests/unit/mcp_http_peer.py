@@ -2,7 +2,7 @@
 """A hostile and a recording MCP HTTP peer for tests/unit/test_mcp_http.c.
 
 Listens on 127.0.0.1 on a port of the kernel's choice and prints it as the first line
-of stdout. The path of a request chooses what the peer does:
+of stdout; with two arguments, CERT and KEY (PEM), it speaks HTTPS. The path of a request chooses what the peer does:
 
   /echo          POST: 200 application/json, a JSON-RPC result holding the request's
                  headers (lower-case names), body and target (the request line's, which
@@ -21,6 +21,7 @@ of stdout. The path of a request chooses what the peer does:
   /redirect      POST: 307 to /echo.
 """
 import json
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +130,10 @@ class Peer(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Peer)
     server.daemon_threads = True
+    if len(sys.argv) == 3:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

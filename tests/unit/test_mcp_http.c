@@ -68,10 +68,10 @@ static void server_stop(struct server *s)
     s->pid = 0;
 }
 
-/* The Python peer: it prints its port first. */
-static int peer_start(struct server *s)
+/* The Python peer, over HTTPS with cert and key (else NULL): it prints its port first. */
+static int peer_start(struct server *s, const char *cert, const char *key)
 {
-    char *argv[] = {"python3", (char *)peer_script, NULL};
+    char *argv[] = {"python3", (char *)peer_script, (char *)cert, (char *)key, NULL};
     posix_spawn_file_actions_t fa;
     int fds[2];
     char line[32] = "";
@@ -241,7 +241,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
-    if (f == NULL || uv_loop_init(&f->loop) != 0 || peer_start(&f->peer) != 0)
+    if (f == NULL || uv_loop_init(&f->loop) != 0 || peer_start(&f->peer, NULL, NULL) != 0)
         return -1;
     f->rec.loop = &f->loop;
     *state = f;
@@ -611,6 +611,80 @@ static void test_mcp_http_goes_through_the_configured_proxy(void **state)
     webproxy_free(&proxy);
 }
 
+/* Runs argv to its end; true when it exited 0. Its output goes to /dev/null. */
+static bool run_program(char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int status = -1;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) == 0)
+        waitpid(pid, &status, 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return status == 0;
+}
+
+/* HTTPS: the server's certificate is checked against cacert (a self-signed one for
+ * 127.0.0.1 here), refused without it, and accepted unchecked with tls_skip_verify. */
+static void test_mcp_http_verifies_tls_unless_told_not_to(void **state)
+{
+    struct fixture *f = *state;
+    char dir[] = "/tmp/test_mcp_http.XXXXXX", cert[64], key[64];
+    struct mcp_http_options o = {0};
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    char *req[] = {"openssl",
+                   "req",
+                   "-x509",
+                   "-newkey",
+                   "ec",
+                   "-pkeyopt",
+                   "ec_paramgen_curve:P-256",
+                   "-nodes",
+                   "-keyout",
+                   key,
+                   "-out",
+                   cert,
+                   "-days",
+                   "1",
+                   "-subj",
+                   "/CN=127.0.0.1",
+                   "-addext",
+                   "subjectAltName=IP:127.0.0.1",
+                   NULL};
+    assert_true(run_program(req));
+    assert_int_equal(peer_start(&f->server, cert, key), 0);
+    snprintf(f->url, sizeof(f->url), "https://127.0.0.1:%d/echo", f->server.port);
+
+    o.cacert = cert;
+    open_transport(f, NULL, &o);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 1);
+    finish(f);
+    rec_clear(&f->rec);
+
+    o.cacert = NULL; /* the system's CAs do not know it */
+    open_transport(f, NULL, &o);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "a POST failed: SSL certificate problem");
+    finish(f);
+    rec_clear(&f->rec);
+
+    o.tls_skip_verify = true;
+    open_transport(f, NULL, &o);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 1);
+
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 static void test_mcp_http_refuses_bad_options_and_sizes(void **state)
 {
     struct fixture *f = *state;
@@ -664,6 +738,7 @@ int main(int argc, char **argv)
         T(test_mcp_http_closes_when_nothing_listens),
         T(test_mcp_http_may_be_closed_from_on_message),
         T(test_mcp_http_goes_through_the_configured_proxy),
+        T(test_mcp_http_verifies_tls_unless_told_not_to),
         T(test_mcp_http_refuses_bad_options_and_sizes),
 #undef T
     };
