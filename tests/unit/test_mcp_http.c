@@ -149,8 +149,9 @@ static bool server_listening(void *arg)
     return port_open(((struct server *)arg)->port);
 }
 
-/* server-everything in mode ("streamableHttp" or "sse"); skips without node or it. */
-static void everything_start(uv_loop_t *loop, struct server *s, const char *mode)
+/* server-everything in mode ("streamableHttp" or "sse"), its stdout into log (NULL:
+ * /dev/null); skips without node or it. */
+static void everything_start(uv_loop_t *loop, struct server *s, const char *mode, const char *log)
 {
     char port_env[32];
     char *argv[] = {"node", (char *)everything_js, (char *)mode, NULL};
@@ -173,7 +174,7 @@ static void everything_start(uv_loop_t *loop, struct server *s, const char *mode
     snprintf(port_env, sizeof(port_env), "PORT=%d", s->port);
     envp[n] = port_env;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log != NULL ? log : "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     if (posix_spawnp(&s->pid, "node", &fa, NULL, argv, envp) != 0) {
         s->pid = 0;
@@ -380,11 +381,31 @@ static void handshake_and_list_tools(struct fixture *f)
     assert_non_null(strstr(m, "\"name\":\"echo\""));
 }
 
+static char log_path[64], log_needle[1200];
+
+/* The server's log holds log_needle. */
+static bool log_has_needle(void *arg)
+{
+    char text[65536];
+    FILE *fp = fopen(log_path, "r");
+    size_t n = fp != NULL ? fread(text, 1, sizeof(text) - 1, fp) : 0;
+
+    (void)arg;
+    if (fp != NULL)
+        fclose(fp);
+    text[n] = '\0';
+    return strstr(text, log_needle) != NULL;
+}
+
 static void test_mcp_http_streamable_round_trip_with_server_everything(void **state)
 {
     struct fixture *f = *state;
+    int fd;
 
-    everything_start(&f->loop, &f->server, "streamableHttp");
+    snprintf(log_path, sizeof(log_path), "/tmp/test_mcp_http.log.XXXXXX");
+    assert_true((fd = mkstemp(log_path)) >= 0);
+    close(fd);
+    everything_start(&f->loop, &f->server, "streamableHttp", log_path);
     snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/mcp", f->server.port);
     open_transport(f, NULL, NULL);
     handshake_and_list_tools(f);
@@ -392,13 +413,19 @@ static void test_mcp_http_streamable_round_trip_with_server_everything(void **st
     /* The server issued a session id, and tools/list only works when it is sent back
      * (server-everything answers 400 otherwise). */
     assert_non_null(mcp_http_session_id(f->rec.t));
+    snprintf(log_needle, sizeof(log_needle), "Received session termination request for session %s",
+             mcp_http_session_id(f->rec.t));
+    /* The close's DELETE ends the session on the server. */
+    finish(f);
+    assert_true(run_until(&f->loop, log_has_needle, NULL, WAIT_MS));
+    unlink(log_path);
 }
 
 static void test_mcp_http_falls_back_to_legacy_sse_with_server_everything(void **state)
 {
     struct fixture *f = *state;
 
-    everything_start(&f->loop, &f->server, "sse");
+    everything_start(&f->loop, &f->server, "sse", NULL);
     snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/sse", f->server.port);
     open_transport(f, NULL, NULL);
     handshake_and_list_tools(f);
