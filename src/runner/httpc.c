@@ -6,6 +6,7 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
+#include "ascii.h"
 #include "curl_api.h"
 #include "err.h"
 #include "httpc.h"
@@ -377,4 +378,24 @@ void httpc_xfer_free(struct httpc_xfer *x)
 CURL *httpc_xfer_easy(const struct httpc_xfer *x)
 {
     return x->easy;
+}
+
+/* ---- header lines ---- */
+
+bool httpc_header_value(const char *h, size_t n, const char *name, const char **v,
+                        size_t *vlen)
+{
+    size_t k = strlen(name);
+
+    if (n <= k || h[k] != ':' || !ascii_ieq_lower(h, k, name))
+        return false;
+    h += k + 1;
+    n -= k + 1;
+    while (n > 0 && (h[0] == ' ' || h[0] == '\t'))
+        h++, n--;
+    while (n > 0 && (h[n - 1] == '\r' || h[n - 1] == '\n' || h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    *v = h;
+    *vlen = n;
+    return true;
 }

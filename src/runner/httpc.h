@@ -67,4 +67,10 @@ void httpc_xfer_cancel(struct httpc_xfer *x);
 void httpc_xfer_free(struct httpc_xfer *x);
 CURL *httpc_xfer_easy(const struct httpc_xfer *x);
 
+/* For on_header: true when header line h (n bytes, as libcurl gives it) is a name:
+ * value field whose name is name (given in lower case; compared case-insensitively);
+ * then *v and *vlen are the value without surrounding blanks and end of line (a view
+ * into h). */
+bool httpc_header_value(const char *h, size_t n, const char *name, const char **v, size_t *vlen);
+
 #endif

@@ -146,24 +146,6 @@ static bool is_visible_ascii(const char *s, size_t n)
     return n > 0;
 }
 
-/* The value of header line h (length n) if its name is name (lower case), trimmed. */
-static bool header_value(const char *h, size_t n, const char *name, const char **v, size_t *vlen)
-{
-    size_t k = strlen(name);
-
-    if (n <= k || h[k] != ':' || !ascii_ieq_lower(h, k, name))
-        return false;
-    h += k + 1;
-    n -= k + 1;
-    while (n > 0 && (h[0] == ' ' || h[0] == '\t'))
-        h++, n--;
-    while (n > 0 && (h[n - 1] == '\r' || h[n - 1] == '\n' || h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    *v = h;
-    *vlen = n;
-    return true;
-}
-
 /* ---- failure and delivery ---- */
 
 static void mcp__kick(struct mcp_http *t)
@@ -560,9 +542,9 @@ static bool on_header(void *ud, const char *h, size_t n)
         if (r->status >= 100 && r->status < 200)
             return true; /* an interim answer: the real one follows */
         return req_head_done(r);
-    } else if (header_value(h, n, "content-type", &v, &vlen)) {
+    } else if (httpc_header_value(h, n, "content-type", &v, &vlen)) {
         media_type(v, vlen, r->ctype, sizeof(r->ctype));
-    } else if (header_value(h, n, "mcp-session-id", &v, &vlen)) {
+    } else if (httpc_header_value(h, n, "mcp-session-id", &v, &vlen)) {
         return req_take_session_id(r, v, vlen);
     }
     return true;

@@ -206,25 +206,6 @@ static bool is_followed_redirect(long status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-/* The value of header line h (length n) if its name is name (lower case), trimmed. */
-static bool header_value(const char *h, size_t n, const char *name, const char **v,
-                         size_t *vlen)
-{
-    size_t k = strlen(name);
-
-    if (n <= k || h[k] != ':' || !ascii_ieq_lower(h, k, name))
-        return false;
-    h += k + 1;
-    n -= k + 1;
-    while (n > 0 && (h[0] == ' ' || h[0] == '\t'))
-        h++, n--;
-    while (n > 0 && (h[n - 1] == '\r' || h[n - 1] == '\n' || h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    *v = h;
-    *vlen = n;
-    return true;
-}
-
 /* The end of a head: a redirect to follow (its body is dropped), or the final response,
  * whose declared size is checked before any of it is read. */
 static bool webfetch__head_done(struct webfetch *f)
@@ -259,15 +240,15 @@ static bool on_header(void *ud, const char *h, size_t n)
         f->content_length = -1;
     } else if (n <= 2 && (h[0] == '\r' || h[0] == '\n')) {
         return webfetch__head_done(f);
-    } else if (header_value(h, n, "content-length", &v, &vlen)) {
+    } else if (httpc_header_value(h, n, "content-length", &v, &vlen)) {
         if (vlen > 0 && vlen < sizeof(num)) {
             memcpy(num, v, vlen);
             num[vlen] = '\0';
             f->content_length = (curl_off_t)strtoll(num, NULL, 10);
         }
-    } else if (header_value(h, n, "content-encoding", &v, &vlen)) {
+    } else if (httpc_header_value(h, n, "content-encoding", &v, &vlen)) {
         f->coded = vlen > 0 && !ascii_ieq_lower(v, vlen, "identity");
-    } else if (header_value(h, n, "location", &v, &vlen)) {
+    } else if (httpc_header_value(h, n, "location", &v, &vlen)) {
         f->has_location = vlen > 0;
     }
     return true;

@@ -435,6 +435,16 @@ static void test_mcp_http_falls_back_to_legacy_sse_with_server_everything(void *
 
 /* ---- against the Python peer ---- */
 
+/* An initialize to path on the Python peer ends in on_closed with reason_part, and no
+ * message comes before it. */
+static void closes_after_initialize(struct fixture *f, const char *path, const char *reason_part)
+{
+    open_transport(f, path, NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, reason_part);
+    assert_int_equal(f->rec.nmsgs, 0);
+}
+
 static void test_mcp_http_sends_headers_session_id_and_protocol_version(void **state)
 {
     struct fixture *f = *state;
@@ -535,57 +545,47 @@ static void test_mcp_http_says_both_statuses_when_post_and_get_are_refused(void 
 {
     struct fixture *f = *state;
 
-    open_transport(f, "/nowhere", NULL);
-    send_text(f, INITIALIZE);
-    wait_closed(f, "the server refused the Streamable HTTP POST (HTTP 404) and the legacy SSE "
-                   "GET (HTTP 404): unknown path");
+    closes_after_initialize(
+        f, "/nowhere",
+        "the server refused the Streamable HTTP POST (HTTP 404) and the legacy SSE "
+        "GET (HTTP 404): unknown path");
 }
 
 static void test_mcp_http_refuses_an_endpoint_on_another_origin(void **state)
 {
     struct fixture *f = *state;
 
-    open_transport(f, "/evil", NULL);
-    send_text(f, INITIALIZE);
-    wait_closed(f, "endpoint is on another origin");
+    closes_after_initialize(f, "/evil", "endpoint is on another origin");
 }
 
 static void test_mcp_http_closes_on_a_stream_cut_inside_an_event(void **state)
 {
     struct fixture *f = *state;
 
-    open_transport(f, "/cut", NULL);
-    send_text(f, INITIALIZE);
-    wait_closed(f, "cut inside an event");
-    assert_int_equal(f->rec.nmsgs, 0);
+    closes_after_initialize(f, "/cut", "cut inside an event");
 }
 
 static void test_mcp_http_closes_on_a_json_answer_over_the_limit(void **state)
 {
     struct fixture *f = *state;
 
-    open_transport(f, "/huge", NULL); /* 20 MiB against the default 16 MiB */
-    send_text(f, INITIALIZE);
-    wait_closed(f, "a JSON answer over the 16777216-byte message limit");
-    assert_int_equal(f->rec.nmsgs, 0);
+    closes_after_initialize(
+        f, "/huge", "a JSON answer over the 16777216-byte message limit"); /* 20 MiB against the
+                                                                              default 16 MiB */
 }
 
 static void test_mcp_http_closes_on_a_garbage_content_type(void **state)
 {
     struct fixture *f = *state;
 
-    open_transport(f, "/garbage", NULL);
-    send_text(f, INITIALIZE);
-    wait_closed(f, "came as 'text/html', not JSON or an event stream");
+    closes_after_initialize(f, "/garbage", "came as 'text/html', not JSON or an event stream");
 }
 
 static void test_mcp_http_does_not_follow_redirects(void **state)
 {
     struct fixture *f = *state;
 
-    open_transport(f, "/redirect", NULL);
-    send_text(f, INITIALIZE);
-    wait_closed(f, "HTTP 307 on a POST");
+    closes_after_initialize(f, "/redirect", "HTTP 307 on a POST");
 }
 
 static void test_mcp_http_closes_when_nothing_listens(void **state)
