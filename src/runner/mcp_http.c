@@ -734,7 +734,7 @@ static char *header_line(const char *name, const char *value, char *err, size_t 
     }
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
         if (strcasecmp(name, owned[i]) == 0)
-            return strdup("");
+            return strdup(""); /* the transport's own: skipped */
     }
     if ((line = malloc(n + vn + 3)) == NULL) {
         snprintf(err, errlen, "out of memory");
