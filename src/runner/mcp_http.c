@@ -31,6 +31,7 @@
 #define MCP_HTTP_SNIPPET_MAX 160 /* of an error answer's body, for the reason */
 #define MCP_HTTP_SESSION_ID_MAX 1024
 #define MCP_HTTP_CTYPE_MAX 128
+#define MCP_HTTP_VERSION_MAX 64 /* an MCP-Protocol-Version value */
 
 enum mcp_mode {
     MODE_PROBE, /* the first POST is out: Streamable HTTP or legacy is not known */
@@ -223,7 +224,8 @@ static bool req_add_header(struct mcp_req *r, const char *line)
 static bool req_build_headers(struct mcp_req *r)
 {
     struct mcp_http *t = r->t;
-    char line[MCP_HTTP_SESSION_ID_MAX + 64];
+    /* Fits either line: the session id and the version were bounded when taken. */
+    char line[MCP_HTTP_SESSION_ID_MAX + MCP_HTTP_VERSION_MAX + 32];
 
     if (r->kind == REQ_POST && (!req_add_header(r, "Content-Type: application/json") ||
                                 !req_add_header(r, "Accept: application/json, text/event-stream") ||
@@ -508,7 +510,8 @@ static bool req_take_session_id(struct mcp_req *r, const char *v, size_t n)
 {
     struct mcp_http *t = r->t;
 
-    if (t->session_id != NULL || r->kind == REQ_DELETE)
+    /* An empty value issues nothing (as the Go SDK reads it). */
+    if (t->session_id != NULL || r->kind == REQ_DELETE || n == 0)
         return true;
     if (n > MCP_HTTP_SESSION_ID_MAX || !is_visible_ascii(v, n)) {
         mcp__fail(t, "the server issued an invalid Mcp-Session-Id");
@@ -754,6 +757,10 @@ static int mcp__take_options(struct mcp_http *t, const struct mcp_http_options *
 {
     char origin[512];
 
+    if (o->url == NULL) {
+        snprintf(err, errlen, "no MCP server URL");
+        return ERR_INVALID;
+    }
     if ((t->url = strdup(o->url)) == NULL ||
         (o->cacert != NULL && (t->cacert = strdup(o->cacert)) == NULL) ||
         (o->nheaders > 0 && (t->header_lines = calloc(o->nheaders, sizeof(char *))) == NULL)) {
@@ -837,7 +844,7 @@ void mcp_http_set_protocol_version(struct mcp_http *t, const char *version)
 {
     char *copy;
 
-    if (strlen(version) > 64 || !is_visible_ascii(version, strlen(version)) ||
+    if (strlen(version) > MCP_HTTP_VERSION_MAX || !is_visible_ascii(version, strlen(version)) ||
         (copy = strdup(version)) == NULL)
         return;
     free(t->protocol_version);

@@ -19,13 +19,14 @@ of stdout; with two arguments, CERT and KEY (PEM), it speaks HTTPS. The path of 
   /huge          POST: 200 application/json, 20 MiB of it.
   /garbage       POST: 200 text/html.
   /redirect      POST: 307 to /echo.
+  /session/V     POST: 200 application/json with Mcp-Session-Id V (URL-decoded).
 """
 import json
 import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 DELETES = []
 LOCK = threading.Lock()
@@ -107,6 +108,9 @@ class Peer(BaseHTTPRequestHandler):
             self.close_connection = True
         elif path == "/garbage":
             self.answer(200, "text/html", "<html>not json</html>")
+        elif path.startswith("/session/"):
+            self.answer(200, "application/json", '{"jsonrpc":"2.0","id":1,"result":{}}',
+                        [("Mcp-Session-Id", unquote(path[len("/session/"):]))])
         elif path == "/redirect":
             self.answer(307, "text/plain", "", [("Location", "/echo")])
         else:

@@ -518,6 +518,20 @@ static void test_mcp_http_carries_concurrent_posts(void **state)
     }
 }
 
+/* A session id must be visible ASCII (the MCP specification); an empty one is none. */
+static void test_mcp_http_checks_the_session_id_it_is_issued(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/session/", NULL);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 1);
+    assert_null(mcp_http_session_id(f->rec.t));
+    finish(f);
+    rec_clear(&f->rec);
+    closes_after_initialize(f, "/session/a%20b", "the server issued an invalid Mcp-Session-Id");
+}
+
 static void test_mcp_http_closes_on_a_500(void **state)
 {
     struct fixture *f = *state;
@@ -754,6 +768,7 @@ int main(int argc, char **argv)
         T(test_mcp_http_close_sends_delete_with_the_session_id),
         T(test_mcp_http_reads_every_event_of_an_sse_answer),
         T(test_mcp_http_carries_concurrent_posts),
+        T(test_mcp_http_checks_the_session_id_it_is_issued),
         T(test_mcp_http_closes_on_a_500),
         T(test_mcp_http_legacy_stream_without_endpoint_closes_when_it_ends),
         T(test_mcp_http_says_both_statuses_when_post_and_get_are_refused),
