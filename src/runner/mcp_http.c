@@ -31,7 +31,13 @@
 #define MCP_HTTP_SNIPPET_MAX 160 /* of an error answer's body, for the reason */
 #define MCP_HTTP_SESSION_ID_MAX 1024
 #define MCP_HTTP_CTYPE_MAX 128
-#define MCP_HTTP_VERSION_MAX 64 /* an MCP-Protocol-Version value */
+#define MCP_HTTP_VERSION_MAX 64   /* an MCP-Protocol-Version value */
+#define MCP_HTTP_EVENT_ID_MAX 256 /* a Last-Event-ID we resume with */
+/* RUNNER-OPS.md 9.2 and 12 (go-sdk's values): a broken answer stream is resumed at most
+ * 5 times, after 1 s, then 1.5 times longer each time, at most 30 s. */
+#define MCP_HTTP_RESUME_TRIES 5
+#define MCP_HTTP_RESUME_FIRST_MS 1000
+#define MCP_HTTP_RESUME_MAX_MS 30000
 
 enum mcp_mode {
     MODE_PROBE, /* the first POST is out: Streamable HTTP or legacy is not known */
@@ -40,7 +46,9 @@ enum mcp_mode {
     MODE_LEGACY,
 };
 
-enum mcp_req_kind { REQ_POST, REQ_GET, REQ_DELETE };
+/* REQ_GET is the legacy stream; REQ_RESUME a GET with Last-Event-ID that resumes a POST's
+ * broken answer stream (MCP 2025-06-18, "Resumability and Redelivery"). */
+enum mcp_req_kind { REQ_POST, REQ_GET, REQ_RESUME, REQ_DELETE };
 
 /* What the body of the answer being read is. */
 enum mcp_body {
@@ -76,6 +84,11 @@ struct mcp_req {
     struct sse_parser *sse; /* BODY_SSE */
     char snippet[MCP_HTTP_SNIPPET_MAX];
     size_t snippet_len;
+    /* REQ_RESUME */
+    char *last_event_id;
+    unsigned tries; /* resumptions of this answer so far, this one included */
+    bool waiting;   /* not started: due is when */
+    uint64_t due;
 };
 
 struct mcp_http {
@@ -101,7 +114,9 @@ struct mcp_http {
     char *session_id;
     char *protocol_version;
     uv_timer_t kick;
-    bool broken; /* reason holds why; on_closed is due or done */
+    uv_timer_t resume_timer; /* starts the waiting REQ_RESUMEs */
+    unsigned open_handles;   /* the two timers, until closed */
+    bool broken;             /* reason holds why; on_closed is due or done */
     bool closed_told;
     bool closing; /* mcp_http_close ran: no more callbacks */
     char reason[MCP_HTTP_REASON_MAX];
@@ -198,6 +213,7 @@ static void req_free(struct mcp_req *r)
     httpc_xfer_free(r->xfer); /* cancels it if it runs */
     libcurl->slist_free_all(r->headers);
     free(r->msg);
+    free(r->last_event_id);
     buf_free(r->json);
     sse_parser_free(r->sse);
     free(r);
@@ -224,15 +240,21 @@ static bool req_add_header(struct mcp_req *r, const char *line)
 static bool req_build_headers(struct mcp_req *r)
 {
     struct mcp_http *t = r->t;
-    /* Fits either line: the session id and the version were bounded when taken. */
-    char line[MCP_HTTP_SESSION_ID_MAX + MCP_HTTP_VERSION_MAX + 32];
+    /* Fits any line: the session id, the version and the event id were bounded when taken. */
+    char line[MCP_HTTP_SESSION_ID_MAX + MCP_HTTP_VERSION_MAX + MCP_HTTP_EVENT_ID_MAX + 32];
 
     if (r->kind == REQ_POST && (!req_add_header(r, "Content-Type: application/json") ||
                                 !req_add_header(r, "Accept: application/json, text/event-stream") ||
                                 !req_add_header(r, "Expect:")))
         return false;
-    if (r->kind == REQ_GET && !req_add_header(r, "Accept: text/event-stream"))
+    if ((r->kind == REQ_GET || r->kind == REQ_RESUME) &&
+        !req_add_header(r, "Accept: text/event-stream"))
         return false;
+    if (r->kind == REQ_RESUME) {
+        snprintf(line, sizeof(line), "Last-Event-ID: %s", r->last_event_id);
+        if (!req_add_header(r, line))
+            return false;
+    }
     if (t->session_id != NULL) {
         snprintf(line, sizeof(line), "Mcp-Session-Id: %s", t->session_id);
         if (!req_add_header(r, line))
@@ -304,6 +326,7 @@ static int req_setup(struct mcp_req *r, const char *url)
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->msg->len);
         break;
     case REQ_GET:
+    case REQ_RESUME:
         SETOPT(CURLOPT_HTTPGET, 1L);
         break;
     case REQ_DELETE:
@@ -315,10 +338,9 @@ static int req_setup(struct mcp_req *r, const char *url)
 }
 #undef SETOPT
 
-/* Starts a request of kind to url; a POST takes msg (freed with the request, even on
- * failure). Returns the request, or NULL with the transport failed. */
-static struct mcp_req *mcp__req_start(struct mcp_http *t, enum mcp_req_kind kind, const char *url,
-                                      struct mcp_msg *msg)
+/* A request of kind on t's list, not started; a POST takes msg (freed with the request,
+ * even on failure). NULL with the transport failed. */
+static struct mcp_req *mcp__req_new(struct mcp_http *t, enum mcp_req_kind kind, struct mcp_msg *msg)
 {
     struct mcp_req *r = calloc(1, sizeof(*r));
 
@@ -331,13 +353,30 @@ static struct mcp_req *mcp__req_start(struct mcp_http *t, enum mcp_req_kind kind
     r->kind = kind;
     r->msg = msg;
     LIST_INSERT_HEAD(&t->reqs, r, link);
+    return r;
+}
+
+/* Starts r to url. False: r is freed and the transport failed. */
+static bool req_launch(struct mcp_req *r, const char *url)
+{
+    struct mcp_http *t = r->t;
+
     if (httpc_xfer_new(t->client, &req_ops, r, &r->xfer, &r->easy) != 0 || !req_build_headers(r) ||
         req_setup(r, url) != 0 || httpc_xfer_start(r->xfer) != 0) {
         req_free(r);
         mcp__fail(t, "cannot set up an HTTP request");
-        return NULL;
+        return false;
     }
-    return r;
+    return true;
+}
+
+/* Starts a request of kind to url, as mcp__req_new and req_launch. */
+static struct mcp_req *mcp__req_start(struct mcp_http *t, enum mcp_req_kind kind, const char *url,
+                                      struct mcp_msg *msg)
+{
+    struct mcp_req *r = mcp__req_new(t, kind, msg);
+
+    return r != NULL && req_launch(r, url) ? r : NULL;
 }
 
 /* Starts the POSTs the mode allows: in the probe, only the first message; with the
@@ -610,7 +649,9 @@ static void req_fail_status(struct mcp_req *r)
                   "SSE GET (HTTP %ld)%s%s",
                   t->probe_status, r->status, i > 0 ? ": " : "", text);
     else
-        mcp__fail(t, "HTTP %ld on a POST%s%s", r->status, i > 0 ? ": " : "", text);
+        mcp__fail(t, "HTTP %ld on %s%s%s", r->status,
+                  r->kind == REQ_RESUME ? "resuming an answer stream" : "a POST", i > 0 ? ": " : "",
+                  text);
 }
 
 /* The first POST got a 4xx: open the legacy stream; the message waits for its endpoint. */
@@ -622,13 +663,84 @@ static void mcp__fall_back(struct mcp_http *t, struct mcp_req *r)
     (void)mcp__req_start(t, REQ_GET, t->url, NULL); /* a failure fails the transport */
 }
 
+static void on_resume_timer(uv_timer_t *timer);
+
+/* Arms the resume timer for the earliest waiting resumption. */
+static void mcp__arm_resume(struct mcp_http *t)
+{
+    struct mcp_req *r;
+    uint64_t now = uv_now(t->loop), first = UINT64_MAX;
+
+    LIST_FOREACH(r, &t->reqs, link)
+    {
+        if (r->waiting && r->due < first)
+            first = r->due;
+    }
+    if (first != UINT64_MAX)
+        uv_timer_start(&t->resume_timer, on_resume_timer, first > now ? first - now : 0, 0);
+}
+
+/* Starts the resumptions that are due. */
+static void on_resume_timer(uv_timer_t *timer)
+{
+    struct mcp_http *t = timer->data;
+    struct mcp_req *r;
+    bool again = true;
+
+    while (again && !t->broken) {
+        again = false;
+        LIST_FOREACH(r, &t->reqs, link)
+        {
+            if (r->waiting && r->due <= uv_now(t->loop)) {
+                r->waiting = false;
+                again = req_launch(r, t->url); /* the list changed: look again */
+                break;
+            }
+        }
+    }
+    mcp__arm_resume(t);
+}
+
+/*
+ * r, a Streamable HTTP answer stream (or a resumption of one), broke. When the server gave
+ * its events ids, a GET with Last-Event-ID picks the stream up after a delay, at most
+ * MCP_HTTP_RESUME_TRIES times. False: it cannot be resumed.
+ */
+static bool mcp__resume(struct mcp_http *t, const struct mcp_req *r)
+{
+    const char *id = r->body == BODY_SSE ? sse_parser_last_event_id(r->sse) : "";
+    uint64_t delay = MCP_HTTP_RESUME_FIRST_MS;
+    struct mcp_req *next;
+
+    if (t->mode != MODE_STREAMABLE || r->tries >= MCP_HTTP_RESUME_TRIES ||
+        strlen(id) > MCP_HTTP_EVENT_ID_MAX || !is_visible_ascii(id, strlen(id)))
+        return false;
+    for (unsigned i = 0; i < r->tries; i++)
+        delay = delay * 3 / 2 < MCP_HTTP_RESUME_MAX_MS ? delay * 3 / 2 : MCP_HTTP_RESUME_MAX_MS;
+    if ((next = mcp__req_new(t, REQ_RESUME, NULL)) == NULL)
+        return true; /* the transport failed: nothing more to do */
+    if ((next->last_event_id = strdup(id)) == NULL) {
+        req_free(next);
+        mcp__fail(t, "out of memory");
+        return true;
+    }
+    next->tries = r->tries + 1;
+    next->waiting = true;
+    next->due = uv_now(t->loop) + delay;
+    mcp__arm_resume(t);
+    return true;
+}
+
 static void mcp__release(struct mcp_http *t);
 
 static void on_done(struct httpc_xfer *x, CURLcode rc, const char *error, void *ud)
 {
     struct mcp_req *r = ud;
     struct mcp_http *t = r->t;
-    const char *what = r->kind == REQ_GET ? "the legacy SSE stream" : "a POST";
+    const char *what = r->kind == REQ_GET      ? "the legacy SSE stream"
+                       : r->kind == REQ_RESUME ? "resuming an answer stream"
+                                               : "a POST";
+    bool broke = rc != CURLE_OK || (r->body == BODY_SSE && sse_parser_mid_event(r->sse));
 
     (void)x;
     if (r->kind == REQ_DELETE) { /* the last request, after mcp_http_close */
@@ -642,6 +754,8 @@ static void on_done(struct httpc_xfer *x, CURLcode rc, const char *error, void *
         /* decided in a callback */
     } else if (r->body == BODY_ERROR && r->status != 0) {
         req_fail_status(r);
+    } else if (broke && r->kind != REQ_GET && mcp__resume(t, r)) {
+        /* picked up again later */
     } else if (rc != CURLE_OK) {
         mcp__fail(t, "%s failed: %s", what, error);
     } else if (r->body == BODY_SSE && sse_parser_mid_event(r->sse)) {
@@ -696,17 +810,21 @@ static void mcp__free(struct mcp_http *t)
     free(t);
 }
 
-static void on_kick_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
-    mcp__free(h->data);
+    struct mcp_http *t = h->data;
+
+    if (--t->open_handles == 0)
+        mcp__free(t);
 }
 
-/* The last step: the client and the kick timer close; the memory goes after them. */
+/* The last step: the client and the timers close; the memory goes after them. */
 static void mcp__release(struct mcp_http *t)
 {
     httpc_close(t->client);
     t->client = NULL;
-    uv_close((uv_handle_t *)&t->kick, on_kick_closed);
+    uv_close((uv_handle_t *)&t->kick, on_timer_closed);
+    uv_close((uv_handle_t *)&t->resume_timer, on_timer_closed);
 }
 
 /* ---- the interface ---- */
@@ -820,7 +938,9 @@ int mcp_http_start(uv_loop_t *loop, const struct mcp_http_options *o,
         return r;
     }
     uv_timer_init(loop, &t->kick); /* cannot fail on a live loop */
-    t->kick.data = t;
+    uv_timer_init(loop, &t->resume_timer);
+    t->kick.data = t->resume_timer.data = t;
+    t->open_handles = 2;
     *out = t;
     return 0;
 }
@@ -862,6 +982,7 @@ void mcp_http_close(struct mcp_http *t)
     msgq_free(&t->pending);
     msgq_free(&t->inbox);
     uv_timer_stop(&t->kick);
+    uv_timer_stop(&t->resume_timer);
     /* RUNNER-OPS.md 9.4: the session ends with DELETE; its answer does not matter. */
     if (t->session_id != NULL && t->client != NULL && t->mode == MODE_STREAMABLE) {
         t->broken = true; /* mcp__fail records nothing more */

@@ -11,7 +11,11 @@
  * with an application/json body (one message or a batch) or a text/event-stream (each
  * event's data is a message, until the stream ends). Mcp-Session-Id is kept from the
  * first answer that carries one and sent on every later request; MCP-Protocol-Version
- * once the caller sets it. The optional GET stream is not opened.
+ * once the caller sets it. The optional GET stream is not opened. An answer stream that
+ * breaks (a transfer error, or cut inside an event) after events with ids is resumed:
+ * GET with Last-Event-ID, after 1 s, then 1.5 times longer each time up to 30 s, at most
+ * 5 times (RUNNER-OPS.md 9.2 and 12, go-sdk's values); without an id it closes the
+ * transport. A stream that ends cleanly is done, whatever it held.
  *
  * Legacy fallback: when the first POST gets a 4xx, the URL is opened with GET as an event
  * stream; its first "endpoint" event names the URL to POST to (resolved against the
@@ -24,9 +28,9 @@
  * request's URL. The webfetch address guard does not apply (RUNNER-OPS.md 9.3: reaching
  * servers inside the customer's network is the point).
  *
- * Not done: resuming a broken response stream with Last-Event-ID (RUNNER-OPS.md 9.2,
- * interim); following redirects (a 3xx closes the transport); timeouts beyond the
- * connect timeout (the caller's call and connect deadlines bound the exchange).
+ * Not done: following redirects (a 3xx closes the transport); timeouts beyond the
+ * connect timeout (the caller's call and connect deadlines bound the exchange); the
+ * stream's retry field (the delays above are used instead).
  */
 #ifndef CREDBROKER_MCP_HTTP_H
 #define CREDBROKER_MCP_HTTP_H

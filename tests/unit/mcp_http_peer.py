@@ -20,6 +20,12 @@ of stdout; with two arguments, CERT and KEY (PEM), it speaks HTTPS. The path of 
   /garbage       POST: 200 text/html.
   /redirect      POST: 307 to /echo.
   /session/V     POST: 200 application/json with Mcp-Session-Id V (URL-decoded).
+  /resume        POST: an event stream (session "sess-r") with one event of id e1, then cut
+                 inside the next event. GET: the rest, after the Last-Event-ID it was
+                 given: the result, which holds that id and the session id it got.
+  /resume405     POST: as /resume; GET: 405.
+  /resumecut     POST: as /resume; GET: one event (id and data: the Last-Event-ID it was
+                 given), then cut again, every time.
 """
 import json
 import ssl
@@ -53,11 +59,13 @@ class Peer(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def stream(self, chunks):
+    def stream(self, chunks, extra=()):
         """An event stream delimited by the connection's close."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
+        for k, v in extra:
+            self.send_header(k, v)
         self.end_headers()
         for c in chunks:
             self.wfile.write(c.encode())
@@ -108,6 +116,9 @@ class Peer(BaseHTTPRequestHandler):
             self.close_connection = True
         elif path == "/garbage":
             self.answer(200, "text/html", "<html>not json</html>")
+        elif path in ("/resume", "/resume405", "/resumecut"):
+            self.stream(['id: e1\ndata: {"jsonrpc":"2.0","method":"progress"}\n\n',
+                         'data: {"jsonrpc":"2.0","id"'], [("Mcp-Session-Id", "sess-r")])
         elif path.startswith("/session/"):
             self.answer(200, "application/json", '{"jsonrpc":"2.0","id":1,"result":{}}',
                         [("Mcp-Session-Id", unquote(path[len("/session/"):]))])
@@ -122,6 +133,16 @@ class Peer(BaseHTTPRequestHandler):
             self.stream([": hello\n\n"])
         elif path == "/evil":
             self.stream(["event: endpoint\ndata: http://evil.example:1/steal\n\n"])
+        elif path == "/resume":
+            result = {"last_event_id": self.headers.get("Last-Event-ID"),
+                      "session": self.headers.get("Mcp-Session-Id")}
+            msg = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result})
+            self.stream(["id: e2\ndata: %s\n\n" % msg])
+        elif path == "/resume405":
+            self.answer(405, "text/plain", "no GET here")
+        elif path == "/resumecut":
+            last = self.headers.get("Last-Event-ID", "")
+            self.stream(['id: %s+\ndata: "%s"\n\n' % (last, last), "data: cut"])
         else:
             self.answer(404, "text/plain", "unknown path")
 
@@ -131,9 +152,18 @@ class Peer(BaseHTTPRequestHandler):
         self.answer(200, None, "")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that drops a connection (the transport closing, cancelling a
+        transfer) is part of the tests; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Peer)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Peer)
     if len(sys.argv) == 3:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(sys.argv[1], sys.argv[2])

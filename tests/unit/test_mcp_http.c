@@ -579,6 +579,44 @@ static void test_mcp_http_closes_on_a_stream_cut_inside_an_event(void **state)
     closes_after_initialize(f, "/cut", "cut inside an event");
 }
 
+/* A POST's answer stream cut after an event with an id is picked up with GET and
+ * Last-Event-ID (RUNNER-OPS.md 9.2; the first try comes after 1 s). */
+static void test_mcp_http_resumes_a_broken_answer_stream(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/resume", NULL);
+    send_text(f, INITIALIZE);
+    wait_messages(f, 2);
+    assert_string_equal(f->rec.msgs[0], "{\"jsonrpc\":\"2.0\",\"method\":\"progress\"}");
+    assert_string_equal(f->rec.msgs[1], "{\"jsonrpc\": \"2.0\", \"id\": 1, \"result\": "
+                                        "{\"last_event_id\": \"e1\", \"session\": \"sess-r\"}}");
+}
+
+/* Each resumption that breaks again is resumed, 5 times at most (after 1, 1.5, 2.25, 3.4
+ * and 5.1 s), each with the id of the last event that came; then the transport closes. */
+static void test_mcp_http_resumes_at_most_five_times(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/resumecut", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "resuming an answer stream's event stream was cut inside an event");
+    assert_int_equal(f->rec.nmsgs, 6);
+    assert_string_equal(f->rec.msgs[1], "\"e1\"");
+    assert_string_equal(f->rec.msgs[5], "\"e1++++\"");
+}
+
+static void test_mcp_http_closes_when_a_resumption_is_refused(void **state)
+{
+    struct fixture *f = *state;
+
+    open_transport(f, "/resume405", NULL);
+    send_text(f, INITIALIZE);
+    wait_closed(f, "HTTP 405 on resuming an answer stream: no GET here");
+    assert_int_equal(f->rec.nmsgs, 1); /* the event before the cut still came */
+}
+
 static void test_mcp_http_closes_on_a_json_answer_over_the_limit(void **state)
 {
     struct fixture *f = *state;
@@ -774,6 +812,9 @@ int main(int argc, char **argv)
         T(test_mcp_http_says_both_statuses_when_post_and_get_are_refused),
         T(test_mcp_http_refuses_an_endpoint_on_another_origin),
         T(test_mcp_http_closes_on_a_stream_cut_inside_an_event),
+        T(test_mcp_http_resumes_a_broken_answer_stream),
+        T(test_mcp_http_resumes_at_most_five_times),
+        T(test_mcp_http_closes_when_a_resumption_is_refused),
         T(test_mcp_http_closes_on_a_json_answer_over_the_limit),
         T(test_mcp_http_closes_on_a_garbage_content_type),
         T(test_mcp_http_does_not_follow_redirects),
