@@ -835,7 +835,7 @@ static char *header_line(const char *name, const char *value, char *err, size_t 
 {
     static const char *const owned[] = {
         "content-type",      "accept", "mcp-session-id", "mcp-protocol-version", "content-length",
-        "transfer-encoding", "expect"};
+        "transfer-encoding", "expect", "last-event-id"};
     size_t n = strlen(name), vn = strlen(value);
     char *line;
 

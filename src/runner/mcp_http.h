@@ -54,8 +54,8 @@ struct mcp_http_options {
     const char *url; /* http:// or https:// */
     /* Set on every request, in this order (the caller has merged headers and
      * dynamic_headers). A header the transport owns (Content-Type, Accept,
-     * Mcp-Session-Id, MCP-Protocol-Version, Content-Length, Transfer-Encoding) is not
-     * sent from here. */
+     * Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Content-Length,
+     * Transfer-Encoding, Expect) is not sent from here. */
     char *const *header_names, *const *header_values;
     size_t nheaders;
     bool tls_skip_verify;         /* CURLOPT_SSL_VERIFYPEER and VERIFYHOST 0 */
