@@ -14,6 +14,7 @@
 #include "err.h"
 #include "log.h"
 #include "mcp_client.h"
+#include "mcp_http.h"
 #include "mcp_pool.h"
 #include "mcp_stdio.h"
 #include "permission.h"
@@ -42,7 +43,8 @@ struct mcp_session {
     bool closed;                  /* session_close ran: its memory goes with its timer */
     unsigned busy;                /* acquisitions not released */
     uint64_t last_used;
-    struct mcp_stdio *stdio;
+    struct mcp_stdio *stdio;      /* the transport: stdio, or */
+    struct mcp_http *http;        /* Streamable HTTP (with the legacy fallback) */
     struct mcp_conn *conn;
     uv_timer_t timer;             /* the connect deadline, then the idle close */
     struct wait_list waiters;
@@ -134,6 +136,8 @@ static void session_close(struct mcp_session *s, const char *reason)
         s->stdio = NULL;    /* its on_closed may run inside the close: it finds nothing */
         mcp_stdio_close(stdio);
     }
+    mcp_http_close(s->http); /* sends DELETE for its session; no callback after this */
+    s->http = NULL;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_session_closed);
 }
@@ -237,6 +241,57 @@ static void on_stdio_closed(struct mcp_stdio *st, const char *reason, void *data
         session_fail(s, session_reason(s, reason, text, sizeof(text)));
 }
 
+/* ---- the HTTP transports ---- */
+
+static int http_send(void *t, const char *msg, size_t len)
+{
+    struct mcp_session *s = t;
+
+    return s->http != NULL ? mcp_http_send(s->http, msg, len) : ERR_CLOSED;
+}
+
+static void http_set_version(void *t, const char *version)
+{
+    struct mcp_session *s = t;
+
+    if (s->http != NULL)
+        mcp_http_set_protocol_version(s->http, version);
+}
+
+static void on_http_message(struct mcp_http *h, const char *msg, size_t len, void *data)
+{
+    struct mcp_session *s = data;
+
+    (void)h;
+    if (s->conn != NULL && s->http != NULL)
+        mcp_conn_receive(s->conn, msg, len);
+}
+
+static void on_http_closed(struct mcp_http *h, const char *reason, void *data)
+{
+    struct mcp_session *s = data;
+
+    (void)h;
+    if (s->http != NULL)
+        session_fail(s, reason);
+}
+
+static int session_start_http(struct mcp_session *s, const struct mcp_server_config *cfg,
+                              char *err, size_t errlen)
+{
+    static const struct mcp_http_events events = {on_http_message, on_http_closed};
+    struct mcp_http_options o = {
+        .url = cfg->url,
+        .header_names = cfg->header_names,
+        .header_values = cfg->header_values,
+        .nheaders = cfg->nheaders,
+        .tls_skip_verify = cfg->tls_skip_verify,
+        .proxy = s->p->o.proxy,
+    };
+
+    return mcp_http_start(s->p->loop, &o, &events, s, &s->http, err, errlen);
+}
+
 /* "'a' 'b c'": the command line as bash would be given it, for the permission rules,
  * each word single-quoted so that the rules see exactly the words. NULL when out of
  * memory. */
@@ -325,24 +380,27 @@ static struct mcp_session *session_new(struct mcp_pool *p, const struct mcp_serv
     memcpy(s->key, cfg->key, sizeof(s->key));
     snprintf(s->name, sizeof(s->name), "%s", cfg->name != NULL ? cfg->name : "");
     TAILQ_INIT(&s->waiters);
-    if (cfg->transport == NULL || strcmp(cfg->transport, "stdio") != 0) {
-        snprintf(err, errlen, "the %s transport is not available in this build",
-                 cfg->transport != NULL ? cfg->transport : "");
-        free(s);
-        return NULL;
+    /* The caller has checked the name: stdio, or one of the HTTP names (9.2). */
+    if (strcmp(cfg->transport, "stdio") == 0) {
+        r = session_start_stdio(s, cfg, err, errlen);
+        tr.send = stdio_send;
+    } else {
+        r = session_start_http(s, cfg, err, errlen);
+        tr.send = http_send;
+        tr.set_protocol_version = http_set_version;
     }
-    if ((r = session_start_stdio(s, cfg, err, errlen)) != 0) {
+    if (r != 0) {
         if (r == ERR_NOMEM)
             snprintf(err, errlen, "out of memory");
         free(s);
         return NULL;
     }
     tr.t = s;
-    tr.send = stdio_send;
     if ((s->conn = mcp_conn_new(&tr)) == NULL || mcp_conn_initialize(s->conn, on_ready, s) != 0) {
         snprintf(err, errlen, "cannot start the MCP handshake");
         mcp_conn_free(s->conn);
         mcp_stdio_close(s->stdio);
+        mcp_http_close(s->http);
         free(s);
         return NULL;
     }

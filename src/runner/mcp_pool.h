@@ -11,6 +11,8 @@
  *  - Idle connections close after 10 minutes; at most 32 live, the least recently used
  *    idle one closed to make room, and "too many MCP connections (32 in use)" when none
  *    is idle.
+ *  - Transports: stdio, or Streamable HTTP with the legacy HTTP+SSE fallback
+ *    (mcp_http.h) for the names sse, http, streamable_http and streamable-http.
  *  - A stdio server runs like a bash task: in the workspace, the scrubbed environment
  *    plus the config's env, the same isolation; its command line must pass the permission
  *    rules when there are any.
@@ -28,6 +30,7 @@ struct env;
 struct isolate_secrets;
 struct mcp_conn;
 struct permission_rules;
+struct webproxy;
 
 #define MCP_POOL_MAX_SESSIONS 32
 #define MCP_POOL_IDLE_MS (10 * 60 * 1000)
@@ -38,6 +41,7 @@ struct mcp_pool_options {
     const char *workspace;                 /* the root's real path: a stdio server's cwd */
     const struct isolate_secrets *secrets; /* NULL: no isolation */
     const struct permission_rules *rules;  /* NULL: no permission rules */
+    const struct webproxy *proxy;          /* HTTP servers: the proxies (webproxy.h) */
     size_t max_sessions;                   /* 0: MCP_POOL_MAX_SESSIONS */
     uint64_t idle_ms, connect_ms;          /* 0: the defaults above */
 };

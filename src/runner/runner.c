@@ -974,6 +974,7 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
             .workspace = r->workspace.real,
             .secrets = r->isolate ? &r->secrets : NULL,
             .rules = cfg->permission,
+            .proxy = &r->webfetch_proxy,
         };
 
         if ((rc = mcp_pool_new(r->loop, &mo, &r->mcp)) != 0)

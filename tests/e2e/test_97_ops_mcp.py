@@ -66,3 +66,63 @@ def test_gos_error_texts(platform, runner):
     assert res["error"].startswith("failed to connect to MCP server 'broken': server exited "
                                    "with status 1"), res
     assert "fatal: no config" in res["error"]
+
+
+# -- the MCP project's reference server (tools/mcp: npm, installed by scripts/deps) --------
+
+EVERYTHING = REPO / "tools" / "mcp" / "node_modules" / "@modelcontextprotocol" / \
+    "server-everything" / "dist" / "index.js"
+
+
+def everything_stdio(name="everything"):
+    return {"name": name, "transport": "stdio", "command": "node",
+            "args": [str(EVERYTHING), "stdio"]}
+
+
+@pytest.fixture(scope="module")
+def everything_http(tmp_path_factory):
+    """server-everything in its Streamable HTTP mode on a free port of 127.0.0.1."""
+    import socket
+    import subprocess
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    log = open(tmp_path_factory.mktemp("everything") / "out.log", "wb")
+    proc = subprocess.Popen(["node", str(EVERYTHING), "streamableHttp"], stdout=log,
+                            stderr=subprocess.STDOUT, env=dict(os.environ, PORT=str(port)))
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(listening, timeout=20)
+    yield "http://127.0.0.1:%d/mcp" % port
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def test_everything_over_stdio(platform, runner):
+    res = platform.result(platform.task("mcp_list_tools", {"server": everything_stdio()}),
+                          timeout=60)
+    assert res["success"] is True, res
+    names = [t["name"] for t in res["result"]["tools"]]
+    assert "echo" in names and len(names) > 5, names
+    echo = [t for t in res["result"]["tools"] if t["name"] == "echo"][0]
+    assert echo["description"] and echo["input_schema"]["type"] == "object"
+    res = call(platform, everything_stdio(), args={"message": "over stdio"}, wait=60)
+    assert res["success"] is True, res
+    assert "over stdio" in res["result"]["content"]
+
+
+def test_everything_over_streamable_http(platform, runner, everything_http):
+    for transport in ("http", "streamable_http", "streamable-http", "sse"):
+        srv = {"name": "everything-http", "transport": transport, "url": everything_http}
+        res = call(platform, srv, args={"message": "over " + transport}, wait=60)
+        assert res["success"] is True, (transport, res)
+        assert "over " + transport in res["result"]["content"]
+    res = platform.result(platform.task("mcp_list_tools", {"server": srv}), timeout=60)
+    assert res["success"] is True and any(t["name"] == "echo" for t in res["result"]["tools"])
