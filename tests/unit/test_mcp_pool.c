@@ -41,6 +41,7 @@ static void on_acquired(struct mcp_session *s, const char *error, void *ud)
     struct got *g = ud;
 
     g->done = true;
+    uv_stop(uv_default_loop()); /* run_until's uv_run returns: no wait for more events */
     g->s = s;
     snprintf(g->error, sizeof(g->error), "%s", error != NULL ? error : "");
 }
@@ -57,6 +58,7 @@ static void on_called(void *ud, const json_t *result, const char *error)
     const json_t *item = json_array_get(json_object_get(result, "content"), 0);
 
     c->done = true;
+    uv_stop(uv_default_loop());
     snprintf(c->error, sizeof(c->error), "%s", error != NULL ? error : "");
     snprintf(c->text, sizeof(c->text), "%s",
              item != NULL ? json_string_value(json_object_get(item, "text")) : "");
