@@ -79,9 +79,8 @@ def everything_stdio(name="everything"):
             "args": [str(EVERYTHING), "stdio"]}
 
 
-@pytest.fixture(scope="module")
-def everything_http(tmp_path_factory):
-    """server-everything in its Streamable HTTP mode on a free port of 127.0.0.1."""
+def start_everything(tmp_path_factory, mode):
+    """server-everything in mode on a free port of 127.0.0.1: (process, port, log)."""
     import socket
     import subprocess
     s = socket.socket()
@@ -89,7 +88,7 @@ def everything_http(tmp_path_factory):
     port = s.getsockname()[1]
     s.close()
     log = open(tmp_path_factory.mktemp("everything") / "out.log", "wb")
-    proc = subprocess.Popen(["node", str(EVERYTHING), "streamableHttp"], stdout=log,
+    proc = subprocess.Popen(["node", str(EVERYTHING), mode], stdout=log,
                             stderr=subprocess.STDOUT, env=dict(os.environ, PORT=str(port)))
 
     def listening():
@@ -99,7 +98,24 @@ def everything_http(tmp_path_factory):
         except OSError:
             return False
     wait_for(listening, timeout=20)
+    return proc, port, log
+
+
+@pytest.fixture(scope="module")
+def everything_http(tmp_path_factory):
+    """server-everything in its Streamable HTTP mode: its /mcp URL."""
+    proc, port, log = start_everything(tmp_path_factory, "streamableHttp")
     yield "http://127.0.0.1:%d/mcp" % port
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def everything_sse(tmp_path_factory):
+    """server-everything in its legacy HTTP+SSE mode: its /sse URL."""
+    proc, port, log = start_everything(tmp_path_factory, "sse")
+    yield "http://127.0.0.1:%d/sse" % port
     proc.terminate()
     proc.wait(10)
     log.close()
@@ -126,3 +142,12 @@ def test_everything_over_streamable_http(platform, runner, everything_http):
         assert "over " + transport in res["result"]["content"]
     res = platform.result(platform.task("mcp_list_tools", {"server": srv}), timeout=60)
     assert res["success"] is True and any(t["name"] == "echo" for t in res["result"]["tools"])
+
+
+def test_everything_over_legacy_sse(platform, runner, everything_sse):
+    # The first POST gets a 4xx from a legacy server: the runner falls back to the GET
+    # stream and its endpoint event (RUNNER-OPS.md 9.2).
+    srv = {"name": "everything-sse", "transport": "sse", "url": everything_sse}
+    res = call(platform, srv, args={"message": "over legacy sse"}, wait=60)
+    assert res["success"] is True, res
+    assert "over legacy sse" in res["result"]["content"]
