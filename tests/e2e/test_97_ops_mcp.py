@@ -151,3 +151,49 @@ def test_everything_over_legacy_sse(platform, runner, everything_sse):
     res = call(platform, srv, args={"message": "over legacy sse"}, wait=60)
     assert res["success"] is True, res
     assert "over legacy sse" in res["result"]["content"]
+
+
+def test_everything_tools_results(platform, runner):
+    srv = everything_stdio("everything-results")
+    res = call(platform, srv, tool="get-sum", args={"a": 2, "b": 3}, wait=60)
+    assert res["success"] is True and "5" in res["result"]["content"], res
+    res = call(platform, srv, tool="get-tiny-image", wait=60)
+    assert res["success"] is True and "[Image: image/png]" in res["result"]["content"], res
+    res = call(platform, srv, tool="get-structured-content", args={"location": "New York"},
+               wait=60)
+    assert res["success"] is True, res
+    assert isinstance(res["result"].get("structured_content"), dict), res
+    res = call(platform, srv, tool="no-such-tool", wait=60)
+    # An unknown tool is the server's error (a JSON-RPC error or an isError result).
+    assert (res["success"] is False and res["error"].startswith(
+        "failed to call tool 'no-such-tool': ")) or res["result"].get("is_error") is True, res
+
+
+def test_a_stdio_server_gets_the_scrubbed_environment_and_its_own(platform, runner):
+    srv = everything_stdio("everything-env")
+    srv["env"] = {"MY_SERVER_SETTING": "on"}
+    res = call(platform, srv, tool="get-env", wait=60)
+    assert res["success"] is True, res
+    env = res["result"]["content"]
+    assert "MY_SERVER_SETTING" in env
+    assert "FLASHDUTY_" not in env  # never the runner's variables, or its token
+
+
+def test_timeout_and_cancel_of_a_long_tool(platform, runner):
+    srv = everything_stdio("everything-long")
+    args = {"duration": 60, "steps": 60}
+    res = call(platform, srv, tool="trigger-long-running-operation", args=args, timeout=1,
+               wait=60)
+    assert res["success"] is False
+    assert res["error"] == ("failed to call tool 'trigger-long-running-operation': context "
+                            "deadline exceeded"), res
+    # The timeout closed that connection: a quick call makes a new one, so that the long
+    # call below is sent at once and the cancel finds it under way, not connecting.
+    assert call(platform, srv, args={"message": "warm"}, wait=60)["success"] is True
+    tid = platform.task("mcp_call", {"server": srv, "tool_name": "trigger-long-running-operation",
+                                     "args": args})
+    platform.cancel(tid)
+    res = platform.result(tid, timeout=30)
+    assert res["success"] is False
+    assert res["error"] == ("failed to call tool 'trigger-long-running-operation': context "
+                            "canceled"), res
