@@ -96,19 +96,26 @@ bool fileop__path_error(struct fileop *op, int r, const char *p)
         return false;
     return true;
 }
-/* Section 4's fields of a content that went through outspill_process. */
-int fileop__put_spilled(json_t *res, const struct outspill_result *spill, bool truncated)
+/* content through section 4 (prefix names the spill file) into res's fields. */
+int fileop__put_content(struct fileop *op, json_t *res, const char *prefix,
+                        const uint8_t *content, size_t len, bool truncated)
 {
-    if (json_object_set_new(res, "content", proto_json_bytes((const uint8_t *)spill->content,
-                                                             spill->content_len)) != 0 ||
-        ((spill->truncated || truncated) &&
+    struct outspill_result spill = {0};
+    int r;
+
+    if ((r = outspill_process(op->limits.spill, prefix, content, len, &spill)) != 0)
+        return r;
+    if (json_object_set_new(res, "content", proto_json_bytes((const uint8_t *)spill.content,
+                                                             spill.content_len)) != 0 ||
+        ((spill.truncated || truncated) &&
          json_object_set_new(res, "truncated", json_true()) != 0) ||
-        (spill->file_path != NULL &&
-         json_object_set_new(res, "file_path", json_string(spill->file_path)) != 0) ||
-        (spill->total_size > 0 &&
-         json_object_set_new(res, "total_size", json_integer(spill->total_size)) != 0))
-        return ERR_NOMEM;
-    return 0;
+        (spill.file_path != NULL &&
+         json_object_set_new(res, "file_path", json_string(spill.file_path)) != 0) ||
+        (spill.total_size > 0 &&
+         json_object_set_new(res, "total_size", json_integer(spill.total_size)) != 0))
+        r = ERR_NOMEM;
+    outspill_result_free(&spill);
+    return r;
 }
 
 /* ---- the op ---- */

@@ -146,8 +146,9 @@ static bool on_builtin_match(const struct grep_match *m, void *data)
 
 /* ---- the result, built on the pool ---- */
 
-/* The content Go builds, "{path}:{line_number}:{content}\n" per match, then section 4. */
-static int grep_content(struct fileop *op, struct outspill_result *out)
+/* The content Go builds, "{path}:{line_number}:{content}\n" per match, through section 4
+ * into res. */
+static int grep_content(struct fileop *op, json_t *res)
 {
     struct fileop_grep *g = &op->grep;
     char *text = malloc(g->content_len + 1), *p = text, *end = text + g->content_len + 1;
@@ -165,7 +166,8 @@ static int grep_content(struct fileop *op, struct outspill_result *out)
         p += h->line_len;
         *p++ = '\n';
     }
-    r = outspill_process(op->limits.spill, "grep", (const uint8_t *)text, (size_t)(p - text), out);
+    r = fileop__put_content(op, res, "grep", (const uint8_t *)text, (size_t)(p - text),
+                            op->truncated);
     free(text);
     return r;
 }
@@ -178,7 +180,6 @@ static json_t *sanitized(const char *s, size_t len)
 static int grep_build(struct fileop *op)
 {
     struct fileop_grep *g = &op->grep;
-    struct outspill_result spill = {0};
     json_t *res = json_object(), *matches = json_array();
     int r = ERR_NOMEM;
 
@@ -196,16 +197,12 @@ static int grep_build(struct fileop *op)
             json_object_set_new(m, "content", sanitized(h->line, h->line_len)) != 0)
             goto out;
     }
-    if ((r = grep_content(op, &spill)) != 0)
-        goto out;
-    r = ERR_NOMEM;
-    if (fileop__put_spilled(res, &spill, op->truncated) != 0)
+    if ((r = grep_content(op, res)) != 0)
         goto out;
     g->result = res;
     res = NULL;
     r = 0;
 out:
-    outspill_result_free(&spill);
     json_decref(res);
     return r;
 }

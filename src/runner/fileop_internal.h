@@ -146,10 +146,11 @@ mode_t fileop__umask(void);
 void fileop__fail(struct fileop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The errors every path can give before it names something: set and true, else false. */
 bool fileop__path_error(struct fileop *op, int r, const char *p);
-/* Section 4's fields of a content that went through outspill_process (content,
- * truncated?, file_path?, total_size?); truncated also when the op cut its result
- * otherwise. 0 or ERR_NOMEM. */
-int fileop__put_spilled(json_t *res, const struct outspill_result *spill, bool truncated);
+/* Section 4 (outspill.h) for content, into res: content, truncated?, file_path?,
+ * total_size?; truncated also when the op cut its result otherwise. prefix names the
+ * spill file ("grep", "webfetch", "mcp"). 0 or ERR_NOMEM. On libuv's pool. */
+int fileop__put_content(struct fileop *op, json_t *res, const char *prefix,
+                        const uint8_t *content, size_t len, bool truncated);
 /* Queues the op's work on the pool (for a start hook that ran something first); a failure
  * to queue ends the op with an error. */
 void fileop__queue(struct fileop *op);

@@ -16,7 +16,6 @@
 #include "mcp_client.h"
 #include "mcp_key.h"
 #include "mcp_pool.h"
-#include "outspill.h"
 #include "proto.h"
 
 #define MCP_CALL_DEFAULT_TIMEOUT 60  /* seconds, Go's DefaultCallTimeout */
@@ -39,6 +38,22 @@ static bool known_transport(const char *t)
 static const struct mcp_server_args *server_of(const struct fileop *op)
 {
     return op->mcp.listing ? &op->args.mcp_list_tools.server : &op->args.mcp_call.server;
+}
+
+static const char *server_name(const struct fileop *op)
+{
+    return server_of(op)->name != NULL ? server_of(op)->name : "";
+}
+
+/* Go's texts for a request that failed: the listing's, or the call's naming its tool. */
+static void fail_request(struct fileop *op, const char *reason)
+{
+    const char *tool = op->args.mcp_call.tool_name;
+
+    if (op->mcp.listing)
+        fileop__fail(op, "failed to list tools: %s", reason);
+    else
+        fileop__fail(op, "failed to call tool '%s': %s", tool != NULL ? tool : "", reason);
 }
 
 /* headers, then dynamic_headers replacing a header of the same name (case-insensitive). */
@@ -136,10 +151,7 @@ static void on_result(void *ud, const json_t *result, const char *error)
 
     m->request = NULL;
     if (error != NULL) {
-        if (m->listing)
-            fileop__fail(op, "failed to list tools: %s", error);
-        else
-            fileop__fail(op, "failed to call tool '%s': %s", op->args.mcp_call.tool_name, error);
+        fail_request(op, error);
         mcp_finish(op, true);
         return;
     }
@@ -160,11 +172,7 @@ static void on_deadline(uv_timer_t *t)
     if (m->request != NULL)
         mcp_op_cancel(m->request, "context deadline exceeded");
     m->request = NULL;
-    if (m->listing)
-        fileop__fail(op, "failed to list tools: context deadline exceeded");
-    else
-        fileop__fail(op, "failed to call tool '%s': context deadline exceeded",
-                     op->args.mcp_call.tool_name);
+    fail_request(op, "context deadline exceeded");
     mcp_finish(op, true);
 }
 
@@ -178,10 +186,7 @@ static void on_acquired(struct mcp_session *s, const char *error, void *ud)
 
     m->wait = NULL;
     if (error != NULL) {
-        fileop__fail(op, "failed to connect to MCP server '%s': %s", server_of(op)->name != NULL
-                                                                       ? server_of(op)->name
-                                                                       : "",
-                     error);
+        fileop__fail(op, "failed to connect to MCP server '%s': %s", server_name(op), error);
         mcp_finish(op, true);
         return;
     }
@@ -203,9 +208,8 @@ static void on_acquired(struct mcp_session *s, const char *error, void *ud)
         json_decref(empty);
     }
     if (r != 0) {
-        fileop__fail(op, "%s: %s", m->listing ? "failed to list tools" : "failed to call tool",
-                     mcp_conn_broken_reason(c)[0] != '\0' ? mcp_conn_broken_reason(c)
-                                                          : "cannot send the request");
+        fail_request(op, mcp_conn_broken_reason(c)[0] != '\0' ? mcp_conn_broken_reason(c)
+                                                              : "cannot send the request");
         mcp_finish(op, true);
         return;
     }
@@ -264,7 +268,7 @@ static int mcp_start(uv_loop_t *loop, struct fileop *op, bool listing)
     }
     if (op->limits.mcp == NULL) {
         fileop__fail(op, "failed to connect to MCP server '%s': MCP is not available",
-                     server_of(op)->name != NULL ? server_of(op)->name : "");
+                     server_name(op));
         m->refused = true;
         return 0;
     }
@@ -297,16 +301,12 @@ void fileop__mcp_cancel(struct fileop *op)
         mcp_wait_cancel(m->wait);
         m->wait = NULL;
         fileop__fail(op, "failed to connect to MCP server '%s': context canceled",
-                     server_of(op)->name != NULL ? server_of(op)->name : "");
+                     server_name(op));
     } else {
         if (m->request != NULL)
             mcp_op_cancel(m->request, "context canceled");
         m->request = NULL;
-        if (m->listing)
-            fileop__fail(op, "failed to list tools: context canceled");
-        else
-            fileop__fail(op, "failed to call tool '%s': context canceled",
-                         op->args.mcp_call.tool_name);
+        fail_request(op, "context canceled");
     }
     mcp_finish(op, true);
 }
@@ -377,21 +377,16 @@ static char *extract_content(const json_t *content, size_t *len)
 static int build_call(struct fileop *op)
 {
     const json_t *r = op->mcp.result, *structured = json_object_get(r, "structuredContent");
-    struct outspill_result spill = {0};
     size_t len = 0;
     char *text = extract_content(json_object_get(r, "content"), &len);
     json_t *res = NULL;
     int rc = ERR_NOMEM;
 
-    if (text == NULL)
-        return ERR_NOMEM;
-    rc = outspill_process(op->limits.spill, "mcp", (const uint8_t *)text, len, &spill);
-    free(text);
-    if (rc != 0)
-        return rc;
+    if (text == NULL || (res = json_object()) == NULL ||
+        (rc = fileop__put_content(op, res, "mcp", (const uint8_t *)text, len, false)) != 0)
+        goto out;
     rc = ERR_NOMEM;
-    if ((res = json_object()) == NULL || fileop__put_spilled(res, &spill, false) != 0 ||
-        (json_is_true(json_object_get(r, "isError")) &&
+    if ((json_is_true(json_object_get(r, "isError")) &&
          json_object_set_new(res, "is_error", json_true()) != 0) ||
         (json_is_object(structured) &&
          json_object_set(res, "structured_content", (json_t *)structured) != 0))
@@ -400,7 +395,7 @@ static int build_call(struct fileop *op)
     res = NULL;
     rc = 0;
 out:
-    outspill_result_free(&spill);
+    free(text);
     json_decref(res);
     return rc;
 }

@@ -9,7 +9,6 @@
 #include "err.h"
 #include "fileop_internal.h"
 #include "html2md.h"
-#include "outspill.h"
 #include "proto.h"
 #include "webfetch.h"
 
@@ -136,24 +135,20 @@ static int webfetch_convert(const struct fileop *op, char **out, size_t *out_len
 static int webfetch_build(struct fileop *op, const uint8_t *content, size_t len)
 {
     struct fileop_webfetch *w = &op->web;
-    struct outspill_result spill = {0};
-    json_t *res = NULL;
-    int r;
+    json_t *res = json_object();
+    int r = ERR_NOMEM;
 
-    if ((r = outspill_process(op->limits.spill, "webfetch", content, len, &spill)) != 0)
-        return r;
+    if (res == NULL || (r = fileop__put_content(op, res, "webfetch", content, len, false)) != 0)
+        goto out;
     r = ERR_NOMEM;
-    if ((res = json_object()) == NULL || fileop__put_spilled(res, &spill, false) != 0 ||
-        json_object_set_new(res, "url",
-                            proto_json_bytes((const uint8_t *)w->final_url,
-                                             strlen(w->final_url))) != 0 ||
+    if (json_object_set_new(res, "url", proto_json_bytes((const uint8_t *)w->final_url,
+                                                         strlen(w->final_url))) != 0 ||
         json_object_set_new(res, "status_code", json_integer(w->status)) != 0)
         goto out;
     w->result = res;
     res = NULL;
     r = 0;
 out:
-    outspill_result_free(&spill);
     json_decref(res);
     return r;
 }
