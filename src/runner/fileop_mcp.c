@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "fileop_internal.h"
+#include "log.h"
 #include "mcp_client.h"
 #include "mcp_key.h"
 #include "mcp_pool.h"
@@ -213,6 +214,8 @@ static void on_acquired(struct mcp_session *s, const char *error, void *ud)
         mcp_finish(op, true);
         return;
     }
+    /* The server has it now (tests wait for this line before they cancel). */
+    log_debug("mcp: %s sent to '%s'", m->listing ? "tools/list" : "tools/call", server_name(op));
     uv_timer_start(m->timer, on_deadline, m->timeout_ms, 0);
 }
 
