@@ -252,6 +252,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(want_dump);
         if (m.operation != NULL && strcmp(m.operation, "bash") == 0)
             check_bash_args(m.args);
+    } else if (r == 0 && m.type == PROTO_MCP_CALL) {
+        /* The payload as sent, for the operation to read; a call_id to answer under. */
+        FUZZ_CHECK(strcmp(tname, "mcp.call") == 0, "decoded as an mcp.call");
+        FUZZ_CHECK(json_equal(m.args, json_object_get(root, "payload")), "payload not kept");
+        FUZZ_CHECK(m.call_id != NULL && m.credential_key == NULL, "mcp.call fields");
     } else if (r == 0) {
         FUZZ_CHECK(!is_request, "a task.request decoded as type %d", m.type);
         FUZZ_CHECK(m.credential_key == NULL && m.args == NULL, "request fields on another type");

@@ -24,7 +24,7 @@ every --ping-interval s (default 20; 0 disables), frames up to 64 MiB.
 
 Every frame the runner sends is kept in memory and appended to --log as one
 JSON line: {"seq", "conn", "received_at" (unix s), "size" (bytes), "type",
-"task_id" (payload.task_id or null), "message" (the parsed JSON, or null),
+"task_id" (payload.task_id, else payload.call_id, else null), "message" (the parsed JSON, or null),
 and for a frame that is not a JSON object "error" and "text" (the raw text;
 binary frames as latin-1)}. Connection events are logged too, as
 {"event": "connect"|"reject"|"close", "conn": {connection record}}.
@@ -250,6 +250,8 @@ class Platform:
             payload = msg.get("payload")
             if isinstance(payload, dict) and isinstance(payload.get("task_id"), str):
                 rec["task_id"] = payload["task_id"]
+            elif isinstance(payload, dict) and isinstance(payload.get("call_id"), str):
+                rec["task_id"] = payload["call_id"]  # an mcp.result, found by its call_id
         self.messages.append(rec)
         self.write_log(rec)
         await self.changed()
@@ -663,6 +665,15 @@ class PlatformClient:
 
     def cancel(self, task_id, conn=None):
         return self._ok("POST", "/cancel", {"task_id": task_id, "conn": conn})
+
+    def mcp_call(self, payload, conn=None):
+        """Sends an mcp.call with payload (call_id, server, tool_name, arguments: sent as
+        given, so a test can send bad ones); returns the message id."""
+        return self.send("mcp.call", payload, conn)["id"]
+
+    def mcp_result(self, call_id, timeout=10.0):
+        """The payload of the mcp.result for call_id (waits for it)."""
+        return self.wait("mcp.result", call_id, timeout)["message"]["payload"]
 
     def send(self, type, payload=None, conn=None):
         return self._ok("POST", "/send", {"type": type, "payload": payload or {}, "conn": conn})

@@ -135,6 +135,10 @@ static const struct fileop_kind kinds[] = {
      fileop__mcp_cancel, fileop__mcp_free},
     {"mcp_list_tools", &opargs_mcp_list_tools, fileop__mcp_work, fileop__mcp_result,
      fileop__mcp_list_start, fileop__mcp_cancel, fileop__mcp_free},
+    /* Not a task's operation but the mcp.call message (RUNNER-OPS.md 9.7): its payload
+     * begins with an mcp_call's args, so it runs as one. */
+    {"mcp.call", &opargs_mcp_call_payload, fileop__mcp_work, fileop__mcp_result,
+     fileop__mcp_call_start, fileop__mcp_cancel, fileop__mcp_free},
 };
 
 static const struct fileop_kind *fileop__kind(const char *operation)

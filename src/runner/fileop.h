@@ -44,7 +44,8 @@ struct fileop_limits {
     struct mcp_pool *mcp;      /* mcp_call, mcp_list_tools (section 9): the connections */
 };
 
-/* Whether operation is one of the file operations implemented here. */
+/* Whether operation is one of the file operations implemented here; "mcp.call" names the
+ * mcp.call message's call (args: its payload), which is not a task's operation. */
 bool fileop_supports(const char *operation);
 
 /*

@@ -105,8 +105,9 @@ struct fileop {
         struct grep_args grep;
         struct sync_skill_args sync_skill;
         struct webfetch_args webfetch;
-        struct mcp_call_args mcp_call;
+        struct mcp_call_args mcp_call; /* mcp_call; mcp.call's payload starts with one */
         struct mcp_list_tools_args mcp_list_tools;
+        struct mcp_call_payload mcp_call_payload;
     } args;
     bool args_ok;
     atomic_bool cancelled;

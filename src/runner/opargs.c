@@ -95,10 +95,12 @@ SPEC(mcp_list_tools, "MCPListToolsArgs", mcp_list_tools_args, mcp_list_tools_fie
 /* Not a task's args but the mcp.call message's payload: its own prefix (RUNNER-OPS.md 9.7). */
 static const struct opargs_field mcp_call_payload_fields[] = {
     FIELD(mcp_call_payload, call_id, OPARGS_STRING),
-    OBJECT(mcp_call_payload, server, mcp_server_spec),
-    FIELD(mcp_call_payload, tool_name, OPARGS_STRING),
-    FIELD(mcp_call_payload, arguments, OPARGS_RAW),
+    {"server", OPARGS_OBJECT, offsetof(struct mcp_call_payload, call.server), &mcp_server_spec},
+    {"tool_name", OPARGS_STRING, offsetof(struct mcp_call_payload, call.tool_name), NULL},
+    {"arguments", OPARGS_RAW, offsetof(struct mcp_call_payload, call.args), NULL},
 };
+_Static_assert(offsetof(struct mcp_call_payload, call) == 0,
+               "an mcp.call payload is read as an mcp_call's args");
 const struct opargs_spec opargs_mcp_call_payload = {
     "mcp.call", "MCPCallPayload", mcp_call_payload_fields, NFIELDS(mcp_call_payload_fields),
     sizeof(struct mcp_call_payload), "invalid mcp.call payload: "};

@@ -165,12 +165,12 @@ struct mcp_list_tools_args {
 };
 /* The mcp.call message's payload, MCPCallPayload (9.7): its errors read "invalid mcp.call
  * payload: ...", and one that is not an object "... Go value of type
- * protocol.MCPCallPayload". arguments as mcp_call_args.args. */
+ * protocol.MCPCallPayload". Its server, tool_name and arguments are read into call (as
+ * server, tool_name and args; call.timeout stays 0, the default), the first member, so
+ * the operation runs the payload as an mcp_call's args (fileop_mcp.c). */
 struct mcp_call_payload {
+    struct mcp_call_args call;
     char *call_id;
-    struct mcp_server_args server;
-    char *tool_name;
-    json_t *arguments;
 };
 
 extern const struct opargs_spec opargs_mcp_call, opargs_mcp_list_tools;

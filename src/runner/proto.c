@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -256,14 +257,38 @@ out:
     return r;
 }
 
+/* mcp.call: the call_id its result is addressed with, and the payload for the operation
+ * to read as Go would (its errors answered under that call_id). Go's decoder matches
+ * member names without case, the last one winning. */
+static int decode_mcp_call(json_t *payload, struct proto_in *out, char *err, size_t errlen)
+{
+    const char *key, *id = "";
+    json_t *v;
+
+    json_object_foreach(payload, key, v) {
+        if (strcasecmp(key, "call_id") != 0)
+            continue;
+        if (!json_is_string(v))
+            return fail(ERR_INVALID, err, errlen, "payload.call_id: expected a string");
+        if (memchr(json_string_value(v), '\0', json_string_length(v)) != NULL)
+            return fail(ERR_INVALID, err, errlen, "payload.call_id: contains a NUL byte");
+        id = json_string_value(v);
+    }
+    if ((out->call_id = strdup(id)) == NULL)
+        return fail(ERR_NOMEM, err, errlen, "out of memory");
+    out->args = json_incref(payload);
+    return 0;
+}
+
 /* After a failure, drops everything but what the caller needs to answer (type, type_name,
- * task_id): in particular a credential key already moved to the arena. */
+ * task_id, call_id): in particular a credential key already moved to the arena. */
 static void keep_for_answer(struct proto_in *m)
 {
-    struct proto_in keep = {.type = m->type, .task_id = m->task_id};
+    struct proto_in keep = {.type = m->type, .task_id = m->task_id, .call_id = m->call_id};
 
     memcpy(keep.type_name, m->type_name, sizeof(keep.type_name));
     m->task_id = NULL;
+    m->call_id = NULL;
     proto_in_free(m);
     *m = keep;
 }
@@ -320,6 +345,8 @@ int proto_decode(char *text, size_t len, struct proto_in *out, char *err, size_t
         out->type = PROTO_TASK_REQUEST;
     else if (strcmp(tname, "task.cancel") == 0)
         out->type = PROTO_TASK_CANCEL;
+    else if (strcmp(tname, "mcp.call") == 0)
+        out->type = PROTO_MCP_CALL;
     else
         out->type = PROTO_UNKNOWN;
 
@@ -336,6 +363,9 @@ int proto_decode(char *text, size_t len, struct proto_in *out, char *err, size_t
             break;
         case PROTO_TASK_REQUEST:
             r = decode_task_request(payload, out, err, errlen);
+            break;
+        case PROTO_MCP_CALL:
+            r = decode_mcp_call(payload, out, err, errlen);
             break;
         default:
             r = get_string(payload, "payload", "task_id", STR_REQUIRED, &out->task_id, err, errlen);
@@ -368,6 +398,7 @@ void proto_in_free(struct proto_in *m)
     json_decref(m->args);
     secret_free(m->credential_key);
     free_str(m->credential_base_url);
+    free_str(m->call_id);
     memset(m, 0, sizeof(*m));
 }
 
@@ -964,6 +995,21 @@ char *proto_encode_task_result(const struct proto_task_result *r)
         return NULL;
     }
     return encode_message("task.result", p);
+}
+
+char *proto_encode_mcp_result(const char *call_id, bool success, const json_t *result,
+                              const char *error)
+{
+    json_t *p = json_object();
+
+    if (put(p, "call_id", string_value(call_id)) != 0 ||
+        put(p, "success", json_boolean(success)) != 0 ||
+        (result != NULL && put(p, "result", json_incref((json_t *)result)) != 0) ||
+        (error != NULL && error[0] != '\0' && put(p, "error", string_value(error)) != 0)) {
+        json_decref(p);
+        return NULL;
+    }
+    return encode_message("mcp.result", p);
 }
 
 /* How many of p[0..len) fit in budget bytes of JSON string (proto_json_string_bound). */

@@ -35,7 +35,13 @@ struct secret;
  */
 void proto_init(void);
 
-enum proto_type { PROTO_UNKNOWN, PROTO_WELCOME, PROTO_TASK_REQUEST, PROTO_TASK_CANCEL };
+enum proto_type {
+    PROTO_UNKNOWN,
+    PROTO_WELCOME,
+    PROTO_TASK_REQUEST,
+    PROTO_TASK_CANCEL,
+    PROTO_MCP_CALL, /* RUNNER-OPS.md 9.7 */
+};
 
 /* A decoded incoming message. Every pointer is owned by the struct: release it all with
  * proto_in_free(). Strings are NUL-terminated and hold no embedded NUL. */
@@ -49,9 +55,12 @@ struct proto_in {
     /* task.request: task_id and operation are set; trace_id and source_instance_id may be
      * NULL; args is as sent (NULL when missing, any JSON value), an object without
      * args.credential.key.
-     * task.cancel: task_id is set. */
+     * task.cancel: task_id is set.
+     * mcp.call: call_id is set ("" when the payload has none, as Go reads it) and args is
+     * the whole payload, for the operation to read (opargs_mcp_call_payload). */
     char *task_id, *trace_id, *source_instance_id, *operation;
     json_t *args;
+    char *call_id;
     struct secret *credential_key; /* args.credential.key, moved to the secret arena; or NULL */
     char *credential_base_url;     /* args.credential.base_url, or NULL */
 };
@@ -69,11 +78,13 @@ struct proto_in {
  * value from the message): ERR_INVALID for malformed JSON, a non-object, a missing or
  * ill-typed field, or a string with an embedded NUL; ERR_KEY_* for an unusable key;
  * ERR_TOO_LARGE over PROTO_MSG_MAX; ERR_NOMEM; or -errno from the secret arena.
+ * An mcp.call whose call_id (matched without case, as Go's decoder does) is not a string
+ * is an error: its result could not be addressed.
  * Optional fields may be absent or null; any other type is an error; unknown members
  * and the timestamp are ignored. Unknown types decode fine as PROTO_UNKNOWN (only
  * type_name and id are kept; the payload is not looked at).
  * On error, out keeps what was decoded before the failure (type and, when valid,
- * task_id), so the caller can still answer the task. Caller frees with proto_in_free
+ * task_id or call_id), so the caller can still answer the task. Caller frees with proto_in_free
  * (also on error).
  */
 int proto_decode(char *text, size_t len, struct proto_in *out, char *err, size_t errlen)
@@ -137,6 +148,10 @@ struct proto_task_result {
 };
 char *proto_encode_task_result(const struct proto_task_result *r)
     __attribute__((warn_unused_result));
+/* mcp.result (RUNNER-OPS.md 9.7): {call_id, success, result?, error?}, result and error
+ * left out when NULL / "" (Go's omitempty). */
+char *proto_encode_mcp_result(const char *call_id, bool success, const json_t *result,
+                              const char *error) __attribute__((warn_unused_result));
 
 /* A bash task's result (RUNNER-OPS.md 6), its stdout already through section 4. */
 struct proto_bash_output {

@@ -68,6 +68,7 @@ struct running_task {
     struct task *task;     /* bash; or */
     struct fileop *op;     /* a file operation */
     char *task_id, *trace_id, *source_instance_id;
+    char *call_id;         /* an mcp.call (RUNNER-OPS.md 9.7): task_id is NULL, no cancel */
     bool spill_skip;       /* bash: the command reads a spill file back (section 4) */
     struct task_outcome outcome; /* bash: kept while its stdout is spilled */
 };
@@ -108,8 +109,8 @@ static const char *const *task_fields(const struct running_task *rt)
 {
     static _Thread_local const char *kv[5];
 
-    kv[0] = "task_id";
-    kv[1] = rt->task_id;
+    kv[0] = rt->call_id != NULL ? "call_id" : "task_id";
+    kv[1] = rt->call_id != NULL ? rt->call_id : rt->task_id;
     kv[2] = "trace_id";
     kv[3] = rt->trace_id;
     kv[4] = NULL;
@@ -213,6 +214,7 @@ static void runner__reply_failure(struct runner *r, const struct proto_in *m, co
 
 static void running_task_free(struct running_task *rt)
 {
+    free(rt->call_id);
     free(rt->task_id);
     free(rt->trace_id);
     free(rt->source_instance_id);
@@ -333,9 +335,14 @@ static void on_fileop_done(struct fileop *op, bool success, const json_t *result
         .exit_code = success ? 0 : 1, /* RUNNER-OPS.md 2.5: 1 with an error */
     };
 
-    log_kv(success ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, task_fields(rt), "task finished%s%s",
-           success ? "" : ": ", success ? "" : error);
-    runner__send_result(r, proto_encode_task_result(&res));
+    log_kv(success ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, task_fields(rt), "%s finished%s%s",
+           rt->call_id != NULL ? "mcp.call" : "task", success ? "" : ": ",
+           success ? "" : error);
+    if (rt->call_id != NULL)
+        runner__send_result(r, proto_encode_mcp_result(rt->call_id, success,
+                                                       success ? result : NULL, error));
+    else
+        runner__send_result(r, proto_encode_task_result(&res));
     fileop_free(op);
     runner__task_over(r, rt);
 }
@@ -353,7 +360,7 @@ static struct running_task *runner__find_task(struct runner *r, const char *task
     struct running_task *rt;
 
     LIST_FOREACH(rt, &r->tasks, link) {
-        if (strcmp(rt->task_id, task_id) == 0)
+        if (rt->task_id != NULL && strcmp(rt->task_id, task_id) == 0)
             return rt;
     }
     return NULL;
@@ -504,6 +511,42 @@ static void runner__on_task_request(struct runner *r, struct proto_in *m)
     }
 }
 
+/* mcp.call (RUNNER-OPS.md 9.7): mcp_call's logic without a task; answered with mcp.result,
+ * counted with the tasks (it holds a connection and a timer), and not cancellable. */
+static void runner__reply_mcp_failure(struct runner *r, const char *call_id, const char *error)
+{
+    log_kv(LOG_LEVEL_WARN, (const char *const[]){"call_id", call_id, NULL},
+           "mcp.call refused: %s", error);
+    runner__send_result(r, proto_encode_mcp_result(call_id, false, NULL, error));
+}
+
+static void runner__on_mcp_call(struct runner *r, struct proto_in *m)
+{
+    struct running_task *rt;
+
+    if (r->shutting_down) {
+        runner__reply_mcp_failure(r, m->call_id, "runner is shutting down");
+        return;
+    }
+    if (r->ntasks >= r->cfg->tasks.max_concurrent) {
+        runner__reply_mcp_failure(r, m->call_id, "too many tasks running on this runner");
+        return;
+    }
+    if ((rt = calloc(1, sizeof(*rt))) != NULL)
+        rt->runner = r;
+    if (rt == NULL || (rt->call_id = strdup(m->call_id)) == NULL ||
+        fileop_start(r->loop, "mcp.call", m->args, &r->workspace, &r->fileop_limits,
+                     on_fileop_done, rt, &rt->op) != 0) {
+        if (rt != NULL)
+            running_task_free(rt);
+        runner__reply_mcp_failure(r, m->call_id, "out of memory");
+        return;
+    }
+    log_kv(LOG_LEVEL_INFO, task_fields(rt), "mcp.call started");
+    LIST_INSERT_HEAD(&r->tasks, rt, link);
+    r->ntasks++;
+}
+
 /* ---- the platform link ---- */
 
 static void on_ws_open(struct ws *ws, void *data)
@@ -532,6 +575,8 @@ static void on_ws_message(struct ws *ws, uint8_t *msg, size_t len, bool binary, 
          * an answer, so the platform does not wait for it forever. */
         if (m.type == PROTO_TASK_REQUEST && m.task_id != NULL)
             runner__reply_failure(r, &m, err);
+        else if (m.type == PROTO_MCP_CALL && m.call_id != NULL)
+            runner__reply_mcp_failure(r, m.call_id, err);
         else
             log_warn("ignoring a malformed message from the platform: %s", err);
         proto_in_free(&m);
@@ -546,6 +591,9 @@ static void on_ws_message(struct ws *ws, uint8_t *msg, size_t len, bool binary, 
         break;
     case PROTO_TASK_REQUEST:
         runner__on_task_request(r, &m);
+        break;
+    case PROTO_MCP_CALL:
+        runner__on_mcp_call(r, &m);
         break;
     case PROTO_TASK_CANCEL:
         if (m.task_id != NULL && (rt = runner__find_task(r, m.task_id)) != NULL) {

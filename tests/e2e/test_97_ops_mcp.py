@@ -68,6 +68,37 @@ def test_gos_error_texts(platform, runner):
     assert "fatal: no config" in res["error"]
 
 
+def test_the_mcp_call_message(platform, runner):
+    # mcp.call / mcp.result (RUNNER-OPS.md 9.7): the same logic as mcp_call, the same
+    # session (one config: the same server process, so the very same content).
+    srv = server(tag="message")
+    res = call(platform, srv, args={"message": "same"})
+    assert res["success"] is True, res
+    platform.mcp_call({"call_id": "c-1", "server": srv, "tool_name": "echo",
+                       "arguments": {"message": "same"}})
+    assert platform.mcp_result("c-1", timeout=30) == {"call_id": "c-1", "success": True,
+                                                      "result": res["result"]}
+    # A payload Go cannot read is answered under its call_id; bad arguments as mcp_call.
+    platform.mcp_call({"call_id": "c-2", "server": [], "tool_name": "echo"})
+    assert platform.mcp_result("c-2") == {
+        "call_id": "c-2", "success": False,
+        "error": "invalid mcp.call payload: json: cannot unmarshal array into Go struct field "
+                 "MCPCallPayload.server of type protocol.MCPServerConfig"}
+    platform.mcp_call({"call_id": "c-3", "server": srv, "tool_name": "echo", "arguments": [1]})
+    assert platform.mcp_result("c-3")["error"] == (
+        "failed to parse tool arguments: json: cannot unmarshal array into Go value of type "
+        "map[string]interface {}")
+    # No call_id to answer under: logged and dropped; the runner goes on.
+    platform.mcp_call({"call_id": 7, "server": srv, "tool_name": "echo"})
+    runner.wait_log("ignoring a malformed message from the platform: payload.call_id: "
+                    "expected a string")
+    platform.mcp_call({"call_id": "c-4", "server": srv, "tool_name": "echo",
+                       "arguments": {"message": "after"}})
+    assert platform.mcp_result("c-4", timeout=30)["result"]["content"].startswith("after pid=")
+    assert sorted(m["task_id"] for m in platform.messages(type="mcp.result")) == \
+        ["c-1", "c-2", "c-3", "c-4"]
+
+
 # -- the MCP project's reference server (tools/mcp: npm, installed by scripts/deps) --------
 
 EVERYTHING = REPO / "tools" / "mcp" / "node_modules" / "@modelcontextprotocol" / \

@@ -482,10 +482,11 @@ static void test_mcp_call_payload_is_gos_mcp_call_payload(void **state)
                            FULL_SERVER ", \"tool_name\": \"t\", \"Arguments\": {\"q\": \"x\"}, "
                            "\"args\": 5, \"timeout\": \"ignored\"}", &p, err, sizeof(err)), 0);
     assert_string_equal(p.call_id, "c1");
-    assert_string_equal(p.server.name, "gh");
-    assert_string_equal(map_get(&p.server.dynamic_headers, "Authorization"), "Bearer u");
-    assert_string_equal(p.tool_name, "t");
-    assert_string_equal(json_string_value(json_object_get(p.arguments, "q")), "x");
+    assert_string_equal(p.call.server.name, "gh");
+    assert_string_equal(map_get(&p.call.server.dynamic_headers, "Authorization"), "Bearer u");
+    assert_string_equal(p.call.tool_name, "t");
+    assert_string_equal(json_string_value(json_object_get(p.call.args, "q")), "x");
+    assert_int_equal(p.call.timeout, 0); /* no timeout field: "timeout" is ignored */
     opargs_free(&opargs_mcp_call_payload, &p);
     assert_error(&opargs_mcp_call_payload, "{\"call_id\": 7}",
                  "invalid mcp.call payload: json: cannot unmarshal number into Go struct field "

@@ -231,6 +231,54 @@ static void test_proto_decodes_task_cancel(void **state)
     proto_in_free(&m);
 }
 
+/* mcp.call: the call_id is read (Go's case-blind member match, the last one winning) and
+ * the whole payload kept for the operation; one whose call_id is not a string cannot be
+ * answered and is an error. */
+static void test_proto_decodes_mcp_call(void **state)
+{
+    struct proto_in m;
+    char err[160];
+
+    assert_int_equal(decode("{\"id\":\"m\",\"type\":\"mcp.call\",\"payload\":{\"call_id\":\"c1\","
+                            "\"server\":{\"name\":\"s\"},\"tool_name\":\"t\",\"arguments\":[1]}}",
+                            &m, NULL, 0), 0);
+    assert_int_equal(m.type, PROTO_MCP_CALL);
+    assert_string_equal(m.call_id, "c1");
+    assert_null(m.task_id);
+    assert_string_equal(json_string_value(json_object_get(m.args, "tool_name")), "t");
+    assert_true(json_is_array(json_object_get(m.args, "arguments")));
+    proto_in_free(&m);
+
+    assert_int_equal(decode("{\"type\":\"mcp.call\",\"payload\":{\"call_id\":\"a\","
+                            "\"Call_ID\":\"b\"}}", &m, NULL, 0), 0);
+    assert_string_equal(m.call_id, "b");
+    proto_in_free(&m);
+    /* No call_id: Go's zero value, answered as "". */
+    assert_int_equal(decode("{\"type\":\"mcp.call\",\"payload\":{}}", &m, NULL, 0), 0);
+    assert_string_equal(m.call_id, "");
+    proto_in_free(&m);
+
+    assert_int_equal(decode("{\"type\":\"mcp.call\",\"payload\":{\"call_id\":7}}", &m, err,
+                            sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "payload.call_id: expected a string");
+    assert_int_equal(m.type, PROTO_MCP_CALL);
+    assert_null(m.call_id);
+    proto_in_free(&m);
+    assert_int_equal(decode("{\"type\":\"mcp.call\",\"payload\":{\"CALL_ID\":\"x\\u0000\"}}", &m,
+                            err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(err, "payload.call_id: contains a NUL byte");
+    proto_in_free(&m);
+    assert_int_equal(decode("{\"type\":\"mcp.call\",\"payload\":\"x\"}", &m, err, sizeof(err)),
+                     ERR_INVALID);
+    assert_null(m.call_id);
+    proto_in_free(&m);
+    /* A later bad field of the envelope keeps the call_id, so the call is answered. */
+    assert_int_equal(decode("{\"type\":\"mcp.call\",\"id\":5,\"payload\":{\"call_id\":\"c\"}}",
+                            &m, err, sizeof(err)), ERR_INVALID);
+    assert_string_equal(m.call_id, "c");
+    proto_in_free(&m);
+}
+
 static void test_proto_unknown_type_decodes_as_unknown_with_its_name(void **state)
 {
     struct proto_in m;
@@ -720,6 +768,35 @@ static void test_proto_task_result_sends_null_result_and_empty_strings(void **st
     free(text);
 }
 
+/* mcp.result: Go's MCPResultPayload, result and error omitted when empty. */
+static void test_proto_encodes_mcp_result(void **state)
+{
+    json_t *res = json_pack("{s:s}", "content", "3"), *p;
+    char *text = proto_encode_mcp_result("c1", true, res, NULL);
+
+    assert_non_null(text);
+    p = check_envelope(text, "mcp.result");
+    assert_string_equal(json_string_value(json_object_get(p, "call_id")), "c1");
+    assert_true(json_is_true(json_object_get(p, "success")));
+    assert_true(json_equal(json_object_get(p, "result"), res));
+    assert_null(json_object_get(p, "error"));
+    assert_int_equal(json_object_size(p), 3);
+    json_decref(p);
+    free(text);
+
+    text = proto_encode_mcp_result("c2", false, NULL, "failed to call tool 't': boom \xff");
+    assert_non_null(text);
+    p = check_envelope(text, "mcp.result");
+    assert_true(json_is_false(json_object_get(p, "success")));
+    assert_null(json_object_get(p, "result"));
+    assert_string_equal(json_string_value(json_object_get(p, "error")),
+                        "failed to call tool 't': boom " FFFD);
+    assert_int_equal(json_object_size(p), 3);
+    json_decref(p);
+    free(text);
+    json_decref(res);
+}
+
 static void test_proto_encode_sanitizes_invalid_utf8_in_a_caller_value(void **state)
 {
     json_t *res = json_pack("{s:o}", "stdout", json_stringn_nocheck("a\xff\xed\xa0\x80z", 6));
@@ -931,6 +1008,7 @@ int main(void)
         cmocka_unit_test(test_proto_decodes_task_request_with_every_field),
         cmocka_unit_test(test_proto_task_request_keeps_args_as_sent),
         cmocka_unit_test(test_proto_decodes_task_cancel),
+        cmocka_unit_test(test_proto_decodes_mcp_call),
         cmocka_unit_test(test_proto_unknown_type_decodes_as_unknown_with_its_name),
         cmocka_unit_test(test_proto_type_name_is_truncated_and_printable),
         cmocka_unit_test(test_proto_rejects_malformed_json_without_quoting_it),
@@ -953,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_proto_encodes_task_output_with_sanitized_data),
         cmocka_unit_test(test_proto_encodes_task_result_with_a_bash_result),
         cmocka_unit_test(test_proto_task_result_sends_null_result_and_empty_strings),
+        cmocka_unit_test(test_proto_encodes_mcp_result),
         cmocka_unit_test(test_proto_encode_sanitizes_invalid_utf8_in_a_caller_value),
         cmocka_unit_test(test_proto_message_ids_are_fresh),
         cmocka_unit_test(test_proto_bash_result_keeps_nul_bytes_as_u0000),
