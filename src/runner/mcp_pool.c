@@ -90,16 +90,25 @@ static void wait_resolve(struct mcp_wait *w, struct mcp_session *s, const char *
     uv_timer_start(&p->deliver, on_deliver, 0, 0);
 }
 
+static void session_close(struct mcp_session *s, const char *reason);
+
 void mcp_wait_cancel(struct mcp_wait *w)
 {
+    struct mcp_session *s = w->s;
+
     if (w->delivered) {
         TAILQ_REMOVE(&w->p->outcomes, w, link);
-        if (w->s != NULL)
-            mcp_session_release(w->s, false);
-    } else {
-        TAILQ_REMOVE(&w->s->waiters, w, link);
+        if (s != NULL)
+            mcp_session_release(s, false);
+        free(w);
+        return;
     }
+    TAILQ_REMOVE(&s->waiters, w, link);
     free(w);
+    /* A connect nobody waits for any more is abandoned, as Go's is with its context: a
+     * server that never answers initialize goes now, not at the connect deadline. */
+    if (s->state == SESSION_CONNECTING && TAILQ_EMPTY(&s->waiters) && s->busy == 0)
+        session_close(s, "context canceled");
 }
 
 /* ---- sessions ---- */

@@ -79,7 +79,8 @@ void mcp_pool_close(struct mcp_pool *p);
  * or ERR_NOMEM. */
 int mcp_pool_acquire(struct mcp_pool *p, const struct mcp_server_config *cfg, mcp_acquire_cb cb,
                      void *ud, struct mcp_wait **w) __attribute__((warn_unused_result));
-/* Gives up waiting: cb never comes. */
+/* Gives up waiting: cb never comes. The last waiter of a connect in progress abandons it:
+ * that connection is closed (a stdio server stopped). */
 void mcp_wait_cancel(struct mcp_wait *w);
 
 struct mcp_conn *mcp_session_conn(struct mcp_session *s);

@@ -4,6 +4,7 @@ the real runner and its session pool, against a stdio MCP server the runner star
 its server, Go's error texts."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -97,6 +98,160 @@ def test_the_mcp_call_message(platform, runner):
     assert platform.mcp_result("c-4", timeout=30)["result"]["content"].startswith("after pid=")
     assert sorted(m["task_id"] for m in platform.messages(type="mcp.result")) == \
         ["c-1", "c-2", "c-3", "c-4"]
+
+
+def test_permission_rules_gate_a_stdio_servers_command_line(own_runner, tmp_path):
+    # A server config is data from the platform: its command line is checked as a bash
+    # command would be (RUNNER-OPS.md 9.3), before anything starts.
+    rules = tmp_path / "permission.yaml"
+    rules.write_text('permission:\n  "*": deny\n  "/usr/bin/python3 %s ok": allow\n' % PEER)
+    platform, r = own_runner(args=["--permission-config", str(rules)])
+    res = platform.result(platform.task("mcp_list_tools", {"server": server()}), timeout=30)
+    assert res["success"] is True, res
+    res = platform.result(platform.task("mcp_list_tools", {"server": server("no-init")}),
+                          timeout=30)
+    assert res["error"] == ("failed to connect to MCP server 'peer': command denied by rule "
+                            "'*': /usr/bin/python3 %s no-init" % PEER), res
+    assert not peer_pids(r, "no-init")
+
+
+# -- hostile servers: each gives a clear error, is closed, and leaves no process ----------
+
+def peer_pids(runner, mode):
+    """The runner's python3 children running the peer in mode."""
+    found = []
+    for pid in child_pids(runner.proc.pid, "python3"):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if mode.encode() in argv:
+            found.append(pid)
+    return found
+
+
+def no_peer_left(runner, mode):
+    wait_for(lambda: not peer_pids(runner, mode), timeout=20)
+
+
+def test_a_server_answering_garbage(platform, runner):
+    res = platform.result(platform.task("mcp_list_tools", {"server": server("garbage",
+                                                                            name="garbled")}),
+                          timeout=30)
+    assert res["success"] is False
+    assert res["error"].startswith("failed to connect to MCP server 'garbled': invalid message "
+                                   "from the server: not JSON"), res
+    no_peer_left(runner, "garbage")
+
+
+def test_a_server_answering_20_mib(platform, runner):
+    res = call(platform, server("huge-reply"), args={})
+    assert res["success"] is False
+    assert res["error"] == "failed to call tool 'echo': message too large (over 16777216 bytes)", \
+        res
+    no_peer_left(runner, "huge-reply")
+
+
+def test_a_server_flooding_notifications(platform, runner):
+    tid = platform.task("mcp_call", {"server": server("flood"), "tool_name": "echo",
+                                     "args": {}, "timeout": 3})
+    # The runner stays itself while the flood runs: another task is answered.
+    wait_for(lambda: peer_pids(runner, "flood"), timeout=20)
+    other = platform.result(platform.bash("echo still here"), timeout=20)
+    assert other["success"] is True and other["result"]["stdout"] == "still here\n", other
+    res = platform.result(tid, timeout=30)
+    assert res["error"] == "failed to call tool 'echo': context deadline exceeded", res
+    no_peer_left(runner, "flood")
+
+
+def test_a_stalled_call_closes_its_server(platform, runner):
+    # The server is alive and well, but the call timed out: its session is not trusted
+    # again (RUNNER-OPS.md 9.4), the server is stopped.
+    res = call(platform, server("stall"), args={}, timeout=1)
+    assert res["error"] == "failed to call tool 'echo': context deadline exceeded", res
+    no_peer_left(runner, "stall")
+
+
+def test_a_server_that_never_answers_initialize(platform, runner):
+    # Its connect would end at the 30 s connect deadline (unit-tested in test_mcp_pool with a
+    # short one); here the task is cancelled while it waits, and the server goes.
+    started = "mcp stdio server started"
+    before = runner.log().count(started)
+    tid = platform.task("mcp_list_tools", {"server": server("no-init", name="silent")})
+    wait_for(lambda: runner.log().count(started) > before and peer_pids(runner, "no-init"),
+             timeout=20)
+    platform.cancel(tid)
+    res = platform.result(tid, timeout=20)
+    assert res["error"] == "failed to connect to MCP server 'silent': context canceled", res
+    no_peer_left(runner, "no-init")
+
+
+def test_a_server_flooding_stderr_is_not_blocked(platform, runner):
+    # 8 MiB on stderr before it answers: the runner drains it (keeping 64 KiB), so the
+    # server never blocks on a full pipe.
+    res = call(platform, server("stderr-flood"), args={"message": "after the noise"})
+    assert res["success"] is True, res
+    assert res["result"]["content"].startswith("after the noise pid="), res
+
+
+HTTP_PEER = REPO / "tests" / "unit" / "mcp_http_peer.py"
+
+
+@pytest.fixture(scope="module")
+def hostile_http():
+    proc = subprocess.Popen(["/usr/bin/python3", str(HTTP_PEER)], stdout=subprocess.PIPE,
+                            text=True)
+    port = int(proc.stdout.readline())
+    yield "http://127.0.0.1:%d" % port
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/fail500", "HTTP 500 on a POST: internal failure"),
+    ("/garbage", "an answer to a POST came as 'text/html', not JSON or an event stream"),
+    ("/huge", "a JSON answer over the 16777216-byte message limit"),
+    ("/cut", "a POST's event stream was cut inside an event"),
+])
+def test_a_hostile_http_server(platform, runner, hostile_http, path, reason):
+    # tests/unit/mcp_http_peer.py: 500s, a wrong content type, 20 MiB, a broken SSE stream.
+    srv = {"name": "hostile", "transport": "http", "url": hostile_http + path}
+    res = platform.result(platform.task("mcp_list_tools", {"server": srv}), timeout=60)
+    assert res["success"] is False
+    assert res["error"] == "failed to connect to MCP server 'hostile': " + reason, res
+
+
+def test_sessions_keyed_on_dynamic_headers_over_http(platform, runner, hostile_http):
+    # Go keys sessions by name only: bob's call would ride alice's session and headers.
+    def whoami(user):
+        srv = {"name": "per-user", "transport": "http", "url": hostile_http + "/mcp",
+               "headers": {"X-Team": "sre"}, "dynamic_headers": {"X-User": user}}
+        res = call(platform, srv, tool="whoami", args={})
+        assert res["success"] is True, res
+        return dict(kv.split("=") for kv in res["result"]["content"].split())
+
+    a1, b, a2 = whoami("alice"), whoami("bob"), whoami("alice")
+    assert a1["session"] == a2["session"] != b["session"]
+    assert (a1["user"], a1["now"]) == ("alice", "alice")
+    assert (b["user"], b["now"]) == ("bob", "bob")
+
+
+def test_the_least_recently_used_session_makes_room(platform, runner):
+    # At most 32 live sessions (RUNNER-OPS.md 9.4). 32 new configs leave only theirs (each
+    # newer than any earlier test's); lru-0 used again; the 33rd closes lru-1, the idle one
+    # used longest ago, and its server is gone.
+    def pid_of(tag):
+        res = call(platform, server(tag=tag), args={})
+        assert res["success"] is True, res
+        return int(res["result"]["content"].split("pid=")[1].split()[0])
+
+    pids = {i: pid_of("lru-%d" % i) for i in range(32)}
+    assert pid_of("lru-0") == pids[0]
+    pid_of("lru-32")
+    wait_for(lambda: not os.path.exists("/proc/%d" % pids[1]), timeout=20)
+    assert all(os.path.exists("/proc/%d" % pids[i]) for i in range(32) if i != 1)
+    assert len(peer_pids(runner, "ok")) == 32
 
 
 # -- the MCP project's reference server (tools/mcp: npm, installed by scripts/deps) --------

@@ -26,6 +26,10 @@ of stdout; with two arguments, CERT and KEY (PEM), it speaks HTTPS. The path of 
   /resume405     POST: as /resume; GET: 405.
   /resumecut     POST: as /resume; GET: one event (id and data: the Last-Event-ID it was
                  given), then cut again, every time.
+  /mcp           a small Streamable HTTP MCP server: initialize issues a new session
+                 ("s1", "s2", ...) and remembers the X-User header it came with; tools/call
+                 "whoami" answers "session=<id> user=<the session's X-User> now=<this
+                 request's X-User>"; notifications get 202; DELETE ends a session.
 """
 import json
 import ssl
@@ -36,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 DELETES = []
 LOCK = threading.Lock()
+SESSIONS = {}  # /mcp: session id -> the X-User its initialize came with
 
 
 class Peer(BaseHTTPRequestHandler):
@@ -124,8 +129,35 @@ class Peer(BaseHTTPRequestHandler):
                         [("Mcp-Session-Id", unquote(path[len("/session/"):]))])
         elif path == "/redirect":
             self.answer(307, "text/plain", "", [("Location", "/echo")])
+        elif path == "/mcp":
+            self.mcp(json.loads(body))
         else:
             self.answer(404, "text/plain", "unknown path")
+
+    def mcp(self, req):
+        user = self.headers.get("X-User")
+        if "id" not in req:
+            self.answer(202, None, "")
+            return
+        result, extra = {}, ()
+        if req.get("method") == "initialize":
+            with LOCK:
+                sid = "s%d" % (len(SESSIONS) + 1)
+                SESSIONS[sid] = user
+            result = {"protocolVersion": req["params"]["protocolVersion"],
+                      "capabilities": {"tools": {}}, "serverInfo": {"name": "peer", "version": "1"}}
+            extra = [("Mcp-Session-Id", sid)]
+        elif self.headers.get("Mcp-Session-Id") not in SESSIONS:
+            self.answer(404, "text/plain", "no such session")
+            return
+        elif req.get("method") == "tools/call":
+            sid = self.headers["Mcp-Session-Id"]
+            text = "session=%s user=%s now=%s" % (sid, SESSIONS[sid], user)
+            result = {"content": [{"type": "text", "text": text}]}
+        elif req.get("method") == "tools/list":
+            result = {"tools": [{"name": "whoami", "inputSchema": {"type": "object"}}]}
+        msg = {"jsonrpc": "2.0", "id": req["id"], "result": result}
+        self.answer(200, "application/json", json.dumps(msg), extra)
 
     def do_GET(self):
         path = self.route()
@@ -149,6 +181,8 @@ class Peer(BaseHTTPRequestHandler):
     def do_DELETE(self):
         with LOCK:
             DELETES.append({"path": self.path, "session": self.headers.get("Mcp-Session-Id")})
+            if self.route() == "/mcp":
+                SESSIONS.pop(self.headers.get("Mcp-Session-Id"), None)
         self.answer(200, None, "")
 
 

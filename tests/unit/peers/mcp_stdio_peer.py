@@ -14,6 +14,11 @@ MODE:
   no-init      reads everything, answers nothing
   bad-version  answers initialize with protocol version 1999-01-01
   stderr-exit  writes "fatal: no config" to stderr and exits 1 at once
+  garbage      answers initialize with a line that is not JSON
+  huge-reply   as ok, but answers tools/call with one 20 MiB message
+  flood        as ok, but answers tools/call with notifications, without end
+  stall        as ok, but never answers tools/call (and stays)
+  stderr-flood writes 8 MiB to stderr first, then as ok
 """
 
 import json
@@ -26,9 +31,23 @@ if mode == "stderr-exit":
     sys.exit(1)
 
 
+if mode == "stderr-flood":
+    sys.stderr.write(("noise " * 170 + "\n") * 8192)
+    sys.stderr.flush()
+
+
 def send(msg):
     sys.stdout.write(json.dumps(msg) + "\n")
     sys.stdout.flush()
+
+
+def flood():
+    note = json.dumps({"jsonrpc": "2.0", "method": "notifications/message",
+                       "params": {"level": "info", "data": "x" * 200}}) + "\n"
+    chunk = note * 64
+    while True:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
 
 
 for line in sys.stdin:
@@ -38,7 +57,10 @@ for line in sys.stdin:
     method, rid = req.get("method"), req["id"]
     if mode == "no-init":
         continue
-    if method == "initialize":
+    if method == "initialize" and mode == "garbage":
+        sys.stdout.write("<html>this is not JSON-RPC</html>\n")
+        sys.stdout.flush()
+    elif method == "initialize":
         version = "1999-01-01" if mode == "bad-version" else req["params"]["protocolVersion"]
         send({"jsonrpc": "2.0", "id": rid, "result": {
             "protocolVersion": version, "capabilities": {"tools": {}},
@@ -49,6 +71,14 @@ for line in sys.stdin:
     elif method == "tools/call":
         if mode == "exit-on-call":
             sys.exit(3)
+        if mode == "flood":
+            flood()
+        if mode == "stall":
+            continue
+        if mode == "huge-reply":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"content": [
+                {"type": "text", "text": "y" * (20 * 1024 * 1024)}]}})
+            continue
         text = "%s pid=%d tag=%s" % (req["params"]["arguments"].get("message", ""), os.getpid(),
                                      os.environ.get("MCP_PEER_TAG", ""))
         send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": text}]}})
