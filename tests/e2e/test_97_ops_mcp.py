@@ -38,6 +38,13 @@ def test_list_and_call(platform, runner):
     assert res["result"]["content"].endswith("tag=t")
 
 
+def test_a_listing_follows_next_cursor(platform, runner):
+    res = platform.result(platform.task("mcp_list_tools", {"server": server("paged")}),
+                          timeout=30)
+    assert res["result"] == {"tools": [{"name": n, "description": ""}
+                                       for n in ("one", "two", "three")]}, res
+
+
 def test_one_server_per_config(platform, runner):
     pids = set()
     for tag in ("alice", "alice", "bob"):

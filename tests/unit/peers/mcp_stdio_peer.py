@@ -18,6 +18,7 @@ MODE:
   huge-reply   as ok, but answers tools/call with one 20 MiB message
   flood        as ok, but answers tools/call with notifications, without end
   stall        as ok, but never answers tools/call (and stays)
+  paged        as ok, but tools/list answers in three pages (tools one, two, three)
   stderr-flood writes 8 MiB to stderr first, then as ok
 """
 
@@ -65,6 +66,11 @@ for line in sys.stdin:
         send({"jsonrpc": "2.0", "id": rid, "result": {
             "protocolVersion": version, "capabilities": {"tools": {}},
             "serverInfo": {"name": "peer", "version": "1"}}})
+    elif method == "tools/list" and mode == "paged":
+        cursor = (req.get("params") or {}).get("cursor")
+        page = {None: ("one", "p2"), "p2": ("two", "p3"), "p3": ("three", "")}[cursor]
+        send({"jsonrpc": "2.0", "id": rid, "result": {
+            "tools": [{"name": page[0], "description": ""}], "nextCursor": page[1]}})
     elif method == "tools/list":
         send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [
             {"name": "echo", "description": "echoes", "inputSchema": {"type": "object"}}]}})
