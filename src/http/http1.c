@@ -6,14 +6,16 @@
  * pass over the parsed fields. Nothing here allocates or remembers anything
  * between calls, so re-parsing from the start as bytes arrive is safe.
  *
- * This is not a general HTTP library: it parses requests only, and only what
- * the broker needs to decide how to frame the body and whether to answer.
+ * This is not a general HTTP library: it parses requests, and the upstream's
+ * responses for the broker's own client, and only what the broker needs to decide
+ * how to frame a body and whether to answer.
  */
 #include <string.h>
 
 #include "ascii.h"
 #include "err.h"
 #include "http1.h"
+#include "response.h"
 
 /* Framing facts gathered from the fields, judged once the whole head is in. */
 struct http1__framing {
@@ -326,4 +328,109 @@ bool http1_list_has_token(const char *list, size_t len, const char *token, size_
         i++; /* past the comma (or past len, which ends the loop) */
     }
     return false;
+}
+
+/* ---- responses (the upstream's, for the broker's HTTP/1.1 client) ---- */
+
+/* RFC 9112 4: HTTP-version SP 3DIGIT SP [reason-phrase]. Servers that drop the space
+ * before an empty reason exist: "HTTP/1.1 200" is accepted too. */
+static int http1__parse_status_line(const char *p, size_t n, struct http1_response *resp)
+{
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
+        return ERR_INVALID;
+    resp->minor_version = p[7] - '0';
+    for (size_t i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return ERR_INVALID;
+    }
+    resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    if (resp->status < 100 || (n > 12 && p[12] != ' '))
+        return ERR_INVALID;
+    for (size_t i = 13; i < n; i++) {
+        if (!is_value_byte((unsigned char)p[i]))
+            return ERR_INVALID;
+    }
+    return 0;
+}
+
+/* Folds one response field into *f: the framing ones, checked on their own. */
+static int http1__note_response_field(const struct http1_header *h, struct http1__framing *f,
+                                      bool *chunked_last)
+{
+    uint64_t n;
+
+    if (iov_is(&h->name, "content-length")) {
+        if (!http1_parse_content_length(&h->value, &n) || (f->have_length && f->length != n))
+            return ERR_INVALID;
+        f->have_length = true;
+        f->length = n;
+    } else if (iov_is(&h->name, "transfer-encoding")) {
+        size_t end = h->value.len, start;
+
+        /* The codings of every Transfer-Encoding line in order: only the last one's last
+         * coding decides (RFC 9112 6.3 item 4). */
+        f->te_count++;
+        while (end > 0 && (h->value.base[end - 1] == ',' ||
+                           is_ows((unsigned char)h->value.base[end - 1])))
+            end--;
+        start = end;
+        while (start > 0 && h->value.base[start - 1] != ',')
+            start--;
+        while (start < end && is_ows((unsigned char)h->value.base[start]))
+            start++;
+        *chunked_last = equal_ci(h->value.base + start, end - start, "chunked", 7);
+    } else if (iov_is(&h->name, "connection")) {
+        if (http1_list_has_token(h->value.base, h->value.len, "close", 5))
+            f->conn_close = true;
+        if (http1_list_has_token(h->value.base, h->value.len, "keep-alive", 10))
+            f->conn_keep_alive = true;
+    }
+    return 0;
+}
+
+int http1_parse_response(const char *buf, size_t len, bool is_head, struct http1_response *resp)
+{
+    struct http1__framing f;
+    size_t limit = len < HTTP1_MAX_RESPONSE_HEAD ? len : HTTP1_MAX_RESPONSE_HEAD;
+    size_t pos = 0, eol = 0, next = 0;
+    bool chunked_last = false;
+    int r;
+
+    memset(&f, 0, sizeof(f));
+    resp->num_headers = 0;
+    resp->status = 0;
+    if ((r = http1__next_line(buf, pos, limit, &eol, &next)) == 0)
+        r = http1__parse_status_line(buf, eol, resp);
+    for (pos = next; r == 0; pos = next) {
+        struct http1_header *h;
+
+        if ((r = http1__next_line(buf, pos, limit, &eol, &next)) != 0 || eol == pos)
+            break;
+        if (resp->num_headers == HTTP1_MAX_RESPONSE_HEADERS)
+            return ERR_HTTP_HEAD_TOO_LARGE;
+        h = &resp->headers[resp->num_headers++];
+        if ((r = http1__parse_field_line(buf + pos, eol - pos, h)) == 0)
+            r = http1__note_response_field(h, &f, &chunked_last);
+    }
+    if (r == ERR_INCOMPLETE)
+        return len >= HTTP1_MAX_RESPONSE_HEAD ? ERR_HTTP_HEAD_TOO_LARGE : ERR_INCOMPLETE;
+    if (r != 0)
+        return ERR_INVALID;
+    resp->head_len = next;
+    if (f.te_count > 0 && f.have_length)
+        return ERR_INVALID;
+    resp->keep_alive = resp->minor_version == 1 ? !f.conn_close
+                                                : f.conn_keep_alive && !f.conn_close;
+    if (is_head || http1_status_has_no_body(resp->status)) {
+        resp->body = HTTP1_RESPONSE_NONE;
+    } else if (f.te_count > 0 && chunked_last) {
+        resp->body = HTTP1_RESPONSE_CHUNKED;
+    } else if (f.te_count == 0 && f.have_length) {
+        resp->body = HTTP1_RESPONSE_LENGTH;
+        resp->content_length = f.length;
+    } else {
+        resp->body = HTTP1_RESPONSE_CLOSE; /* 6.3 items 4 and 8 */
+        resp->keep_alive = false;
+    }
+    return 0;
 }

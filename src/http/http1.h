@@ -73,6 +73,45 @@ struct http1_request {
  */
 int http1_parse_request(const char *buf, size_t len, struct http1_request *req);
 
+/* A response head from the upstream (the broker's own HTTP/1.1 client): bigger than a
+ * child's request may be, since APIs send long Set-Cookie and CSP lines. */
+#define HTTP1_MAX_RESPONSE_HEAD (256 * 1024)
+#define HTTP1_MAX_RESPONSE_HEADERS 500
+
+enum http1_response_body {
+    HTTP1_RESPONSE_NONE,    /* no body: HEAD, 1xx, 204, 304 */
+    HTTP1_RESPONSE_LENGTH,  /* content_length bytes */
+    HTTP1_RESPONSE_CHUNKED, /* decode with chunked.h */
+    HTTP1_RESPONSE_CLOSE,   /* until the connection closes */
+};
+
+struct http1_response {
+    int status;        /* 100-999 */
+    int minor_version; /* HTTP/1.0 -> 0, HTTP/1.1 -> 1 */
+    struct http1_header headers[HTTP1_MAX_RESPONSE_HEADERS];
+    size_t num_headers;
+    size_t head_len;   /* bytes of the head, including the final CRLF CRLF */
+    enum http1_response_body body;
+    uint64_t content_length; /* valid when body == HTTP1_RESPONSE_LENGTH */
+    bool keep_alive;         /* the connection may carry another request afterwards */
+};
+
+/*
+ * Parses a response head at the start of buf[0..len) for a request whose method was
+ * HEAD when is_head, in one forward pass as http1_parse_request. The framing is RFC 9112
+ * 6.3's, strictly: a Transfer-Encoding whose final coding is chunked (a response with
+ * both it and Content-Length is refused: a proxy must not guess, 6.3 item 3), one
+ * Content-Length (repeats must agree), else the body runs to the close; 1xx, 204, 304 and
+ * any answer to HEAD have none. keep_alive is false for a close-delimited body, a
+ * "Connection: close", and an HTTP/1.0 answer without "keep-alive".
+ *
+ * Returns 0 (views into buf), ERR_INCOMPLETE, ERR_HTTP_HEAD_TOO_LARGE (past
+ * HTTP1_MAX_RESPONSE_HEAD bytes or HTTP1_MAX_RESPONSE_HEADERS lines), or ERR_INVALID for
+ * anything malformed (bare LF, obs-fold, a bad status line, a bad field). A 1xx head is
+ * returned like any other: the caller skips it and parses the next.
+ */
+int http1_parse_response(const char *buf, size_t len, bool is_head, struct http1_response *resp);
+
 /*
  * Finds the first header at index >= start whose name equals the NUL-terminated
  * name, ASCII case-insensitively. Returns its index, or -1 if there is none.

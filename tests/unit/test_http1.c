@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -806,6 +807,122 @@ static void test_http1_parse_content_length_is_1_digit_within_64_bits(void **sta
     }
 }
 
+/* ---- responses ---- */
+
+static struct http1_response resp; /* 500 headers: not on the stack */
+
+static int parse_resp(const char *text, bool is_head)
+{
+    return http1_parse_response(text, strlen(text), is_head, &resp);
+}
+
+static void test_http1_response_framing(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_LENGTH);
+    assert_int_equal(resp.content_length, 5);
+    assert_true(resp.keep_alive);
+    assert_int_equal(resp.head_len, strlen("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"));
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                                false), 0);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_CHUNKED);
+    /* chunked not last: the body runs to the close, and the connection is not reused */
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                                false), 0);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_CLOSE);
+    assert_false(resp.keep_alive);
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\n\r\n", false), 0);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_CLOSE);
+    assert_false(resp.keep_alive);
+    /* no body whatever the headers say */
+    assert_int_equal(parse_resp("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", false), 0);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_NONE);
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true), 0);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_NONE);
+    assert_int_equal(parse_resp("HTTP/1.1 100 Continue\r\n\r\n", false), 0);
+    assert_int_equal(resp.status, 100);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_NONE);
+    /* keep-alive */
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                                false), 0);
+    assert_false(resp.keep_alive);
+    assert_int_equal(parse_resp("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false), 0);
+    assert_false(resp.keep_alive);
+    assert_int_equal(parse_resp("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                                "Content-Length: 0\r\n\r\n", false), 0);
+    assert_true(resp.keep_alive);
+    /* an empty reason, with or without its space */
+    assert_int_equal(parse_resp("HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", false), 0);
+    assert_int_equal(resp.status, 404);
+    assert_int_equal(parse_resp("HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", false), 0);
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+                                false), 0);
+    assert_int_equal(resp.content_length, 3);
+}
+
+static void test_http1_response_rejects_what_is_ambiguous_or_malformed(void **state)
+{
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
+        "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",      /* bare LF */
+        "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",            /* obs-fold */
+        "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",                 /* space before the colon */
+        "HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n",              /* a control byte */
+        "HTTP/2 200 OK\r\n\r\n",
+        "HTTP/1.2 200 OK\r\n\r\n",
+        "http/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 099 OK\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1  200 OK\r\n\r\n",
+        "ICY 200 OK\r\n\r\n",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (parse_resp(bad[i], false) != ERR_INVALID)
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
+static void test_http1_response_incomplete_and_limits(void **state)
+{
+    const char *full = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    char *big;
+    size_t n = 0;
+
+    (void)state;
+    for (size_t i = 0; i < strlen(full); i++)
+        assert_int_equal(http1_parse_response(full, i, false, &resp), ERR_INCOMPLETE);
+    /* 300 KiB of head: refused once the limit is passed, not waited for */
+    big = malloc(300 * 1024);
+    assert_non_null(big);
+    n = (size_t)sprintf(big, "HTTP/1.1 200 OK\r\n");
+    while (n < 300 * 1024 - 128)
+        n += (size_t)sprintf(big + n, "X-Filler: %0100d\r\n", 0);
+    assert_int_equal(http1_parse_response(big, n, false, &resp), ERR_HTTP_HEAD_TOO_LARGE);
+    /* 600 short lines: over the count */
+    n = (size_t)sprintf(big, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 600; i++)
+        n += (size_t)sprintf(big + n, "X-%d: v\r\n", i);
+    n += (size_t)sprintf(big + n, "\r\n");
+    assert_int_equal(http1_parse_response(big, n, false, &resp), ERR_HTTP_HEAD_TOO_LARGE);
+    /* 500 lines: within it */
+    n = (size_t)sprintf(big, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 500; i++)
+        n += (size_t)sprintf(big + n, "X-%d: v\r\n", i);
+    n += (size_t)sprintf(big + n, "\r\n");
+    assert_int_equal(http1_parse_response(big, n, false, &resp), 0);
+    assert_int_equal(resp.num_headers, 500);
+    assert_int_equal(resp.headers[499].name.len, 5);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -893,6 +1010,9 @@ int main(void)
         cmocka_unit_test(test_http1_find_header_is_case_insensitive_and_resumes),
         cmocka_unit_test(test_http1_list_has_token_trims_and_ignores_case),
         cmocka_unit_test(test_http1_parse_content_length_is_1_digit_within_64_bits),
+        cmocka_unit_test(test_http1_response_framing),
+        cmocka_unit_test(test_http1_response_rejects_what_is_ambiguous_or_malformed),
+        cmocka_unit_test(test_http1_response_incomplete_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
