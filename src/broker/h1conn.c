@@ -55,6 +55,7 @@ struct h1conn {
     struct h1_exchange x; /* one at a time */
     unsigned served;      /* exchanges completed on this connection */
     bool dead;            /* h1conn_free ran */
+    bool finishing;       /* inside on_done: not idle yet */
     bool closed;          /* on_closed reported, or due: no more exchanges */
     bool close_due;       /* on_closed to be reported from the timer */
     bool read_paused;
@@ -116,7 +117,10 @@ static void h1conn__finish(struct h1conn *c, int result, const char *detail, boo
     buf_reset(c->pend);
     if (result == 0)
         c->served++;
+    /* Not idle until it is known to be reusable: on_done may look for a connection. */
+    c->finishing = true;
     x->ops->on_done(x->ud, result, detail, retryable);
+    c->finishing = false;
     if (c->dead)
         return;
     if (!reusable) {
@@ -552,7 +556,7 @@ void h1_exchange_cancel(struct h1_exchange *x)
 
 bool h1conn_idle(const struct h1conn *c)
 {
-    return !c->dead && !c->closed && !c->x.active;
+    return !c->dead && !c->closed && !c->x.active && !c->finishing;
 }
 
 int h1conn_new(uv_loop_t *loop, const struct h1conn_transport *tr, void *t,
