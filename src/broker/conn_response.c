@@ -410,6 +410,26 @@ static void conn__finish_response(struct conn *c)
     conn__process(c);
 }
 
+/* prefix, then text as the inside of a JSON string (quotes and backslashes escaped,
+ * control bytes left out, other non-ASCII bytes as '?'), cut to fit size. */
+static void json_escape_into(char *out, size_t size, const char *prefix, const char *text)
+{
+    size_t n = (size_t)snprintf(out, size, "%s", prefix);
+
+    for (; text != NULL && *text != '\0' && n + 3 < size; text++) {
+        unsigned char ch = (unsigned char)*text;
+
+        if (ch < 0x20 || ch == 0x7f)
+            continue;
+        if (ch >= 0x80)
+            ch = '?';
+        if (ch == '"' || ch == '\\')
+            out[n++] = '\\';
+        out[n++] = (char)ch;
+    }
+    out[n < size ? n : size - 1] = '\0';
+}
+
 static void on_upstream_done(void *ud, int result, const char *detail)
 {
     struct conn *c = ud;
@@ -428,7 +448,12 @@ static void on_upstream_done(void *ud, int result, const char *detail)
     } else if (result == UPSTREAM_ERR_HEAD_TIMEOUT) {
         conn__send_error(c, 504, "upstream did not answer in time", "timeout");
     } else {
-        conn__send_error(c, 502, "upstream unreachable", "upstream_error");
+        /* The reason (DNS, connect, TLS, protocol) is the upstream module's: it names hosts
+         * and causes, never a request's URL or headers, so the child may see it. */
+        char message[320];
+
+        json_escape_into(message, sizeof(message), "upstream unreachable: ", detail);
+        conn__send_error(c, 502, message, "upstream_error");
     }
 }
 
