@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/runner/webproxy.c: Go's proxy choice from the environment
+ * Unit tests for src/net/webproxy.c: Go's proxy choice from the environment
  * (golang.org/x/net/http/httpproxy): which variable for which scheme, upper case first,
  * NO_PROXY's entry kinds, loopback never proxied, the CGI rule.
  */
