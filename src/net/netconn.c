@@ -1,0 +1,377 @@
+/*
+ * netconn.c - the stream of a connection: its handles and their lifetime, the write
+ * queue, reading and backpressure, the owner's events. See netconn.h.
+ *
+ * The connect that builds a connection is netconn_connect.c; TLS is netconn_tls.c.
+ * Both share struct net_conn (netconn_internal.h).
+ *
+ * Writes: bytes for the socket (ciphertext when TLS) are appended to out; one uv_write
+ * at a time takes all of out (inflight) while new bytes gather in a fresh out, so many
+ * small writes leave as one. Both buffers are freed when the queue drains: an idle
+ * connection holds no buffer of its own (and OpenSSL releases its own, mode
+ * SSL_MODE_RELEASE_BUFFERS).
+ *
+ * Events reach the owner from the loop only: read_start and set_events arm a
+ * zero-timeout timer that delivers what was held back, then reads the socket again;
+ * an end is reported from the same timer (conn__end), after the data before it.
+ */
+#include <assert.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "netconn_internal.h"
+
+static void conn__on_timer(uv_timer_t *t);
+
+int conn__new(uv_loop_t *loop, struct net_conn **out)
+{
+    struct net_conn *c;
+    int r;
+
+    *out = NULL;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return ERR_NOMEM;
+    c->loop = loop;
+    if ((r = uv_timer_init(loop, &c->timer)) != 0) {
+        free(c);
+        return r;
+    }
+    c->timer.data = c;
+    c->refs = 1;
+    *out = c;
+    return 0;
+}
+
+static void conn__destroy(struct net_conn *c)
+{
+    free(c->host);
+    free(c->hostport);
+    net_proxy_free(c->proxy);
+    buf_free(c->held);
+    buf_free(c->out);
+    buf_free(c->inflight);
+    buf_free(c->connect.head);
+    if (c->connect.ai != NULL)
+        uv_freeaddrinfo(c->connect.ai);
+    explicit_bzero(c, sizeof(*c));
+    free(c);
+}
+
+bool conn__unref(struct net_conn *c)
+{
+    assert(c->refs > 0);
+    if (--c->refs == 0 && c->released) {
+        conn__destroy(c);
+        return true;
+    }
+    return false;
+}
+
+static void conn__on_closed(uv_handle_t *h)
+{
+    conn__unref(h->data);
+}
+
+void conn__release(struct net_conn *c)
+{
+    assert(!c->released);
+    c->released = true;
+    tls__free(c);
+    if (c->gai_active)
+        uv_cancel((uv_req_t *)&c->gai); /* its callback still comes, with UV_EAI_CANCELED */
+    if (c->tcp_open) {
+        c->tcp_open = false;
+        c->uv_reading = false;
+        uv_close((uv_handle_t *)&c->tcp, conn__on_closed); /* pending write: cancelled */
+    }
+    uv_close((uv_handle_t *)&c->timer, conn__on_closed);
+    /* inflight stays until the handle is closed: uv_write may still point into it. */
+    buf_free(c->out);
+    buf_free(c->held);
+    c->out = c->held = NULL;
+}
+
+void conn__start_timer(struct net_conn *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, conn__on_timer, ms, 0);
+}
+
+/* The socket's bytes go to out; a connection carrying plaintext (no TLS, or before
+ * the handshake: the CONNECT request holds the proxy's credentials) wipes them. */
+struct buf *conn__outbuf(struct net_conn *c)
+{
+    if (c->out == NULL)
+        c->out = buf_new(SIZE_MAX, !c->use_tls || c->state != NET_OPEN ? BUF_WIPE : 0);
+    return c->out;
+}
+
+int conn__queue(struct net_conn *c, const uint8_t *data, size_t len)
+{
+    struct buf *b = conn__outbuf(c);
+
+    return b == NULL ? ERR_NOMEM : buf_put(b, data, len);
+}
+
+static void conn__on_write(uv_write_t *req, int status)
+{
+    struct net_conn *c = req->data;
+    char why[NET_ERROR_MAX];
+
+    c->writing = false;
+    buf_reset(c->inflight);
+    if (c->released)
+        return;
+    if (status < 0) {
+        c->write_failed = true;
+        if (c->state != NET_OPEN) {
+            connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(status));
+            return;
+        }
+        snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(status));
+        conn__end(c, why);
+        return;
+    }
+    if (c->out != NULL && buf_len(c->out) > 0) {
+        conn__flush(c);
+        return;
+    }
+    buf_free(c->out);
+    buf_free(c->inflight);
+    c->out = c->inflight = NULL;
+    if (c->have_events && c->ev.on_drain != NULL && !c->closed)
+        c->ev.on_drain(c, c->ud);
+}
+
+void conn__flush(struct net_conn *c)
+{
+    struct buf *t;
+    uv_buf_t b;
+    char why[NET_ERROR_MAX];
+    int r;
+
+    if (c->writing || c->out == NULL || buf_len(c->out) == 0 || !c->tcp_open || c->write_failed)
+        return;
+    t = c->inflight;
+    c->inflight = c->out;
+    c->out = t; /* empty, or NULL */
+    b = uv_buf_init((char *)buf_mutable_ptr(c->inflight), (unsigned)buf_len(c->inflight));
+    c->wreq.data = c;
+    if ((r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn__on_write)) == 0) {
+        c->writing = true;
+        return;
+    }
+    /* Reported from the loop: flush runs inside net_conn_write too. */
+    c->write_failed = true;
+    snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(r));
+    if (c->state == NET_OPEN)
+        conn__end(c, why);
+    else
+        connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(r));
+}
+
+static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    b->base = malloc(NET_READ_SIZE);
+    b->len = b->base != NULL ? NET_READ_SIZE : 0;
+}
+
+/* Plaintext from the socket (no TLS), in the open state. */
+static void conn__on_plain(struct net_conn *c, const uint8_t *data, size_t len)
+{
+    if (!c->reading || !c->have_events) {
+        /* Not expected: the socket is not read while stopped. Kept, not lost. */
+        if ((c->held == NULL && (c->held = buf_new(SIZE_MAX, BUF_WIPE)) == NULL) ||
+            buf_put(c->held, data, len) != 0)
+            conn__end(c, "out of memory");
+        return;
+    }
+    c->ev.on_read(c, data, len, c->ud);
+}
+
+static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct net_conn *c = s->data;
+    char why[NET_ERROR_MAX];
+
+    if (n > 0 && c->state != NET_OPEN)
+        connect__on_data(c, (const uint8_t *)b->base, (size_t)n);
+    else if (n > 0 && c->use_tls)
+        tls__on_data(c, (const uint8_t *)b->base, (size_t)n);
+    else if (n > 0)
+        conn__on_plain(c, (const uint8_t *)b->base, (size_t)n);
+    else if (n < 0 && c->state != NET_OPEN)
+        connect__on_eof(c, (int)n);
+    else if (n < 0) {
+        conn__read_stop_uv(c);
+        if (n == UV_EOF) {
+            c->eof = true;
+            if (c->use_tls)
+                tls__pump(c); /* ends once what the peer sent before is delivered */
+            else
+                conn__end(c, NULL);
+        } else {
+            snprintf(why, sizeof(why), "connection to %s: %s", c->hostport,
+                     uv_strerror((int)n));
+            conn__end(c, why);
+        }
+    }
+    if (b->base != NULL) {
+        /* Plaintext when not TLS; c may be released, its memory is not freed yet. */
+        if (n > 0)
+            explicit_bzero(b->base, (size_t)n);
+        free(b->base);
+    }
+}
+
+int conn__read_uv(struct net_conn *c)
+{
+    int r;
+
+    if (c->uv_reading || !c->tcp_open || c->eof)
+        return 0;
+    c->tcp.data = c;
+    if ((r = uv_read_start((uv_stream_t *)&c->tcp, conn__on_alloc, conn__on_read)) == 0)
+        c->uv_reading = true;
+    return r;
+}
+
+void conn__read_stop_uv(struct net_conn *c)
+{
+    if (c->uv_reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->uv_reading = false;
+}
+
+void conn__end(struct net_conn *c, const char *reason)
+{
+    if (c->closed || c->released)
+        return;
+    c->closed = true;
+    c->close_due = true;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason != NULL ? reason : "");
+    conn__read_stop_uv(c);
+    conn__start_timer(c, 0);
+}
+
+/* The open connection's timer: a due end, then what was held back, then the socket. */
+static void conn__deliver(struct net_conn *c)
+{
+    if (!c->have_events)
+        return;
+    if (c->close_due) {
+        c->close_due = false;
+        c->ev.on_close(c, c->reason[0] != '\0' ? c->reason : NULL, c->ud);
+        return;
+    }
+    if (!c->reading || c->closed)
+        return;
+    if (c->held != NULL) {
+        struct buf *h = c->held;
+
+        c->held = NULL;
+        c->ev.on_read(c, buf_ptr(h), buf_len(h), c->ud);
+        buf_free(h);
+        if (c->released || !c->reading || c->closed)
+            return;
+    }
+    if (c->use_tls)
+        tls__pump(c);
+    else if (c->eof)
+        conn__end(c, NULL);
+    if (!c->released && c->reading && !c->closed && conn__read_uv(c) != 0)
+        conn__end(c, "cannot read from the socket");
+}
+
+static void conn__on_timer(uv_timer_t *t)
+{
+    struct net_conn *c = t->data;
+
+    if (c->released)
+        return;
+    if (c->state != NET_OPEN)
+        connect__on_timeout(c);
+    else
+        conn__deliver(c);
+}
+
+void net_conn_set_events(struct net_conn *c, const struct net_conn_events *ev, void *ud)
+{
+    assert(c != NULL && !c->released && c->state == NET_OPEN);
+    assert(ev != NULL && ev->on_read != NULL && ev->on_close != NULL);
+    c->ev = *ev;
+    c->ud = ud;
+    c->have_events = true;
+    c->reading = true;
+    conn__start_timer(c, 0);
+}
+
+int net_conn_write(struct net_conn *c, const uint8_t *data, size_t len)
+{
+    int r;
+
+    assert(c != NULL && !c->released && c->state == NET_OPEN);
+    if (c->closed || c->write_failed)
+        return ERR_CLOSED;
+    if (len == 0)
+        return 0;
+    if ((r = c->use_tls ? tls__write(c, data, len) : conn__queue(c, data, len)) != 0)
+        return r;
+    conn__flush(c);
+    return 0;
+}
+
+size_t net_conn_pending(const struct net_conn *c)
+{
+    return (c->out != NULL ? buf_len(c->out) : 0) +
+           (c->writing ? uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) : 0);
+}
+
+void net_conn_read_stop(struct net_conn *c)
+{
+    assert(c != NULL && !c->released);
+    c->reading = false;
+    conn__read_stop_uv(c);
+    if (!c->close_due)
+        uv_timer_stop(&c->timer);
+}
+
+void net_conn_read_start(struct net_conn *c)
+{
+    assert(c != NULL && !c->released);
+    if (c->reading || !c->have_events)
+        return;
+    c->reading = true;
+    if (!c->closed)
+        conn__start_timer(c, 0);
+}
+
+const char *net_conn_alpn(const struct net_conn *c)
+{
+    return c->alpn;
+}
+
+bool net_conn_session_reused(const struct net_conn *c)
+{
+    return c->reused;
+}
+
+const char *net_conn_peer(const struct net_conn *c)
+{
+    return c->hostport;
+}
+
+void net_conn_free(struct net_conn *c)
+{
+    if (c == NULL)
+        return;
+    assert(!c->released && c->state == NET_OPEN);
+    /* close_notify only on an idle stream: behind a half-written record it is noise. */
+    if (c->use_tls && c->tcp_open && !c->write_failed && !c->writing &&
+        (c->out == NULL || buf_len(c->out) == 0))
+        tls__shutdown(c);
+    conn__read_stop_uv(c);
+    conn__release(c);
+}

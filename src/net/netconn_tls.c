@@ -1,0 +1,398 @@
+/*
+ * netconn_tls.c - TLS for a connection: OpenSSL over two memory BIOs (the socket's
+ * bytes are written into rbio, what OpenSSL sends is taken from wbio and queued for
+ * the socket), the process's client context and its session cache. See netconn.h.
+ *
+ * Not for: sockets. This file never touches the network; netconn.c moves the bytes.
+ *
+ * Every OpenSSL call that can fail starts from an empty error queue and leaves it
+ * empty (ERR_clear_error), so one connection's errors never show in another's.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "err.h"
+#include "netconn_internal.h"
+
+/* Sessions remembered, one per "host:port": the least recently stored goes first. */
+#define NET_TLS_SESSIONS_MAX 64
+/* Plaintext per SSL_write: the queue grows by about this much per step. */
+#define NET_TLS_WRITE_STEP (64 * 1024)
+
+struct net_tls_session {
+    char *key; /* "host:port"; NULL: a free slot */
+    SSL_SESSION *sess;
+    uint64_t stamp;
+};
+
+struct net_tls_ctx {
+    SSL_CTX *ctx;
+    struct net_tls_session sessions[NET_TLS_SESSIONS_MAX];
+    uint64_t clock;
+    unsigned refs; /* the owner's, and one per connection that may use ctx */
+};
+
+/* ---- the session cache ---- */
+
+static struct net_tls_session *tls__cache_find(struct net_tls_ctx *tls, const char *key)
+{
+    for (size_t i = 0; i < NET_TLS_SESSIONS_MAX; i++)
+        if (tls->sessions[i].key != NULL && strcmp(tls->sessions[i].key, key) == 0)
+            return &tls->sessions[i];
+    return NULL;
+}
+
+static void tls__cache_clear(struct net_tls_session *e)
+{
+    free(e->key);
+    SSL_SESSION_free(e->sess);
+    memset(e, 0, sizeof(*e));
+}
+
+static void tls__cache_drop(struct net_tls_ctx *tls, const char *key)
+{
+    struct net_tls_session *e = tls__cache_find(tls, key);
+
+    if (e != NULL)
+        tls__cache_clear(e);
+}
+
+/* Takes the caller's reference to sess on success (0); ERR_NOMEM leaves it. */
+static int tls__cache_put(struct net_tls_ctx *tls, const char *key, SSL_SESSION *sess)
+{
+    struct net_tls_session *e = tls__cache_find(tls, key);
+    char *k = NULL;
+
+    if (e == NULL) {
+        e = &tls->sessions[0];
+        for (size_t i = 0; i < NET_TLS_SESSIONS_MAX && e->key != NULL; i++)
+            if (tls->sessions[i].key == NULL || tls->sessions[i].stamp < e->stamp)
+                e = &tls->sessions[i];
+        if ((k = strdup(key)) == NULL)
+            return ERR_NOMEM;
+        tls__cache_clear(e);
+        e->key = k;
+    } else {
+        SSL_SESSION_free(e->sess);
+    }
+    e->sess = sess;
+    e->stamp = ++tls->clock;
+    return 0;
+}
+
+/* OpenSSL's new-session callback: the handshake's session (TLS 1.2), or each TLS 1.3
+ * ticket as it arrives after the handshake. The latest one is kept. Returning 1 keeps
+ * OpenSSL's reference. */
+static int tls__on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct net_conn *c = SSL_get_app_data(ssl);
+
+    if (c == NULL || c->tls == NULL || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    return tls__cache_put(c->tls, c->hostport, sess) == 0 ? 1 : 0;
+}
+
+/* ---- the context ---- */
+
+int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
+{
+    struct net_tls_ctx *tls = NULL;
+    int r = ERR_NOMEM;
+
+    *out = NULL;
+    ERR_clear_error();
+    if ((tls = calloc(1, sizeof(*tls))) == NULL ||
+        (tls->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+        goto out;
+    tls->refs = 1;
+    if (SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION) != 1)
+        goto out;
+    SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
+    /* Keys and tokens pass through these buffers: OpenSSL wipes the plaintext it held
+     * once it is handed over. No renegotiation (a TLS 1.2 server asking would make a
+     * write need a read), no compression (CRIME). */
+    SSL_CTX_set_options(tls->ctx, SSL_OP_CLEANSE_PLAINTEXT | SSL_OP_NO_RENEGOTIATION |
+                                      SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
+    r = ERR_INVALID;
+    if (cacert != NULL ? SSL_CTX_load_verify_file(tls->ctx, cacert) != 1
+                       : SSL_CTX_set_default_verify_paths(tls->ctx) != 1)
+        goto out;
+    /* Our own cache, keyed by host:port: OpenSSL's internal one is a server's idea. */
+    SSL_CTX_set_session_cache_mode(tls->ctx,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(tls->ctx, tls__on_new_session);
+    *out = tls; /* transferred */
+    tls = NULL;
+    r = 0;
+out:
+    ERR_clear_error();
+    if (tls != NULL) {
+        SSL_CTX_free(tls->ctx);
+        free(tls);
+    }
+    return r;
+}
+
+void tls__ctx_ref(struct net_tls_ctx *tls)
+{
+    tls->refs++;
+}
+
+void net_tls_ctx_free(struct net_tls_ctx *tls)
+{
+    if (tls == NULL || --tls->refs > 0)
+        return;
+    for (size_t i = 0; i < NET_TLS_SESSIONS_MAX; i++)
+        tls__cache_clear(&tls->sessions[i]);
+    SSL_CTX_free(tls->ctx);
+    explicit_bzero(tls, sizeof(*tls));
+    free(tls);
+}
+
+/* ---- one connection ---- */
+
+/* Why the last OpenSSL call failed, for an error line; empties the error queue. */
+static void tls__why(const struct net_conn *c, char *dst, size_t len)
+{
+    long v = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    unsigned long e = ERR_get_error();
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+    if (v != X509_V_OK)
+        snprintf(dst, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+    else if (reason != NULL)
+        snprintf(dst, len, "%s", reason);
+    else if (e != 0)
+        snprintf(dst, len, "OpenSSL error %lx", e);
+    else
+        snprintf(dst, len, "unexpected TLS failure");
+    ERR_clear_error();
+}
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+int tls__start(struct net_conn *c)
+{
+    struct net_tls_session *e;
+    int r = ERR_NOMEM;
+
+    assert(c->ssl == NULL && c->tls != NULL);
+    ERR_clear_error();
+    if ((c->ssl = SSL_new(c->tls->ctx)) == NULL || (c->rbio = BIO_new(BIO_s_mem())) == NULL)
+        goto out;
+    if ((c->wbio = BIO_new(BIO_s_mem())) == NULL) {
+        BIO_free(c->rbio);
+        c->rbio = NULL;
+        goto out;
+    }
+    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* transferred: the SSL frees both */
+    SSL_set_connect_state(c->ssl);
+    SSL_set_app_data(c->ssl, c);
+    r = ERR_INVALID;
+    if (is_ip_literal(c->host)) {
+        /* RFC 6066 3: no SNI for an address; the certificate must name the IP. */
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) != 1)
+            goto out;
+    } else {
+        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set_tlsext_host_name(c->ssl, c->host) != 1 || SSL_set1_host(c->ssl, c->host) != 1)
+            goto out;
+    }
+    if (c->alpn_wire_len > 0 &&
+        SSL_set_alpn_protos(c->ssl, c->alpn_wire, (unsigned)c->alpn_wire_len) != 0)
+        goto out;
+    if ((e = tls__cache_find(c->tls, c->hostport)) != NULL && SSL_SESSION_is_resumable(e->sess))
+        SSL_set_session(c->ssl, e->sess); /* a failure only costs the resumption */
+    r = 0;
+out:
+    ERR_clear_error();
+    return r;
+}
+
+/* Moves what OpenSSL wrote into wbio to the socket's queue. */
+static int tls__drain_wbio(struct net_conn *c)
+{
+    size_t n;
+    uint8_t *dst;
+    struct buf *b;
+    int r;
+
+    while ((n = BIO_ctrl_pending(c->wbio)) > 0) {
+        if ((b = conn__outbuf(c)) == NULL)
+            return ERR_NOMEM;
+        if ((r = buf_reserve(b, n, &dst)) != 0)
+            return r;
+        if (BIO_read(c->wbio, dst, (int)n) != (int)n)
+            return ERR_INVALID;
+        buf_commit(b, n);
+    }
+    return 0;
+}
+
+void tls__handshake(struct net_conn *c)
+{
+    const unsigned char *proto;
+    unsigned proto_len;
+    char why[NET_ERROR_MAX];
+    int r, e;
+
+    ERR_clear_error();
+    r = SSL_do_handshake(c->ssl);
+    e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ) {
+        if (tls__drain_wbio(c) != 0) {
+            connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
+            return;
+        }
+        conn__flush(c);
+        if (c->released)
+            return;
+    }
+    if (e == SSL_ERROR_WANT_READ) {
+        if (conn__read_uv(c) != 0)
+            connect__fail(c, "TLS handshake with %s failed: cannot read", c->hostport);
+        return;
+    }
+    if (e != SSL_ERROR_NONE) {
+        tls__why(c, why, sizeof(why));
+        tls__cache_drop(c->tls, c->hostport);
+        /* The alert OpenSSL wrote goes out if the socket takes it now. */
+        if (tls__drain_wbio(c) == 0)
+            conn__flush(c);
+        if (!c->released)
+            connect__fail(c, "TLS handshake with %s failed: %s", c->hostport, why);
+        return;
+    }
+    SSL_get0_alpn_selected(c->ssl, &proto, &proto_len);
+    if (proto_len >= sizeof(c->alpn))
+        proto_len = 0;
+    memcpy(c->alpn, proto, proto_len);
+    c->alpn[proto_len] = '\0';
+    c->reused = SSL_session_reused(c->ssl) == 1;
+    ERR_clear_error();
+    connect__done(c);
+}
+
+void tls__on_data(struct net_conn *c, const uint8_t *data, size_t len)
+{
+    if (BIO_write(c->rbio, data, (int)len) != (int)len) {
+        ERR_clear_error();
+        if (c->state == NET_OPEN)
+            conn__end(c, "out of memory");
+        else
+            connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
+        return;
+    }
+    if (c->state == NET_HANDSHAKE)
+        tls__handshake(c);
+    else if (c->reading && c->have_events)
+        tls__pump(c);
+}
+
+void tls__pump(struct net_conn *c)
+{
+    uint8_t chunk[NET_TLS_CHUNK];
+    char why[NET_ERROR_MAX], reason[NET_ERROR_MAX];
+    int n, e;
+
+    while (c->reading && c->have_events && !c->closed && !c->released) {
+        ERR_clear_error();
+        if ((n = SSL_read(c->ssl, chunk, sizeof(chunk))) > 0) {
+            c->ev.on_read(c, chunk, (size_t)n, c->ud);
+            explicit_bzero(chunk, (size_t)n);
+            continue;
+        }
+        e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_READ) {
+            if (!c->eof)
+                break;
+            /* An EOF without close_notify ends the stream as cleanly as one with it
+             * (the protocol above has its own framing), unless it cut a record. */
+            conn__end(c, BIO_ctrl_pending(c->rbio) == 0
+                             ? NULL
+                             : "TLS: connection closed in the middle of a record");
+        } else if (e == SSL_ERROR_ZERO_RETURN) {
+            conn__end(c, NULL); /* close_notify */
+        } else {
+            tls__why(c, why, sizeof(why));
+            snprintf(reason, sizeof(reason), "TLS connection to %s failed: %s", c->hostport, why);
+            conn__end(c, reason);
+        }
+        break;
+    }
+    ERR_clear_error();
+    /* Reading may have made OpenSSL answer (a TLS 1.3 KeyUpdate). */
+    if (!c->released && !c->write_failed) {
+        if (tls__drain_wbio(c) == 0)
+            conn__flush(c);
+        else
+            conn__end(c, "out of memory");
+    }
+}
+
+int tls__write(struct net_conn *c, const uint8_t *data, size_t len)
+{
+    char why[NET_ERROR_MAX], reason[NET_ERROR_MAX];
+    int n, r;
+
+    for (size_t off = 0; off < len; off += (size_t)n) {
+        size_t step = len - off < NET_TLS_WRITE_STEP ? len - off : NET_TLS_WRITE_STEP;
+
+        ERR_clear_error();
+        /* Into a memory BIO a write never waits: all of step, or a fatal error. */
+        if ((n = SSL_write(c->ssl, data + off, (int)step)) <= 0) {
+            tls__why(c, why, sizeof(why));
+            snprintf(reason, sizeof(reason), "TLS write to %s failed: %s", c->hostport, why);
+            c->write_failed = true;
+            conn__end(c, reason);
+            return ERR_CLOSED;
+        }
+        if ((r = tls__drain_wbio(c)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+void tls__shutdown(struct net_conn *c)
+{
+    char alert[256];
+    uv_buf_t b;
+    int n;
+
+    if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
+        return;
+    ERR_clear_error();
+    SSL_shutdown(c->ssl); /* 0: our close_notify written, the peer's not awaited */
+    n = BIO_read(c->wbio, alert, sizeof(alert));
+    if (n > 0) {
+        b = uv_buf_init(alert, (unsigned)n);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1); /* best effort, never waited for */
+    }
+    ERR_clear_error();
+}
+
+void tls__free(struct net_conn *c)
+{
+    if (c->ssl != NULL) {
+        SSL_set_app_data(c->ssl, NULL);
+        SSL_free(c->ssl);
+    }
+    c->ssl = NULL;
+    c->rbio = c->wbio = NULL;
+    if (c->tls != NULL)
+        net_tls_ctx_free(c->tls);
+    c->tls = NULL;
+}
