@@ -276,10 +276,11 @@ void tls__handshake(struct net_conn *c)
             connect__fail(c, "TLS handshake with %s failed: %s", c->hostport, why);
         return;
     }
-    SSL_get0_alpn_selected(c->ssl, &proto, &proto_len);
-    if (proto_len >= sizeof(c->alpn))
+    SSL_get0_alpn_selected(c->ssl, &proto, &proto_len); /* NULL, 0 when none */
+    if (proto == NULL || proto_len >= sizeof(c->alpn))
         proto_len = 0;
-    memcpy(c->alpn, proto, proto_len);
+    if (proto_len > 0)
+        memcpy(c->alpn, proto, proto_len);
     c->alpn[proto_len] = '\0';
     c->reused = SSL_session_reused(c->ssl) == 1;
     ERR_clear_error();
