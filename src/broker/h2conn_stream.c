@@ -206,7 +206,7 @@ void h2conn__stream_step(struct h2conn *c, struct h2_stream *s)
     int r;
 
     /* The head first, so that a failure after it reads as one after the head. */
-    if (s->head_ready && !s->head_delivered && !s->failed) {
+    if (s->head_ready && !s->head_delivered) {
         stream__deliver_head(c, s);
         if (s->dead || c->closed)
             return;

@@ -1,0 +1,866 @@
+/*
+ * Unit tests for src/broker/h2conn.c (and h2conn_stream.c): one HTTP/2 connection over a
+ * real TCP connection to a real server, tests/unit/peers/h2_peer.py (python3-h2, h2c with
+ * prior knowledge), on a real libuv loop. The transport is this file's own glue around a
+ * uv_tcp_t; the "pool" is a queue drained while h2conn_available() holds.
+ *
+ * Nothing sleeps and nothing is timed: the loop runs until a condition holds, with a
+ * deadline only against hangs. Each test starts its own peer; it skips (77 from main)
+ * when /usr/bin/python3 has no h2 module.
+ *
+ * argv[1]: h2_peer.py
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "err.h"
+#include "h2conn.h"
+#include "h2conn_internal.h"
+#include "upstream.h"
+
+extern char **environ;
+
+#define PY "/usr/bin/python3"
+#define WAIT_MS 30000
+#define MAX_REQS 64
+#define SIZE_4M (4u * 1024u * 1024u)
+
+static const char *peer_script;
+
+struct req;
+
+struct fx {
+    uv_loop_t loop;
+    pid_t pid;
+    int port;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_timer_t kick; /* resumes request bodies that paused */
+    bool connected, eof;
+    int connect_status;
+    char rbuf[65536];
+    struct h2conn *c;
+    bool stall; /* pending() reports the high-water mark: the conn produces nothing */
+    int capacity, closed;
+    char closed_reason[256];
+    struct req *queue[MAX_REQS]; /* the "pool": submitted while available */
+    size_t nqueue, qhead, max_active;
+    struct req *all[MAX_REQS];
+    size_t nall;
+};
+
+struct req {
+    struct fx *f;
+    struct h2_stream *s;
+    const char *method, *path;
+    const char *const *headers;
+    size_t nheaders;
+    /* request body: ASCII 'a' + i % 26, in pieces, pausing every third read */
+    bool has_body;
+    int64_t body_len;
+    size_t body_total, body_sent, reads;
+    bool want_resume;
+    /* what came back */
+    int heads, dones, status, result;
+    bool retryable, order_bad, pattern_bad;
+    char detail[256];
+    size_t body_calls, got;
+    uint8_t *body; /* kept when keep_body */
+    bool keep_body;
+    /* behaviour */
+    bool slow, released, cancel_in_body, free_in_done, cancelled;
+    size_t pauses;
+};
+
+/* ---- the peer ---- */
+
+static int peer_start(struct fx *f, const char *max_streams)
+{
+    char *argv[] = {PY, (char *)peer_script, max_streams ? "--max-streams" : NULL,
+                    (char *)max_streams, NULL};
+    posix_spawn_file_actions_t fa;
+    int fds[2];
+    char line[32] = "";
+    size_t n = 0;
+
+    if (pipe(fds) != 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawn(&f->pid, PY, &fa, NULL, argv, environ) != 0)
+        f->pid = 0;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    while (f->pid > 0 && n + 1 < sizeof(line) && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
+        n++;
+    close(fds[0]);
+    line[n] = '\0';
+    f->port = (int)strtol(line, NULL, 10);
+    return f->pid > 0 && f->port > 0 ? 0 : -1;
+}
+
+/* ---- the transport: ~40 lines around a uv_tcp_t ---- */
+
+struct wreq {
+    uv_write_t w;
+    uv_buf_t b;
+    struct fx *f;
+    char data[];
+};
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct wreq *r = (struct wreq *)w;
+    struct fx *f = r->f;
+
+    (void)status;
+    free(r);
+    if (f->c && f->tcp.write_queue_size == 0)
+        h2conn_on_drain(f->c);
+}
+
+static int tr_send(void *t, const uint8_t *data, size_t len)
+{
+    struct fx *f = t;
+    struct wreq *r;
+    int rc;
+
+    if (f->eof || (r = malloc(sizeof(*r) + len)) == NULL)
+        return UV_EPIPE;
+    memcpy(r->data, data, len);
+    r->b = uv_buf_init(r->data, (unsigned)len);
+    r->f = f;
+    if ((rc = uv_write(&r->w, (uv_stream_t *)&f->tcp, &r->b, 1, on_write)) != 0)
+        free(r);
+    return rc;
+}
+
+static size_t tr_pending(void *t)
+{
+    struct fx *f = t;
+
+    return f->stall ? H2CONN_SEND_HIGH_WATER : f->tcp.write_queue_size;
+}
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
+{
+    struct fx *f = h->data;
+
+    (void)size;
+    *b = uv_buf_init(f->rbuf, sizeof(f->rbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct fx *f = st->data;
+    int r;
+
+    if (n > 0 && f->c) {
+        r = h2conn_feed(f->c, (const uint8_t *)b->base, (size_t)n);
+        (void)r; /* a failure shows in on_closed */
+    } else if (n < 0) {
+        uv_read_stop(st);
+        f->eof = true;
+        if (f->c)
+            h2conn_transport_closed(f->c, uv_strerror((int)n));
+    }
+}
+
+static void on_connect(uv_connect_t *cr, int status)
+{
+    struct fx *f = cr->data;
+
+    f->connected = true;
+    f->connect_status = status;
+}
+
+/* ---- the conn's events and the "pool" ---- */
+
+static void submit(struct req *r);
+
+static void pool_pump(struct fx *f)
+{
+    while (f->c && f->qhead < f->nqueue && h2conn_available(f->c))
+        submit(f->queue[f->qhead++]);
+    if (f->c && h2conn_active(f->c) > f->max_active)
+        f->max_active = h2conn_active(f->c);
+}
+
+static void ev_capacity(struct h2conn *c, void *ud)
+{
+    struct fx *f = ud;
+
+    (void)c;
+    f->capacity++;
+    pool_pump(f);
+}
+
+static void ev_closed(struct h2conn *c, const char *reason, void *ud)
+{
+    struct fx *f = ud;
+
+    (void)c;
+    f->closed++;
+    snprintf(f->closed_reason, sizeof(f->closed_reason), "%s", reason);
+}
+
+/* ---- running the loop ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static bool run_until(struct fx *f, bool (*cond)(struct fx *, void *), void *arg)
+{
+    uv_timer_t tick;
+    uint64_t end;
+
+    uv_update_time(&f->loop);
+    end = uv_now(&f->loop) + WAIT_MS;
+    uv_timer_init(&f->loop, &tick);
+    uv_timer_start(&tick, on_tick, 10, 10);
+    while (!cond(f, arg) && uv_now(&f->loop) < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    return cond(f, arg);
+}
+
+static bool is_done(struct fx *f, void *a)
+{
+    (void)f;
+    return ((struct req *)a)->dones > 0;
+}
+
+static bool all_done(struct fx *f, void *a)
+{
+    size_t i;
+
+    (void)a;
+    for (i = 0; i < f->nall; i++)
+        if (!f->all[i]->dones && !f->all[i]->cancelled)
+            return false;
+    return true;
+}
+
+static bool pings_acked(struct fx *f, void *a)
+{
+    return f->c && h2conn_pings_acked(f->c) >= *(uint64_t *)a;
+}
+
+static bool conn_gone(struct fx *f, void *a)
+{
+    (void)a;
+    return f->c == NULL;
+}
+
+static bool conn_closed(struct fx *f, void *a)
+{
+    (void)a;
+    return f->closed > 0;
+}
+
+static bool none_active(struct fx *f, void *a)
+{
+    (void)a;
+    return f->c && h2conn_active(f->c) == 0;
+}
+
+/* ---- fixture ---- */
+
+static void on_kick(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+    size_t i;
+
+    for (i = 0; i < f->nall; i++)
+        if (f->all[i]->want_resume && f->all[i]->s) {
+            f->all[i]->want_resume = false;
+            h2_stream_resume(f->all[i]->s);
+        }
+}
+
+/* A connected h2conn whose first PING was answered (so the server's SETTINGS are in). */
+static void fx_open(struct fx *f, const char *max_streams)
+{
+    const struct h2conn_transport tr = {tr_send, tr_pending};
+    const struct h2conn_events ev = {ev_capacity, ev_closed};
+    struct sockaddr_in a;
+    uint64_t one = 1;
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(peer_start(f, max_streams), 0);
+    uv_timer_init(&f->loop, &f->kick);
+    f->kick.data = f;
+    uv_tcp_init(&f->loop, &f->tcp);
+    f->tcp.data = f;
+    f->creq.data = f;
+    uv_ip4_addr("127.0.0.1", f->port, &a);
+    assert_int_equal(uv_tcp_connect(&f->creq, &f->tcp, (struct sockaddr *)&a, on_connect), 0);
+    while (!f->connected)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->connect_status, 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&f->tcp, on_alloc, on_read), 0);
+    assert_int_equal(h2conn_new(&f->loop, &tr, f, &ev, f, &f->c), 0);
+    h2conn_ping(f->c);
+    assert_true(run_until(f, pings_acked, &one));
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    *state = f;
+    return f ? 0 : -1;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    size_t i;
+
+    if (f->c) {
+        h2conn_close(f->c);
+        h2conn_free(f->c);
+        f->c = NULL;
+    }
+    uv_walk(&f->loop, close_walk, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    if (f->pid > 0) {
+        kill(f->pid, SIGTERM);
+        waitpid(f->pid, NULL, 0);
+    }
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    for (i = 0; i < f->nall; i++) {
+        free(f->all[i]->body);
+        free(f->all[i]);
+    }
+    free(f);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+static void rq_head(void *ud, int status, const struct http1_header *h, size_t n)
+{
+    struct req *r = ud;
+
+    (void)h;
+    (void)n;
+    r->heads++;
+    r->status = status;
+    if (r->body_calls)
+        r->order_bad = true;
+}
+
+static int rq_body(void *ud, const uint8_t *d, size_t len)
+{
+    struct req *r = ud;
+    size_t i;
+
+    r->body_calls++;
+    if (!r->heads || r->dones)
+        r->order_bad = true;
+    if (r->cancel_in_body) {
+        r->cancelled = true;
+        h2_stream_cancel(r->s);
+        r->s = NULL;
+        return 0;
+    }
+    if (r->slow && !r->released) {
+        r->pauses++;
+        return H2_PAUSE;
+    }
+    if (r->keep_body) {
+        r->body = realloc(r->body, r->got + len + 1);
+        assert_non_null(r->body);
+        memcpy(r->body + r->got, d, len);
+        r->body[r->got + len] = 0;
+    } else {
+        for (i = 0; i < len; i++)
+            if (d[i] != (uint8_t)((r->got + i) % 251))
+                r->pattern_bad = true;
+    }
+    r->got += len;
+    return 0;
+}
+
+static ssize_t rq_read(void *ud, uint8_t *dst, size_t max)
+{
+    struct req *r = ud;
+    size_t n = r->body_total - r->body_sent, i;
+
+    if (n == 0)
+        return 0;
+    if (++r->reads % 3 == 0) {
+        r->want_resume = true;
+        uv_timer_start(&r->f->kick, on_kick, 0, 0);
+        return H2_PAUSE;
+    }
+    if (n > max)
+        n = max;
+    if (n > 7000)
+        n = 7000;
+    for (i = 0; i < n; i++)
+        dst[i] = (uint8_t)('a' + (r->body_sent + i) % 26);
+    r->body_sent += n;
+    return (ssize_t)n;
+}
+
+static void rq_done(void *ud, int result, const char *detail, bool retryable)
+{
+    struct req *r = ud;
+
+    r->dones++;
+    r->result = result;
+    r->retryable = retryable;
+    snprintf(r->detail, sizeof(r->detail), "%s", detail ? detail : "");
+    r->s = NULL;
+    if (r->free_in_done) {
+        h2conn_free(r->f->c);
+        r->f->c = NULL;
+    }
+}
+
+static const struct h2_stream_ops rq_ops = {rq_head, rq_body, rq_read, rq_done};
+
+static struct req *req_new(struct fx *f, const char *method, const char *path)
+{
+    struct req *r = calloc(1, sizeof(*r));
+
+    assert_non_null(r);
+    assert_true(f->nall < MAX_REQS);
+    f->all[f->nall++] = r;
+    r->f = f;
+    r->method = method;
+    r->path = path;
+    r->body_len = -1;
+    return r;
+}
+
+static void submit(struct req *r)
+{
+    struct h2_request rq = {r->method, "http", "127.0.0.1", r->path, r->headers, r->nheaders,
+                            r->has_body, r->body_len};
+
+    assert_int_equal(h2conn_submit(r->f->c, &rq, &rq_ops, r, &r->s), 0);
+}
+
+static struct req *start(struct fx *f, const char *method, const char *path)
+{
+    struct req *r = req_new(f, method, path);
+
+    r->keep_body = true;
+    submit(r);
+    return r;
+}
+
+/* The JSON /echo answered r with; the caller json_decref()s it. */
+static json_t *echo_doc(struct req *r)
+{
+    json_t *doc;
+
+    assert_int_equal(r->result, 0);
+    assert_int_equal(r->status, 200);
+    doc = json_loadb((const char *)r->body, r->got, 0, NULL);
+    assert_non_null(doc);
+    return doc;
+}
+
+/* The value of the first header named name in an /echo document, or NULL. */
+static const char *echo_header(json_t *doc, const char *name)
+{
+    json_t *pair;
+    size_t i;
+
+    json_array_foreach(json_object_get(doc, "headers"), i, pair)
+        if (strcmp(json_string_value(json_array_get(pair, 0)), name) == 0)
+            return json_string_value(json_array_get(pair, 1));
+    return NULL;
+}
+
+/* ---- tests ---- */
+
+static void test_h2conn_get_sends_clean_headers(void **state)
+{
+    struct fx *f = *state;
+    static const char *const hdrs[] = {
+        "X-Custom: One ",  "Connection: keep-alive, X-Gone", "X-Gone: 1",
+        "Keep-Alive: 5",   "Transfer-Encoding: chunked",     "Upgrade: h2c",
+        "Host: evil",      "Proxy-Connection: x",            "TE: trailers, deflate",
+        "Content-Length: 9"};
+    struct req *r;
+    json_t *doc;
+
+    fx_open(f, NULL);
+    r = req_new(f, "GET", "/echo?app_key=k");
+    r->keep_body = true;
+    r->headers = hdrs;
+    r->nheaders = sizeof(hdrs) / sizeof(hdrs[0]);
+    submit(r);
+    assert_true(run_until(f, is_done, r));
+    assert_int_equal(r->heads, 1);
+    doc = echo_doc(r);
+    assert_string_equal(json_string_value(json_object_get(doc, "method")), "GET");
+    assert_string_equal(json_string_value(json_object_get(doc, "path")), "/echo?app_key=k");
+    assert_string_equal(json_string_value(json_object_get(doc, "authority")), "127.0.0.1");
+    assert_string_equal(echo_header(doc, "x-custom"), "One");
+    assert_string_equal(echo_header(doc, "te"), "trailers");
+    assert_int_equal(json_array_size(json_object_get(doc, "headers")), 2);
+    json_decref(doc);
+    assert_false(r->order_bad);
+}
+
+static void test_h2conn_posts_bodies_of_unknown_and_known_length(void **state)
+{
+    struct fx *f = *state;
+    struct req *u, *k;
+    json_t *doc;
+    size_t i;
+    const char *body;
+
+    fx_open(f, NULL);
+    u = req_new(f, "POST", "/echo");
+    k = req_new(f, "POST", "/echo");
+    u->keep_body = k->keep_body = true;
+    u->has_body = k->has_body = true;
+    u->body_total = 100000;
+    k->body_total = 70001;
+    k->body_len = 70001;
+    submit(u);
+    assert_true(run_until(f, is_done, u));
+    submit(k);
+    assert_true(run_until(f, is_done, k));
+    doc = echo_doc(u);
+    assert_null(echo_header(doc, "content-length"));
+    assert_int_equal(json_integer_value(json_object_get(doc, "body_len")), 100000);
+    body = json_string_value(json_object_get(doc, "body"));
+    for (i = 0; i < 100000; i++)
+        assert_int_equal(body[i], 'a' + i % 26);
+    json_decref(doc);
+    doc = echo_doc(k);
+    assert_string_equal(echo_header(doc, "content-length"), "70001");
+    assert_int_equal(json_integer_value(json_object_get(doc, "body_len")), 70001);
+    json_decref(doc);
+    assert_true(u->reads > 3 && k->reads > 3); /* it paused, and came back */
+}
+
+static void test_h2conn_respects_max_concurrent_streams(void **state)
+{
+    struct fx *f = *state;
+    struct h2_stream *s;
+    struct req *stats;
+    json_t *doc;
+    size_t i;
+
+    fx_open(f, "1");
+    for (i = 0; i < 20; i++)
+        f->queue[f->nqueue++] = req_new(f, "GET", i % 2 ? "/size/30000" : "/size/1");
+    pool_pump(f);
+    assert_int_equal(h2conn_active(f->c), 1);
+    assert_false(h2conn_available(f->c));
+    {
+        struct h2_request rq = {"GET", "http", NULL, "/echo", NULL, 0, false, -1};
+        assert_int_equal(h2conn_submit(f->c, &rq, &rq_ops, NULL, &s), ERR_LIMIT);
+        assert_null(s);
+    }
+    assert_true(run_until(f, all_done, NULL));
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(f->all[i]->result, 0);
+        assert_int_equal(f->all[i]->status, 200);
+        assert_false(f->all[i]->pattern_bad);
+    }
+    assert_int_equal(f->max_active, 1);
+    assert_true(f->capacity >= 19);
+    stats = start(f, "GET", "/stats");
+    assert_true(run_until(f, is_done, stats));
+    doc = echo_doc(stats);
+    assert_int_equal(json_integer_value(json_object_get(doc, "max_open")), 1);
+    json_decref(doc);
+}
+
+static void test_h2conn_slow_reader_never_blocks_a_fast_one(void **state)
+{
+    struct fx *f = *state;
+    struct req *slow, *fast;
+
+    fx_open(f, NULL);
+    slow = req_new(f, "GET", "/size/4194304");
+    fast = req_new(f, "GET", "/size/4194304");
+    slow->slow = true;
+    submit(slow);
+    submit(fast);
+    assert_true(run_until(f, is_done, fast));
+    assert_int_equal(fast->result, 0);
+    assert_int_equal(fast->got, SIZE_4M);
+    assert_false(fast->pattern_bad);
+    /* The slow one is still paused, holding at most its window and nothing more. */
+    assert_int_equal(slow->dones, 0);
+    assert_true(slow->pauses >= 1);
+    assert_int_equal(slow->got, 0);
+    assert_true(h2_stream_buffered(slow->s) > 0);
+    assert_true(h2_stream_buffered_peak(slow->s) <= H2CONN_STREAM_WINDOW);
+    slow->released = true;
+    h2_stream_resume(slow->s);
+    assert_true(run_until(f, is_done, slow));
+    assert_int_equal(slow->result, 0);
+    assert_int_equal(slow->got, SIZE_4M);
+    assert_false(slow->pattern_bad);
+    assert_false(slow->order_bad);
+}
+
+static void test_h2conn_goaway_fails_streams_above_last_id_as_retryable(void **state)
+{
+    struct fx *f = *state;
+    struct req *h1, *h3, *g5, *e7;
+    struct h2_stream *s;
+    struct h2_request rq = {"GET", "http", NULL, "/echo", NULL, 0, false, -1};
+
+    fx_open(f, NULL);
+    h1 = start(f, "GET", "/hold");
+    h3 = start(f, "GET", "/hold");
+    g5 = start(f, "GET", "/goaway");
+    e7 = start(f, "GET", "/echo");
+    assert_int_equal(h2_stream_id(g5->s), 5);
+    assert_true(run_until(f, all_done, NULL));
+    assert_int_equal(h1->result, 0);
+    assert_int_equal(h3->result, 0);
+    assert_string_equal((char *)h1->body, "held");
+    assert_string_equal((char *)h3->body, "held");
+    assert_int_equal(g5->result, UPSTREAM_ERR_CONNECT);
+    assert_true(g5->retryable);
+    assert_non_null(strstr(g5->detail, "GOAWAY"));
+    assert_int_equal(e7->result, UPSTREAM_ERR_CONNECT);
+    assert_true(e7->retryable);
+    assert_false(h2conn_available(f->c));
+    assert_int_equal(h2conn_submit(f->c, &rq, &rq_ops, NULL, &s), ERR_CLOSED);
+    assert_true(run_until(f, conn_closed, NULL));
+    assert_int_equal(f->closed, 1);
+    assert_non_null(strstr(f->closed_reason, "GOAWAY"));
+}
+
+static void test_h2conn_rst_stream_fails_only_that_stream(void **state)
+{
+    struct fx *f = *state;
+    struct req *rst, *refused, *ok;
+
+    fx_open(f, NULL);
+    rst = start(f, "GET", "/rst");
+    refused = start(f, "GET", "/refused");
+    ok = req_new(f, "GET", "/size/300000");
+    submit(ok);
+    assert_true(run_until(f, all_done, NULL));
+    assert_int_equal(rst->heads, 1);
+    assert_int_equal(rst->result, UPSTREAM_ERR_TRANSFER);
+    assert_false(rst->retryable);
+    assert_string_equal(rst->detail, "stream reset by the upstream: INTERNAL_ERROR");
+    assert_int_equal(refused->heads, 0);
+    assert_int_equal(refused->result, UPSTREAM_ERR_CONNECT);
+    assert_true(refused->retryable);
+    assert_string_equal(refused->detail, "stream reset by the upstream: REFUSED_STREAM");
+    assert_int_equal(ok->result, 0);
+    assert_int_equal(ok->got, 300000);
+    assert_true(h2conn_available(f->c));
+    assert_int_equal(f->closed, 0);
+}
+
+static void test_h2conn_early_answer_to_a_big_post_completes(void **state)
+{
+    struct fx *f = *state;
+    struct req *early, *noreset, *after;
+
+    fx_open(f, NULL);
+    early = req_new(f, "POST", "/early");
+    noreset = req_new(f, "POST", "/early-noreset");
+    early->keep_body = noreset->keep_body = true;
+    early->has_body = noreset->has_body = true;
+    early->body_total = noreset->body_total = 8u * 1024 * 1024;
+    early->body_len = (int64_t)early->body_total;
+    submit(early);
+    submit(noreset);
+    assert_true(run_until(f, all_done, NULL));
+    assert_int_equal(early->result, 0);
+    assert_int_equal(early->status, 200);
+    assert_string_equal((char *)early->body, "early");
+    assert_int_equal(noreset->result, 0);
+    assert_string_equal((char *)noreset->body, "early");
+    assert_true(early->body_sent < early->body_total);
+    assert_true(noreset->body_sent < noreset->body_total);
+    after = start(f, "GET", "/echo");
+    assert_true(run_until(f, is_done, after));
+    assert_int_equal(after->result, 0);
+    assert_int_equal(f->closed, 0);
+}
+
+static void test_h2conn_oversized_heads_fail_their_stream_only(void **state)
+{
+    struct fx *f = *state;
+    struct req *big, *many, *after;
+
+    fx_open(f, NULL);
+    big = start(f, "GET", "/bighead");
+    many = start(f, "GET", "/manyheaders");
+    assert_true(run_until(f, all_done, NULL));
+    assert_int_equal(big->heads, 0);
+    assert_int_equal(big->result, UPSTREAM_ERR_CONNECT);
+    assert_false(big->retryable);
+    assert_string_equal(big->detail, "response head over 262144 bytes");
+    assert_int_equal(many->heads, 0);
+    assert_int_equal(many->result, UPSTREAM_ERR_CONNECT);
+    assert_string_equal(many->detail, "response head with more than 500 header fields");
+    after = start(f, "GET", "/echo");
+    assert_true(run_until(f, is_done, after));
+    assert_int_equal(after->result, 0);
+    assert_int_equal(f->closed, 0);
+}
+
+static void test_h2conn_cancel_from_inside_on_body(void **state)
+{
+    struct fx *f = *state;
+    struct req *c, *after;
+
+    fx_open(f, NULL);
+    c = req_new(f, "GET", "/size/1048576");
+    c->cancel_in_body = true;
+    submit(c);
+    assert_true(run_until(f, none_active, NULL));
+    assert_true(c->cancelled);
+    assert_int_equal(c->body_calls, 1);
+    assert_int_equal(c->dones, 0);
+    after = start(f, "GET", "/echo");
+    assert_true(run_until(f, is_done, after));
+    assert_int_equal(after->result, 0);
+    assert_int_equal(c->dones, 0);
+    assert_int_equal(c->body_calls, 1);
+}
+
+static void test_h2conn_free_from_inside_on_done(void **state)
+{
+    struct fx *f = *state;
+    struct req *a, *held;
+
+    fx_open(f, NULL);
+    held = start(f, "GET", "/hold");
+    a = start(f, "GET", "/echo");
+    a->free_in_done = true;
+    assert_true(run_until(f, conn_gone, NULL));
+    assert_int_equal(a->dones, 1);
+    assert_int_equal(a->result, 0);
+    assert_int_equal(held->heads + held->dones + (int)held->body_calls, 0);
+    assert_int_equal(f->closed, 0);
+}
+
+static void test_h2conn_ping_is_answered_and_a_lost_one_fails(void **state)
+{
+    struct fx *f = *state;
+    uint64_t two = 2;
+    struct req *held;
+
+    fx_open(f, NULL);
+    h2conn_ping(f->c);
+    assert_true(run_until(f, pings_acked, &two));
+    assert_int_equal(f->closed, 0);
+    held = start(f, "GET", "/hold");
+    h2conn_ping(f->c);
+    h2conn_ping(f->c); /* the first has had no chance of an ACK */
+    assert_int_equal(f->closed, 1);
+    assert_string_equal(f->closed_reason, "ping timeout: the upstream did not answer a PING");
+    assert_int_equal(held->dones, 1);
+    assert_int_equal(held->result, UPSTREAM_ERR_CONNECT);
+    assert_false(held->retryable); /* its HEADERS had left */
+    assert_false(h2conn_available(f->c));
+}
+
+static void test_h2conn_transport_close_flags_unsent_requests_retryable(void **state)
+{
+    struct fx *f = *state;
+    struct req *sent, *unsent;
+
+    fx_open(f, NULL);
+    sent = start(f, "GET", "/hold");
+    f->stall = true;
+    unsent = start(f, "GET", "/echo");
+    h2conn_transport_closed(f->c, "test");
+    assert_int_equal(sent->dones, 1);
+    assert_false(sent->retryable);
+    assert_int_equal(unsent->dones, 1);
+    assert_true(unsent->retryable);
+    assert_int_equal(unsent->result, UPSTREAM_ERR_CONNECT);
+    assert_int_equal(f->closed, 1);
+    assert_string_equal(f->closed_reason, "the connection to the upstream closed: test");
+}
+
+static void test_h2conn_close_calls_nothing_after(void **state)
+{
+    struct fx *f = *state;
+    struct req *held;
+
+    fx_open(f, NULL);
+    held = start(f, "GET", "/hold");
+    h2conn_close(f->c);
+    assert_int_equal(h2conn_active(f->c), 0);
+    assert_false(h2conn_available(f->c));
+    /* The peer answers our GOAWAY by closing: EOF reaches a closed conn. */
+    while (!f->eof)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(held->dones, 0);
+    assert_int_equal(f->closed, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_h2conn_get_sends_clean_headers),
+        T(test_h2conn_posts_bodies_of_unknown_and_known_length),
+        T(test_h2conn_respects_max_concurrent_streams),
+        T(test_h2conn_slow_reader_never_blocks_a_fast_one),
+        T(test_h2conn_goaway_fails_streams_above_last_id_as_retryable),
+        T(test_h2conn_rst_stream_fails_only_that_stream),
+        T(test_h2conn_early_answer_to_a_big_post_completes),
+        T(test_h2conn_oversized_heads_fail_their_stream_only),
+        T(test_h2conn_cancel_from_inside_on_body),
+        T(test_h2conn_free_from_inside_on_done),
+        T(test_h2conn_ping_is_answered_and_a_lost_one_fails),
+        T(test_h2conn_transport_close_flags_unsent_requests_retryable),
+        T(test_h2conn_close_calls_nothing_after),
+#undef T
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s h2_peer.py\n", argv[0]);
+        return 1;
+    }
+    peer_script = argv[1];
+    if (system(PY " -c 'import h2' 2>/dev/null") != 0) {
+        fprintf(stderr, "skipped: " PY " has no h2 module (python3-h2)\n");
+        return 77;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
