@@ -198,11 +198,13 @@ static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8
     if (s->blk_fields > H2CONN_MAX_HEAD_FIELDS) {
         h2conn__stream_fail(s, false, "response head with more than %u header fields",
                             (unsigned)H2CONN_MAX_HEAD_FIELDS);
+        s->reset_queued = true;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (s->blk_bytes > H2CONN_MAX_HEAD_BYTES) {
         h2conn__stream_fail(s, false, "response head over %u bytes",
                             (unsigned)H2CONN_MAX_HEAD_BYTES);
+        s->reset_queued = true;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (s->head_ready) /* trailers: counted, not passed on */
@@ -215,6 +217,7 @@ static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8
     }
     if (h2conn__stream_add_field(s, name, namelen, value, valuelen) != 0) {
         h2conn__stream_fail(s, false, "out of memory for the response head");
+        s->reset_queued = true;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     return 0;
@@ -602,6 +605,8 @@ void h2conn_close(struct h2conn *c)
         if (!s->dead) {
             s->dead = true;
             c->live--;
+            if (!s->ng_closed)
+                nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
         }
     /* GOAWAY goes out ahead of any queued DATA (nghttp2 sends it before the data queue);
      * after it nghttp2 produces nothing more. The high-water mark is ignored: the caller

@@ -158,7 +158,8 @@ struct h2_request {
     int64_t body_len; /* -1 unknown; else sent as content-length and checked */
 };
 
-/* Stream callbacks, as upstream_req_ops. */
+/* Stream callbacks, as upstream_req_ops: on_head, on_body and on_done are required,
+ * read_body with has_body. */
 struct h2_stream_ops {
     /* The final response head (1xx heads are skipped). headers[] in received order,
      * names lower-case (HTTP/2 requires it), pseudo-headers left out; the views are valid

@@ -56,6 +56,7 @@ struct h2_stream {
     int invalid;      /* nghttp2 lib error of an invalid frame on this stream, or 0 */
     int not_sent;     /* nghttp2 lib error that kept our HEADERS from leaving, or 0 */
     bool rst_received;
+    bool reset_queued; /* nghttp2 resets it already (a head over our limits) */
 
     bool has_body, body_eof, body_wait, data_deferred;
     bool head_ready, head_delivered, remote_ended, paused;

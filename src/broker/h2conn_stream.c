@@ -129,8 +129,9 @@ static void stream__finish(struct h2_stream *s, int result, const char *detail, 
          * failed by us: the stream ends on the wire too. NO_ERROR for the former, as RFC
          * 9113 8.1 has a server do. */
         nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
-        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id,
-                                  result == 0 ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+        if (!s->reset_queued)
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id,
+                                      result == 0 ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
     }
     s->ops->on_done(s->ud, result, detail, retryable);
 }

@@ -38,7 +38,8 @@ extern char **environ;
 
 #define PY "/usr/bin/python3"
 #define WAIT_MS 30000
-#define MAX_REQS 64
+#define MAX_REQS 80
+#define NSLOW 65 /* 65 stream windows are more than the connection window */
 #define SIZE_4M (4u * 1024u * 1024u)
 
 static const char *peer_script;
@@ -634,6 +635,41 @@ static void test_h2conn_slow_reader_never_blocks_a_fast_one(void **state)
     assert_false(slow->order_bad);
 }
 
+/* More slow readers than the connection window holds: each keeps a full stream window of
+ * bytes it has not taken. Had the connection window followed the readers too, they would
+ * have used it up and the fast one would never finish. */
+static void test_h2conn_slow_readers_never_use_up_the_connection_window(void **state)
+{
+    struct fx *f = *state;
+    struct req *slow[NSLOW], *fast;
+    size_t i;
+
+    assert_true((size_t)NSLOW * H2CONN_STREAM_WINDOW > H2CONN_CONN_WINDOW);
+    fx_open(f, NULL);
+    for (i = 0; i < NSLOW; i++) {
+        slow[i] = req_new(f, "GET", "/size/300000");
+        slow[i]->slow = true;
+        submit(slow[i]);
+    }
+    fast = req_new(f, "GET", "/size/4194304");
+    submit(fast);
+    assert_true(run_until(f, is_done, fast));
+    assert_int_equal(fast->result, 0);
+    assert_int_equal(fast->got, SIZE_4M);
+    for (i = 0; i < NSLOW; i++) {
+        assert_int_equal(slow[i]->dones, 0);
+        assert_true(h2_stream_buffered_peak(slow[i]->s) <= H2CONN_STREAM_WINDOW);
+        slow[i]->released = true;
+        h2_stream_resume(slow[i]->s);
+    }
+    assert_true(run_until(f, all_done, NULL));
+    for (i = 0; i < NSLOW; i++) {
+        assert_int_equal(slow[i]->result, 0);
+        assert_int_equal(slow[i]->got, 300000);
+        assert_false(slow[i]->pattern_bad);
+    }
+}
+
 static void test_h2conn_goaway_fails_streams_above_last_id_as_retryable(void **state)
 {
     struct fx *f = *state;
@@ -840,6 +876,7 @@ int main(int argc, char **argv)
         T(test_h2conn_posts_bodies_of_unknown_and_known_length),
         T(test_h2conn_respects_max_concurrent_streams),
         T(test_h2conn_slow_reader_never_blocks_a_fast_one),
+        T(test_h2conn_slow_readers_never_use_up_the_connection_window),
         T(test_h2conn_goaway_fails_streams_above_last_id_as_retryable),
         T(test_h2conn_rst_stream_fails_only_that_stream),
         T(test_h2conn_early_answer_to_a_big_post_completes),
