@@ -686,13 +686,13 @@ int content_decoder_run(struct content_decoder *d, const uint8_t *in, size_t in_
             r = decoder__pull(d, k, &input, out + *produced, out_cap - *produced, &p);
             *produced += p;
         } else {
-            /* Layer k + 1 ended: whatever layer k still makes comes after that end. */
+            /* Layer k + 1 ended: whatever layer k still makes comes after that end, and
+             * the loop above says so. */
             r = decoder__pull(d, k, &input, d->mid[k].p, CONTENT_DECODER_BUFFER, &p);
             d->mid[k].off = 0;
             d->mid[k].len = p;
-            if (p > 0)
-                r = decoder__fail(d, ERR_INVALID, "%s: data after the end of the stream",
-                                  coding_names[d->layers[k + 1].coding]);
+            if (r == 0 && p > 0)
+                continue;
         }
         if (r != LAYER_END)
             break;

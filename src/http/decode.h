@@ -77,8 +77,9 @@ int content_decoder_new(const char *encoding, size_t len, struct content_decoder
  * more may come without new input) or all of in was consumed and more input is
  * wanted. Input not consumed (only ever when the output is full, or once the
  * outermost coding has ended) must be passed again at the start of the next call.
- * With out_cap 0 nothing is consumed: the decoder takes input only to make output,
- * and holds at most its fixed buffers of it.
+ * With out_cap 0 (out may then be NULL) nothing is consumed: the decoder takes input
+ * only to make output, and holds at most its fixed buffers of it. in may be NULL
+ * when in_len is 0.
  *
  * Returns CONTENT_DECODER_END when every layer has finished and all output was
  * handed out; *consumed then stops where the compressed body ended, and any byte
