@@ -158,8 +158,6 @@ static int put_request_head(struct h1conn *c, const struct h1_request *rq)
         nlen = (size_t)(colon - line);
         for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
             ;
-        if (*v == '\0')
-            continue; /* "Name:": none of it */
         if ((nlen == 4 && strncasecmp(line, "host", 4) == 0) ||
             (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) ||
             (nlen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) ||

@@ -60,8 +60,7 @@ struct h1conn_events {
  * h1conn_submit only: the head is written at once. */
 struct h1_request {
     const char *method, *authority, *path; /* path: origin-form, with its query */
-    /* "Name: value" lines, passed on as they are; a line with nothing after its colon is
-     * left out (libcurl's "remove this header" form, which reqheaders.c writes); Host,
+    /* "Name: value" lines, passed on as they are (an empty value too); Host,
      * Content-Length, Transfer-Encoding and Connection are the connection's own. */
     const char *const *headers;
     size_t nheaders;

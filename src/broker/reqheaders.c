@@ -31,7 +31,6 @@ int reqheaders_build(struct buf *lines, const struct http1_request *hr, const st
                      const uint8_t *key, size_t key_len)
 {
     int conn_idx = http1_find_header(hr, "Connection", 0);
-    bool have_accept = false, have_ctype = false;
     int r;
 
     for (size_t i = 0; i < hr->num_headers; i++) {
@@ -50,20 +49,12 @@ int reqheaders_build(struct buf *lines, const struct http1_request *hr, const st
             continue;
         if (inj->mode == INJECT_BEARER && iov_is(&h->name, "Authorization"))
             continue;
-        have_accept = have_accept || iov_is(&h->name, "Accept");
-        have_ctype = have_ctype || iov_is(&h->name, "Content-Type");
         if ((r = put_line(lines, h->name.base, h->name.len, h->value.base, h->value.len)) != 0)
             return r;
     }
-    if (!have_accept && (r = buf_put(lines, "Accept:", 8)) != 0)
-        return r;
-    if (!have_ctype && (r = buf_put(lines, "Content-Type:", 14)) != 0)
-        return r;
-    if ((r = buf_put(lines, "Expect:", 8)) != 0)
-        return r;
-    /* The scrubber must see the body as plaintext, and libcurl no longer decodes one (see
-     * upstream.c): ask for none, whatever the child asked for. */
-    if ((r = buf_put(lines, "Accept-Encoding: identity", 26)) != 0)
+    /* Whatever the child asked for: what the upstream client decodes (upstream_req.c), so
+     * the scrubber sees plaintext and the child gets it decoded. */
+    if ((r = buf_put(lines, REQHEADERS_ACCEPT_ENCODING, sizeof(REQHEADERS_ACCEPT_ENCODING))) != 0)
         return r;
     if (inj->mode == INJECT_HEADER)
         return put_line(lines, inj->name, inj->name_len, (const char *)key, key_len);

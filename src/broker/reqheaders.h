@@ -5,10 +5,9 @@
  * The child's end-to-end headers pass; hop-by-hop ones (and those its
  * Connection header names), Host, the framing headers, Expect and
  * Accept-Encoding do not, nor the child's own copy of the injection header.
- * The broker asks for "Accept-Encoding: identity", so that the scrubber sees
- * plaintext. In header and bearer modes the credential is added. Empty
- * "Accept:", "Content-Type:" and "Expect:" lines stop libcurl from adding its
- * own defaults.
+ * The broker asks for the codings its upstream client decodes
+ * (REQHEADERS_ACCEPT_ENCODING), so that the scrubber sees plaintext and the child
+ * gets it decoded. In header and bearer modes the credential is added.
  */
 #ifndef CREDBROKER_REQHEADERS_H
 #define CREDBROKER_REQHEADERS_H
@@ -21,6 +20,8 @@
 #include "rewrite.h"
 
 #define REQHEADERS_MAX_LINES (HTTP1_MAX_HEADERS + 8)
+/* The codings src/http/decode.h decodes. */
+#define REQHEADERS_ACCEPT_ENCODING "Accept-Encoding: gzip, deflate, br, zstd"
 
 /*
  * Appends the lines to `lines`, each "Name: value" NUL-terminated. lines

@@ -198,9 +198,9 @@ static bool webproxy__use(const struct webproxy *p, const char *host_in, unsigne
         host[i] = (char)ascii_tolower((unsigned char)host_in[i]);
     host[n] = '\0';
     is_ip = netaddr_parse(host, &ip);
-    if (strcmp(host, "localhost") == 0)
+    if (strcmp(host, "localhost") == 0 && !p->proxy_loopback)
         return false;
-    if (is_ip && ((netaddr_parse_prefix("127.0.0.0/8", false, &loopback) &&
+    if (is_ip && !p->proxy_loopback && ((netaddr_parse_prefix("127.0.0.0/8", false, &loopback) &&
                    netaddr_in_prefix(&ip, &loopback)) ||
                   (netaddr_parse_prefix("::1/128", false, &loopback) &&
                    netaddr_in_prefix(&ip, &loopback))))

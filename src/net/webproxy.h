@@ -26,6 +26,10 @@ struct webproxy {
     struct webproxy_rule *rules;    /* NO_PROXY */
     size_t nrules;
     bool none_proxied;              /* NO_PROXY holds "*" */
+    /* Set by the caller after webproxy_init: localhost and loopback addresses go through
+     * the proxy too, unless NO_PROXY names them (libcurl's rule, which the broker's
+     * egress kept from its libcurl days); Go's rule sends them direct. */
+    bool proxy_loopback;
 };
 
 /* Reads the proxy variables through getenv_fn (getenv in the runner; tests pass their

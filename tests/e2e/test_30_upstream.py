@@ -36,17 +36,15 @@ def closed_port():
 
 # -- the broker's own errors ---------------------------------------------------------
 
-def test_unreachable_upstream_is_502_quickly(held, key_file):
-    """A refused connect is a 502 at once: before the connect timeout (20 s here) could
-    fire. A broker that retried, or did not notice the refusal, would answer only at that
-    timeout. "Quickly" is that ordering, not a figure a shared machine could promise."""
+def test_unreachable_upstream_is_502_naming_the_refusal(held, key_file):
+    """A refused connect is a 502 that says so: the refusal was noticed, not waited out
+    until the connect timeout (20 s here), which would say "timed out"."""
     port = closed_port()
     h = held(["--connect-timeout", "20s"], upstream_url="https://127.0.0.1:%d" % port)
-    start = time.monotonic()
     status, headers, body = h.request("GET", "/echo?app_key=x", timeout=30)
-    elapsed = time.monotonic() - start
     assert_broker_error(status, headers, body, 502, key_file[1])
-    assert elapsed < 20, "502 after %.1f s: at the connect timeout, not at the refusal" % elapsed
+    message = json.loads(body)["error"]["message"]
+    assert message.startswith("upstream unreachable: ") and "refused" in message.lower(), message
 
 
 def test_upstream_connect_timeout_is_respected(held, key_file):
