@@ -205,6 +205,8 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
         status = 502;
         goto out;
     }
+    if (q->has_body && q->body_done)
+        upstream_req_resume(q->ureq); /* an empty body: nothing more to wait for */
     status = 0;
 out:
     buf_free(url);   /* wiped: it held the key */

@@ -80,7 +80,10 @@ int upstream_req_start(struct upstream *u, const struct upstream_req_spec *spec,
                        const struct upstream_req_ops *ops, void *ud, struct upstream_req **out);
 /* Stops the transfer and frees the request; no callback runs after this. Accepts NULL. */
 void upstream_req_cancel(struct upstream_req *r);
-/* Wakes a paused side. Safe to call when not paused. on_body may run before this returns. */
+/* Wakes a paused side. Safe to call when not paused. on_body may run before this returns.
+ * A request with a body is not sent before the first call: the caller makes it once body
+ * bytes (or the body's end) are there, so an upstream never sees the head of a request
+ * whose body is then refused. */
 void upstream_req_resume(struct upstream_req *r);
 /* Milliseconds from start to the response head (0 before it). */
 uint64_t upstream_req_head_ms(const struct upstream_req *r);

@@ -80,6 +80,7 @@ struct upstream_req {
     LIST_ENTRY(upstream_req) link;       /* on u->reqs */
     TAILQ_ENTRY(upstream_req) qlink;     /* on o->waiting while queued */
     bool queued;
+    bool held;                  /* a body's first bytes not known yet: not queued */
     /* what to send (the path and headers may hold the key: wiped when freed) */
     char method[32];
     char *path;

@@ -305,6 +305,13 @@ void upstream_req_resume(struct upstream_req *r)
 {
     if (r->finished)
         return;
+    if (r->held) {
+        r->held = false;
+        TAILQ_INSERT_TAIL(&r->o->waiting, r, qlink);
+        r->queued = true;
+        upstream__dispatch(r->o);
+        return;
+    }
     if (r->hx != NULL)
         h1_exchange_resume(r->hx);
     else if (r->hs != NULL)
@@ -351,8 +358,13 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
     r->timer.data = r;
     LIST_INSERT_HEAD(&u->reqs, r, link);
     u->active++;
-    TAILQ_INSERT_TAIL(&o->waiting, r, qlink);
-    r->queued = true;
+    /* A request with a body waits for its first bytes (upstream_req_resume): the upstream
+     * never sees the head of a request whose body then turns out malformed. */
+    r->held = spec->has_body;
+    if (!r->held) {
+        TAILQ_INSERT_TAIL(&o->waiting, r, qlink);
+        r->queued = true;
+    }
     if (r->nheaders < spec->nheaders) {
         req__destroy(r);
         return ERR_NOMEM;

@@ -417,8 +417,6 @@ int http1_parse_response(const char *buf, size_t len, bool is_head, struct http1
     if (r != 0)
         return ERR_INVALID;
     resp->head_len = next;
-    if (f.te_count > 0 && f.have_length)
-        return ERR_INVALID;
     resp->keep_alive = resp->minor_version == 1 ? !f.conn_close
                                                 : f.conn_keep_alive && !f.conn_close;
     if (is_head || http1_status_has_no_body(resp->status)) {
@@ -432,5 +430,9 @@ int http1_parse_response(const char *buf, size_t len, bool is_head, struct http1
         resp->body = HTTP1_RESPONSE_CLOSE; /* 6.3 items 4 and 8 */
         resp->keep_alive = false;
     }
+    /* Both lengths: Transfer-Encoding wins (6.3 item 3), and a connection whose peer
+     * frames that way is not trusted with another request. */
+    if (f.te_count > 0 && f.have_length)
+        resp->keep_alive = false;
     return 0;
 }

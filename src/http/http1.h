@@ -99,11 +99,11 @@ struct http1_response {
 /*
  * Parses a response head at the start of buf[0..len) for a request whose method was
  * HEAD when is_head, in one forward pass as http1_parse_request. The framing is RFC 9112
- * 6.3's, strictly: a Transfer-Encoding whose final coding is chunked (a response with
- * both it and Content-Length is refused: a proxy must not guess, 6.3 item 3), one
- * Content-Length (repeats must agree), else the body runs to the close; 1xx, 204, 304 and
- * any answer to HEAD have none. keep_alive is false for a close-delimited body, a
- * "Connection: close", and an HTTP/1.0 answer without "keep-alive".
+ * 6.3's: a Transfer-Encoding whose final coding is chunked; Transfer-Encoding over a
+ * Content-Length when both are there (6.3 item 3: then the connection is not reused);
+ * one Content-Length (repeats must agree); else the body runs to the close; 1xx, 204,
+ * 304 and any answer to HEAD have none. keep_alive is false for a close-delimited body, a
+ * "Connection: close", both lengths, and an HTTP/1.0 answer without "keep-alive".
  *
  * Returns 0 (views into buf), ERR_INCOMPLETE, ERR_HTTP_HEAD_TOO_LARGE (past
  * HTTP1_MAX_RESPONSE_HEAD bytes or HTTP1_MAX_RESPONSE_HEADERS lines), or ERR_INVALID for

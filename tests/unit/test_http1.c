@@ -860,12 +860,16 @@ static void test_http1_response_framing(void **state)
     assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
                                 false), 0);
     assert_int_equal(resp.content_length, 3);
+    /* both lengths: chunked wins, and the connection is not reused */
+    assert_int_equal(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n", false), 0);
+    assert_int_equal(resp.body, HTTP1_RESPONSE_CHUNKED);
+    assert_false(resp.keep_alive);
 }
 
 static void test_http1_response_rejects_what_is_ambiguous_or_malformed(void **state)
 {
     static const char *const bad[] = {
-        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
