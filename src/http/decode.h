@@ -106,8 +106,9 @@ int content_decoder_run(struct content_decoder *d, const uint8_t *in, size_t in_
  * CONTENT_DECODER_END, or 0 with *produced < out_cap (all input consumed and no
  * output held back). Returns 0 if every layer ended cleanly (or no byte ever came);
  * ERR_INVALID if a stream was cut short (content_decoder_error() names the coding),
- * or if run() last filled the output, which may mean output is still held back;
- * or the error run() already returned. Later run() calls return the same result.
+ * or if output was still held back (run() had filled the output, and there was
+ * more: a caller's mistake); or the error run() already returned. Later run()
+ * calls return the same result.
  */
 int content_decoder_finish(struct content_decoder *d) __attribute__((warn_unused_result));
 
