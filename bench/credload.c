@@ -12,6 +12,9 @@
  *     one goes to the connection that has waited longest.
  *   - direct (--direct URL): plain TCP, or TLS through OpenSSL with the
  *     certificate verified (--cacert); the key is put in the query by us.
+ *   - unix (--unix PATH): plain HTTP over a unix stream socket, to a local
+ *     proxy that adds the key itself (bench/nginx-proxy.conf.in): what a user
+ *     could deploy instead of the broker.
  * With --fresh every request gets a new connection (dial + request + close),
  * as a short-lived CLI makes it; a direct --fresh TLS call pays a full
  * handshake (no session resumption, as a new process has none).
@@ -42,6 +45,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,7 +78,7 @@
 #define HIST_MAX_EXP 44
 #define HIST_BUCKETS (2 * HIST_SUB + (HIST_MAX_EXP - HIST_SUB_BITS) * HIST_SUB)
 
-enum target_kind { TARGET_BROKER, TARGET_PLAIN, TARGET_TLS };
+enum target_kind { TARGET_BROKER, TARGET_PLAIN, TARGET_TLS, TARGET_UNIX };
 
 enum conn_state {
     LC_CLOSED,     /* no connection */
@@ -108,6 +112,7 @@ struct load_opts {
     bool idle;
     const char *path;
     const char *direct_url;
+    const char *unix_path;
     const char *cacert;
     const char *key_file;
     const char *label;
@@ -145,6 +150,7 @@ struct load {
     enum target_kind kind;
     int ctl_fd;
     struct sockaddr_in addr;
+    struct sockaddr_un uaddr; /* TARGET_UNIX */
     SSL_CTX *ssl_ctx;
     char host[256];
     bool host_is_ip;
@@ -389,7 +395,7 @@ static void conn_handshake(struct load *L, struct lconn *c)
 
 static void conn_connected(struct load *L, struct lconn *c)
 {
-    if (L->kind == TARGET_PLAIN) {
+    if (L->kind == TARGET_PLAIN || L->kind == TARGET_UNIX) {
         conn_ready(L, c);
         return;
     }
@@ -505,6 +511,33 @@ static void ctl_on_readable(struct load *L)
     ctl_pump(L);
 }
 
+/*
+ * A unix stream connect completes at once or not at all: there is no
+ * EINPROGRESS, and EAGAIN means the listener's backlog is full. That is the
+ * server refusing the call, counted as a refused dial (bench/run gives nginx a
+ * backlog far above the calls it makes at once).
+ */
+static void conn_open_unix(struct load *L, struct lconn *c)
+{
+    int r;
+
+    if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+        fprintf(stderr, "credload: socket: %s\n", strerror(errno));
+        conn_fail(L, c, &L->err_io);
+        return;
+    }
+    do {
+        r = connect(c->fd, (const struct sockaddr *)&L->uaddr, sizeof(L->uaddr));
+    } while (r != 0 && errno == EINTR);
+    if (r == 0) {
+        conn_connected(L, c);
+        return;
+    }
+    if (L->err_io + L->err_refused < 5)
+        fprintf(stderr, "credload: connect %.100s: %s\n", L->o.unix_path, strerror(errno));
+    conn_fail(L, c, errno == EAGAIN ? &L->err_refused : &L->err_io);
+}
+
 static void conn_open(struct load *L, struct lconn *c)
 {
     int one = 1, r;
@@ -518,6 +551,10 @@ static void conn_open(struct load *L, struct lconn *c)
         c->state = LC_DIALING;
         ring_push(&L->dial_wait, (unsigned)conn_index(L, c));
         ctl_pump(L);
+        return;
+    }
+    if (L->kind == TARGET_UNIX) {
+        conn_open_unix(L, c);
         return;
     }
     if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
@@ -1367,6 +1404,8 @@ static int load_build_request(struct load *L, const char *base, const char *key)
     }
     if (L->kind == TARGET_BROKER) {
         n = snprintf(hostport, sizeof(hostport), "flashduty.broker.local");
+    } else if (L->kind == TARGET_UNIX) {
+        n = snprintf(hostport, sizeof(hostport), "localhost");
     } else {
         unsigned port = ntohs(L->addr.sin_port);
         bool def = (L->kind == TARGET_PLAIN && port == 80) ||
@@ -1471,8 +1510,9 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: credload [options] PATH\n"
         "\n"
-        "HTTP/1.1 load through the broker (the control channel at FLASHDUTY_CRED_FD), or\n"
-        "straight to the upstream with --direct. Prints one JSON line.\n"
+        "HTTP/1.1 load through the broker (the control channel at FLASHDUTY_CRED_FD),\n"
+        "straight to the upstream with --direct, or to a local proxy with --unix. Prints\n"
+        "one JSON line.\n"
         "\n"
         "  --conns N          connections (default 1)\n"
         "  --requests M       measured requests in all (default: 1000 without --duration)\n"
@@ -1482,6 +1522,8 @@ static void usage(FILE *f)
         "  --body BYTES       POST a JSON body of BYTES bytes (default: GET)\n"
         "  --inflight K       requests on the wire at once (default: conns)\n"
         "  --direct URL       http://127.0.0.1:PORT[/base] or https://...: no broker\n"
+        "  --unix PATH        plain HTTP over the unix socket PATH: no broker (a local\n"
+        "                     proxy that adds the key itself)\n"
         "  --cacert FILE      CA bundle for https (default: system CAs)\n"
         "  --key-file FILE    with --direct: put this key in the query (app_key=)\n"
         "  --idle             open every connection first, do at most ceil(M/N) requests\n"
@@ -1494,6 +1536,7 @@ static void usage(FILE *f)
 enum {
     OPT_CONNS = 1000, OPT_REQUESTS, OPT_DURATION, OPT_WARMUP, OPT_FRESH, OPT_BODY, OPT_INFLIGHT,
     OPT_DIRECT, OPT_CACERT, OPT_KEY_FILE, OPT_IDLE, OPT_HOLD, OPT_TIMEOUT, OPT_LABEL, OPT_HELP,
+    OPT_UNIX,
 };
 
 static const struct option load_options[] = {
@@ -1505,6 +1548,7 @@ static const struct option load_options[] = {
     {"body", required_argument, NULL, OPT_BODY},
     {"inflight", required_argument, NULL, OPT_INFLIGHT},
     {"direct", required_argument, NULL, OPT_DIRECT},
+    {"unix", required_argument, NULL, OPT_UNIX},
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"idle", no_argument, NULL, OPT_IDLE},
@@ -1572,6 +1616,7 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         case OPT_FRESH: o->fresh = true; break;
         case OPT_IDLE: o->idle = true; break;
         case OPT_DIRECT: o->direct_url = optarg; break;
+        case OPT_UNIX: o->unix_path = optarg; break;
         case OPT_CACERT: o->cacert = optarg; break;
         case OPT_KEY_FILE: o->key_file = optarg; break;
         case OPT_LABEL: o->label = optarg; break;
@@ -1602,6 +1647,10 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         return bad("combination", "--fresh with --idle");
     if (o->key_file != NULL && o->direct_url == NULL)
         return bad("combination", "--key-file without --direct (the broker adds the key)");
+    if (o->unix_path != NULL && o->direct_url != NULL)
+        return bad("combination", "--unix with --direct");
+    if (o->unix_path != NULL && o->cacert != NULL)
+        return bad("combination", "--cacert with --unix (plain HTTP)");
     return -1;
 }
 
@@ -1652,6 +1701,7 @@ static void load_report(const struct load *L, const long long rss0[RSS_FIELDS],
            ",\"refused\":%" PRIu64 ",\"lost\":%" PRIu64 "}",
            L->kind == TARGET_BROKER ? "broker"
            : L->kind == TARGET_TLS  ? "direct-tls"
+           : L->kind == TARGET_UNIX ? "unix"
                                     : "direct-plain",
            L->o.conns, L->o.fresh ? "true" : "false", requests, errors, secs,
            secs > 0 ? (double)L->ok / secs : 0.0,
@@ -1703,6 +1753,13 @@ int main(int argc, char **argv)
                     L->o.cacert != NULL ? L->o.cacert : "default");
             return 2;
         }
+    } else if (L->o.unix_path != NULL) {
+        if (strlen(L->o.unix_path) >= sizeof(L->uaddr.sun_path))
+            return bad("--unix PATH (too long for a unix socket)", L->o.unix_path);
+        memset(&L->uaddr, 0, sizeof(L->uaddr));
+        L->uaddr.sun_family = AF_UNIX;
+        memcpy(L->uaddr.sun_path, L->o.unix_path, strlen(L->o.unix_path));
+        L->kind = TARGET_UNIX;
     } else {
         const char *v = getenv("FLASHDUTY_CRED_FD");
         uint64_t fd;
