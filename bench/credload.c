@@ -1528,7 +1528,8 @@ static void usage(FILE *f)
         "  --key-file FILE    with --direct: put this key in the query (app_key=)\n"
         "  --idle             open every connection first, do at most ceil(M/N) requests\n"
         "                     on each, keep them open and report the broker's RSS\n"
-        "  --hold S           with --idle: keep them open S more seconds (default 0)\n"
+        "  --hold S           with --idle: keep them open S more seconds (default 0),\n"
+        "                     after a line on stdout saying they have settled\n"
         "  --timeout S        give up after S seconds without progress (default 30)\n"
         "  --label TEXT       copied into the JSON line\n");
 }
@@ -1681,6 +1682,15 @@ static double cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+static unsigned load_open_conns(const struct load *L)
+{
+    unsigned open = 0;
+
+    for (unsigned i = 0; i < L->o.conns; i++)
+        open += L->conns[i].state == LC_READY;
+    return open;
+}
+
 static void load_report(const struct load *L, const long long rss0[RSS_FIELDS],
                         const long long rss1[RSS_FIELDS])
 {
@@ -1712,10 +1722,8 @@ static void load_report(const struct load *L, const long long rss0[RSS_FIELDS],
            L->err_refused, L->err_lost);
     printf(",\"cpu_s\":%.3f", cpu_seconds());
     if (L->o.idle) {
-        unsigned open = 0;
+        unsigned open = load_open_conns(L);
 
-        for (unsigned i = 0; i < L->o.conns; i++)
-            open += L->conns[i].state == LC_READY;
         printf(",\"open_conns\":%u,\"broker_rss_kb\":[%lld,%lld],\"broker_rss_anon_kb\":"
                "[%lld,%lld],\"broker_rss_file_kb\":[%lld,%lld],\"broker_pss_kb\":[%lld,%lld],"
                "\"broker_uss_kb\":[%lld,%lld]",
@@ -1829,8 +1837,14 @@ int main(int argc, char **argv)
         /* Let the broker settle (deferred frees, upstream pool) before reading its RSS. */
         load_idle(L, 1000);
         read_rss(getppid(), rss1);
-        if (L->o.hold_s > 0)
+        if (L->o.hold_s > 0) {
+            /* Says when the connections have settled, for a reader outside: the broker is
+             * not dumpable, and a command in its own user namespace cannot read its smaps. */
+            printf("credload: settled, %u connections open, holding %.1f s\n",
+                   load_open_conns(L), L->o.hold_s);
+            fflush(stdout);
             load_idle(L, (uint64_t)(L->o.hold_s * 1000));
+        }
     }
     load_report(L, rss0, rss1);
     for (unsigned i = 0; i < L->o.conns; i++)
