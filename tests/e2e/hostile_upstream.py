@@ -23,6 +23,8 @@ Log lines (JSON, one per line, appended; the file may be truncated by tests):
 
 Modes, chosen by path (any method; query parameters as noted):
   /ok                       200 {"ok": true}, Content-Length, keep-alive
+  /ok-then-idle-close       as /ok, then the connection is closed as a server's idle
+                            timeout would (logged as {"event": "idle_closed"})
   /status/NNN               NNN {"status": NNN}
   /hang-status              "HTTP/1.1 200 O" (no line end), then silence
   /hang-headers             a status line and one header, then silence
@@ -305,6 +307,10 @@ def dispatch(c, method, path, p):
     if path == "/ok":
         c.respond(200, {"ok": True})
         return True
+    if path == "/ok-then-idle-close":
+        c.respond(200, {"ok": True})
+        c.log.write({"event": "idle_closed"})
+        return False
     if path.startswith("/status/"):
         status = int(path[len("/status/"):])
         c.respond(status, {"status": status})

@@ -1,0 +1,143 @@
+"""The broker's own upstream client (issue 18; DESIGN.md section 3) against real peers:
+a 502 that names the TLS failure (a certificate for another host, one from a CA nobody
+trusts, an expired one), HTTPS_PROXY through Debian's tinyproxy, and a keep-alive
+connection the upstream closed while idle. The HTTP/2 cases (GOAWAY, RST_STREAM, the
+stream limit, flow control per child) run against nginx in test_60_egress.py and against
+a python3-h2 peer in tests/unit/test_h2conn.c; the HTTP/1.1 connection's own cases in
+tests/unit/test_h1conn.c; hostile heads in test_95_adversarial.py."""
+
+import json
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from children.held import Held
+from conftest import E2E, PYTHON, REPO, PeerProcess, Upstream, make_child_env, read_json_lines, \
+    wait_for
+
+NET_CERTS = REPO / "tests" / "unit" / "peers" / "net_certs.sh"
+TINYPROXY = "/usr/bin/tinyproxy"
+
+
+@pytest.fixture(scope="module")
+def netcerts(tmp_path_factory):
+    """net_certs.sh's certificates: ca.pem, and a server.pem/server.key directory for
+    each bad leaf (wrong: other.example only; expired: 2020; untrusted: another CA)."""
+    d = tmp_path_factory.mktemp("netcerts")
+    subprocess.run(["bash", str(NET_CERTS), str(d)], check=True)
+    for name in ("wrong", "expired", "untrusted"):
+        sub = d / name
+        sub.mkdir()
+        shutil.copy(d / (name + ".pem"), sub / "server.pem")
+        shutil.copy(d / (name + ".key"), sub / "server.key")
+    return d
+
+
+@pytest.mark.parametrize("leaf,cause", [
+    ("wrong", "mismatch"),
+    ("untrusted", "unable to get local issuer certificate"),
+    ("expired", "certificate has expired"),
+])
+def test_a_tls_failure_is_a_502_naming_its_cause(held, netcerts, tmp_path, key_file, leaf,
+                                                 cause):
+    up = Upstream(SimpleNamespace(dir=netcerts / leaf), tmp_path)
+    try:
+        h = held(upstream_url=up.url, cacert=netcerts / "ca.pem")
+        status, _, body = h.request("GET", "/status/200")
+        assert status == 502, body
+        message = json.loads(body)["error"]["message"]
+        assert message.startswith("upstream unreachable: ") and "TLS" in message, message
+        assert cause in message.lower(), message
+        assert key_file[1].encode() not in body
+        assert up.requests() == []  # nothing was sent over the failed handshake
+    finally:
+        up.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tinyproxy(tmp_path):
+    if not Path(TINYPROXY).exists():
+        pytest.skip("tinyproxy not installed (scripts/deps installs it)")
+    port = free_port()
+    conf = tmp_path / "tinyproxy.conf"
+    log = tmp_path / "tinyproxy.log"
+    conf.write_text("Port %d\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nLogLevel Connect\n"
+                    "LogFile \"%s\"\n" % (port, log))
+    proc = subprocess.Popen([TINYPROXY, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def listening():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, timeout=10, what="tinyproxy listening")
+        yield SimpleNamespace(url="http://127.0.0.1:%d" % port, log=log)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_https_proxy_through_tinyproxy(exec_argv, upstream, tinyproxy, tmp_path):
+    """A real proxy in the middle: the broker opens a CONNECT tunnel through it and
+    verifies the upstream's certificate through the tunnel."""
+    upstream.clear_log()
+    env = make_child_env({"HTTPS_PROXY": tinyproxy.url})
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        env.pop(name, None)
+    h = Held(lambda child: exec_argv(child=child), env, tmp_path)
+    try:
+        status, _, body = h.request("GET", "/status/200")
+    finally:
+        h.close()
+    assert status == 200, body
+    port = upstream.url.rsplit(":", 1)[1]
+    assert "CONNECT 127.0.0.1:%s" % port in tinyproxy.log.read_text(), tinyproxy.log.read_text()
+    [rec] = upstream.wait_requests(1)
+    assert rec["path"] == "/status/200"
+
+
+class Hostile(PeerProcess):
+    """tests/e2e/hostile_upstream.py over TLS, with its log."""
+
+    def __init__(self, certs, workdir):
+        self.log_path = Path(workdir) / "hostile.log"
+        self.log_path.touch()
+        super().__init__([PYTHON, str(E2E / "hostile_upstream.py"), "--port", "0", "--cert",
+                          str(certs.dir), "--log", str(self.log_path)], workdir, "hostile")
+
+    def events(self, kind):
+        return [r for r in read_json_lines(self.log_path) if r.get("event") == kind]
+
+    def clear_log(self):
+        self.log_path.write_bytes(b"")
+
+
+@pytest.fixture(scope="module")
+def hostile(certs, tmp_path_factory):
+    peer = Hostile(certs, tmp_path_factory.mktemp("hostile"))
+    yield peer
+    peer.stop()
+
+
+def test_a_connection_the_upstream_closed_while_idle_is_not_used_again(held, hostile):
+    """The upstream ends a keep-alive connection after its answer (an idle timeout):
+    the next request still gets its answer, on a new connection."""
+    h = held(upstream_url=hostile.url)
+    hostile.clear_log()
+    status, _, _ = h.request("GET", "/ok-then-idle-close")
+    assert status == 200
+    wait_for(lambda: hostile.events("idle_closed"), timeout=10, what="the upstream's close")
+    for _ in range(3):
+        status, _, body = h.request("GET", "/ok")
+        assert status == 200, body
