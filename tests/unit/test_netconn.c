@@ -114,8 +114,9 @@ struct got {
     uv_loop_t *loop;
     struct net_tls_ctx *tls;
     /* the connect */
+    struct net_connect *k; /* under way, or NULL */
     bool done;
-    struct net_conn *c;
+    struct net_conn *c;    /* the connection, until the test frees it */
     char error[512];
     /* the stream */
     uint8_t *data;
@@ -257,6 +258,24 @@ static struct proc *tinyproxy_start(struct got *g, const char *extra)
     return p;
 }
 
+/* Runs loop until nothing keeps it alive, or 5 s (a handle left open: then
+ * uv_loop_close fails). */
+static void run_dry(uv_loop_t *loop)
+{
+    uv_timer_t guard;
+    uint64_t end;
+
+    uv_update_time(loop);
+    end = uv_now(loop) + 5000;
+    uv_timer_init(loop, &guard);
+    uv_timer_start(&guard, on_tick, 5000, 0);
+    uv_unref((uv_handle_t *)&guard); /* wakes the loop, does not keep it alive */
+    while (uv_run(loop, UV_RUN_ONCE) != 0 && uv_now(loop) < end)
+        ;
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
 static int setup(void **state)
 {
     struct got *g = calloc(1, sizeof(*g));
@@ -274,13 +293,14 @@ static int teardown(void **state)
 {
     struct got *g = *state;
 
+    /* What a failed test left behind. */
+    net_connect_cancel(g->k);
+    net_conn_free(g->c);
     for (size_t i = 0; i < MAX_PROCS; i++)
         proc_stop(&g->procs[i]);
     net_tls_ctx_free(g->tls);
     /* Every handle closes by itself once its connection is freed. */
-    run_until(g->loop, never, NULL, 50);
-    while (uv_run(g->loop, UV_RUN_NOWAIT) != 0)
-        ;
+    run_dry(g->loop);
     assert_int_equal(uv_loop_close(g->loop), 0);
     assert_int_equal(ERR_peek_error(), 0); /* nothing left on OpenSSL's error queue */
     free(g->loop);
@@ -310,6 +330,7 @@ static void on_connected(struct net_conn *c, const char *error, void *ud)
 
     assert_false(g->done);
     g->done = true;
+    g->k = NULL;
     g->c = c;
     assert_true((c == NULL) == (error != NULL));
     snprintf(g->error, sizeof(g->error), "%s", error != NULL ? error : "");
@@ -371,10 +392,17 @@ static struct net_conn *connect_to(struct got *g, const struct net_target *t, ui
     g->c = NULL;
     assert_int_equal(net_connect_start(g->loop, g->tls, t, ms, on_connected, g, &k), 0);
     assert_non_null(k);
+    g->k = k;
     assert_true(run_until(g->loop, is_done, g, WAIT_MS));
     if (g->c != NULL)
         net_conn_set_events(g->c, &events, g);
     return g->c;
+}
+
+static void conn_free(struct got *g)
+{
+    net_conn_free(g->c);
+    g->c = NULL;
 }
 
 static void reset_stream(struct got *g)
@@ -457,7 +485,7 @@ static void test_netconn_echoes_over_tls(void **state)
     assert_true(g->drains >= 1);
     assert_int_equal(net_conn_pending(c), 0);
     assert_false(g->closed);
-    net_conn_free(c);
+    conn_free(g);
     proc_stop(peer);
 }
 
@@ -478,7 +506,7 @@ static void test_netconn_echoes_over_plain_tcp(void **state)
     write_all(c, "plain", 5);
     wait_bytes(g, 5);
     assert_memory_equal(g->data, "plain", 5);
-    net_conn_free(c);
+    conn_free(g);
     proc_stop(peer);
 }
 
@@ -494,10 +522,10 @@ static void alpn_case(struct got *g, const char *server_alpn, const char *offer,
     t.port = (uint16_t)peer->port;
     assert_non_null(c = connect_to(g, &t, WAIT_MS));
     assert_string_equal(net_conn_alpn(c), want);
-    wait_bytes(g, 10);
+    wait_line(g);
     snprintf(line, sizeof(line), "alpn=%s ", want);
     assert_memory_equal(g->data, line, strlen(line));
-    net_conn_free(c);
+    conn_free(g);
     reset_stream(g);
     proc_stop(peer);
 }
@@ -510,6 +538,26 @@ static void test_netconn_alpn_picks_h2_when_the_server_offers_it(void **state)
 static void test_netconn_alpn_falls_back_to_http11(void **state)
 {
     alpn_case(*state, "http/1.1", "h2,http/1.1", "http/1.1");
+}
+
+/* RFC 6066 3: a host name goes in SNI; an address does not. */
+static void test_netconn_sends_sni_for_names_only(void **state)
+{
+    struct got *g = *state;
+    struct proc *peer = peer_start(g, "info", "leaf", NULL);
+    struct net_target t = {.tls = true, .port = (uint16_t)peer->port};
+    static const char *const hosts[] = {"localhost", "127.0.0.1"};
+    static const char *const want[] = {"sni=localhost", "sni=none"};
+
+    for (size_t i = 0; i < 2; i++) {
+        t.host = hosts[i];
+        assert_non_null(connect_to(g, &t, WAIT_MS));
+        wait_line(g);
+        assert_true(contains((const char *)g->data, want[i]));
+        conn_free(g);
+        reset_stream(g);
+    }
+    proc_stop(peer);
 }
 
 static void test_netconn_refuses_a_bad_alpn_list(void **state)
@@ -542,7 +590,7 @@ static void resume_case(struct got *g, bool tls12)
         assert_int_equal(net_conn_session_reused(c), i == 1);
         assert_true(contains((const char *)g->data, i == 1 ? "reused=1" : "reused=0"));
         assert_true(contains((const char *)g->data, tls12 ? "TLSv1.2" : "TLSv1.3"));
-        net_conn_free(c);
+        conn_free(g);
         reset_stream(g);
     }
     proc_stop(peer);
@@ -591,6 +639,21 @@ static void test_netconn_rejects_an_untrusted_ca(void **state)
 static void test_netconn_rejects_an_expired_certificate(void **state)
 {
     verify_case(*state, "expired", "127.0.0.1", "certificate verify failed: certificate has expired");
+}
+
+/* A server that speaks TLS 1.1 at most is refused (TLS 1.2 is the minimum). */
+static void test_netconn_refuses_tls11(void **state)
+{
+    struct got *g = *state;
+    struct proc *peer = peer_start(g, "echo", "leaf", "--tls11", NULL);
+    struct net_target t = {.host = "127.0.0.1", .port = (uint16_t)peer->port, .tls = true};
+    char prefix[128];
+
+    assert_null(connect_to(g, &t, WAIT_MS));
+    snprintf(prefix, sizeof(prefix), "TLS handshake with 127.0.0.1:%d failed: ", peer->port);
+    assert_true(contains(g->error, prefix));
+    assert_true(contains(g->error, "alert protocol version"));
+    proc_stop(peer);
 }
 
 static void test_netconn_reports_a_refused_connection(void **state)
@@ -654,7 +717,7 @@ static void test_netconn_cancel_means_no_callback(void **state)
         if (!g->done)
             net_connect_cancel(k);
         else
-            net_conn_free(g->c);
+            conn_free(g);
         g->done = false;
     }
     run_until(g->loop, is_done, g, 100);
@@ -705,7 +768,7 @@ static void test_netconn_read_stop_holds_tls_data_until_read_start(void **state)
     assert_true(g->clean); /* the peer's close_notify */
     assert_int_equal(g->len, BIG + 64);
     assert_sha256_trailer(g->data, BIG);
-    net_conn_free(g->c);
+    conn_free(g);
     proc_stop(peer);
 }
 
@@ -737,7 +800,7 @@ static void test_netconn_write_to_a_slow_reader_queues_then_drains(void **state)
     wait_bytes(g, 64); /* the sink's hash of what it read */
     memcpy(big + BIG, g->data, 64);
     assert_sha256_trailer(big, BIG);
-    net_conn_free(g->c);
+    conn_free(g);
     free(big);
     proc_stop(peer);
 }
@@ -774,7 +837,7 @@ static void end_case(struct got *g, const char *mode, const char *first, bool cl
     assert_int_equal(g->clean, clean);
     assert_true(contains(g->reason, reason));
     assert_int_equal(net_conn_write(g->c, (const uint8_t *)"x", 1), ERR_CLOSED);
-    net_conn_free(g->c);
+    conn_free(g);
     proc_stop(peer);
 }
 
@@ -809,7 +872,7 @@ static void test_netconn_tunnels_through_tinyproxy(void **state)
     assert_string_equal(net_conn_alpn(c), "h2");
     wait_bytes(g, 8);
     assert_memory_equal(g->data, "alpn=h2 ", 8);
-    net_conn_free(c);
+    conn_free(g);
     proc_stop(proxy);
     proc_stop(peer);
 }
@@ -832,7 +895,7 @@ static void test_netconn_proxy_credentials_and_407(void **state)
     assert_non_null(connect_to(g, &t, WAIT_MS));
     write_all(g->c, "through", 7);
     wait_bytes(g, 7);
-    net_conn_free(g->c);
+    conn_free(g);
     net_proxy_free(px);
 
     /* No credentials: 407. Wrong ones: tinyproxy says 401; the password is never told. */
@@ -906,7 +969,7 @@ static void fake_proxy_case(struct got *g, const char *answer, const char *want_
         assert_memory_equal(g->data, want_first, strlen(want_first));
         write_all(c, "echo", 4);
         wait_bytes(g, strlen(want_first) + 4);
-        net_conn_free(c);
+        conn_free(g);
     }
     reset_stream(g);
     proc_stop(proxy);
@@ -942,12 +1005,14 @@ int main(int argc, char **argv)
         T(test_netconn_echoes_over_plain_tcp),
         T(test_netconn_alpn_picks_h2_when_the_server_offers_it),
         T(test_netconn_alpn_falls_back_to_http11),
+        T(test_netconn_sends_sni_for_names_only),
         T(test_netconn_refuses_a_bad_alpn_list),
         T(test_netconn_resumes_the_session_with_tls13),
         T(test_netconn_resumes_the_session_with_tls12),
         T(test_netconn_rejects_a_wrong_host_name),
         T(test_netconn_rejects_an_untrusted_ca),
         T(test_netconn_rejects_an_expired_certificate),
+        T(test_netconn_refuses_tls11),
         T(test_netconn_reports_a_refused_connection),
         T(test_netconn_reports_an_unresolvable_name),
         T(test_netconn_times_out_when_the_server_is_silent),

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A TLS (or plain TCP) server for tests/unit/test_netconn.c.
 
-    tls_peer.py MODE [--cert PEM --key PEM] [--plain] [--alpn LIST] [--tls12]
+    tls_peer.py MODE [--cert PEM --key PEM] [--plain] [--alpn LIST] [--tls12 | --tls11]
                      [--bytes N] [--answer TEXT] [--listen ADDR]
 
 Listens on ADDR (127.0.0.1), port chosen by the kernel, prints the port on stdout, then serves
@@ -9,8 +9,8 @@ every connection in its own thread until killed, or until its stdin ends (the te
 holds the other end: a test that dies takes its peers with it). MODE, per connection:
 
   echo       sends back what it reads; at EOF closes with close_notify
-  info       first sends "alpn=<picked or none> reused=<0|1> version=<TLS version>\\n",
-             then echoes
+  info       first sends "alpn=<picked or none> reused=<0|1> version=<TLS version>
+             sni=<server name or none>\\n", then echoes
   send       sends N random bytes, then the 64 hex digits of their SHA-256, then
              close_notify
   sink       reads N bytes slowly (a pause every 64 KiB), then sends the hex SHA-256
@@ -36,9 +36,18 @@ def tls_context(args):
     ctx.load_cert_chain(args.cert, args.key)
     if args.tls12:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if args.tls11:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # else OpenSSL 3 refuses to speak it at all
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     if args.alpn:
         ctx.set_alpn_protocols(args.alpn.split(","))
+    ctx.sni_callback = remember_sni
     return ctx
+
+
+def remember_sni(sock, name, ctx):
+    sock.sni_name = name
 
 
 def recv_exact(sock, n):
@@ -75,7 +84,8 @@ def serve(sock, args):
         close_notify(sock)
     elif mode == "info":
         alpn = sock.selected_alpn_protocol() or "none"
-        line = "alpn=%s reused=%d version=%s\n" % (alpn, int(sock.session_reused), sock.version())
+        line = "alpn=%s reused=%d version=%s sni=%s\n" % (
+            alpn, int(sock.session_reused), sock.version(), getattr(sock, "sni_name", None) or "none")
         sock.sendall(line.encode())
         echo(sock)
         close_notify(sock)
@@ -154,6 +164,7 @@ def main():
     p.add_argument("--plain", action="store_true")
     p.add_argument("--alpn")
     p.add_argument("--tls12", action="store_true")
+    p.add_argument("--tls11", action="store_true")
     p.add_argument("--bytes", type=int, default=0)
     p.add_argument("--answer", default="")
     p.add_argument("--listen", default="127.0.0.1")
