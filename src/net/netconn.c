@@ -157,7 +157,8 @@ void conn__flush(struct net_conn *c)
     t = c->inflight;
     c->inflight = c->out;
     c->out = t; /* empty, or NULL */
-    b = uv_buf_init((char *)buf_mutable_ptr(c->inflight), (unsigned)buf_len(c->inflight));
+    b.base = (char *)buf_mutable_ptr(c->inflight);
+    b.len = buf_len(c->inflight); /* size_t here; uv_buf_init would cut it to unsigned */
     c->wreq.data = c;
     if ((r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn__on_write)) == 0) {
         c->writing = true;

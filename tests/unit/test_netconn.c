@@ -739,16 +739,17 @@ static void assert_sha256_trailer(const uint8_t *data, size_t n)
     assert_memory_equal(hex, data + n, 64);
 }
 
-static void test_netconn_read_stop_holds_tls_data_until_read_start(void **state)
+/* 8 MiB from the peer, stopping every MiB: nothing comes while stopped, all comes in
+ * order (its SHA-256 follows it), then the clean end. */
+static void backpressure_case(struct got *g, bool tls)
 {
-    struct got *g = *state;
     struct proc *peer;
-    struct net_target t = {.host = "127.0.0.1", .tls = true};
+    struct net_target t = {.host = "127.0.0.1", .tls = tls};
     char n[16];
     unsigned stops = 0;
 
     snprintf(n, sizeof(n), "%u", BIG);
-    peer = peer_start(g, "send", "leaf", "--bytes", n, NULL);
+    peer = peer_start(g, "send", tls ? "leaf" : NULL, "--bytes", n, NULL);
     t.port = (uint16_t)peer->port;
     g->stop_every = g->next_stop = 1 << 20;
     assert_non_null(connect_to(g, &t, WAIT_MS));
@@ -765,11 +766,62 @@ static void test_netconn_read_stop_holds_tls_data_until_read_start(void **state)
         net_conn_read_start(g->c); /* repeated: harmless */
     }
     assert_true(stops >= 7);
-    assert_true(g->clean); /* the peer's close_notify */
+    assert_true(g->clean); /* TLS: the peer's close_notify */
     assert_int_equal(g->len, BIG + 64);
     assert_sha256_trailer(g->data, BIG);
     conn_free(g);
     proc_stop(peer);
+}
+
+static void test_netconn_read_stop_holds_tls_data_until_read_start(void **state)
+{
+    backpressure_case(*state, true);
+}
+
+static void test_netconn_read_stop_holds_plain_data_until_read_start(void **state)
+{
+    backpressure_case(*state, false);
+}
+
+/* A server that accepts and closes at once. */
+static void on_accept_and_close(uv_stream_t *server, int status)
+{
+    uv_tcp_t *client = malloc(sizeof(*client));
+
+    assert_int_equal(status, 0);
+    assert_non_null(client);
+    uv_tcp_init(server->loop, client);
+    assert_int_equal(uv_accept(server, (uv_stream_t *)client), 0);
+    uv_close((uv_handle_t *)client, (uv_close_cb)free);
+}
+
+static void test_netconn_reports_a_close_during_the_handshake(void **state)
+{
+    struct got *g = *state;
+    struct sockaddr_in a;
+    int alen = sizeof(a);
+    uv_tcp_t server;
+    struct net_target t = {.host = "127.0.0.1", .tls = true};
+    char want[128];
+
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(g->loop, &server);
+    assert_int_equal(uv_tcp_bind(&server, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&server, 8, on_accept_and_close), 0);
+    assert_int_equal(uv_tcp_getsockname(&server, (struct sockaddr *)&a, &alen), 0);
+    t.port = ntohs(a.sin_port);
+    assert_null(connect_to(g, &t, WAIT_MS));
+    snprintf(want, sizeof(want),
+             "TLS handshake with 127.0.0.1:%u failed: connection closed during the handshake",
+             t.port);
+    /* A reset instead of an EOF is as good an answer. */
+    if (strcmp(g->error, want) != 0) {
+        snprintf(want, sizeof(want), "TLS handshake with 127.0.0.1:%u failed: connection reset by peer",
+                 t.port);
+        assert_string_equal(g->error, want);
+    }
+    uv_close((uv_handle_t *)&server, NULL);
+    uv_run(g->loop, UV_RUN_NOWAIT); /* server lives on this stack: closed before we return */
 }
 
 static bool drained(void *arg)
@@ -1017,7 +1069,9 @@ int main(int argc, char **argv)
         T(test_netconn_reports_an_unresolvable_name),
         T(test_netconn_times_out_when_the_server_is_silent),
         T(test_netconn_cancel_means_no_callback),
+        T(test_netconn_reports_a_close_during_the_handshake),
         T(test_netconn_read_stop_holds_tls_data_until_read_start),
+        T(test_netconn_read_stop_holds_plain_data_until_read_start),
         T(test_netconn_write_to_a_slow_reader_queues_then_drains),
         T(test_netconn_free_from_inside_on_read),
         T(test_netconn_eof_without_close_notify_is_a_clean_end),
