@@ -148,6 +148,12 @@ def seeds():
         RstStreamFrame(3, error_code=8).serialize()
     out["cancel-outside-then-close"] = setting_bytes(nreq=2, cancel=0 | 1 << 2, close=True) + data
 
+    srv = pair(2)
+    resp(srv, 1, body=b"whole")
+    resp(srv, 3, body=b"other")
+    out["cancel-inside-a-complete-response"] = setting_bytes(nreq=2, cancel=0x80, piece=14) + \
+        srv.data_to_send()
+
     srv = pair(1)
     srv.send_headers(1, [(":status", "200"), ("content-length", "3")])
     srv.send_data(1, b"toolong", end_stream=True)

@@ -86,7 +86,8 @@ struct req {
     bool keep_body;
     /* behaviour */
     bool slow, released, cancel_in_body, free_in_done, cancelled;
-    size_t pauses;
+    size_t pauses, paused_len; /* the length on_body paused on: offered again next */
+    bool reoffer_bad;
 };
 
 /* ---- the peer ---- */
@@ -393,8 +394,12 @@ static int rq_body(void *ud, const uint8_t *d, size_t len)
         r->s = NULL;
         return 0;
     }
+    if (r->paused_len && len != r->paused_len)
+        r->reoffer_bad = true;
+    r->paused_len = 0;
     if (r->slow && !r->released) {
         r->pauses++;
+        r->paused_len = len;
         return H2_PAUSE;
     }
     if (r->keep_body) {
@@ -571,6 +576,32 @@ static void test_h2conn_posts_bodies_of_unknown_and_known_length(void **state)
     assert_true(u->reads > 3 && k->reads > 3); /* it paused, and came back */
 }
 
+static void test_h2conn_body_not_matching_its_length_fails(void **state)
+{
+    struct fx *f = *state;
+    struct req *longer, *shorter, *after;
+
+    fx_open(f, NULL);
+    longer = req_new(f, "POST", "/echo");
+    shorter = req_new(f, "POST", "/echo");
+    longer->has_body = shorter->has_body = true;
+    longer->body_total = 20000;
+    longer->body_len = 19999;
+    shorter->body_total = 20000;
+    shorter->body_len = 20001;
+    submit(longer);
+    submit(shorter);
+    assert_true(run_until(f, all_done, NULL));
+    assert_int_equal(longer->result, UPSTREAM_ERR_CONNECT);
+    assert_string_equal(longer->detail, "request body longer than its content-length");
+    assert_false(longer->retryable);
+    assert_int_equal(shorter->result, UPSTREAM_ERR_CONNECT);
+    assert_string_equal(shorter->detail, "request body shorter than its content-length");
+    after = start(f, "GET", "/echo");
+    assert_true(run_until(f, is_done, after));
+    assert_int_equal(after->result, 0);
+}
+
 static void test_h2conn_respects_max_concurrent_streams(void **state)
 {
     struct fx *f = *state;
@@ -633,6 +664,7 @@ static void test_h2conn_slow_reader_never_blocks_a_fast_one(void **state)
     assert_int_equal(slow->got, SIZE_4M);
     assert_false(slow->pattern_bad);
     assert_false(slow->order_bad);
+    assert_false(slow->reoffer_bad); /* exactly what it paused on came back first */
 }
 
 /* More slow readers than the connection window holds: each keeps a full stream window of
@@ -775,24 +807,27 @@ static void test_h2conn_oversized_heads_fail_their_stream_only(void **state)
     assert_int_equal(f->closed, 0);
 }
 
+/* Mid-body, and on a response whose last byte had already arrived. */
 static void test_h2conn_cancel_from_inside_on_body(void **state)
 {
     struct fx *f = *state;
-    struct req *c, *after;
+    struct req *c, *whole, *after;
 
     fx_open(f, NULL);
     c = req_new(f, "GET", "/size/1048576");
-    c->cancel_in_body = true;
+    whole = req_new(f, "GET", "/size/100");
+    c->cancel_in_body = whole->cancel_in_body = true;
     submit(c);
+    submit(whole);
     assert_true(run_until(f, none_active, NULL));
-    assert_true(c->cancelled);
-    assert_int_equal(c->body_calls, 1);
-    assert_int_equal(c->dones, 0);
+    assert_true(c->cancelled && whole->cancelled);
     after = start(f, "GET", "/echo");
     assert_true(run_until(f, is_done, after));
     assert_int_equal(after->result, 0);
-    assert_int_equal(c->dones, 0);
+    assert_int_equal(h2conn_active(f->c), 0);
+    assert_int_equal(c->dones + whole->dones, 0);
     assert_int_equal(c->body_calls, 1);
+    assert_int_equal(whole->body_calls, 1);
 }
 
 static void test_h2conn_free_from_inside_on_done(void **state)
@@ -874,6 +909,7 @@ int main(int argc, char **argv)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_h2conn_get_sends_clean_headers),
         T(test_h2conn_posts_bodies_of_unknown_and_known_length),
+        T(test_h2conn_body_not_matching_its_length_fails),
         T(test_h2conn_respects_max_concurrent_streams),
         T(test_h2conn_slow_reader_never_blocks_a_fast_one),
         T(test_h2conn_slow_readers_never_use_up_the_connection_window),
