@@ -191,7 +191,7 @@ static ssize_t read_body(void *ud, uint8_t *dst, size_t max)
 {
     struct st *s = ud;
     struct h *h = s->h;
-    size_t n;
+    size_t n, k;
 
     FUZZ_CHECK(!s->cancelled && !s->dones && s->has_body, "read_body out of turn");
     if (!h->lift_pauses && fuzz_rng_below(&h->rng, 256) < h->settings[2]) {
@@ -201,8 +201,9 @@ static ssize_t read_body(void *ud, uint8_t *dst, size_t max)
     n = h->body_len - s->sent;
     if (n > max)
         n = max;
-    if (n > 1 + fuzz_rng_below(&h->rng, 64))
-        n = 1 + fuzz_rng_below(&h->rng, 64);
+    k = 1 + fuzz_rng_below(&h->rng, 64);
+    if (n > k)
+        n = k;
     memcpy(dst, h->body + s->sent, n);
     s->sent += n;
     return (ssize_t)n;
@@ -423,7 +424,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_streams(&h);
     if (h.c && (data[0] & 0x80)) {
         h.closed_by_us = true;
-        h2conn_close(h.c);
+        h2conn_close(h.c); /* drops the open streams as a cancel does */
+        for (i = 0; i < h.n; i++)
+            if (h.st[i].submitted && !h.st[i].dones)
+                h.st[i].cancelled = true;
     } else if (h.c) {
         h2conn_transport_closed(h.c, "end of input");
         for (i = 0; i < 4 && h.c; i++) {
