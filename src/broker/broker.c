@@ -53,7 +53,6 @@ int broker_new(uv_loop_t *loop, const struct broker_options *opts, struct broker
     struct upstream_options uo = {
         .cacert = opts->cacert,
         .connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000,
-        .verbose = opts->upstream_verbose,
     };
     struct broker *b;
     int r;

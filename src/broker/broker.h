@@ -47,7 +47,6 @@ struct broker_options {
     const char *cacert;          /* NULL: system CAs */
     uint64_t connect_timeout_ms; /* upstream connect (10 s) */
     struct audit *audit;         /* NULL: no audit log; not owned */
-    bool upstream_verbose;       /* libcurl verbose output (tests only) */
 };
 
 /* Returns 0 or a negative code. */

@@ -1,14 +1,16 @@
 /*
- * upstream.h - HTTP(S) requests to the real API through libcurl's multi
- * interface, driven by the libuv loop (after curl's docs/examples/multi-uv.c).
+ * upstream.h - HTTP(S) requests to the real API with the broker's own client, on the
+ * libuv loop (DESIGN.md section 3): TLS and connects from src/net, HTTP/2 (h2conn.h)
+ * or HTTP/1.1 (h1conn.h) as ALPN picks.
  *
- * One struct upstream per process: a single multi handle, so every invocation
- * shares one connection pool (warm TLS and HTTP/2 connections), one DNS cache
- * and the proxy settings of the environment (HTTPS_PROXY, NO_PROXY).
+ * One struct upstream per process: one pool of connections keyed by origin, shared by
+ * every invocation (warm TLS and HTTP/2 connections), and the proxy settings of the
+ * environment (HTTPS_PROXY, NO_PROXY).
  *
- * A request streams both ways. The request body is pulled through read_body()
- * and the response body pushed through on_body(); either side can pause (the
- * other end is slow) and later resume the transfer. This module knows nothing
+ * A request streams both ways. The request body is pulled through read_body() and the
+ * response body pushed through on_body(); either side can pause (the other end is slow)
+ * and later resume the transfer. A compressed response is decoded on the way (the
+ * caller sees it without Content-Encoding or Content-Length). This module knows nothing
  * about keys or the child: it moves bytes and reports what happened.
  */
 #ifndef CREDBROKER_UPSTREAM_H
@@ -28,13 +30,13 @@ struct upstream_req;
 
 struct upstream_options {
     const char *cacert;          /* PEM bundle to verify with; NULL = system CAs */
-    uint64_t connect_timeout_ms; /* TCP + TLS handshake */
-    bool verbose;                /* CURLOPT_VERBOSE: tests only, it can print headers */
+    uint64_t connect_timeout_ms; /* resolve, TCP, a proxy's CONNECT and the TLS handshake */
 };
 
 /* Returns 0 or a negative code. Free with upstream_close() once the loop is idle. */
 int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct upstream **out);
-/* Cancels every request (no callbacks), closes handles; frees asynchronously. */
+/* Cancels every request (no callbacks) and closes every connection; handles close
+ * asynchronously. */
 void upstream_close(struct upstream *u);
 
 #define UPSTREAM_PAUSE (-1) /* from on_body / read_body: try again after resume */

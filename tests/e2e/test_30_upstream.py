@@ -153,10 +153,10 @@ def test_large_download_streams_byte_exact(held):
 
 
 def test_downloads_read_slowly_arrive_whole(held):
-    # The broker reads upstream TLS ahead (src/broker/upstream_tls.h): a transfer paused
-    # while the child is slow leaves records in OpenSSL's buffer, and they must flow again
-    # when it resumes, up to the last byte. Three at once on their own upstream connections;
-    # --stall-timeout would cut one whose tail sat in that buffer.
+    # A transfer paused while the child is slow holds what the connection read (decrypted
+    # TLS records, h1conn's kept bytes) and stops reading; it must flow again when the
+    # child resumes, up to the last byte. Three at once on their own upstream connections;
+    # --stall-timeout would cut one whose tail sat in a buffer.
     h = held(["--stall-timeout", "5s"])
     sizes = [12 * 1024 * 1024 + 3, 9 * 1024 * 1024 + 17, 5 * 1024 * 1024]
     results = download_slowly_at_once(h, ["/download?size=%d" % n for n in sizes])

@@ -148,9 +148,9 @@ def test_many_concurrent_requests_multiplexed_over_http2_all_succeed(nginx_h2, e
 
 def test_downloads_read_slowly_over_one_http2_connection_arrive_whole(nginx_h2, held, tmp_path):
     # Three downloads share the pooled HTTP/2 connection while the child reads them slowly:
-    # libcurl pauses the connection's input for a paused stream with TLS records read ahead
-    # in OpenSSL's buffer (src/broker/upstream_tls.h), and every stream must still end
-    # whole; --stall-timeout would cut one whose tail sat there.
+    # each paused stream holds at most its window, the connection keeps reading for the
+    # others, and every stream must still end whole; --stall-timeout would cut one whose
+    # tail sat in a buffer.
     key_path = write_key_file(tmp_path / "h2key", H2_KEY)
     h = held(["--stall-timeout", "5s"], upstream_url=nginx_h2, key_path=key_path)
     results = download_slowly_at_once(h, ["/blob.bin"] * 3)
