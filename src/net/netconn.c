@@ -214,8 +214,7 @@ static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             else
                 conn__end(c, NULL);
         } else {
-            snprintf(why, sizeof(why), "connection to %s: %s", c->hostport,
-                     uv_strerror((int)n));
+            snprintf(why, sizeof(why), "connection to %s: %s", c->hostport, uv_strerror((int)n));
             conn__end(c, why);
         }
     }

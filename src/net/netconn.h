@@ -55,10 +55,10 @@ int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
 void net_tls_ctx_free(struct net_tls_ctx *tls);
 
 struct net_target {
-    const char *host;   /* name or IP literal (IPv6 without brackets) */
+    const char *host; /* name or IP literal (IPv6 without brackets) */
     uint16_t port;
-    bool tls;           /* false: plain TCP (http:// upstreams) */
-    const char *alpn;   /* comma list, e.g. "h2,http/1.1"; NULL = no ALPN */
+    bool tls;                      /* false: plain TCP (http:// upstreams) */
+    const char *alpn;              /* comma list, e.g. "h2,http/1.1"; NULL = no ALPN */
     const struct net_proxy *proxy; /* NULL = direct; else CONNECT host:port through it
                                     * (for a plain target too: some proxies allow
                                     * CONNECT to port 443 only) */
@@ -76,8 +76,9 @@ typedef void (*net_connect_cb)(struct net_conn *c, const char *error, void *ud);
  * TCP (TCP_NODELAY on), the proxy's CONNECT, the TLS handshake. One timeout covers all
  * of it (0: none). tls is needed when t->tls (the connection holds a reference to it).
  * t and its strings are copied. Returns 0 and *out (valid until cb runs or
- * net_connect_cancel), or a negative code (ERR_INVALID for a bad ALPN list or a
- * missing tls, ERR_NOMEM, a uv error) and then cb never runs.
+ * net_connect_cancel), or a negative code (ERR_INVALID for a host with a control byte,
+ * a space or a non-ASCII byte, a proxy authorization with a control byte, a bad ALPN
+ * list or a missing tls; ERR_NOMEM; a uv error) and then cb never runs.
  */
 int net_connect_start(uv_loop_t *loop, struct net_tls_ctx *tls, const struct net_target *t,
                       uint64_t timeout_ms, net_connect_cb cb, void *ud, struct net_connect **out)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "http1.h"
 #include "netconn_internal.h"
 #include "netproxy.h"
 
@@ -51,16 +52,43 @@ static int alpn_wire(const char *list, unsigned char *dst, size_t *len)
     return 0;
 }
 
+/* A host goes into the CONNECT line and Host header: no byte that could end or split
+ * either (a control byte, a space), none that is not ASCII. */
+static bool host_ok(const char *host)
+{
+    if (host[0] == '\0')
+        return false;
+    for (const unsigned char *p = (const unsigned char *)host; *p != '\0'; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+/* A header value (RFC 9110 5.5), without obs-text: no CR, LF or other control byte. */
+static bool value_ok(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++)
+        if ((*p < 0x20 && *p != '\t') || *p >= 0x7f)
+            return false;
+    return true;
+}
+
 /* getaddrinfo's own words for the usual failures ("Name or service not known"). */
 static const char *gai_text(int status)
 {
     switch (status) {
-    case UV_EAI_NONAME: return gai_strerror(EAI_NONAME);
-    case UV_EAI_AGAIN: return gai_strerror(EAI_AGAIN);
-    case UV_EAI_FAIL: return gai_strerror(EAI_FAIL);
-    case UV_EAI_NODATA: return gai_strerror(EAI_NODATA);
-    case UV_EAI_ADDRFAMILY: return gai_strerror(EAI_ADDRFAMILY);
-    default: return uv_strerror(status);
+    case UV_EAI_NONAME:
+        return gai_strerror(EAI_NONAME);
+    case UV_EAI_AGAIN:
+        return gai_strerror(EAI_AGAIN);
+    case UV_EAI_FAIL:
+        return gai_strerror(EAI_FAIL);
+    case UV_EAI_NODATA:
+        return gai_strerror(EAI_NODATA);
+    case UV_EAI_ADDRFAMILY:
+        return gai_strerror(EAI_ADDRFAMILY);
+    default:
+        return uv_strerror(status);
     }
 }
 
@@ -95,8 +123,11 @@ void connect__done(struct net_conn *c)
 void connect__on_timeout(struct net_conn *c)
 {
     static const char *const phase[] = {
-        [NET_RESOLVING] = "resolving", [NET_CONNECTING] = "TCP connect",
-        [NET_PROXY] = "proxy CONNECT", [NET_HANDSHAKE] = "TLS handshake", [NET_OPEN] = "",
+        [NET_RESOLVING] = "resolving",
+        [NET_CONNECTING] = "TCP connect",
+        [NET_PROXY] = "proxy CONNECT",
+        [NET_HANDSHAKE] = "TLS handshake",
+        [NET_OPEN] = "",
     };
 
     connect__fail(c, "connect to %s timed out after %llu ms (%s)", c->hostport,
@@ -247,8 +278,8 @@ void connect__tunnel_up(struct net_conn *c, const uint8_t *rest, size_t len)
     int r;
 
     if (!c->use_tls) {
-        if (len > 0 && ((c->held = buf_new(SIZE_MAX, BUF_WIPE)) == NULL ||
-                        buf_put(c->held, rest, len) != 0)) {
+        if (len > 0 &&
+            ((c->held = buf_new(SIZE_MAX, BUF_WIPE)) == NULL || buf_put(c->held, rest, len) != 0)) {
             connect__fail(c, "connect to %s: out of memory", c->hostport);
             return;
         }
@@ -278,57 +309,80 @@ static void clean_copy(char *dst, size_t size, const uint8_t *s, size_t len)
     dst[n] = '\0';
 }
 
+/* Fails the connect for the proxy's answer p[0..n), by what the parser said (r). */
+static void connect__proxy_refused(struct net_conn *c, const uint8_t *p, size_t n, int r)
+{
+    const uint8_t *eol;
+    char line[128];
+
+    if (r == ERR_INCOMPLETE || r == ERR_HTTP_HEAD_TOO_LARGE) {
+        connect__fail(c, "proxy CONNECT to %s failed: the proxy's answer head is too large",
+                      c->hostport);
+    } else if (r != 0) {
+        connect__fail(c, "proxy CONNECT to %s failed: the proxy's answer is malformed",
+                      c->hostport);
+    } else {
+        /* The parser checked "HTTP/1.x NNN": the status and reason start at 9. */
+        eol = memmem(p, n, "\r\n", 2);
+        clean_copy(line, sizeof(line), p + 9, (size_t)(eol - p) - 9);
+        connect__fail(c, "proxy CONNECT to %s refused: %s", c->hostport, line);
+    }
+}
+
 /* The proxy's answer, as it comes. */
 static void connect__on_proxy_data(struct net_conn *c, const uint8_t *data, size_t len)
 {
     struct net_connect *k = &c->connect;
-    struct net_proxy_answer a;
+    struct http1_response *resp;
     struct buf *head;
     const uint8_t *p;
-    size_t n, from;
-    bool whole;
-    char line[128];
-    int r;
+    size_t n, from, head_len = 0;
+    int r, status = 0;
 
-    if (k->head == NULL && (k->head = buf_new(NET_PROXY_HEAD_MAX + NET_READ_SIZE, 0)) == NULL) {
-        connect__fail(c, "proxy CONNECT to %s failed: out of memory", c->hostport);
-        return;
-    }
-    if (buf_put(k->head, data, len) != 0) {
+    if ((k->head == NULL && (k->head = buf_new(NET_PROXY_HEAD_MAX + NET_READ_SIZE, 0)) == NULL) ||
+        buf_put(k->head, data, len) != 0) {
         connect__fail(c, "proxy CONNECT to %s failed: out of memory", c->hostport);
         return;
     }
     p = buf_ptr(k->head);
     n = buf_len(k->head);
-    /* Only the new bytes (and 3 before them) are searched: a proxy dribbling its answer
-     * a byte at a time costs linear time, not quadratic. */
+    /* Anything but an HTTP answer (a TLS server, an SSH banner) is refused at once. */
+    if (memcmp(p, "HTTP/", n < 5 ? n : 5) != 0) {
+        connect__fail(c, "proxy CONNECT to %s failed: the proxy's answer is not HTTP", c->hostport);
+        return;
+    }
+    /* The head is parsed once its end is in, and only the new bytes (and 3 before them)
+     * are searched for it: a proxy dribbling its answer costs linear time. */
     from = k->scanned > 3 ? k->scanned - 3 : 0;
-    whole = memmem(p + from, n - from, "\r\n\r\n", 4) != NULL || n >= NET_PROXY_HEAD_MAX;
     k->scanned = n;
-    /* Until the end has come, only "HTTP/" is checked (the parser looks at 5 bytes). */
-    r = net_proxy_parse_head(p, whole ? n : (n < 5 ? n : 5), &a);
-    if (r == ERR_INCOMPLETE)
-        return;
-    if (r == ERR_TOO_LARGE) {
-        connect__fail(c, "proxy CONNECT to %s failed: the proxy's answer is over %d bytes",
-                      c->hostport, NET_PROXY_HEAD_MAX);
+    if (memmem(p + from, n - from, "\r\n\r\n", 4) == NULL) {
+        if (n >= NET_PROXY_HEAD_MAX)
+            connect__proxy_refused(c, p, n, ERR_HTTP_HEAD_TOO_LARGE);
         return;
     }
-    if (r != 0) {
-        connect__fail(c, "proxy CONNECT to %s failed: the proxy's answer is not HTTP",
-                      c->hostport);
+    if ((resp = malloc(sizeof(*resp))) == NULL) { /* 16 KiB of header views */
+        connect__fail(c, "proxy CONNECT to %s failed: out of memory", c->hostport);
         return;
     }
-    if (a.status < 200 || a.status > 299) {
-        clean_copy(line, sizeof(line), p + 9, a.line_len - 9);
-        connect__fail(c, "proxy CONNECT to %s refused: %s", c->hostport, line);
+    /* At most NET_PROXY_HEAD_MAX bytes: a head that ends later comes back incomplete.
+     * The answer's framing is not looked at: a 2xx to CONNECT has no body (RFC 9110
+     * 9.3.6), and anything else ends the attempt. */
+    r = http1_parse_response((const char *)p, n < NET_PROXY_HEAD_MAX ? n : NET_PROXY_HEAD_MAX,
+                             false, resp);
+    if (r == 0) {
+        status = resp->status;
+        head_len = resp->head_len;
+    }
+    free(resp);
+    if (r != 0 || status < 200 || status > 299) {
+        connect__proxy_refused(c, p, n, r);
         return;
     }
-    /* RFC 9110 9.3.6: after a 2xx the connection is the tunnel; what came behind the
-     * head is the server's. */
+    /* After a 2xx the connection is the tunnel: what came behind the head is the
+     * server's. */
     head = k->head;
     k->head = NULL;
-    connect__tunnel_up(c, p + a.head_len, n - a.head_len); /* copies what it keeps */
+    connect__tunnel_up(c, p + head_len, n - head_len); /* copies what it keeps */
     buf_free(head);
 }
 
@@ -356,7 +410,9 @@ int net_connect_start(uv_loop_t *loop, struct net_tls_ctx *tls, const struct net
                       uint64_t timeout_ms, net_connect_cb cb, void *ud, struct net_connect **out)
 {
     struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP,
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_protocol = IPPROTO_TCP,
     };
     struct net_conn *c = NULL;
     char port[8];
@@ -365,7 +421,9 @@ int net_connect_start(uv_loop_t *loop, struct net_tls_ctx *tls, const struct net
 
     *out = NULL;
     assert(loop != NULL && t != NULL && t->host != NULL && cb != NULL);
-    if (t->tls && tls == NULL)
+    if ((t->tls && tls == NULL) || !host_ok(t->host) ||
+        (t->proxy != NULL && (!host_ok(t->proxy->host) || (t->proxy->authorization != NULL &&
+                                                           !value_ok(t->proxy->authorization)))))
         return ERR_INVALID;
     if ((r = conn__new(loop, &c)) != 0)
         return r;
@@ -378,8 +436,7 @@ int net_connect_start(uv_loop_t *loop, struct net_tls_ctx *tls, const struct net
     r = ERR_NOMEM;
     if ((c->host = strdup(t->host)) == NULL || (c->hostport = malloc(n)) == NULL)
         goto out;
-    snprintf(c->hostport, n, strchr(t->host, ':') != NULL ? "[%s]:%u" : "%s:%u", t->host,
-             t->port);
+    snprintf(c->hostport, n, strchr(t->host, ':') != NULL ? "[%s]:%u" : "%s:%u", t->host, t->port);
     if ((r = net_proxy_dup(t->proxy, &c->proxy)) != 0 ||
         (t->alpn != NULL && (r = alpn_wire(t->alpn, c->alpn_wire, &c->alpn_wire_len)) != 0))
         goto out;

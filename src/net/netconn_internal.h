@@ -22,10 +22,10 @@
 #include "buf.h"
 #include "netconn.h"
 
-#define NET_READ_SIZE (64 * 1024)        /* one socket read */
-#define NET_TLS_CHUNK (16 * 1024)        /* one SSL_read: a record's plaintext at most */
-#define NET_ERROR_MAX 512                /* an error line */
-#define NET_ALPN_MAX 255                 /* the wire form of an ALPN list */
+#define NET_READ_SIZE (64 * 1024) /* one socket read */
+#define NET_TLS_CHUNK (16 * 1024) /* one SSL_read: a record's plaintext at most */
+#define NET_ERROR_MAX 512         /* an error line */
+#define NET_ALPN_MAX 255          /* the wire form of an ALPN list */
 
 enum net_state {
     NET_RESOLVING,
@@ -40,27 +40,27 @@ struct net_connect {
     net_connect_cb cb;
     void *ud;
     uint64_t timeout_ms;
-    struct addrinfo *ai, *ai_next;   /* the resolved addresses, the next to try */
-    char dial[300];                  /* "host:port" the socket goes to (target or proxy) */
-    char addr[64];                   /* the address being tried, for errors */
-    char last_error[NET_ERROR_MAX];  /* why the last address failed */
-    struct buf *head;                /* the proxy's answer so far */
-    size_t scanned;                  /* bytes of head already searched for its end */
-    bool finished;                   /* cb called or cancelled */
+    struct addrinfo *ai, *ai_next;  /* the resolved addresses, the next to try */
+    char dial[300];                 /* "host:port" the socket goes to (target or proxy) */
+    char addr[64];                  /* the address being tried, for errors */
+    char last_error[NET_ERROR_MAX]; /* why the last address failed */
+    struct buf *head;               /* the proxy's answer so far */
+    size_t scanned;                 /* bytes of head already searched for its end */
+    bool finished;                  /* cb called or cancelled */
 };
 
 struct net_conn {
     uv_loop_t *loop;
     uv_tcp_t tcp;
-    uv_timer_t timer;        /* the connect timeout, then read_start's delivery */
+    uv_timer_t timer; /* the connect timeout, then read_start's delivery */
     uv_getaddrinfo_t gai;
     uv_connect_t creq;
     uv_write_t wreq;
-    unsigned refs;           /* handles open + getaddrinfo under way */
+    unsigned refs; /* handles open + getaddrinfo under way */
     bool tcp_open, gai_active, released;
     enum net_state state;
 
-    char *host;              /* the target */
+    char *host; /* the target */
     uint16_t port;
     char *hostport;          /* "host:port", "[v6]:port": errors and the session cache */
     struct net_proxy *proxy; /* owned copy, or NULL */
@@ -77,17 +77,17 @@ struct net_conn {
     struct net_conn_events ev;
     void *ud;
     bool have_events;
-    bool reading;            /* the owner wants on_read */
+    bool reading; /* the owner wants on_read */
     bool uv_reading;
-    bool eof;                /* the peer's EOF came; reported after what it held */
-    bool closed;             /* on_close delivered or due */
-    bool close_due;          /* ... due, not yet delivered (before set_events) */
+    bool eof;       /* the peer's EOF came; reported after what it held */
+    bool closed;    /* on_close delivered or due */
+    bool close_due; /* ... due, not yet delivered (before set_events) */
     bool write_failed;
     char reason[NET_ERROR_MAX]; /* the due close's reason ("" = clean) */
 
-    struct buf *held;        /* plain TCP: bytes that came behind the proxy's answer */
-    struct buf *out;         /* queued, not yet given to uv_write */
-    struct buf *inflight;    /* given to uv_write */
+    struct buf *held;     /* plain TCP: bytes that came behind the proxy's answer */
+    struct buf *out;      /* queued, not yet given to uv_write */
+    struct buf *inflight; /* given to uv_write */
     bool writing;
 
     struct net_connect connect;

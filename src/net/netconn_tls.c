@@ -118,8 +118,8 @@ int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
     /* Keys and tokens pass through these buffers: OpenSSL wipes the plaintext it held
      * once it is handed over. No renegotiation (a TLS 1.2 server asking would make a
      * write need a read), no compression (CRIME). */
-    SSL_CTX_set_options(tls->ctx, SSL_OP_CLEANSE_PLAINTEXT | SSL_OP_NO_RENEGOTIATION |
-                                      SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(tls->ctx,
+                        SSL_OP_CLEANSE_PLAINTEXT | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(tls->ctx, SSL_MODE_RELEASE_BUFFERS);
     r = ERR_INVALID;
     if (cacert != NULL ? SSL_CTX_load_verify_file(tls->ctx, cacert) != 1

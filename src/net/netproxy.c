@@ -1,5 +1,5 @@
 /*
- * netproxy.c - the CONNECT proxy: which one, and its answer read strictly. See netproxy.h.
+ * netproxy.c - the CONNECT proxy: which one. See netproxy.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -168,67 +168,11 @@ out:
     return r;
 }
 
-int net_proxy_for(const struct webproxy *wp, const char *scheme, const char *host,
-                  uint16_t port, struct net_proxy **out)
+int net_proxy_for(const struct webproxy *wp, const char *scheme, const char *host, uint16_t port,
+                  struct net_proxy **out)
 {
     const char *url = webproxy_for(wp, scheme, host, port);
 
     *out = NULL;
     return url == NULL ? 0 : net_proxy_from_url(url, out);
-}
-
-/* RFC 9112 4: "HTTP/1.x NNN" then nothing, or SP and a reason of HTAB, SP, VCHAR, obs-text. */
-static bool status_line_ok(const uint8_t *s, size_t len, int *status)
-{
-    if (len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || !ascii_is_digit(s[7]) || s[8] != ' ' ||
-        s[9] < '1' || s[9] > '9' || !ascii_is_digit(s[10]) || !ascii_is_digit(s[11]) ||
-        (len > 12 && s[12] != ' '))
-        return false;
-    for (size_t i = 13; i < len; i++)
-        if (s[i] != '\t' && (s[i] < 0x20 || s[i] == 0x7f))
-            return false;
-    *status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-    return true;
-}
-
-/* RFC 9110 5.1, 5.5: a token, a colon, a value of HTAB, SP, VCHAR and obs-text. No
- * leading whitespace: that is obsolete line folding (RFC 9112 5.2), refused. */
-static bool field_line_ok(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len && ascii_is_tchar(s[i]))
-        i++;
-    if (i == 0 || i == len || s[i] != ':')
-        return false;
-    for (i++; i < len; i++)
-        if (s[i] != '\t' && (s[i] < 0x20 || s[i] == 0x7f))
-            return false;
-    return true;
-}
-
-int net_proxy_parse_head(const uint8_t *buf, size_t len, struct net_proxy_answer *a)
-{
-    size_t n = len < NET_PROXY_HEAD_MAX ? len : NET_PROXY_HEAD_MAX, head_len, line_len, pos;
-    const uint8_t *end, *eol;
-    int status;
-
-    if (memcmp(buf, "HTTP/", len < 5 ? len : 5) != 0)
-        return ERR_INVALID;
-    if ((end = memmem(buf, n, "\r\n\r\n", 4)) == NULL)
-        return len >= NET_PROXY_HEAD_MAX ? ERR_TOO_LARGE : ERR_INCOMPLETE;
-    head_len = (size_t)(end - buf) + 4;
-    /* There is a CRLF at the latest where the end of the head starts. */
-    line_len = (size_t)((const uint8_t *)memmem(buf, head_len, "\r\n", 2) - buf);
-    if (!status_line_ok(buf, line_len, &status))
-        return ERR_INVALID;
-    for (pos = line_len + 2; pos < head_len - 2; pos = (size_t)(eol - buf) + 2) {
-        eol = memmem(buf + pos, head_len - pos, "\r\n", 2);
-        if (!field_line_ok(buf + pos, (size_t)(eol - (buf + pos))))
-            return ERR_INVALID;
-    }
-    a->status = status;
-    a->line_len = line_len;
-    a->head_len = head_len;
-    return 0;
 }

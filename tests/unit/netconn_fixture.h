@@ -41,7 +41,7 @@ struct got {
     /* the connect */
     struct net_connect *k; /* under way, or NULL */
     bool done;
-    struct net_conn *c;    /* the connection, until the test frees it */
+    struct net_conn *c; /* the connection, until the test frees it */
     char error[512];
     /* the stream */
     uint8_t *data;

@@ -151,8 +151,8 @@ static void verify_case(struct got *g, const char *name, const char *host, const
     struct net_target t = {.host = host, .tls = true};
     char prefix[128];
 
-    peer = peer_start(g, "echo", name, "--listen", strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-               NULL);
+    peer = peer_start(g, "echo", name, "--listen",
+                      strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, NULL);
     t.port = (uint16_t)peer->port;
     assert_null(connect_to(g, &t, WAIT_MS));
     snprintf(prefix, sizeof(prefix), "TLS handshake with %s:%d failed: ", host, peer->port);
@@ -176,7 +176,8 @@ static void test_netconn_rejects_an_untrusted_ca(void **state)
 
 static void test_netconn_rejects_an_expired_certificate(void **state)
 {
-    verify_case(*state, "expired", "127.0.0.1", "certificate verify failed: certificate has expired");
+    verify_case(*state, "expired", "127.0.0.1",
+                "certificate verify failed: certificate has expired");
 }
 
 /* A server that speaks TLS 1.1 at most is refused (TLS 1.2 is the minimum). */

@@ -15,9 +15,11 @@
 #include "err.h"
 #include "netconn_fixture.h"
 
-static void test_netconn_refuses_a_bad_alpn_list(void **state)
+/* What could not be sent safely is refused at once, without a callback. */
+static void test_netconn_refuses_bad_arguments(void **state)
 {
     struct got *g = *state;
+    struct net_proxy px = {.host = "127.0.0.1", .port = 1};
     struct net_target t = {.host = "127.0.0.1", .port = 1, .tls = true, .alpn = "h2,,x"};
     struct net_connect *k;
 
@@ -26,8 +28,22 @@ static void test_netconn_refuses_a_bad_alpn_list(void **state)
     t.alpn = "h2,";
     assert_int_equal(net_connect_start(g->loop, g->tls, &t, 0, on_connected, g, &k), ERR_INVALID);
     t.alpn = "h2";
-    t.tls = true;
     assert_int_equal(net_connect_start(g->loop, NULL, &t, 0, on_connected, g, &k), ERR_INVALID);
+    /* A host or a proxy's credentials that would split the CONNECT request. */
+    t.host = "example.com\r\nX-Injected: 1";
+    assert_int_equal(net_connect_start(g->loop, g->tls, &t, 0, on_connected, g, &k), ERR_INVALID);
+    t.host = "example.com 443";
+    assert_int_equal(net_connect_start(g->loop, g->tls, &t, 0, on_connected, g, &k), ERR_INVALID);
+    t.host = "";
+    assert_int_equal(net_connect_start(g->loop, g->tls, &t, 0, on_connected, g, &k), ERR_INVALID);
+    t.host = "example.com";
+    t.proxy = &px;
+    px.authorization = "Basic x\r\nX-Injected: 1";
+    assert_int_equal(net_connect_start(g->loop, g->tls, &t, 0, on_connected, g, &k), ERR_INVALID);
+    px.authorization = NULL;
+    px.host = "proxy\n";
+    assert_int_equal(net_connect_start(g->loop, g->tls, &t, 0, on_connected, g, &k), ERR_INVALID);
+    assert_false(g->done);
 }
 
 static void test_netconn_reports_a_refused_connection(void **state)
@@ -132,8 +148,8 @@ static void test_netconn_reports_a_close_during_the_handshake(void **state)
              t.port);
     /* A reset instead of an EOF is as good an answer. */
     if (strcmp(g->error, want) != 0) {
-        snprintf(want, sizeof(want), "TLS handshake with 127.0.0.1:%u failed: connection reset by peer",
-                 t.port);
+        snprintf(want, sizeof(want),
+                 "TLS handshake with 127.0.0.1:%u failed: connection reset by peer", t.port);
         assert_string_equal(g->error, want);
     }
     uv_close((uv_handle_t *)&server, NULL);
@@ -268,14 +284,22 @@ static void test_netconn_proxy_answers_read_strictly(void **state)
     fake_proxy_case(g, "HTTP/1.1 200 Connection established\\r\\nVia: x\\r\\n\\r\\nearly", NULL,
                     "early");
     fake_proxy_case(g, "HTTP/1.0 200 OK\\r\\n\\r\\n", NULL, "");
+    /* RFC 9110 9.3.6: a 2xx to CONNECT has no body, whatever its framing says. */
+    fake_proxy_case(g, "HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\nearly", NULL, "early");
     fake_proxy_case(g, "SSH-2.0-OpenSSH\\r\\n", "failed: the proxy's answer is not HTTP", NULL);
-    fake_proxy_case(g, "HTTP/1.1 200 OK\\nVia: x\\r\\n\\r\\n", "is not HTTP", NULL);
-    fake_proxy_case(g, "HTTP/1.1 502 Bad \\x01Gateway\\r\\n\\r\\n", "is not HTTP", NULL);
+    fake_proxy_case(g, "HTTP/1.1 200 OK\\nVia: x\\r\\n\\r\\n",
+                    "failed: the proxy's answer is malformed", NULL);
+    fake_proxy_case(g, "HTTP/1.1 200 OK\\r\\nVia: x\\r\\n folded\\r\\n\\r\\n", "is malformed",
+                    NULL);
+    fake_proxy_case(g, "HTTP/1.1 502 Bad \\x01Gateway\\r\\n\\r\\n", "is malformed", NULL);
     fake_proxy_case(g, "HTTP/1.1 502 Bad Gateway\\r\\n\\r\\n",
                     "proxy CONNECT to 10.0.0.1:80 refused: 502 Bad Gateway", NULL);
     fake_proxy_case(g, "", "failed: the proxy closed the connection before answering", NULL);
     snprintf(big, sizeof(big), "HTTP/1.1 200 OK\\r\\nX: %0*d\\r\\n\\r\\n", 17000, 0);
-    fake_proxy_case(g, big, "answer is over 16384 bytes", NULL);
+    fake_proxy_case(g, big, "failed: the proxy's answer head is too large", NULL);
+    /* Its end within 16 KiB, the rest after it: in, and the rest is the tunnel's. */
+    snprintf(big, sizeof(big), "HTTP/1.1 200 OK\\r\\nX: %0*d\\r\\n\\r\\nearly", 16000, 0);
+    fake_proxy_case(g, big, NULL, "early");
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -283,7 +307,7 @@ static void test_netconn_proxy_answers_read_strictly(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        T(test_netconn_refuses_a_bad_alpn_list),
+        T(test_netconn_refuses_bad_arguments),
         T(test_netconn_reports_a_refused_connection),
         T(test_netconn_reports_an_unresolvable_name),
         T(test_netconn_times_out_when_the_server_is_silent),
