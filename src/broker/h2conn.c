@@ -126,7 +126,7 @@ static void conn__notify(struct h2conn *c)
     }
 }
 
-/* The one place user callbacks are called from (besides nothing). */
+/* The one place user callbacks are called from: stream steps, on_capacity, on_closed. */
 static void conn__run(struct h2conn *c)
 {
     struct h2_stream *s;

@@ -37,6 +37,7 @@ struct fx {
     char rbuf[65536];
     struct h2conn *c;
     bool stall; /* pending() reports the high-water mark: the conn produces nothing */
+    bool no_settings_wait; /* fx_open returns before the server's SETTINGS are in */
     int capacity, closed;
     char closed_reason[256];
     struct req *queue[MAX_REQS]; /* the "pool": submitted while available */
@@ -70,7 +71,7 @@ struct req {
 };
 
 /* The peer (max_streams: its --max-streams, or NULL), a connected h2conn whose first PING
- * was answered (so the server's SETTINGS are in). */
+ * was answered (so the server's SETTINGS are in), unless f->no_settings_wait. */
 void fx_open(struct fx *f, const char *max_streams);
 /* cmocka: a zeroed fixture, and everything closed, killed and freed. */
 int setup(void **state);

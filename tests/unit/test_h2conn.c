@@ -160,6 +160,28 @@ static void test_h2conn_respects_max_concurrent_streams(void **state)
     json_decref(doc);
 }
 
+/* Before the server's first SETTINGS one stream, not nghttp2's 100: a server with a lower
+ * limit would refuse the rest of a burst. on_capacity says when SETTINGS raised it. */
+static void test_h2conn_one_stream_until_the_servers_settings(void **state)
+{
+    struct fx *f = *state;
+    size_t i;
+
+    f->no_settings_wait = true;
+    fx_open(f, NULL);
+    for (i = 0; i < 5; i++)
+        f->queue[f->nqueue++] = req_new(f, "GET", "/size/10");
+    pool_pump(f);
+    assert_int_equal(h2conn_active(f->c), 1);
+    assert_false(h2conn_available(f->c));
+    assert_int_equal(f->capacity, 0);
+    assert_true(run_until(f, all_done, NULL));
+    assert_true(f->capacity >= 1);
+    assert_true(f->max_active > 1); /* the rest went out together once SETTINGS came */
+    for (i = 0; i < 5; i++)
+        assert_int_equal(f->all[i]->result, 0);
+}
+
 static void test_h2conn_slow_reader_never_blocks_a_fast_one(void **state)
 {
     struct fx *f = *state;
@@ -435,6 +457,7 @@ int main(int argc, char **argv)
         T(test_h2conn_posts_bodies_of_unknown_and_known_length),
         T(test_h2conn_body_not_matching_its_length_fails),
         T(test_h2conn_respects_max_concurrent_streams),
+        T(test_h2conn_one_stream_until_the_servers_settings),
         T(test_h2conn_slow_reader_never_blocks_a_fast_one),
         T(test_h2conn_slow_readers_never_use_up_the_connection_window),
         T(test_h2conn_goaway_fails_streams_above_last_id_as_retryable),
