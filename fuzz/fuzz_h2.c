@@ -105,8 +105,8 @@ static void read_frames(struct h *h, const uint8_t *p, size_t len)
         flen = (size_t)p[off] << 16 | (size_t)p[off + 1] << 8 | p[off + 2];
         type = p[off + 3];
         flags = p[off + 4];
-        id = ((uint32_t)p[off + 5] << 24 | (uint32_t)p[off + 6] << 16 | (uint32_t)p[off + 7] << 8 |
-              p[off + 8]) & 0x7fffffffu;
+        id = (uint32_t)(p[off + 5] & 0x7f) << 24 | (uint32_t)p[off + 6] << 16 |
+             (uint32_t)p[off + 7] << 8 | p[off + 8];
         avail = len - off - 9 < flen ? len - off - 9 : flen;
         s = NULL;
         for (i = 0; i < h->n; i++)
@@ -283,8 +283,7 @@ static void check_streams(struct h *h)
             live++;
     }
     if (h->c)
-        FUZZ_CHECK(h2conn_active(h->c) == live, "active %zu, live %zu", h2conn_active(h->c),
-                   live);
+        FUZZ_CHECK(h2conn_active(h->c) == live, "active %zu, live %zu", h2conn_active(h->c), live);
 }
 
 static void resume_all(struct h *h)
@@ -310,15 +309,14 @@ static void submit_more(struct h *h)
     static const char *const methods[] = {"GET", "HEAD", "POST", "PUT"};
     static const char *const hdrs[] = {"Accept: */*", "TE: trailers"};
     const uint8_t *set = h->settings;
+    struct h2_request rq = {NULL, "https", "api.example", "/v1/x?app_key=k", hdrs, 2, false, -1};
     struct st *s;
-    int m;
 
     while (h->c && h->nsubmitted < h->n && h2conn_available(h->c)) {
         s = &h->st[h->nsubmitted++];
-        m = (set[7] >> (2 * s->index)) & 3;
-        struct h2_request rq = {methods[m], "https", "api.example", "/v1/x?app_key=k", hdrs, 2,
-                                s->has_body, (set[0] & 0x20) ? (int64_t)h->body_len : -1};
-
+        rq.method = methods[(set[7] >> (2 * s->index)) & 3];
+        rq.has_body = s->has_body;
+        rq.body_len = (set[0] & 0x20) ? (int64_t)h->body_len : -1;
         FUZZ_CHECK(h2conn_submit(h->c, &rq, &ops, s, &s->s) == 0, "submit while available");
         s->submitted = true;
         FUZZ_CHECK(h2_stream_id(s->s) == s->id, "stream id %d, not %d", (int)h2_stream_id(s->s),

@@ -289,8 +289,9 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, cons
     if (!s || s->failed)
         return 0;
     if ((r = h2conn__stream_hold(s, data, len)) != 0)
-        h2conn__stream_fail(s, false, r == ERR_NOMEM ? "out of memory for the response body"
-                                                     : "the upstream overran the stream window");
+        h2conn__stream_fail(s, false,
+                            r == ERR_NOMEM ? "out of memory for the response body"
+                                           : "the upstream overran the stream window");
     return 0;
 }
 
@@ -352,8 +353,7 @@ static int on_frame_not_send_cb(nghttp2_session *ng, const nghttp2_frame *f, int
     return 0;
 }
 
-static int on_invalid_frame_cb(nghttp2_session *ng, const nghttp2_frame *f, int lib_error,
-                               void *ud)
+static int on_invalid_frame_cb(nghttp2_session *ng, const nghttp2_frame *f, int lib_error, void *ud)
 {
     struct h2conn *c = ud;
     struct h2_stream *s;

@@ -13,8 +13,8 @@
  * and the response pushed through on_body(); either side can pause. Flow control follows
  * the reader: a stream's window (H2CONN_STREAM_WINDOW) is handed back only as on_body
  * takes bytes, so a paused stream holds at most one window of DATA, while the connection
- * window (H2CONN_CONN_WINDOW) is handed back as soon as bytes are buffered, so one slow
- * reader never stalls the other streams.
+ * window (H2CONN_CONN_WINDOW) is handed back as soon as bytes are buffered, so slow
+ * readers never stall the other streams, however many of them hold a full window.
  *
  * Limits on what the server sends (each a failure of that stream only, with RST_STREAM):
  * a response head (any one header block) over H2CONN_MAX_HEAD_BYTES, counted as RFC 9113
@@ -27,7 +27,8 @@
  * zero timer on the loop, never from inside nghttp2 and never from h2conn_submit,
  * h2_stream_resume or h2_stream_cancel. Callbacks may call anything here, including
  * h2conn_free (deferred until the outermost call into the connection returns; nothing is
- * called after it) and h2_stream_cancel of any stream. The transport's send and pending
+ * called after it) and h2_stream_cancel of any stream. The transport's send is called
+ * from those calls and from h2conn_new, h2conn_submit and h2conn_close; send and pending
  * must not call into the connection.
  */
 #ifndef CREDBROKER_H2CONN_H
@@ -43,11 +44,11 @@
 #include "http1.h"
 
 /* What we advertise and enforce (h2conn_new sends them). */
-#define H2CONN_STREAM_WINDOW (256u * 1024u)       /* SETTINGS_INITIAL_WINDOW_SIZE */
-#define H2CONN_CONN_WINDOW (16u * 1024u * 1024u)  /* WINDOW_UPDATE on stream 0 */
-#define H2CONN_MAX_HEAD_BYTES (256u * 1024u)      /* SETTINGS_MAX_HEADER_LIST_SIZE */
+#define H2CONN_STREAM_WINDOW (256u * 1024u)      /* SETTINGS_INITIAL_WINDOW_SIZE */
+#define H2CONN_CONN_WINDOW (16u * 1024u * 1024u) /* WINDOW_UPDATE on stream 0 */
+#define H2CONN_MAX_HEAD_BYTES (256u * 1024u)     /* SETTINGS_MAX_HEADER_LIST_SIZE */
 #define H2CONN_MAX_HEAD_FIELDS 500
-#define H2CONN_MAX_CONTINUATIONS 32               /* 16 KiB frames: room for a 256 KiB block */
+#define H2CONN_MAX_CONTINUATIONS 32 /* 16 KiB frames: room for a 256 KiB block */
 /* No frames are produced while the transport holds more than this (h2conn_on_drain). */
 #define H2CONN_SEND_HIGH_WATER (64u * 1024u)
 /* Request body bytes read ahead per stream (one DATA frame's worth). */
@@ -77,12 +78,12 @@ struct h2conn_events {
 };
 
 /*
- * Makes a connection and queues the client preface: SETTINGS (ENABLE_PUSH 0,
- * INITIAL_WINDOW_SIZE H2CONN_STREAM_WINDOW, MAX_HEADER_LIST_SIZE H2CONN_MAX_HEAD_BYTES)
- * and WINDOW_UPDATE on stream 0 up to H2CONN_CONN_WINDOW, sent from the loop. tr and ev
- * are copied; t and ud are the caller's, passed back. Until the server's first SETTINGS
- * one stream may be open (a server with a lower limit than RFC 9113's recommended 100
- * would refuse a burst); on_capacity tells when it raised that.
+ * Makes a connection and sends the client preface through tr at once: the magic,
+ * SETTINGS (ENABLE_PUSH 0, INITIAL_WINDOW_SIZE H2CONN_STREAM_WINDOW, MAX_HEADER_LIST_SIZE
+ * H2CONN_MAX_HEAD_BYTES) and WINDOW_UPDATE on stream 0 up to H2CONN_CONN_WINDOW. tr and
+ * ev are copied; t and ud are the caller's, passed back; loop must outlive c. Until the
+ * server's first SETTINGS one stream may be open (a server with a lower limit than RFC
+ * 9113's recommended 100 would refuse a burst); on_capacity tells when it raised that.
  * Returns 0 and *out, or ERR_NOMEM / -errno (nothing to free then).
  */
 int h2conn_new(uv_loop_t *loop, const struct h2conn_transport *tr, void *t,
@@ -90,7 +91,8 @@ int h2conn_new(uv_loop_t *loop, const struct h2conn_transport *tr, void *t,
     __attribute__((warn_unused_result));
 
 /*
- * Bytes the transport received (any split). Callbacks run before this returns. Returns 0;
+ * Bytes the transport received (any split; read during the call, not kept). Callbacks run
+ * before this returns. Returns 0;
  * ERR_CLOSED when the connection is no longer usable (failed before or by these bytes,
  * closed) or was freed from a callback (do not touch it then).
  */
@@ -141,10 +143,10 @@ void h2conn_free(struct h2conn *c);
 #define H2_PAUSE (-1)
 
 /*
- * What to send. Everything is copied by h2conn_submit (nghttp2 keeps its own copies; the
- * caller wipes its copies if they hold a key). The values of :path, authorization,
- * proxy-authorization and cookie are sent as never-indexed literals (RFC 7541 6.2.3), so
- * a key in them stays out of both HPACK tables.
+ * What to send. Everything is copied by h2conn_submit (into nghttp2's frame, freed once
+ * sent; the caller wipes its own copies if they hold a key). The values of :path,
+ * authorization, proxy-authorization and cookie are sent as never-indexed literals (RFC
+ * 7541 6.2.3), so a key in them stays out of both HPACK tables.
  */
 struct h2_request {
     const char *method, *scheme, *authority, *path; /* authority may be NULL */
@@ -186,12 +188,15 @@ struct h2_stream_ops {
 };
 
 /*
- * Starts a request (its HEADERS leave from the loop's next turn). ops and ud must stay
- * valid until on_done or h2_stream_cancel. Returns 0 and *out (the caller's handle, valid
+ * Starts a request: its HEADERS go to the transport before this returns (unless it is
+ * above its high-water mark); the body is read and the response delivered from the loop.
+ * ops and ud must stay valid until on_done or h2_stream_cancel. Returns 0 and *out
+ * (the caller's handle, valid
  * until then), or a negative code and nothing started: ERR_LIMIT (not available: at the
  * server's stream limit), ERR_CLOSED (GOAWAY received, failed, closed, or stream ids used
  * up), ERR_INVALID (a missing pseudo-header, a line without ':', a name that is not a
- * token, CR, LF or NUL in a value, has_body with a body_len below -1), ERR_NOMEM.
+ * token, CR or LF anywhere, a method that is not a token, has_body with a body_len below
+ * -1 or without read_body), ERR_NOMEM.
  */
 int h2conn_submit(struct h2conn *c, const struct h2_request *rq, const struct h2_stream_ops *ops,
                   void *ud, struct h2_stream **out) __attribute__((warn_unused_result));

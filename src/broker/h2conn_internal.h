@@ -53,8 +53,8 @@ struct h2_stream {
     /* A failure, once known: reported by the pump. */
     bool failed, retryable;
     char detail[H2CONN_DETAIL_MAX];
-    int invalid;      /* nghttp2 lib error of an invalid frame on this stream, or 0 */
-    int not_sent;     /* nghttp2 lib error that kept our HEADERS from leaving, or 0 */
+    int invalid;  /* nghttp2 lib error of an invalid frame on this stream, or 0 */
+    int not_sent; /* nghttp2 lib error that kept our HEADERS from leaving, or 0 */
     bool rst_received;
     bool reset_queued; /* nghttp2 resets it already (a head over our limits) */
 

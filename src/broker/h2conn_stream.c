@@ -219,8 +219,7 @@ void h2conn__stream_step(struct h2conn *c, struct h2_stream *s)
                             (int)c->goaway_last_id);
     if (!s->failed && !complete && c->failing)
         h2conn__stream_fail(s,
-                            !s->headers_sent ||
-                                (c->goaway_received && s->id > c->goaway_last_id),
+                            !s->headers_sent || (c->goaway_received && s->id > c->goaway_last_id),
                             "%s", c->reason);
     if (s->failed) {
         /* Body bytes still held are dropped: the response is broken anyway. */
@@ -420,7 +419,9 @@ int h2conn_submit(struct h2conn *c, const struct h2_request *rq, const struct h2
     }
     prd.source.ptr = s;
     prd.read_callback = h2conn__read_body_cb;
-    /* nghttp2 copies names and values (no NO_COPY flags). */
+    /* nghttp2 copies names and values (no NO_COPY flags) into the frame it frees once the
+     * HEADERS are sent. XXX: freed, not wiped; a key in :path stays in freed heap until
+     * reused (nghttp2 has no hook for it), though never in the HPACK tables (NO_INDEX). */
     id = nghttp2_submit_request(c->ng, NULL, nva, (size_t)n, s->has_body ? &prd : NULL, s);
     if (id < 0) {
         if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE && !c->draining) {

@@ -406,8 +406,14 @@ struct req *req_new(struct fx *f, const char *method, const char *path)
 
 void submit(struct req *r)
 {
-    struct h2_request rq = {r->method, "http", "127.0.0.1", r->path, r->headers, r->nheaders,
-                            r->has_body, r->body_len};
+    struct h2_request rq = {.method = r->method,
+                            .scheme = "http",
+                            .authority = "127.0.0.1",
+                            .path = r->path,
+                            .headers = r->headers,
+                            .nheaders = r->nheaders,
+                            .has_body = r->has_body,
+                            .body_len = r->body_len};
 
     assert_int_equal(h2conn_submit(r->f->c, &rq, &rq_ops, r, &r->s), 0);
 }
@@ -439,8 +445,9 @@ const char *echo_header(json_t *doc, const char *name)
     json_t *pair;
     size_t i;
 
-    json_array_foreach(json_object_get(doc, "headers"), i, pair)
+    json_array_foreach(json_object_get(doc, "headers"), i, pair) {
         if (strcmp(json_string_value(json_array_get(pair, 0)), name) == 0)
             return json_string_value(json_array_get(pair, 1));
+    }
     return NULL;
 }

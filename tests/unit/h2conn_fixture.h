@@ -36,7 +36,7 @@ struct fx {
     int connect_status;
     char rbuf[65536];
     struct h2conn *c;
-    bool stall; /* pending() reports the high-water mark: the conn produces nothing */
+    bool stall;            /* pending() reports the high-water mark: the conn produces nothing */
     bool no_settings_wait; /* fx_open returns before the server's SETTINGS are in */
     int capacity, closed;
     char closed_reason[256];
@@ -78,10 +78,10 @@ int setup(void **state);
 int teardown(void **state);
 /* Runs the loop until cond(f, arg) or WAIT_MS pass; returns cond's last value. */
 bool run_until(struct fx *f, bool (*cond)(struct fx *, void *), void *arg);
-bool is_done(struct fx *f, void *req);    /* that request had its on_done */
-bool all_done(struct fx *f, void *unused); /* every request done or cancelled */
-bool pings_acked(struct fx *f, void *count); /* at least *(uint64_t *)count */
-bool conn_gone(struct fx *f, void *unused);  /* f->c freed (from a callback) */
+bool is_done(struct fx *f, void *req);        /* that request had its on_done */
+bool all_done(struct fx *f, void *unused);    /* every request done or cancelled */
+bool pings_acked(struct fx *f, void *count);  /* at least *(uint64_t *)count */
+bool conn_gone(struct fx *f, void *unused);   /* f->c freed (from a callback) */
 bool conn_closed(struct fx *f, void *unused); /* on_closed came */
 bool none_active(struct fx *f, void *unused);
 /* Submits queued requests while h2conn_available() (on_capacity calls it too). */

@@ -39,11 +39,16 @@ const char *peer_script;
 static void test_h2conn_get_sends_clean_headers(void **state)
 {
     struct fx *f = *state;
-    static const char *const hdrs[] = {
-        "X-Custom: One ",  "Connection: keep-alive, X-Gone", "X-Gone: 1",
-        "Keep-Alive: 5",   "Transfer-Encoding: chunked",     "Upgrade: h2c",
-        "Host: evil",      "Proxy-Connection: x",            "TE: trailers, deflate",
-        "Content-Length: 9"};
+    static const char *const hdrs[] = {"X-Custom: One ",
+                                       "Connection: keep-alive, X-Gone",
+                                       "X-Gone: 1",
+                                       "Keep-Alive: 5",
+                                       "Transfer-Encoding: chunked",
+                                       "Upgrade: h2c",
+                                       "Host: evil",
+                                       "Proxy-Connection: x",
+                                       "TE: trailers, deflate",
+                                       "Content-Length: 9"};
     struct req *r;
     json_t *doc;
 
