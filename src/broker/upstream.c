@@ -43,21 +43,22 @@ static int tr_send(void *t, const uint8_t *data, size_t len)
 {
     struct pconn *pc = t;
 
-    return pc->dead || pc->nc == NULL ? ERR_CLOSED : net_conn_write(pc->nc, data, len);
+    return pc->dead || pc->nc == NULL || pc->nc_gone ? ERR_CLOSED
+                                                     : net_conn_write(pc->nc, data, len);
 }
 
 static size_t tr_pending(void *t)
 {
     struct pconn *pc = t;
 
-    return pc->dead || pc->nc == NULL ? 0 : net_conn_pending(pc->nc);
+    return pc->dead || pc->nc == NULL || pc->nc_gone ? 0 : net_conn_pending(pc->nc);
 }
 
 static void tr_read_pause(void *t, bool pause)
 {
     struct pconn *pc = t;
 
-    if (pc->dead || pc->nc == NULL)
+    if (pc->dead || pc->nc == NULL || pc->nc_gone)
         return;
     if (pause)
         net_conn_read_stop(pc->nc);
@@ -94,17 +95,21 @@ static void on_net_drain(struct net_conn *nc, void *ud)
         h2conn_on_drain(pc->h2);
 }
 
+/* The transport ended. The protocol layer may still hold what it read for a paused
+ * reader: it reports itself closed (on_closed, which drops the connection) once every
+ * request on it has its end. */
 static void on_net_close(struct net_conn *nc, const char *reason, void *ud)
 {
     struct pconn *pc = ud;
 
     if (pc->dead)
         return;
+    pc->nc_gone = true;
     if (pc->h1 != NULL)
-        h1conn_transport_closed(pc->h1, reason); /* on_closed follows, and drops it */
+        h1conn_transport_closed(pc->h1, reason);
     else if (pc->h2 != NULL)
         h2conn_transport_closed(pc->h2, reason != NULL ? reason : "closed by the upstream");
-    if (!pc->dead)
+    else
         pconn__drop(pc);
 }
 
@@ -294,7 +299,7 @@ static struct pconn *origin__pick(struct origin *o, const struct upstream_req *r
     struct pconn *pc;
 
     LIST_FOREACH(pc, &o->conns, link) {
-        if (pc->dead)
+        if (pc->dead || pc->nc_gone)
             continue;
         if (pc->kind == PCONN_H2 && h2conn_available(pc->h2))
             return pc;

@@ -57,6 +57,7 @@ struct pconn {
     unsigned active;      /* requests on it */
     unsigned served;
     bool dead;
+    bool nc_gone;         /* the transport ended: nothing more is written to it */
 };
 
 struct upstream {

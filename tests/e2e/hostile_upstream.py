@@ -23,6 +23,8 @@ Log lines (JSON, one per line, appended; the file may be truncated by tests):
 
 Modes, chosen by path (any method; query parameters as noted):
   /ok                       200 {"ok": true}, Content-Length, keep-alive
+  /close-delimited?size=N   200 without a length, N bytes of "c", then the close ends
+                            the body
   /ok-then-idle-close       as /ok, then the connection is closed as a server's idle
                             timeout would (logged as {"event": "idle_closed"})
   /status/NNN               NNN {"status": NNN}
@@ -307,6 +309,9 @@ def dispatch(c, method, path, p):
     if path == "/ok":
         c.respond(200, {"ok": True})
         return True
+    if path == "/close-delimited":
+        c.send(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"c" * int(p.get("size", "0")))
+        return False
     if path == "/ok-then-idle-close":
         c.respond(200, {"ok": True})
         c.log.write({"event": "idle_closed"})

@@ -6,6 +6,7 @@ stream limit, flow control per child) run against nginx in test_60_egress.py and
 a python3-h2 peer in tests/unit/test_h2conn.c; the HTTP/1.1 connection's own cases in
 tests/unit/test_h1conn.c; hostile heads in test_95_adversarial.py."""
 
+import hashlib
 import json
 import shutil
 import socket
@@ -16,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from children.held import Held
-from conftest import E2E, PYTHON, REPO, PeerProcess, Upstream, make_child_env, read_json_lines, \
-    wait_for
+from conftest import E2E, PYTHON, REPO, PeerProcess, Upstream, download_slowly_at_once, \
+    make_child_env, read_json_lines, wait_for
 
 NET_CERTS = REPO / "tests" / "unit" / "peers" / "net_certs.sh"
 TINYPROXY = "/usr/bin/tinyproxy"
@@ -141,3 +142,13 @@ def test_a_connection_the_upstream_closed_while_idle_is_not_used_again(held, hos
     for _ in range(3):
         status, _, body = h.request("GET", "/ok")
         assert status == 200, body
+
+
+def test_a_close_delimited_body_read_slowly_arrives_whole(held, hostile):
+    """The upstream's close ends the body while the child is still reading it slowly: what
+    the connection holds for the paused reader is delivered first, then the end."""
+    h = held(["--stall-timeout", "20s"], upstream_url=hostile.url)
+    sizes = [6 * 1024 * 1024 + 5, 3 * 1024 * 1024]
+    results = download_slowly_at_once(h, ["/close-delimited?size=%d" % n for n in sizes])
+    for (got, digest), n in zip(results, sizes):
+        assert (got, digest) == (n, hashlib.sha256(b"c" * n).hexdigest())
