@@ -175,8 +175,13 @@ void conn__flush(struct net_conn *c)
 
 static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-    b->base = malloc(NET_READ_SIZE);
-    b->len = b->base != NULL ? NET_READ_SIZE : 0;
+    /* One read buffer for every connection of the loop (as the broker's own conn.c has):
+     * each read is consumed (fed to TLS, handed on, or kept in a copy) before the next
+     * one, and a malloc per read cost time and, under ASan, its quarantine. */
+    static char readbuf[NET_READ_SIZE];
+
+    b->base = readbuf;
+    b->len = sizeof(readbuf);
 }
 
 /* Plaintext from the socket (no TLS), in the open state. */
@@ -218,12 +223,9 @@ static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             conn__end(c, why);
         }
     }
-    if (b->base != NULL) {
-        /* Plaintext when not TLS; c may be released, its memory is not freed yet. */
-        if (n > 0)
-            explicit_bzero(b->base, (size_t)n);
-        free(b->base);
-    }
+    /* Plaintext when not TLS (c may be released: its memory is not freed yet). */
+    if (b->base != NULL && n > 0)
+        explicit_bzero(b->base, (size_t)n);
 }
 
 int conn__read_uv(struct net_conn *c)
