@@ -339,6 +339,8 @@ static void exchange_end(struct exchange *e)
 
 /* ---- tests ---- */
 
+static bool conn_closed(void *arg);
+
 static void test_keep_alive_reuse_with_length_and_chunked_bodies(void **state)
 {
     struct owner o;
@@ -413,6 +415,13 @@ static void test_a_pausing_reader_gets_every_byte_in_order(void **state)
     exchange(&o, &e, "GET", "/chunked/1000000", NULL, 0, false);
     assert_int_equal(e.body_len, 1000000);
     assert_true(pattern_matches(e.body, e.body_len));
+    exchange(&o, &e, "GET", "/len-close/1000", NULL, 0, false);
+    assert_int_equal(e.body_len, 1000);
+    run_until(conn_closed, &o); /* "Connection: close": not reused, the peer's socket open */
+    assert_int_equal(o.idle, 2);
+    exchange_end(&e);
+    owner_close(&o);
+    owner_open(&o);
     exchange(&o, &e, "GET", "/close/300000", NULL, 0, false); /* the close ends it */
     assert_int_equal(e.result, 0);
     assert_int_equal(e.body_len, 300000);

@@ -8,6 +8,8 @@ Body bytes of /len, /chunked and /close are PATTERN: byte i is i % 251.
   /len/N          200, Content-Length N
   /chunked/N      200, chunked in 1000-byte chunks, with a trailer field
   /close/N        200, no length, Connection: close: the body ends with the connection
+  /len-close/N    200, Content-Length N and "Connection: close", and the connection stays
+                  open until the client closes it
   /echo           reads the body (Content-Length or chunked) and answers
                   "<method> <length> <sha256 hex> <content-type>" (Content-Length)
   /100/N          "100 Continue", "103 Early Hints", then as /len/N
@@ -104,6 +106,11 @@ def serve(conn):
                 piece = data[i:i + 1000]
                 conn.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
             conn.sendall(b"0\r\nX-Trailer: yes\r\n\r\n")
+        elif parts[1] == "len-close":
+            answer(conn, "200 OK", [("Content-Length", n), ("Connection", "close")], pattern(n))
+            while conn.recv(65536):
+                pass
+            return
         elif parts[1] == "close":
             answer(conn, "200 OK", [("Connection", "close")], pattern(n))
             return
