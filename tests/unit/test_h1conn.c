@@ -164,10 +164,23 @@ static void on_connected(uv_connect_t *req, int status)
     uv_read_start((uv_stream_t *)&tcp->handle, on_alloc, on_read);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until cond(arg). A 10 ms tick keeps UV_RUN_ONCE returning: a timer's
+ * callback can meet the condition and leave nothing else to wake the poll after it. */
 static void run_until(bool (*cond)(void *), void *arg)
 {
+    uv_timer_t tick;
+
+    uv_timer_init(uv_default_loop(), &tick);
+    uv_timer_start(&tick, on_tick, 10, 10);
     for (int i = 0; i < 3000000 && !cond(arg); i++)
         uv_run(uv_default_loop(), UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
     assert_true(cond(arg));
 }
 
