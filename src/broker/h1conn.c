@@ -263,6 +263,29 @@ int h1conn_submit(struct h1conn *c, const struct h1_request *rq, const struct h1
 
 /* ---- the response ---- */
 
+/* What b holds, moved into a block of its own so that b can fill again while it is
+ * processed; NULL (and the exchange failed) without memory. Release with h1conn__drop. */
+static uint8_t *h1conn__take(struct h1conn *c, struct buf *b, size_t *n)
+{
+    uint8_t *p;
+
+    *n = buf_len(b);
+    if ((p = malloc(*n)) == NULL) {
+        h1conn__fail(c, UPSTREAM_ERR_TRANSFER, "out of memory");
+        return NULL;
+    }
+    memcpy(p, buf_ptr(b), *n);
+    buf_reset(b);
+    return p;
+}
+
+/* Wipes (it held a response body) and frees what h1conn__take gave. */
+static void h1conn__drop(uint8_t *p, size_t n)
+{
+    explicit_bzero(p, n);
+    free(p);
+}
+
 /* Offers body bytes; false when the exchange paused (they are kept in pend) or ended. */
 static bool h1conn__deliver(struct h1conn *c, const uint8_t *p, size_t n)
 {
@@ -392,18 +415,13 @@ static void h1conn__process(struct h1conn *c, const uint8_t *p, size_t n)
         return;
     }
     if (buf_len(c->head) > 0) {
-        size_t len = buf_len(c->head);
-        uint8_t *rest = malloc(len);
+        size_t len;
+        uint8_t *rest = h1conn__take(c, c->head, &len);
 
-        if (rest == NULL) {
-            h1conn__fail(c, UPSTREAM_ERR_TRANSFER, "out of memory");
+        if (rest == NULL)
             return;
-        }
-        memcpy(rest, buf_ptr(c->head), len);
-        buf_reset(c->head);
         h1conn__process_body(c, rest, len);
-        explicit_bzero(rest, len);
-        free(rest);
+        h1conn__drop(rest, len);
     }
 }
 
@@ -473,36 +491,24 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (x->active && buf_len(c->pend) > 0) {
-        n = buf_len(c->pend);
-        if ((raw = malloc(n)) == NULL) {
-            h1conn__fail(c, UPSTREAM_ERR_TRANSFER, "out of memory");
+        bool taken;
+
+        if ((raw = h1conn__take(c, c->pend, &n)) == NULL)
             return;
-        }
-        memcpy(raw, buf_ptr(c->pend), n);
-        buf_reset(c->pend);
-        if (!h1conn__deliver(c, raw, n)) {
-            explicit_bzero(raw, n);
-            free(raw);
+        taken = h1conn__deliver(c, raw, n); /* refused again: back in pend */
+        h1conn__drop(raw, n);
+        if (!taken)
             return;
-        }
-        explicit_bzero(raw, n);
-        free(raw);
         if (x->kind == HTTP1_RESPONSE_LENGTH && x->remaining == 0 && buf_len(c->held) == 0) {
             h1conn__finish(c, 0, NULL, false);
             return;
         }
     }
     if (x->active && buf_len(c->held) > 0) {
-        n = buf_len(c->held);
-        if ((raw = malloc(n)) == NULL) {
-            h1conn__fail(c, UPSTREAM_ERR_TRANSFER, "out of memory");
+        if ((raw = h1conn__take(c, c->held, &n)) == NULL)
             return;
-        }
-        memcpy(raw, buf_ptr(c->held), n);
-        buf_reset(c->held);
         h1conn__process(c, raw, n);
-        explicit_bzero(raw, n);
-        free(raw);
+        h1conn__drop(raw, n);
     }
     if (c->dead)
         return;
