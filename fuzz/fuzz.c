@@ -212,3 +212,24 @@ bool fuzz_parse_digits(const char *v, size_t len, uint64_t *out)
     *out = n;
     return true;
 }
+
+bool fuzz_list_has(const char *v, size_t len, const char *token)
+{
+    size_t i = 0;
+
+    while (i <= len) {
+        size_t s = i, e;
+
+        while (i < len && v[i] != ',')
+            i++;
+        e = i;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e > s && fuzz_eq_ci(v + s, e - s, token))
+            return true;
+        i++;
+    }
+    return false;
+}

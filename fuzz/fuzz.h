@@ -84,5 +84,8 @@ bool fuzz_contains(const void *hay, size_t hlen, const void *needle, size_t nlen
 /* A Content-Length value as the harnesses' own model reads it (RFC 9110 8.6: 1*DIGIT, no
  * sign, no space, no overflow): true and *out, or false. */
 bool fuzz_parse_digits(const char *v, size_t len, uint64_t *out);
+/* True if the comma-separated list v[0..len) has token (ASCII case-insensitively, OWS
+ * trimmed): the harnesses' own model of a Connection value. */
+bool fuzz_list_has(const char *v, size_t len, const char *token);
 
 #endif

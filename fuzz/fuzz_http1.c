@@ -56,28 +56,6 @@ static bool iov_inside(const struct http1_iov *v, const char *buf, size_t len)
     return v->base != NULL && p >= b && v->len <= len && p - b <= len - v->len;
 }
 
-/* True if the comma-separated list v has token (ASCII case-insensitively), OWS trimmed. */
-static bool list_has(const struct http1_iov *v, const char *token)
-{
-    size_t i = 0;
-
-    while (i <= v->len) {
-        size_t s = i, e;
-
-        while (i < v->len && v->base[i] != ',')
-            i++;
-        e = i;
-        while (s < e && is_ows((unsigned char)v->base[s]))
-            s++;
-        while (e > s && is_ows((unsigned char)v->base[e - 1]))
-            e--;
-        if (e > s && fuzz_eq_ci(v->base + s, e - s, token))
-            return true;
-        i++;
-    }
-    return false;
-}
-
 static bool is_host_byte(unsigned char c)
 {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
@@ -160,10 +138,10 @@ static void check_head(const char *buf, size_t len, const struct http1_request *
                 FUZZ_CHECK(is_host_byte((unsigned char)h->value.base[i]), "Host byte accepted");
             host_n++;
         } else if (fuzz_eq_ci(h->name.base, h->name.len, "connection")) {
-            close = close || list_has(&h->value, "close");
-            keep = keep || list_has(&h->value, "keep-alive");
+            close = close || fuzz_list_has(h->value.base, h->value.len, "close");
+            keep = keep || fuzz_list_has(h->value.base, h->value.len, "keep-alive");
             FUZZ_CHECK(http1_list_has_token(h->value.base, h->value.len, "close", 5) ==
-                           list_has(&h->value, "close"),
+                           fuzz_list_has(h->value.base, h->value.len, "close"),
                        "http1_list_has_token disagrees on close");
         } else if (fuzz_eq_ci(h->name.base, h->name.len, "expect")) {
             FUZZ_CHECK(fuzz_eq_ci(h->value.base, h->value.len, "100-continue"),

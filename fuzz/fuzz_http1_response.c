@@ -58,27 +58,6 @@ static bool last_coding_is_chunked(const struct http1_iov *v)
     return fuzz_eq_ci(v->base + s, e - s, "chunked");
 }
 
-static bool has_token(const struct http1_iov *v, const char *token)
-{
-    size_t i = 0;
-
-    while (i <= v->len) {
-        size_t s = i, e;
-
-        while (i < v->len && v->base[i] != ',')
-            i++;
-        e = i;
-        while (s < e && is_ows((unsigned char)v->base[s]))
-            s++;
-        while (e > s && is_ows((unsigned char)v->base[e - 1]))
-            e--;
-        if (e > s && fuzz_eq_ci(v->base + s, e - s, token))
-            return true;
-        i++;
-    }
-    return false;
-}
-
 static void check_head(const char *buf, size_t len, bool is_head, const struct http1_response *r)
 {
     size_t hl = r->head_len, te_n = 0, cl_n = 0;
@@ -129,8 +108,8 @@ static void check_head(const char *buf, size_t len, bool is_head, const struct h
             te_n++;
             chunked = last_coding_is_chunked(&h->value);
         } else if (fuzz_eq_ci(h->name.base, h->name.len, "connection")) {
-            close = close || has_token(&h->value, "close");
-            keep = keep || has_token(&h->value, "keep-alive");
+            close = close || fuzz_list_has(h->value.base, h->value.len, "close");
+            keep = keep || fuzz_list_has(h->value.base, h->value.len, "keep-alive");
         }
     }
     if (is_head || r->status < 200 || r->status == 204 || r->status == 304) {
