@@ -319,7 +319,7 @@ static void pconn__start(struct pconn *pc, struct upstream_req *r)
     r->pc = pc;
     pc->active++;
     uv_timer_stop(&pc->idle);
-    upstream__req_started(r);
+    r->attempts++;
     if (pc->kind == PCONN_H1) {
         struct h1_request rq = {r->method, o->authority, r->path, (const char *const *)r->headers,
                                 r->nheaders, r->has_body, r->body_len};

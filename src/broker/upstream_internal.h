@@ -98,7 +98,7 @@ struct upstream_req {
     bool head_done;
     bool body_read;             /* bytes of the request body were taken: not replayable */
     bool fresh_only;            /* a retry: only on a connection made for it */
-    unsigned attempts;
+    unsigned attempts;          /* times it was handed to a connection */
     bool finished;              /* on_done ran, or cancelled */
     /* response decoding (Content-Encoding), offered to the child in pieces */
     struct content_decoder *dec;
@@ -118,6 +118,5 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
 extern const struct h1_exchange_ops upstream__h1_ops;
 extern const struct h2_stream_ops upstream__h2_ops;
 void upstream__req_fail(struct upstream_req *r, int result, const char *detail);
-void upstream__req_started(struct upstream_req *r);   /* it went out on r->pc */
 
 #endif

@@ -103,11 +103,6 @@ static void req__touch(struct upstream_req *r)
         uv_timer_start(&r->timer, on_req_timer, ms, 0);
 }
 
-void upstream__req_started(struct upstream_req *r)
-{
-    r->attempts++;
-}
-
 /* ---- the connection's callbacks ---- */
 
 static bool is_encoding(const struct http1_header *h)
