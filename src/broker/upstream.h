@@ -33,7 +33,10 @@ struct upstream_options {
     uint64_t connect_timeout_ms; /* resolve, TCP, a proxy's CONNECT and the TLS handshake */
 };
 
-/* Returns 0 or a negative code. Free with upstream_close() once the loop is idle. */
+/* Returns 0 or a negative code: net_tls_cacert_check's for a cacert that cannot serve
+ * (netconn.h; OpenSSL itself loads it at the first TLS connect, and a bundle it refuses
+ * then fails the requests waiting for it), ERR_NOMEM. Free with upstream_close() once
+ * the loop is idle. */
 int upstream_new(uv_loop_t *loop, const struct upstream_options *opts, struct upstream **out);
 /* Cancels every request (no callbacks) and closes every connection; handles close
  * asynchronously. */

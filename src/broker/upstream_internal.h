@@ -63,7 +63,8 @@ struct pconn {
 struct upstream {
     uv_loop_t *loop;
     struct upstream_options opts;
-    struct net_tls_ctx *tls;
+    struct net_tls_ctx *tls; /* made for the first TLS connect (upstream_new) */
+    char *cacert;            /* for it: opts.cacert, copied; NULL = the system's CAs */
     struct webproxy proxy;  /* HTTPS_PROXY, NO_PROXY, read at start */
     LIST_HEAD(, origin) origins;
     LIST_HEAD(, upstream_req) reqs;

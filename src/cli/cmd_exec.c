@@ -28,6 +28,7 @@
 #include "isolate.h"
 #include "key_source.h"
 #include "log.h"
+#include "netconn.h"
 #include "policy.h"
 #include "rewrite.h"
 #include "secret.h"
@@ -554,8 +555,9 @@ int cmd_exec(int argc, char **argv)
         policy_free(a.policy);
         return CLI_EXIT_USAGE;
     }
-    if (a.cacert != NULL && access(a.cacert, R_OK) != 0) {
-        fprintf(stderr, "credbroker exec: --cacert %.200s: %s\n", a.cacert, strerror(errno));
+    if (a.cacert != NULL && (r = net_tls_cacert_check(a.cacert)) != 0) {
+        fprintf(stderr, "credbroker exec: --cacert %.200s: %s\n", a.cacert,
+                r == ERR_INVALID ? "no PEM certificate in it" : err_str(r));
         secret_free(key);
         policy_free(a.policy);
         return CLI_EXIT_USAGE;

@@ -54,6 +54,17 @@ int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
  * with it is freed too. Accepts NULL. */
 void net_tls_ctx_free(struct net_tls_ctx *tls);
 
+/*
+ * Whether cacert can serve net_tls_ctx_new later: a readable regular file of at most
+ * NET_CACERT_MAX bytes with a PEM certificate in it. A text check, without OpenSSL: a
+ * process checks its bundle at start and creates the context (OpenSSL's own start and
+ * the parsed certificates: about 1 MiB) only when its first TLS connection needs it.
+ * Returns 0, -errno, ERR_TOO_LARGE, or ERR_INVALID (not a regular file, no PEM
+ * certificate); net_tls_ctx_new may still refuse a certificate that is not valid.
+ */
+#define NET_CACERT_MAX ((size_t)16 * 1024 * 1024)
+int net_tls_cacert_check(const char *cacert) __attribute__((warn_unused_result));
+
 struct net_target {
     const char *host; /* name or IP literal (IPv6 without brackets) */
     uint16_t port;

@@ -10,9 +10,13 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -138,6 +142,48 @@ out:
         SSL_CTX_free(tls->ctx);
         free(tls);
     }
+    return r;
+}
+
+int net_tls_cacert_check(const char *cacert)
+{
+    static const char *const markers[] = {"-----BEGIN CERTIFICATE-----",
+                                          "-----BEGIN TRUSTED CERTIFICATE-----"};
+    struct stat st;
+    char *text = NULL;
+    size_t got = 0;
+    int fd, r = 0;
+
+    if ((fd = open(cacert, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0)
+        r = -errno;
+    else if (!S_ISREG(st.st_mode))
+        r = ERR_INVALID;
+    else if ((size_t)st.st_size > NET_CACERT_MAX)
+        r = ERR_TOO_LARGE;
+    else if ((text = malloc((size_t)st.st_size + 1)) == NULL)
+        r = ERR_NOMEM;
+    while (r == 0 && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            r = n < 0 ? -errno : ERR_INVALID; /* shrank under us */
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (r == 0) {
+        r = ERR_INVALID;
+        for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
+            if (memmem(text, got, markers[i], strlen(markers[i])) != NULL)
+                r = 0;
+        }
+    }
+    free(text);
     return r;
 }
 

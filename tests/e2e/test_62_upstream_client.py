@@ -18,7 +18,7 @@ import pytest
 
 from children.held import Held
 from conftest import E2E, PYTHON, REPO, PeerProcess, Upstream, download_slowly_at_once, \
-    make_child_env, read_json_lines, wait_for
+    make_child_env, read_json_lines, run_process, wait_for
 
 NET_CERTS = REPO / "tests" / "unit" / "peers" / "net_certs.sh"
 TINYPROXY = "/usr/bin/tinyproxy"
@@ -152,3 +152,39 @@ def test_a_close_delimited_body_read_slowly_arrives_whole(held, hostile):
     results = download_slowly_at_once(h, ["/close-delimited?size=%d" % n for n in sizes])
     for (got, digest), n in zip(results, sizes):
         assert (got, digest) == (n, hashlib.sha256(b"c" * n).hexdigest())
+
+
+@pytest.mark.parametrize("content,why", [
+    (b"not a certificate\n", "no PEM certificate in it"),
+    (b"", "no PEM certificate in it"),
+    (None, "No such file or directory"),
+])
+def test_a_ca_bundle_without_a_certificate_stops_exec_at_start(exec_argv, tmp_path, content,
+                                                               why):
+    """The bundle is checked at start (a text check: OpenSSL loads it at the first TLS
+    connect), so a wrong --cacert is one line and exit 2, and the command never runs."""
+    ca = tmp_path / "ca.pem"
+    if content is not None:
+        ca.write_bytes(content)
+    ran = tmp_path / "ran"
+    rc, _, err = run_process(exec_argv(child=["/usr/bin/touch", str(ran)], cacert=ca))
+    assert rc == 2, err
+    assert err.strip().splitlines() == ["credbroker exec: --cacert %s: %s" % (ca, why)], err
+    assert not ran.exists()
+
+
+def test_a_ca_bundle_openssl_refuses_is_a_502_naming_it(held, upstream, tmp_path, key_file):
+    """A bundle that looks like PEM but holds no certificate OpenSSL can read passes the
+    start check; the first TLS connect loads it, and the request gets a 502 naming the
+    bundle. Nothing reaches the upstream and the broker keeps serving."""
+    ca = tmp_path / "broken-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n")
+    upstream.clear_log()
+    h = held(cacert=ca)
+    for _ in range(2):
+        status, _, body = h.request("GET", "/status/200")
+        assert status == 502, body
+        message = json.loads(body)["error"]["message"]
+        assert "the CA bundle %s holds no certificate OpenSSL can load" % ca in message, message
+        assert key_file[1].encode() not in body
+    assert upstream.requests() == []
