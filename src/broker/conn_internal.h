@@ -47,8 +47,8 @@ struct conn_request {
     uint64_t body_left; /* HTTP1_BODY_LENGTH: bytes still to come */
     struct chunked_decoder chunked;
     bool body_done;     /* the whole body has been received from the child */
-    bool body_eof_sent; /* libcurl was told the body ended */
-    struct buf *body;   /* received, not yet taken by libcurl */
+    bool body_eof_sent; /* the upstream request was told the body ended */
+    struct buf *body;   /* received, not yet taken by the upstream request */
     uint64_t bytes_in, bytes_out;
     struct upstream_req *ureq;
     bool head_sent;

@@ -146,8 +146,9 @@ static int put_request_head(struct h1conn *c, const struct h1_request *rq)
     int r;
 
     buf_reset(b);
-    if ((r = buf_putf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", rq->method, rq->path,
-                      rq->authority)) != 0)
+    if ((r = buf_put_str(b, rq->method)) != 0 || (r = buf_put_str(b, " ")) != 0 ||
+        (r = buf_put_str(b, rq->path)) != 0 || (r = buf_put_str(b, " HTTP/1.1\r\nHost: ")) != 0 ||
+        (r = buf_put_str(b, rq->authority)) != 0 || (r = buf_put_str(b, "\r\n")) != 0)
         return r;
     for (size_t i = 0; i < rq->nheaders; i++) {
         const char *line = rq->headers[i], *colon = strchr(line, ':'), *v;
@@ -163,11 +164,15 @@ static int put_request_head(struct h1conn *c, const struct h1_request *rq)
             (nlen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) ||
             (nlen == 10 && strncasecmp(line, "connection", 10) == 0))
             continue;
-        if ((r = buf_put(b, line, nlen)) != 0 || (r = buf_putf(b, ": %s\r\n", v)) != 0)
+        if ((r = buf_put(b, line, nlen)) != 0 || (r = buf_put_str(b, ": ")) != 0 ||
+            (r = buf_put_str(b, v)) != 0 || (r = buf_put_str(b, "\r\n")) != 0)
             return r;
     }
-    if (rq->has_body && rq->body_len >= 0)
-        r = buf_putf(b, "Content-Length: %lld\r\n", (long long)rq->body_len);
+    if (rq->has_body && rq->body_len >= 0) {
+        if ((r = buf_put_str(b, "Content-Length: ")) == 0 &&
+            (r = buf_put_u64(b, (uint64_t)rq->body_len)) == 0)
+            r = buf_put_str(b, "\r\n");
+    }
     else if (rq->has_body)
         r = buf_put_str(b, "Transfer-Encoding: chunked\r\n");
     if (r == 0)

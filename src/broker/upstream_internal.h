@@ -24,6 +24,8 @@
 #define UPSTREAM_MAX_HEADERS HTTP1_MAX_RESPONSE_HEADERS
 
 struct net_tls_ctx;
+
+#define UPSTREAM_METHOD_MAX 32 /* with its NUL */
 struct net_connect;
 struct net_conn;
 struct content_decoder;
@@ -83,11 +85,14 @@ struct upstream_req {
     TAILQ_ENTRY(upstream_req) qlink;     /* on o->waiting while queued */
     bool queued;
     bool held;                  /* a body's first bytes not known yet: not queued */
-    /* what to send (the path and headers may hold the key: wiped when freed) */
-    char method[32];
+    /* what to send (the path and headers may hold the key: wiped when freed); path and
+     * the header lines are copied into one block (block_len bytes) with headers[] */
+    char method[UPSTREAM_METHOD_MAX];
     char *path;
     char **headers;
     size_t nheaders;
+    void *block;
+    size_t block_len;
     bool has_body;
     int64_t body_len;
     const struct upstream_req_ops *ops;

@@ -27,15 +27,10 @@ static void req_timer_closed(uv_handle_t *h)
 {
     struct upstream_req *r = h->data;
 
-    if (r->path != NULL) {
-        explicit_bzero(r->path, strlen(r->path));
-        free(r->path);
+    if (r->block != NULL) {
+        explicit_bzero(r->block, r->block_len);
+        free(r->block);
     }
-    for (size_t i = 0; i < r->nheaders; i++) {
-        explicit_bzero(r->headers[i], strlen(r->headers[i]));
-        free(r->headers[i]);
-    }
-    free(r->headers);
     content_decoder_free(r->dec);
     if (r->dec_out != NULL) {
         explicit_bzero(r->dec_out, UPSTREAM_DECODE_CHUNK);
@@ -323,22 +318,32 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
                       const char *path, const struct upstream_req_ops *ops, void *ud,
                       struct upstream_req **out)
 {
-    struct upstream_req *r = calloc(1, sizeof(*r));
+    struct upstream_req *r;
+    size_t len = spec->nheaders * sizeof(char *) + strlen(path) + 1;
+    char *p;
 
     *out = NULL;
-    if (r == NULL)
+    if (strlen(spec->method) >= UPSTREAM_METHOD_MAX)
+        return ERR_INVALID;
+    for (size_t i = 0; i < spec->nheaders; i++)
+        len += strlen(spec->headers[i]) + 1;
+    if ((r = calloc(1, sizeof(*r))) == NULL)
         return ERR_NOMEM;
-    if (strlen(spec->method) >= sizeof(r->method) ||
-        (r->path = strdup(path)) == NULL ||
-        (spec->nheaders > 0 && (r->headers = calloc(spec->nheaders, sizeof(char *))) == NULL)) {
-        free(r->path);
+    /* One block: the pointers first (aligned as malloc's), then the strings. */
+    if ((r->block = malloc(len)) == NULL) {
         free(r);
         return ERR_NOMEM;
     }
+    r->block_len = len;
+    r->headers = r->block;
+    p = (char *)r->block + spec->nheaders * sizeof(char *);
     for (; r->nheaders < spec->nheaders; r->nheaders++) {
-        if ((r->headers[r->nheaders] = strdup(spec->headers[r->nheaders])) == NULL)
-            break;
+        size_t n = strlen(spec->headers[r->nheaders]) + 1;
+
+        r->headers[r->nheaders] = memcpy(p, spec->headers[r->nheaders], n);
+        p += n;
     }
+    r->path = memcpy(p, path, strlen(path) + 1);
     r->u = u;
     r->o = o;
     snprintf(r->method, sizeof(r->method), "%s", spec->method);
@@ -359,10 +364,6 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
     if (!r->held) {
         TAILQ_INSERT_TAIL(&o->waiting, r, qlink);
         r->queued = true;
-    }
-    if (r->nheaders < spec->nheaders) {
-        req__destroy(r);
-        return ERR_NOMEM;
     }
     req__touch(r);
     *out = r;

@@ -147,6 +147,18 @@ int buf_put_str(struct buf *b, const char *s)
     return buf_put(b, s, strlen(s));
 }
 
+int buf_put_u64(struct buf *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = sizeof(digits);
+
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return buf_put(b, digits + n, sizeof(digits) - n);
+}
+
 int buf_putf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -89,17 +89,22 @@ const char *http1_reason(int status)
 
 int http1_put_status_line(struct buf *out, int minor_version, int status)
 {
-    char line[80];
-    int n;
+    const char *reason = http1_reason(status);
+    size_t rlen = strlen(reason);
+    char line[64];
 
-    /* RFC 9112 4: status-code = 3DIGIT. */
-    if (status < 100 || status > 999)
+    /* RFC 9112 4: status-code = 3DIGIT. Written whole or not at all; without printf, on
+     * a path every response takes. */
+    if (status < 100 || status > 999 || rlen > sizeof(line) - 15)
         return ERR_INVALID;
-    n = snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\n", minor_version == 0 ? 0 : 1, status,
-                 http1_reason(status));
-    if (n < 0 || (size_t)n >= sizeof(line))
-        return ERR_INVALID;
-    return buf_put(out, line, (size_t)n);
+    memcpy(line, minor_version == 0 ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    line[12] = ' ';
+    memcpy(line + 13, reason, rlen);
+    memcpy(line + 13 + rlen, "\r\n", 2);
+    return buf_put(out, line, 15 + rlen);
 }
 
 int http1_put_header(struct buf *out, const char *name, size_t name_len, const char *value,
@@ -239,7 +244,8 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
     }
     /* HEAD keeps the length the GET would have had (RFC 9110 9.3.2). */
     if (have_length && (fw->framing == HTTP1_FRAME_LENGTH || fw->framing == HTTP1_FRAME_NONE) &&
-        (r = buf_putf(out, "Content-Length: %llu\r\n", (unsigned long long)length)) != 0)
+        ((r = buf_put_str(out, "Content-Length: ")) != 0 || (r = buf_put_u64(out, length)) != 0 ||
+         (r = buf_put_str(out, "\r\n")) != 0))
         goto fail;
     if (fw->framing == HTTP1_FRAME_CHUNKED &&
         (r = buf_put_str(out, "Transfer-Encoding: chunked\r\n")) != 0)

@@ -8,8 +8,8 @@
  * Writes: bytes for the socket (ciphertext when TLS) are appended to out; one uv_write
  * at a time takes all of out (inflight) while new bytes gather in a fresh out, so many
  * small writes leave as one. Both buffers are freed when the queue drains: an idle
- * connection holds no buffer of its own (and OpenSSL releases its own, mode
- * SSL_MODE_RELEASE_BUFFERS).
+ * connection holds no buffer of its own (OpenSSL keeps its record buffers: see
+ * net_tls_ctx_new).
  *
  * Events reach the owner from the loop only: read_start and set_events arm a
  * zero-timeout timer that delivers what was held back, then reads the socket again;
