@@ -1,7 +1,9 @@
 """Fixtures of the end-to-end suite: real peers around the real credbroker.
 
     certs       (session)  test CA + server cert from tools/gen-certs
-    upstream    (session)  tests/e2e/upstream.py over HTTPS, with its request log
+    upstream    (session)  tests/e2e/upstream.py over HTTPS, with its request log; with
+                           CREDBROKER_E2E_UPSTREAM=nginx-h2 or nginx-h1 behind an nginx
+                           (HTTP/2, or HTTP/1.1 only) that the broker is given instead
     mock_api    (session)  tools/mock_api.py (Flashduty-like), with its valid key
     build_dir   (session)  $CREDBROKER_BUILD or <repo>/build; skips if no credbroker
     credbroker  (session)  path of the credbroker binary (skips likewise)
@@ -14,14 +16,28 @@
     wait_for    (any)      polls a predicate every 10 ms
 
 Tests never sleep to wait for something they can poll: use wait_for.
+
+CREDBROKER_E2E_UPSTREAM picks what the `upstream` fixture's URL reaches (`make test-nginx`):
+    python    (default) upstream.py itself, over HTTPS
+    nginx-h2  a Debian nginx terminating TLS with HTTP/2 offered by ALPN, proxying every
+              path to upstream.py (plain HTTP, keep-alive): same endpoints, same log
+    nginx-h1  the same nginx without http2: the broker speaks HTTP/1.1 to nginx
+Under nginx only the tests that use the `upstream` fixture (directly or through exec_argv,
+run_exec, held) run; the others are deselected. A test whose subject is something nginx
+itself changes (a TCP reset from the upstream, a header's case or order, a raw target nginx
+rewrites, the broker's connections to the upstream) is marked
+@pytest.mark.python_upstream("why") and skipped under nginx.
 """
 
+import collections
 import concurrent.futures
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +53,55 @@ E2E = REPO / "tests" / "e2e"
 PYTHON = "/usr/bin/python3"  # Debian's: has pytest and websockets
 if str(E2E) not in sys.path:
     sys.path.insert(0, str(E2E))
+
+UPSTREAM_FRONTS = ("python", "nginx-h2", "nginx-h1")
+UPSTREAM_FRONT = os.environ.get("CREDBROKER_E2E_UPSTREAM") or "python"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_ACCESS_LOGS = []  # of every NginxFront started, for pytest_terminal_summary
+
+
+def pytest_configure(config):
+    if UPSTREAM_FRONT not in UPSTREAM_FRONTS:
+        raise pytest.UsageError("CREDBROKER_E2E_UPSTREAM=%s: expected one of %s"
+                                % (UPSTREAM_FRONT, ", ".join(UPSTREAM_FRONTS)))
+    config.addinivalue_line(
+        "markers", "python_upstream(reason): the test's subject is something an nginx in front "
+        "of upstream.py changes; skipped when CREDBROKER_E2E_UPSTREAM is nginx-h2 or nginx-h1")
+
+
+def pytest_report_header(config):
+    return "upstream: %s (CREDBROKER_E2E_UPSTREAM)" % UPSTREAM_FRONT
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Under nginx: how many requests reached it over each protocol (its access logs), the
+    sign that the broker spoke HTTP/2 (nginx-h2) or HTTP/1.1 (nginx-h1) to it."""
+    for access_log in NGINX_ACCESS_LOGS:
+        if access_log.exists():
+            counts = collections.Counter(line.split()[1] for line in
+                                         access_log.read_text().splitlines() if line.strip())
+            terminalreporter.write_line("%s front: %s" % (UPSTREAM_FRONT, ", ".join(
+                "%d requests over %s" % (n, proto) for proto, n in sorted(counts.items()))
+                or "no requests"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if UPSTREAM_FRONT != "python":
+        # Under nginx only the tests that reach the upstream run: the others would repeat
+        # the default run.
+        deselected = [item for item in items if "upstream" not in item.fixturenames]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [item for item in items if "upstream" in item.fixturenames]
+    for item in items:
+        marker = item.get_closest_marker("python_upstream")
+        if marker is None:
+            continue
+        reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+        assert reason, "%s: python_upstream needs a reason" % item.nodeid
+        if UPSTREAM_FRONT != "python":
+            item.add_marker(pytest.mark.skip(reason="needs upstream.py unfronted (not %s): %s"
+                                             % (UPSTREAM_FRONT, reason)))
 
 
 def wait_for(predicate, timeout=5.0, interval=0.01, what=None):
@@ -173,13 +238,17 @@ class PeerProcess:
 
 
 class Upstream(PeerProcess):
-    """tests/e2e/upstream.py; see its docstring for endpoints and log format."""
+    """tests/e2e/upstream.py; see its docstring for endpoints and log format. plain=True
+    serves plain HTTP (.url http://...), as the backend of an nginx front."""
 
-    def __init__(self, certs, workdir):
+    def __init__(self, certs, workdir, plain=False):
         self.log_path = Path(workdir) / "upstream.log"
         self.log_path.touch()
-        super().__init__([PYTHON, str(E2E / "upstream.py"), "--port", "0", "--cert", str(certs.dir),
-                          "--log", str(self.log_path)], workdir, "upstream")
+        where = ["--plain"] if plain else ["--cert", str(certs.dir)]
+        super().__init__([PYTHON, str(E2E / "upstream.py"), "--port", "0"] + where
+                         + ["--log", str(self.log_path)], workdir, "upstream")
+        if plain:
+            self.url = "http://127.0.0.1:%d" % self.port
 
     def _lines(self):
         return read_json_lines(self.log_path)
@@ -218,9 +287,160 @@ class MockApi(PeerProcess):
                          workdir, "mock_api")
 
 
+# The nginx in front of upstream.py (CREDBROKER_E2E_UPSTREAM=nginx-*): as transparent as a
+# proxy gets. The target goes on unchanged ($request_uri), Host as received (from :authority
+# over HTTP/2), over kept-alive HTTP/1.1 connections; nothing is buffered either way
+# (streaming, slow bodies, early answers and a client's cancel pass through); no body size
+# limit, timeouts longer than any test's, no gzip; headers with underscores or odd names pass;
+# connections to the broker last (nginx's 1000 requests per connection would close them
+# where upstream.py never does). A stale kept-alive connection to upstream.py is retried
+# once (proxy_next_upstream error), as nginx does by default.
+NGINX_FRONT_CONF = """
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+    log_format front '$connection $server_protocol "$request_method $uri" $status '
+                     '$body_bytes_sent $upstream_status $request_time';
+    access_log {prefix}/access.log front;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream backend {{
+        server 127.0.0.1:{backend_port};
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 600s;
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl{http2};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        keepalive_requests 1000000;
+        keepalive_timeout 600s;
+        client_header_timeout 600s;
+        client_body_timeout 600s;
+        send_timeout 600s;
+        client_max_body_size 0;
+        client_header_buffer_size 64k;
+        large_client_header_buffers 16 256k;
+        underscores_in_headers on;
+        ignore_invalid_headers off;
+        merge_slashes off;
+        gzip off;
+        location / {{
+            proxy_pass http://backend$request_uri;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_buffer_size 256k;
+            proxy_buffers 4 256k;
+            proxy_busy_buffers_size 512k;
+            proxy_connect_timeout 10s;
+            proxy_read_timeout 600s;
+            proxy_send_timeout 600s;
+            proxy_next_upstream error;
+            proxy_next_upstream_tries 2;
+        }}
+    }}
+}}
+"""
+
+
+class NginxFront:
+    """Debian's nginx in its own prefix (workdir/nginx), on a free loopback port, with the
+    test CA's server cert, proxying to backend_port; http2=False: HTTP/1.1 only (ALPN
+    offers http/1.1 alone). .url https://127.0.0.1:port; stop() ends it. In .prefix: its
+    error.log and access.log, a line per request: connection, protocol, method and path
+    (not the query: it holds the key), status, bytes sent, upstream.py's status, time."""
+
+    def __init__(self, certs, workdir, backend_port, http2):
+        if not os.access(NGINX, os.X_OK):
+            raise AssertionError("CREDBROKER_E2E_UPSTREAM=%s needs nginx (scripts/deps installs it)"
+                                 % UPSTREAM_FRONT)
+        self.prefix = Path(workdir) / "nginx"
+        self.prefix.mkdir()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(NGINX_FRONT_CONF.format(
+            prefix=self.prefix, port=self.port, backend_port=backend_port,
+            http2=" http2" if http2 else "", cert=certs.server_cert, key=certs.server_key,
+            user="user root;" if os.geteuid() == 0 else ""))
+        self.stderr_path = self.prefix / "nginx.stderr"
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(self.prefix)],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("nginx exited with %s:\n%s" % (self.proc.returncode,
+                                                                    self.stderr()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(listening, timeout=15, what="nginx to listen")
+        self.url = "https://127.0.0.1:%d" % self.port
+        NGINX_ACCESS_LOGS.append(self.prefix / "access.log")
+
+    def stderr(self):
+        """nginx's stderr, then its error log."""
+        text = self.stderr_path.read_text(errors="replace")
+        error_log = self.prefix / "error.log"
+        if error_log.exists():
+            text += error_log.read_text(errors="replace")
+        return text
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class FrontedUpstream(Upstream):
+    """upstream.py over plain HTTP behind a NginxFront: .url and .port are nginx's (what
+    the broker is given), .backend_url upstream.py's; the log and endpoints are the same."""
+
+    def __init__(self, certs, workdir, http2):
+        super().__init__(certs, workdir, plain=True)
+        self.backend_url = self.url
+        try:
+            self.front = NginxFront(certs, workdir, self.port, http2)
+        except BaseException:
+            super().stop()
+            raise
+        self.url, self.port = self.front.url, self.front.port
+
+    def stop(self):
+        self.front.stop()
+        super().stop()
+
+
+def start_upstream(certs, workdir):
+    """The `upstream` fixture's server for CREDBROKER_E2E_UPSTREAM."""
+    if UPSTREAM_FRONT == "python":
+        return Upstream(certs, workdir)
+    return FrontedUpstream(certs, workdir, http2=UPSTREAM_FRONT == "nginx-h2")
+
+
 @pytest.fixture(scope="session")
 def upstream(certs, tmp_path_factory):
-    server = Upstream(certs, tmp_path_factory.mktemp("upstream"))
+    server = start_upstream(certs, tmp_path_factory.mktemp("upstream"))
     yield server
     server.stop()
 
