@@ -173,6 +173,7 @@ def test_status_answers_the_requested_code(upstream, certs):
     assert json.loads(resp.read()) == {"status": 503}
 
 
+@pytest.mark.python_upstream("a TCP reset from upstream.py: nginx answers 502 for it")
 def test_reset_closes_the_connection_without_a_response(upstream, certs):
     conn = https(upstream, certs)
     conn.request("GET", "/reset")

@@ -95,6 +95,7 @@ def test_silent_upstream_is_504_at_the_response_timeout(held, upstream, key_file
     assert upstream.wait_requests(1)[0]["path"] == "/silent"
 
 
+@pytest.mark.python_upstream("a TCP reset from upstream.py: nginx answers its own 502 page")
 def test_upstream_reset_before_the_head_is_502(held, key_file):
     h = held()
     status, headers, body = h.request("GET", "/reset")
@@ -252,11 +253,11 @@ def test_key_echoed_percent_encoded_is_masked_in_body_and_headers(held, upstream
     status, headers, body = h.request("GET", "/echo-query?x=1&app_key=sentinel")
     rec, encoded = sent_key_form(upstream, key)
     assert status == 400
-    hdr = dict(headers)
+    hdr = {k.lower(): v for k, v in headers}  # HTTP/2 (behind nginx) lowercases names
     mask = "*" * len(encoded)
     assert json.loads(body) == {"error": {"code": "Bad", "message": "bad request: x=1&app_key=" + mask}}
-    assert hdr["Location"] == "https://example.invalid/?x=1&app_key=" + mask
-    assert hdr["X-Echo"] == "x=1&app_key=" + mask
+    assert hdr["location"] == "https://example.invalid/?x=1&app_key=" + mask
+    assert hdr["x-echo"] == "x=1&app_key=" + mask
     assert_masked([body.decode(), json.dumps(headers)], key, encoded, len(encoded))
 
 
@@ -267,10 +268,10 @@ def test_key_echoed_raw_is_masked_in_body_and_headers(held, upstream, special_ke
     status, headers, body = h.request("GET", "/echo-query-decoded?x=1&app_key=sentinel")
     _, encoded = sent_key_form(upstream, key)
     mask = "*" * len(key)
-    hdr = dict(headers)
+    hdr = {k.lower(): v for k, v in headers}  # HTTP/2 (behind nginx) lowercases names
     assert json.loads(body)["error"]["message"] == "bad request: x=1&app_key=" + mask
-    assert hdr["X-Echo"] == "x=1&app_key=" + mask
-    assert hdr["Location"] == "https://example.invalid/?x=1&app_key=" + mask
+    assert hdr["x-echo"] == "x=1&app_key=" + mask
+    assert hdr["location"] == "https://example.invalid/?x=1&app_key=" + mask
     assert_masked([body.decode(), json.dumps(headers)], key, encoded, len(key))
 
 
