@@ -5,7 +5,7 @@ MESON_OPTS ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build test test-asan demo bench soak fuzz mutate install clean
+.PHONY: all deps build test test-asan test-nginx demo bench soak fuzz mutate install clean
 
 all: build
 
@@ -26,6 +26,11 @@ test-asan: deps
 	[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined
 	meson compile -C build-asan
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 BUILD=build-asan SKIP_ASAN_PASS=1 scripts/test
+
+# The e2e tests that reach the upstream with tests/e2e/upstream.py behind nginx, over HTTP/2
+# then HTTP/1.1 (not part of `make test`: about 6 minutes). See scripts/test-nginx.
+test-nginx: build
+	BUILD=$(BUILD) scripts/test-nginx
 
 demo: build
 	tools/demo
