@@ -18,10 +18,10 @@ static const struct dlapi_symbol symbols[] = {
     SYM(multi_add_handle), SYM(multi_remove_handle), SYM(multi_assign),
     SYM(multi_socket_action), SYM(multi_info_read),  SYM(multi_cleanup),
     SYM(easy_init),        SYM(easy_setopt),         SYM(easy_getinfo),
-    SYM(easy_pause),       SYM(easy_cleanup),        SYM(easy_strerror),
-    SYM(slist_append),     SYM(slist_free_all),      SYM(version_info),
-    SYM(url),              SYM(url_cleanup),         SYM(url_set),
-    SYM(url_get),          SYM(url_strerror),        SYM(free),
+    SYM(easy_cleanup),     SYM(easy_strerror),       SYM(slist_append),
+    SYM(slist_free_all),   SYM(url),                 SYM(url_cleanup),
+    SYM(url_set),          SYM(url_get),             SYM(url_strerror),
+    SYM(free),
 };
 #undef SYM
 

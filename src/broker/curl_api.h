@@ -29,12 +29,10 @@ struct curl_api {
     CURL *(*easy_init)(void);
     CURLcode (*easy_setopt)(CURL *easy, CURLoption option, ...);
     CURLcode (*easy_getinfo)(CURL *easy, CURLINFO info, ...);
-    CURLcode (*easy_pause)(CURL *easy, int bitmask);
     void (*easy_cleanup)(CURL *easy);
     const char *(*easy_strerror)(CURLcode code);
     struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
     void (*slist_free_all)(struct curl_slist *list);
-    curl_version_info_data *(*version_info)(CURLversion age);
     /* The URL API: webfetch reads each hop's scheme, host and port (runner/webfetch.c). */
     CURLU *(*url)(void);
     void (*url_cleanup)(CURLU *handle);
