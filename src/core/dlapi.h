@@ -1,10 +1,10 @@
 /*
  * dlapi.h - a table of a shared library's functions, filled with dlopen().
  *
- * For the libraries credbroker loads only when it first needs them (libcurl:
- * src/broker/curl_api.h; OpenSSL: src/core/openssl_api.h). Each caller keeps its
- * own struct of function pointers, named as the library names them, and lists
- * which symbol goes at which offset.
+ * For a library credbroker loads only when it first needs it, because linking it
+ * would cost every process at start-up (libcurl: src/broker/curl_api.h has the
+ * numbers). Each caller keeps its own struct of function pointers, named as the
+ * library names them, and lists which symbol goes at which offset.
  */
 #ifndef CREDBROKER_DLAPI_H
 #define CREDBROKER_DLAPI_H

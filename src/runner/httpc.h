@@ -1,7 +1,7 @@
 /*
  * httpc.h - libcurl's multi interface on the runner's loop, for the runner's own HTTP
- * clients: webfetch (webfetch.h) and MCP over HTTP. (The broker's upstream path has its
- * own, tuned glue: src/broker/upstream.c.)
+ * clients: webfetch (webfetch.h) and MCP over HTTP. (The broker's upstream path does
+ * without libcurl: src/broker/upstream.c, src/net.)
  *
  * The glue is curl's docs/examples/multi-uv.c: one uv_poll_t per socket, from libcurl's
  * opensocket to its closesocket (so libuv lets go of an fd before it is closed), one
