@@ -563,11 +563,16 @@ void h2conn_transport_closed(struct h2conn *c, const char *reason)
     conn__leave(c);
 }
 
+bool h2conn_open(const struct h2conn *c)
+{
+    return !c->closed && !c->failing && !c->draining && !c->transport_gone;
+}
+
 bool h2conn_available(const struct h2conn *c)
 {
     uint32_t max;
 
-    if (c->closed || c->failing || c->draining || c->transport_gone)
+    if (!h2conn_open(c))
         return false;
     max = nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     return c->live < max;

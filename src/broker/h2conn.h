@@ -113,6 +113,9 @@ void h2conn_transport_closed(struct h2conn *c, const char *reason);
 /* True while open, without a GOAWAY, and with fewer streams than the server's
  * SETTINGS_MAX_CONCURRENT_STREAMS: h2conn_submit would not refuse with ERR_LIMIT. */
 bool h2conn_available(const struct h2conn *c);
+/* True while open and without a GOAWAY, whatever its streams: new streams may come once
+ * some end (on_capacity says when). */
+bool h2conn_open(const struct h2conn *c);
 
 /* Streams submitted and not yet done or cancelled. */
 size_t h2conn_active(const struct h2conn *c);

@@ -124,6 +124,21 @@ static void on_idle_timeout(uv_timer_t *t)
         pconn__drop(pc);
 }
 
+/* An idle HTTP/2 connection is pinged every connect timeout: one whose PING is still
+ * unanswered at the next tick fails (h2conn_ping), so a connection a middlebox dropped
+ * silently is let go while idle, not found dead by the next request's head timeout. */
+static void on_h2_idle_tick(uv_timer_t *t)
+{
+    struct pconn *pc = t->data;
+
+    if (pc->active > 0 || pc->dead)
+        return;
+    if (uv_now(pc->o->u->loop) - pc->idle_since >= UPSTREAM_IDLE_MS)
+        pconn__drop(pc);
+    else
+        h2conn_ping(pc->h2);
+}
+
 /* No request on pc: it waits for the next one, for a while. */
 static void pconn__idle(struct pconn *pc)
 {
@@ -140,7 +155,14 @@ static void pconn__idle(struct pconn *pc)
         pconn__drop(pc);
         return;
     }
-    uv_timer_start(&pc->idle, on_idle_timeout, UPSTREAM_IDLE_MS, 0);
+    pc->idle_since = uv_now(o->u->loop);
+    if (pc->kind == PCONN_H2) {
+        uint64_t every = o->u->opts.connect_timeout_ms;
+
+        uv_timer_start(&pc->idle, on_h2_idle_tick, every, every);
+    } else {
+        uv_timer_start(&pc->idle, on_idle_timeout, UPSTREAM_IDLE_MS, 0);
+    }
 }
 
 static void on_h1_idle(struct h1conn *c, void *ud)
@@ -294,6 +316,20 @@ static int origin__connect(struct origin *o)
 
 /* ---- dispatch ---- */
 
+/* An HTTP/2 connection of o that will take more streams once some of its own end: the
+ * server's MAX_CONCURRENT_STREAMS holds for the origin, so requests queue for it rather
+ * than open more connections. */
+static bool origin__h2_open(const struct origin *o)
+{
+    const struct pconn *pc;
+
+    LIST_FOREACH(pc, &o->conns, link) {
+        if (pc->kind == PCONN_H2 && !pc->dead && !pc->nc_gone && h2conn_open(pc->h2))
+            return true;
+    }
+    return false;
+}
+
 /* A connection that can take r now, or NULL. */
 static struct pconn *origin__pick(struct origin *o, const struct upstream_req *r)
 {
@@ -382,10 +418,13 @@ void upstream__dispatch(struct origin *o)
             nwaiting--;
             continue;
         }
-        /* An origin that speaks HTTP/2 gets one connect for everyone; over HTTP/1.1 each
-         * waiting request wants its own (a retry always does). */
+        /* An origin that speaks HTTP/2 gets one connect for everyone, and its requests
+         * wait for a stream of the connection it has; over HTTP/1.1 each waiting request
+         * wants its own (a retry always does). */
         if (o->nconnecting > 0 && !r->fresh_only &&
             (o->speaks_h2 || o->nconnecting >= nwaiting))
+            return;
+        if (!r->fresh_only && origin__h2_open(o))
             return;
         if (o->nconns >= UPSTREAM_ORIGIN_CONNS)
             return; /* one of them will come free */

@@ -55,7 +55,9 @@ struct pconn {
     struct net_conn *nc;
     struct h1conn *h1;
     struct h2conn *h2;
-    uv_timer_t idle;      /* closes it after the idle timeout; its close frees the pconn */
+    uv_timer_t idle;      /* closes it after the idle timeout (and pings an idle HTTP/2
+                           * one); its close frees the pconn */
+    uint64_t idle_since;  /* loop time it became idle */
     unsigned active;      /* requests on it */
     unsigned served;
     bool dead;

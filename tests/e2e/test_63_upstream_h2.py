@@ -15,6 +15,8 @@ import hashlib
 import http.client
 import json
 import secrets
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -198,9 +200,11 @@ def test_a_reset_stream_fails_alone_while_its_neighbours_complete(held, h2up, ke
 
 
 def test_twenty_requests_through_a_one_stream_upstream_never_overlap(held, h2up_one_stream):
-    """The upstream allows one stream at a time: twenty requests at once all succeed, and
-    no connection ever has two streams open (the peer counts them; h2 would also refuse an
-    extra stream as a protocol error)."""
+    """The upstream allows one stream at a time: twenty requests at once all succeed, one
+    after another on the one connection the pool has (the limit holds for the origin:
+    requests queue for a stream rather than open more connections), and it never has two
+    streams open (the peer counts them; h2 would also refuse an extra stream as a
+    protocol error)."""
     peer = h2up_one_stream
     h = held(upstream_url=peer.url)
     first = warm_up(h)
@@ -213,7 +217,7 @@ def test_twenty_requests_through_a_one_stream_upstream_never_overlap(held, h2up_
     assert sorted(int(r["tag"]) for r in peer.events("served", group=group)) == list(range(20))
     assert {r["open"] for r in requests} == {1}
     conns = {a["conn"] for a in answers}
-    assert first in conns
+    assert conns == {first}, "%d connections" % len(conns)
     # The broker's connections close with it: each says how many streams it saw open.
     code, err = h.finish()
     assert code == 0, err
@@ -222,7 +226,6 @@ def test_twenty_requests_through_a_one_stream_upstream_never_overlap(held, h2up_
                       else None, what="the broker's upstream connections to close")
     assert {c["max_open"] for c in closed} == {1}, closed
     assert peer.events("protocol_error") == []
-    print("20 requests over %d connection(s) of one stream each" % len(conns))
 
 
 def test_a_slow_reader_does_not_hold_back_a_fast_one_on_the_same_connection(held, h2up):
@@ -305,3 +308,70 @@ def test_an_oversized_response_head_is_a_502_and_the_connection_lives_on(held, h
     assert get_json(h, "/ok")["conn"] == first
     code, err = h.finish()
     assert code == 0, err
+
+
+class Blackhole:
+    """A TCP relay to a peer that can turn into a dead path: once frozen it forwards
+    nothing either way and drops what the client sends, as a middlebox that forgot the
+    connection would. It counts the client connections and the ones the client closed."""
+
+    def __init__(self, port):
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self.lock = threading.Lock()
+        self.accepted = self.client_closed = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, from_client):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                if from_client:
+                    with self.lock:
+                        self.client_closed += 1
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+                return
+            if not self.frozen.is_set():
+                with contextlib.suppress(OSError):
+                    dst.sendall(data)
+
+    def close(self):
+        self.listener.close()
+
+
+def test_an_idle_connection_that_stopped_answering_is_let_go_by_its_ping(held, h2up):
+    """The pool pings an idle HTTP/2 connection every connect timeout and closes one
+    whose PING went unanswered: a connection on a path that went dead is dropped while
+    idle, and the next request opens a new one instead of waiting out its head timeout."""
+    hole = Blackhole(int(h2up.url.rsplit(":", 1)[1]))
+    try:
+        h = held(["--connect-timeout", "300ms"], upstream_url="https://127.0.0.1:%d" % hole.port)
+        first = warm_up(h)
+        assert (hole.accepted, hole.client_closed) == (1, 0)
+        hole.frozen.set()
+        wait_for(lambda: hole.client_closed == 1, timeout=15,
+                 what="the broker to close the connection whose PING went unanswered")
+        hole.frozen.clear()
+        assert warm_up(h) != first
+        assert (hole.accepted, hole.client_closed) == (2, 1)
+    finally:
+        hole.close()
