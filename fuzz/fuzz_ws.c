@@ -5,10 +5,10 @@
  * message buffering, max message, no RSV bits) and reassembles messages in
  * its callbacks. So this harness includes ws.c itself (STYLE.md section 10: a
  * test may #include the .c to reach its statics) and drives the real code:
- * a struct ws set up as ws_connect() would, over one end of a socketpair,
- * opened with ws__open() as after a good upgrade response; the fuzzer's bytes
- * are then handed to ws__on_plain() in the pieces it chose, as ws__on_read()
- * or the TLS layer would. No change to src/ is needed.
+ * ws_connect() to a listening socket of the harness (ws://127.0.0.1, a real
+ * net_conn), which answers the upgrade with a good 101; the fuzzer's bytes are
+ * then handed to ws__on_plain() in the pieces it chose, as the connection's
+ * on_read would. No change to src/ is needed.
  *
  * Input: [m0][m1][c][s][s piece lengths][stream]. max_message is
  * 1 + ((m0 & 0x7f) << 8 | m1) bytes, small so the size checks are reached;
@@ -27,6 +27,8 @@
  */
 #include "../src/runner/ws.c"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -246,21 +248,72 @@ static void check_client_frames(const uint8_t *s, size_t n)
     }
 }
 
+/* A listening socket on 127.0.0.1 (blocking: accept waits for ws_connect's connect). */
+static int listen_local(uint16_t *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    FUZZ_CHECK(fd >= 0, "socket");
+    FUZZ_CHECK(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 16) == 0 &&
+                   getsockname(fd, (struct sockaddr *)&a, &alen) == 0,
+               "listen on 127.0.0.1");
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The server's side of the upgrade: reads the request head from fd (non-blocking, the
+ * loop running so the client's write goes out), answers 101, runs the loop until ws has
+ * read it. */
+static void upgrade(uv_loop_t *loop, struct ws *ws, int fd)
+{
+    char head[WS_URL_MAX + 1024], resp[256];
+    size_t got = 0;
+    int n;
+
+    while (got < 4 || memcmp(head + got - 4, "\r\n\r\n", 4) != 0) {
+        ssize_t r;
+
+        FUZZ_CHECK(got < sizeof(head) && ws->state == WS_UPGRADING, "no upgrade request");
+        (void)uv_run(loop, UV_RUN_NOWAIT);
+        if ((r = read(fd, head + got, 1)) > 0)
+            got++;
+        else
+            FUZZ_CHECK(r < 0 && errno == EAGAIN, "the client ended the connection");
+    }
+    n = snprintf(resp, sizeof(resp),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                 ws->accept);
+    FUZZ_CHECK(n > 0 && (size_t)n < sizeof(resp) && write(fd, resp, (size_t)n) == n, "101");
+    while (ws->state == WS_UPGRADING)
+        (void)uv_run(loop, UV_RUN_ONCE);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uv_loop_t loop;
     static bool inited;
+    static int lfd;
+    static char url[64];
+    static const struct ws_callbacks cbs = {.on_message = h_on_message, .on_close = h_on_close};
+    struct ws_options opts = {.url = url};
     struct harness h;
     struct expected *exp;
     uint8_t *payload, *client = NULL;
     size_t max_message, close_after, npieces, at = 4, n, off = 0, clen = 0, ccap = 0, nexp;
     const uint8_t *stream;
     struct ws *ws;
-    int sv[2];
+    struct linger lin = {1, 0};
+    uint16_t port;
+    int fd;
 
     if (!inited) {
         signal(SIGPIPE, SIG_IGN);
         FUZZ_CHECK(uv_loop_init(&loop) == 0, "uv_loop_init");
+        lfd = listen_local(&port);
+        snprintf(url, sizeof(url), "ws://127.0.0.1:%u/fuzz", port);
         inited = true;
     }
     if (size < 4)
@@ -281,38 +334,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.exp = exp;
     h.nexp = nexp;
 
-    /* A struct ws as ws_connect() leaves it, connected over a socketpair (and OpenSSL
-     * loaded, as ws_connect() does first). */
-    if (ossl == NULL)
-        ossl = openssl_api_get();
-    FUZZ_CHECK(ossl != NULL, "openssl_api_get");
-    ws = calloc(1, sizeof(*ws));
-    FUZZ_CHECK(ws != NULL, "calloc");
-    ws->loop = &loop;
-    ws->cb.on_message = h_on_message;
-    ws->cb.on_close = h_on_close;
-    ws->data = &h;
-    ws->connect_timeout_ms = WS_CONNECT_TIMEOUT_MS_DEFAULT;
-    ws->ping_interval_ms = WS_PING_INTERVAL_MS_DEFAULT;
-    ws->read_timeout_ms = WS_READ_TIMEOUT_MS_DEFAULT;
-    ws->max_message = max_message;
-    FUZZ_CHECK(ws__wslay_init(ws) == 0, "ws__wslay_init");
-    FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-    FUZZ_CHECK(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
-    FUZZ_CHECK(uv_timer_init(&loop, &ws->deadline) == 0, "uv_timer_init");
-    ws->deadline.data = ws;
-    ws->handles++;
-    FUZZ_CHECK(uv_timer_init(&loop, &ws->ping) == 0, "uv_timer_init");
-    ws->ping.data = ws;
-    ws->handles++;
-    FUZZ_CHECK(uv_tcp_init(&loop, &ws->tcp) == 0, "uv_tcp_init");
-    ws->tcp.data = ws;
-    ws->handles++;
-    FUZZ_CHECK(uv_tcp_open(&ws->tcp, sv[0]) == 0, "uv_tcp_open");
-    ws->shutdown_req.data = ws;
-    ws->state = WS_UPGRADING;
-    ws__open(ws, NULL, 0);
-    FUZZ_CHECK(ws->state == WS_OPEN, "not open");
+    /* A ws as ws_connect() leaves it once the upgrade succeeded, over a real connection
+     * to our listening socket. */
+    opts.max_message = max_message;
+    FUZZ_CHECK(ws_connect(&loop, &opts, &cbs, &h, &ws) == 0, "ws_connect");
+    while (ws->state == WS_CONNECTING)
+        (void)uv_run(&loop, UV_RUN_ONCE);
+    FUZZ_CHECK(ws->state == WS_UPGRADING, "not connected: %s", ws->reason);
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    FUZZ_CHECK(fd >= 0, "accept");
+    upgrade(&loop, ws, fd);
+    FUZZ_CHECK(ws->state == WS_OPEN, "not open: %s", ws->reason);
 
     for (size_t k = 0; k <= npieces && off < n; k++) {
         size_t len = k < npieces ? data[at + k] : n - off;
@@ -330,7 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(piece);
         off += len;
         (void)uv_run(&loop, UV_RUN_NOWAIT);
-        drain_peer(sv[1], &client, &clen, &ccap);
+        drain_peer(fd, &client, &clen, &ccap);
         if (k == close_after && ws->state == WS_OPEN) {
             size_t want = 0;
 
@@ -355,9 +387,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ws_free(ws);
     (void)uv_run(&loop, UV_RUN_DEFAULT);
-    drain_peer(sv[1], &client, &clen, &ccap);
+    drain_peer(fd, &client, &clen, &ccap);
     check_client_frames(client, clen);
-    close(sv[1]);
+    /* A reset, not a FIN: no TIME_WAIT left behind by thousands of runs. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+    close(fd);
     free(client);
     free(exp);
     free(payload);

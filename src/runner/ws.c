@@ -1,80 +1,63 @@
 /*
- * ws.c - the WebSocket client of ws.h: resolve, connect, TLS over memory BIOs, the
- * HTTP/1.1 upgrade, wslay framing, pings, timeouts and an orderly close. The URL is
- * taken apart by ws_url.c and the server's upgrade answer checked by ws_upgrade.c.
+ * ws.c - the WebSocket client of ws.h: the HTTP/1.1 upgrade, wslay framing, pings,
+ * timeouts and an orderly close, over a connection of src/net/netconn.h (which does
+ * the resolve, TCP, TLS, reading and writing). The URL is taken apart by ws_url.c and
+ * the server's upgrade answer checked by ws_upgrade.c.
  *
- * Reading. libuv reads into rbuf. For wss the bytes go into the read BIO and come
- * out of SSL_read in pbuf. Plaintext is first the upgrade response head (up to its
+ * Reading. net_conn hands over plaintext: first the upgrade response head (up to its
  * CRLFCRLF, capped at WS_HEAD_MAX), then WebSocket bytes that wslay pulls through
  * ws__wslay_recv. wslay runs with its message buffering off: we reassemble data
  * frames into msg, a wiping buffer capped at max_message, so a credential carried in
  * a message does not linger in freed heap. wslay still validates every frame first.
  *
- * Writing. wslay pushes frame bytes through ws__wslay_send into stage (64 KiB). A
- * full stage becomes one uv_write, through SSL_write and the write BIO for wss. Once
- * WS_WRITE_HIGH bytes are in flight the send callback answers WOULDBLOCK, and
- * ws__on_write resumes wslay as writes complete: encrypted output never piles up
+ * Writing. wslay pushes frame bytes through ws__wslay_send into stage (64 KiB); a full
+ * stage becomes one net_conn_write (one TLS record run, not one per frame header).
+ * Once WS_WRITE_HIGH bytes wait in the connection the send callback answers
+ * WOULDBLOCK, and the connection's on_drain resumes wslay: output never piles up
  * beyond that, whatever the size of the message being sent.
  *
- * Lifetime. Every handle and request lives inside struct ws. on_close is delivered
- * from the TCP handle's close callback, so it never runs inside a ws_* call, and every
- * write request has completed by then. The memory is released in the last close
- * callback after ws_free(), and not before the getaddrinfo request has returned.
+ * Lifetime. on_close is delivered from the deadline timer (armed at 0 when the
+ * connection ends), so it never runs inside a ws_* call. The connection is released
+ * at once when the ws ends (net_conn_free: no callback of it after that); the memory
+ * of the ws goes in the last timer close callback after ws_free().
  *
- * Not here: reconnecting, logging (nothing is logged, so the URL's token cannot be),
- * extensions, subprotocols, proxies, redirects.
+ * Not here: sockets and TLS (src/net), reconnecting, logging (nothing is logged, so
+ * the URL's token cannot be), extensions, subprotocols, proxies, redirects.
  */
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <wslay/wslay.h>
 
 #include "buf.h"
 #include "err.h"
-#include "openssl_api.h"
+#include "netconn.h"
 #include "ws.h"
 #include "ws_upgrade.h"
 #include "ws_url.h"
 
 #define WS_HEAD_MAX (16 * 1024)     /* the upgrade response head, CRLFCRLF included */
-#define WS_READ_CHUNK (64 * 1024)   /* one uv read */
-#define WS_PLAIN_CHUNK (16 * 1024)  /* one SSL_read: a TLS record at most */
 #define WS_STAGE_MAX (64 * 1024)    /* plaintext gathered into one write */
-#define WS_WRITE_HIGH (1024 * 1024) /* in-flight bytes above which wslay must wait */
+#define WS_WRITE_HIGH (1024 * 1024) /* bytes queued in the connection above which wslay waits */
 #define WS_MSG_KEEP (64 * 1024)     /* a message buffer above this is freed after use */
-#define WS_LINGER_MS 2000           /* after the close exchange: flush, FIN, peer's FIN */
-#define WS_KEEPALIVE_S 30
-#define WS_REASON_MAX 200
-#define WS_PEER_REASON_MAX 100  /* bytes of the peer's close reason we report */
-#define WS_CLOSE_REASON_MAX 123 /* RFC 6455 5.5: 125 bytes of payload, 2 for the code */
+#define WS_LINGER_MS 2000           /* after the close exchange: flush, then the peer's end */
+#define WS_REASON_MAX 512           /* net's error lines are up to 512 bytes too */
+#define WS_PEER_REASON_MAX 100      /* bytes of the peer's close reason we report */
+#define WS_CLOSE_REASON_MAX 123     /* RFC 6455 5.5: 125 bytes of payload, 2 for the code */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum ws_state {
-    WS_RESOLVING,
-    WS_CONNECTING,
-    WS_TLS_HANDSHAKE,
-    WS_UPGRADING, /* request sent, reading the response head */
+    WS_CONNECTING, /* net_connect: resolve, TCP, TLS */
+    WS_UPGRADING,  /* request sent, reading the response head */
     WS_OPEN,
     WS_CLOSING,  /* our close frame is queued; waiting for the peer's */
-    WS_DRAINING, /* the outcome is known: flush the close frame, close_notify, FIN */
-    WS_DONE,     /* the TCP handle is closing or closed */
-};
-
-static const char *const ws__state_name[] = {
-    "resolving", "connecting", "TLS handshake", "upgrade", "open", "closing", "draining", "done",
-};
-
-/* One uv_write of a copy of the bytes; freed (wiped) in ws__on_write. */
-struct ws__wreq {
-    uv_write_t req;
-    struct ws *ws;
-    size_t len;
-    uint8_t data[];
+    WS_DRAINING, /* the outcome is known: flush the close frame, then the peer's end */
+    WS_DONE,     /* the connection is released; on_close is due or delivered */
 };
 
 struct ws {
@@ -87,30 +70,18 @@ struct ws {
     uint64_t ping_interval_ms;
     uint64_t read_timeout_ms;
     size_t max_message;
+    uint64_t started; /* loop time of ws_connect: the connect timeout covers the upgrade */
 
     struct ws_url url; /* only url.target carries the token; freed once the request is queued */
-    char key[32];       /* Sec-WebSocket-Key: 24 base64 characters */
-    char accept[32];    /* the Sec-WebSocket-Accept we expect: 28 characters */
+    char key[32];      /* Sec-WebSocket-Key: 24 base64 characters */
+    char accept[32];   /* the Sec-WebSocket-Accept we expect: 28 characters */
 
-    uv_tcp_t tcp;
-    uv_timer_t deadline; /* connect timeout, then read timeout, close and linger bounds */
+    struct net_tls_ctx *tls;     /* wss: this ws's own (net_tls_ctx_free drops it) */
+    struct net_connect *connect; /* while connecting */
+    struct net_conn *conn;       /* once connected, until the end */
+    uv_timer_t deadline;         /* upgrade, read, close and linger bounds; on_close */
     uv_timer_t ping;
-    uv_getaddrinfo_t gai;
-    uv_connect_t connect_req;
-    uv_shutdown_t shutdown_req;
-    unsigned handles; /* initialized handles whose close callback has not run yet */
-    bool gai_pending;
-    bool tcp_closing;
-    bool reconnecting;   /* tcp is closing so that the next address can be tried */
-    struct addrinfo *ai; /* resolved addresses, until connected */
-    struct addrinfo *ai_next;
-    int connect_err;
-
-    SSL_CTX *ssl_ctx;
-    SSL *ssl;
-    BIO *rbio; /* both owned by ssl */
-    BIO *wbio;
-    bool tls_shutdown;
+    unsigned handles; /* timers whose close callback has not run yet */
 
     struct buf *head; /* the upgrade response head while it arrives */
 
@@ -126,10 +97,6 @@ struct ws {
     uint64_t last_rx; /* loop time of the last WebSocket bytes received */
 
     size_t stage_len;
-    size_t out_inflight; /* bytes handed to uv_write and not yet completed */
-    bool shutdown_started;
-    bool shutdown_done;
-    bool eof;
 
     /* The outcome: the first cause recorded wins. */
     bool finished;
@@ -141,19 +108,12 @@ struct ws {
     bool freed;
 
     uint8_t stage[WS_STAGE_MAX];
-    uint8_t rbuf[WS_READ_CHUNK];
-    uint8_t pbuf[WS_PLAIN_CHUNK];
 };
 
-/* OpenSSL (src/core/openssl_api.h), loaded by the first ws_connect(). */
-static const struct openssl_api *ossl;
-
-static void ws__close_tcp(struct ws *ws);
+static void ws__end(struct ws *ws);
 static void ws__pump(struct ws *ws);
-static void ws__on_tcp_close(uv_handle_t *h);
+static void ws__drain(struct ws *ws);
 static void ws__on_deadline(uv_timer_t *t);
-static void ws__on_shutdown(uv_shutdown_t *req, int status);
-static void ws__on_ping(uv_timer_t *t);
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -174,25 +134,6 @@ static void ws__finish(struct ws *ws, int http_status, int close_code, const cha
     /* A truncated reason is still a fine log line. */
     (void)vsnprintf(ws->reason, sizeof(ws->reason), fmt, ap);
     va_end(ap);
-}
-
-/* Records the TLS failure at hand (verification result first, else OpenSSL's error). */
-static void ws__finish_tls(struct ws *ws, const char *what)
-{
-    char err[160];
-    long vr = ws->ssl != NULL ? ossl->SSL_get_verify_result(ws->ssl) : X509_V_OK;
-    unsigned long e = ossl->ERR_peek_last_error();
-
-    if (vr != X509_V_OK) {
-        ws__finish(ws, 0, 0, "%s: certificate verification failed: %s", what,
-                   ossl->X509_verify_cert_error_string(vr));
-    } else if (e != 0) {
-        ossl->ERR_error_string_n(e, err, sizeof(err));
-        ws__finish(ws, 0, 0, "%s: %s", what, err);
-    } else {
-        ws__finish(ws, 0, 0, "%s", what);
-    }
-    ossl->ERR_clear_error();
 }
 
 /* "60 s" or "500 ms". */
@@ -217,8 +158,6 @@ static bool ws__code_sendable(unsigned code)
            (code >= 3000 && code <= 4999);
 }
 
-/* ---- key ------------------------------------------------------------------------------------- */
-
 /* RFC 6455 4.1: a random 16-byte nonce, and the answer the server must give for it. */
 static int ws__make_key(struct ws *ws)
 {
@@ -227,193 +166,31 @@ static int ws__make_key(struct ws *ws)
     char cat[64];
     int n;
 
-    if (ossl->RAND_bytes(nonce, sizeof(nonce)) != 1)
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1)
         return -EIO;
-    (void)ossl->EVP_EncodeBlock((unsigned char *)ws->key, nonce, sizeof(nonce));
+    (void)EVP_EncodeBlock((unsigned char *)ws->key, nonce, sizeof(nonce));
     n = snprintf(cat, sizeof(cat), "%s%s", ws->key, WS_GUID);
     if (n < 0 || (size_t)n >= sizeof(cat))
         return ERR_INVALID;
-    if (ossl->EVP_Digest(cat, (size_t)n, digest, &dlen, ossl->EVP_sha1(), NULL) != 1 || dlen != 20)
+    if (EVP_Digest(cat, (size_t)n, digest, &dlen, EVP_sha1(), NULL) != 1 || dlen != 20)
         return -EIO;
-    (void)ossl->EVP_EncodeBlock((unsigned char *)ws->accept, digest, 20);
+    (void)EVP_EncodeBlock((unsigned char *)ws->accept, digest, 20);
     return 0;
-}
-
-/* ---- TLS setup ------------------------------------------------------------------------------- */
-
-static int ws__tls_init(struct ws *ws, const char *cacert)
-{
-    SSL_CTX *ctx = NULL;
-    SSL *ssl = NULL;
-    BIO *rb = NULL, *wb = NULL;
-    X509_VERIFY_PARAM *param;
-    int r = ERR_NOMEM;
-
-    if ((ctx = ossl->SSL_CTX_new(ossl->TLS_client_method())) == NULL)
-        goto out;
-    r = ERR_INVALID;
-    if (ossl->SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL) != 1)
-        goto out;
-    /* CLEANSE_PLAINTEXT: OpenSSL wipes a record's plaintext once SSL_read has handed it over,
-     * so a task message, credential included, does not stay in its buffer (SECURITY.md 6). */
-    ossl->SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                       SSL_OP_CLEANSE_PLAINTEXT);
-    ossl->SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (cacert != NULL) {
-        if (ossl->SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
-            goto out;
-    } else if (ossl->SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        goto out;
-    }
-    r = ERR_NOMEM;
-    if ((ssl = ossl->SSL_new(ctx)) == NULL || (rb = ossl->BIO_new(ossl->BIO_s_mem())) == NULL ||
-        (wb = ossl->BIO_new(ossl->BIO_s_mem())) == NULL)
-        goto out;
-    ossl->SSL_set_bio(ssl, rb, wb);
-    rb = wb = NULL; /* transferred */
-    ossl->SSL_set_connect_state(ssl);
-    param = ossl->SSL_get0_param(ssl);
-    ossl->X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    r = ERR_BAD_URL;
-    if (ws->url.host_is_ip) {
-        /* RFC 6066 3: an address is never sent as SNI; the certificate must name it in
-         * an iPAddress SAN, which set1_ip checks (a dNSName "127.0.0.1" does not count). */
-        if (ossl->X509_VERIFY_PARAM_set1_ip_asc(param, ws->url.host) != 1)
-            goto out;
-    } else if (ossl->SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                              ws->url.host) != 1 ||
-               ossl->SSL_set1_host(ssl, ws->url.host) != 1) {
-        goto out;
-    }
-    ws->rbio = ossl->SSL_get_rbio(ssl);
-    ws->wbio = ossl->SSL_get_wbio(ssl);
-    ws->ssl_ctx = ctx;
-    ws->ssl = ssl;
-    ctx = NULL; /* transferred */
-    ssl = NULL;
-    r = 0;
-out:
-    ossl->BIO_free(rb);
-    ossl->BIO_free(wb);
-    ossl->SSL_free(ssl);
-    ossl->SSL_CTX_free(ctx);
-    ossl->ERR_clear_error();
-    return r;
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-static void ws__on_write(uv_write_t *req, int status)
+/* Hands the staged bytes to the connection (which copies them) and wipes the stage.
+ * ERR_CLOSED: the connection ended, and its on_close is on the way with the reason. */
+static int ws__flush(struct ws *ws)
 {
-    struct ws__wreq *w = req->data;
-    struct ws *ws = w->ws;
+    int r = 0;
 
-    ws->out_inflight -= w->len;
-    explicit_bzero(w->data, w->len);
-    free(w);
-    if (ws->state == WS_DONE)
-        return;
-    if (status < 0) {
-        ws__finish(ws, 0, 0, "write error: %s", uv_strerror(status));
-        ws__close_tcp(ws);
-        return;
-    }
-    ws__pump(ws);
-}
-
-static struct ws__wreq *ws__wreq_new(struct ws *ws, size_t len)
-{
-    struct ws__wreq *w = malloc(sizeof(*w) + len);
-
-    if (w == NULL)
-        return NULL;
-    w->ws = ws;
-    w->len = len;
-    w->req.data = w;
-    return w;
-}
-
-/* Hands w to libuv (which then owns it), or frees it and returns the error. */
-static int ws__wreq_submit(struct ws *ws, struct ws__wreq *w)
-{
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned int)w->len);
-    int r;
-
-    if ((r = uv_write(&w->req, (uv_stream_t *)&ws->tcp, &b, 1, ws__on_write)) != 0) {
-        explicit_bzero(w->data, w->len);
-        free(w);
-        return r;
-    }
-    ws->out_inflight += w->len;
-    return 0;
-}
-
-/*
- * Writes out the staged plaintext (through TLS for wss) and whatever TLS produced
- * (handshake, alerts, close_notify). Returns 0 or a negative code, with a reason
- * recorded when it knows one better than the code.
- */
-static int ws__out_flush(struct ws *ws)
-{
-    struct ws__wreq *w;
-    size_t pending;
-    int n, r;
-
-    if (ws->stage_len > 0 && ws->ssl == NULL) {
-        if ((w = ws__wreq_new(ws, ws->stage_len)) == NULL)
-            return ERR_NOMEM;
-        memcpy(w->data, ws->stage, ws->stage_len);
-        explicit_bzero(ws->stage, ws->stage_len);
-        ws->stage_len = 0;
-        return ws__wreq_submit(ws, w);
-    }
-    if (ws->ssl == NULL)
-        return 0;
-    if (ws->stage_len > 0) {
-        /* A memory BIO never pushes back, so SSL_write takes it all or fails. */
-        ossl->ERR_clear_error();
-        n = ossl->SSL_write(ws->ssl, ws->stage, (int)ws->stage_len);
-        explicit_bzero(ws->stage, ws->stage_len);
-        if (n <= 0 || (size_t)n != ws->stage_len) {
-            ws__finish_tls(ws, "TLS write failed");
-            ws->stage_len = 0;
-            return -EPROTO;
-        }
-        ws->stage_len = 0;
-    }
-    while ((pending = ossl->BIO_ctrl_pending(ws->wbio)) > 0) {
-        if ((w = ws__wreq_new(ws, pending)) == NULL)
-            return ERR_NOMEM;
-        n = ossl->BIO_read(ws->wbio, w->data, (int)pending);
-        if (n <= 0) {
-            free(w);
-            return -EIO;
-        }
-        w->len = (size_t)n;
-        if ((r = ws__wreq_submit(ws, w)) != 0)
-            return r;
-    }
-    return 0;
-}
-
-/* Queues bytes ignoring the high-water mark: for the upgrade request only. */
-static int ws__out_put_all(struct ws *ws, const uint8_t *p, size_t len)
-{
-    size_t n;
-    int r;
-
-    while (len > 0) {
-        if (ws->stage_len == sizeof(ws->stage) && (r = ws__out_flush(ws)) != 0)
-            return r;
-        n = sizeof(ws->stage) - ws->stage_len;
-        if (n > len)
-            n = len;
-        memcpy(ws->stage + ws->stage_len, p, n);
-        ws->stage_len += n;
-        p += n;
-        len -= n;
-    }
-    return ws__out_flush(ws);
+    if (ws->stage_len > 0 && ws->conn != NULL)
+        r = net_conn_write(ws->conn, ws->stage, ws->stage_len);
+    explicit_bzero(ws->stage, ws->stage_len);
+    ws->stage_len = 0;
+    return r;
 }
 
 /* Lets wslay write what it has queued, then flushes. Safe in any state. */
@@ -428,49 +205,25 @@ static void ws__pump(struct ws *ws)
         return;
     if (wslay_event_want_write(ws->wslay) && (r = wslay_event_send(ws->wslay)) != 0) {
         ws__finish(ws, 0, 0, "send failed%s", r == WSLAY_ERR_NOMEM ? ": out of memory" : "");
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
-    if ((r = ws__out_flush(ws)) != 0) {
+    if ((r = ws__flush(ws)) != 0 && r != ERR_CLOSED) {
         ws__finish(ws, 0, 0, "write error: %s", err_str(r));
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
-    if (ws->state != WS_DRAINING || ws->shutdown_started || wslay_event_want_write(ws->wslay))
-        return;
-    /* Draining and wslay is done (its close frame went out): close_notify, then FIN. */
-    if (ws->ssl != NULL && !ws->tls_shutdown && ossl->SSL_is_init_finished(ws->ssl)) {
-        ws->tls_shutdown = true;
-        ossl->ERR_clear_error();
-        /* We do not wait for the peer's close_notify: the TCP close follows. */
-        (void)ossl->SSL_shutdown(ws->ssl);
-        ossl->ERR_clear_error();
-        if ((r = ws__out_flush(ws)) != 0) {
-            ws__close_tcp(ws);
-            return;
-        }
-    }
-    if (ws->out_inflight > 0)
-        return; /* ws__on_write pumps again */
-    ws->shutdown_started = true;
-    if (uv_shutdown(&ws->shutdown_req, (uv_stream_t *)&ws->tcp, ws__on_shutdown) != 0)
-        ws__close_tcp(ws);
+    if (ws->state != WS_DRAINING || wslay_event_want_write(ws->wslay) ||
+        net_conn_pending(ws->conn) > 0)
+        return; /* on_drain pumps again */
+    /* Draining and our close frame is on its way. RFC 6455 7.1.1: after a close
+     * exchange the server closes the TCP connection first; wait for that (bounded by
+     * the deadline). After a refusal (no close frame from the peer) end now. */
+    if (!wslay_event_get_close_received(ws->wslay))
+        ws__end(ws);
 }
 
 /* ---- ending ---------------------------------------------------------------------------------- */
-
-static void ws__on_shutdown(uv_shutdown_t *req, int status)
-{
-    struct ws *ws = req->data;
-
-    ws->shutdown_done = true;
-    if (ws->state != WS_DRAINING)
-        return;
-    /* RFC 6455 7.1.1: the server should close the TCP connection first; wait for its
-     * FIN (bounded by the deadline) unless it came already. */
-    if (status < 0 || ws->eof)
-        ws__close_tcp(ws);
-}
 
 /* The outcome is known and a close frame is queued (or exchanged): send it, then end. */
 static void ws__drain(struct ws *ws)
@@ -483,33 +236,28 @@ static void ws__drain(struct ws *ws)
     ws__pump(ws);
 }
 
-/* Drops the connection now; on_close follows from the TCP close callback. */
-static void ws__close_tcp(struct ws *ws)
+/* Drops the connection now; on_close follows from the deadline timer. */
+static void ws__end(struct ws *ws)
 {
     if (!ws->finished)
         ws__finish(ws, 0, 0, "closed");
     ws->state = WS_DONE;
-    ws->reconnecting = false;
-    uv_timer_stop(&ws->deadline);
     uv_timer_stop(&ws->ping);
-    if (ws->gai_pending)
-        (void)uv_cancel((uv_req_t *)&ws->gai); /* too late is fine: ws__on_resolved copes */
     if (ws->in_recv)
         wslay_event_shutdown_read(ws->wslay);
-    if (!ws->tcp_closing) {
-        ws->tcp_closing = true;
-        uv_close((uv_handle_t *)&ws->tcp, ws__on_tcp_close);
-    }
+    net_connect_cancel(ws->connect);
+    ws->connect = NULL;
+    net_conn_free(ws->conn); /* no callback of it after this, even from inside one */
+    ws->conn = NULL;
+    if (!ws->freed)
+        ws__arm(&ws->deadline, ws__on_deadline, 0, 0);
 }
 
 static void ws__destroy(struct ws *ws)
 {
     if (ws->wslay != NULL)
         wslay_event_context_free(ws->wslay);
-    ossl->SSL_free(ws->ssl);
-    ossl->SSL_CTX_free(ws->ssl_ctx);
-    if (ws->ai != NULL)
-        uv_freeaddrinfo(ws->ai);
+    net_tls_ctx_free(ws->tls);
     buf_free(ws->head);
     buf_free(ws->msg);
     ws_url_free(&ws->url);
@@ -517,18 +265,12 @@ static void ws__destroy(struct ws *ws)
     free(ws);
 }
 
-static void ws__maybe_destroy(struct ws *ws)
-{
-    if (ws->freed && ws->handles == 0 && !ws->gai_pending)
-        ws__destroy(ws);
-}
-
 static void ws__on_timer_close(uv_handle_t *h)
 {
     struct ws *ws = h->data;
 
-    ws->handles--;
-    ws__maybe_destroy(ws);
+    if (--ws->handles == 0)
+        ws__destroy(ws);
 }
 
 /* Fills in the reason of a refused frame once we know which close code went out. */
@@ -561,151 +303,10 @@ static void ws__complete_proto_reason(struct ws *ws)
                        "protocol error from peer: %s; close %u sent", what, sent);
 }
 
-static void ws__connect_next(struct ws *ws);
-
-static void ws__on_tcp_close(uv_handle_t *h)
-{
-    struct ws *ws = h->data;
-    int r;
-
-    ws->handles--;
-    if (ws->reconnecting && ws->state == WS_CONNECTING) {
-        ws->reconnecting = false;
-        if ((r = uv_tcp_init(ws->loop, &ws->tcp)) == 0) {
-            ws->tcp.data = ws;
-            ws->handles++;
-            ws->tcp_closing = false;
-            ws__connect_next(ws);
-            return;
-        }
-        ws__finish(ws, 0, 0, "socket: %s", uv_strerror(r));
-    }
-    /* tcp_closing stays true: the handle is closed for good, nothing closes it again. */
-    ws->state = WS_DONE;
-    uv_timer_stop(&ws->deadline);
-    uv_timer_stop(&ws->ping);
-    if (!ws->close_reported && !ws->freed) {
-        ws->close_reported = true;
-        if (ws->proto_error)
-            ws__complete_proto_reason(ws);
-        ws->cb.on_close(ws, ws->http_status, ws->close_code, ws->reason, ws->data);
-    }
-    ws__maybe_destroy(ws);
-}
-
-/* ---- connecting ------------------------------------------------------------------------------ */
-
-static void ws__connect_failed(struct ws *ws, int err)
-{
-    ws->connect_err = err;
-    if (ws->ai_next == NULL) {
-        ws__finish(ws, 0, 0, "cannot connect to %s port %s: %s", ws->url.host, ws->url.port,
-                   uv_strerror(err));
-        ws__close_tcp(ws);
-        return;
-    }
-    /* A socket whose connect failed cannot be reused: close it, and try the next address
-     * from its close callback. */
-    ws->reconnecting = true;
-    ws->tcp_closing = true;
-    uv_close((uv_handle_t *)&ws->tcp, ws__on_tcp_close);
-}
-
-static void ws__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
-static void ws__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
-static void ws__tls_handshake(struct ws *ws);
-static void ws__send_request(struct ws *ws);
-
-static void ws__on_connect(uv_connect_t *req, int status)
-{
-    struct ws *ws = req->data;
-    int r;
-
-    if (status == UV_ECANCELED || ws->state != WS_CONNECTING || ws->reconnecting)
-        return;
-    if (status < 0) {
-        ws__connect_failed(ws, status);
-        return;
-    }
-    uv_freeaddrinfo(ws->ai);
-    ws->ai = ws->ai_next = NULL;
-    /* Pongs and close frames are small: they must not wait for Nagle. */
-    if ((r = uv_tcp_nodelay(&ws->tcp, 1)) != 0 ||
-        (r = uv_tcp_keepalive(&ws->tcp, 1, WS_KEEPALIVE_S)) != 0 ||
-        (r = uv_read_start((uv_stream_t *)&ws->tcp, ws__on_alloc, ws__on_read)) != 0) {
-        ws__finish(ws, 0, 0, "socket: %s", uv_strerror(r));
-        ws__close_tcp(ws);
-        return;
-    }
-    if (ws->url.tls) {
-        ws->state = WS_TLS_HANDSHAKE;
-        ws__tls_handshake(ws);
-    } else {
-        ws__send_request(ws);
-    }
-}
-
-static void ws__connect_next(struct ws *ws)
-{
-    struct addrinfo *ai = ws->ai_next;
-    int r;
-
-    if (ai == NULL) {
-        ws__connect_failed(ws, ws->connect_err != 0 ? ws->connect_err : UV_EADDRNOTAVAIL);
-        return;
-    }
-    ws->ai_next = ai->ai_next;
-    ws->connect_req.data = ws;
-    if ((r = uv_tcp_connect(&ws->connect_req, &ws->tcp, ai->ai_addr, ws__on_connect)) != 0)
-        ws__connect_failed(ws, r);
-}
-
-static void ws__on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    struct ws *ws = req->data;
-
-    ws->gai_pending = false;
-    if (ws->state != WS_RESOLVING) {
-        /* Aborted (or freed) meanwhile. */
-        if (res != NULL)
-            uv_freeaddrinfo(res);
-        ws__maybe_destroy(ws);
-        return;
-    }
-    if (status < 0) {
-        ws__finish(ws, 0, 0, "cannot resolve %s: %s", ws->url.host, uv_strerror(status));
-        ws__close_tcp(ws);
-        return;
-    }
-    ws->ai = ws->ai_next = res;
-    ws->state = WS_CONNECTING;
-    ws__connect_next(ws);
-}
-
-static void ws__tls_handshake(struct ws *ws)
-{
-    int r, e;
-
-    ossl->ERR_clear_error();
-    r = ossl->SSL_do_handshake(ws->ssl);
-    if (r == 1) {
-        ws__send_request(ws); /* flushes the handshake's last flight first */
-        return;
-    }
-    e = ossl->SSL_get_error(ws->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        if ((r = ws__out_flush(ws)) != 0) {
-            ws__finish(ws, 0, 0, "write error: %s", err_str(r));
-            ws__close_tcp(ws);
-        }
-        return;
-    }
-    ws__finish_tls(ws, "TLS handshake failed");
-    ws__close_tcp(ws);
-}
+/* ---- the upgrade ----------------------------------------------------------------------------- */
 
 /* RFC 6455 4.1: the opening handshake. The request line carries the token; every copy
- * of it is wiped (target, req, the stage, the write request). */
+ * of it is wiped (target, req; the connection wipes what it holds of plaintext). */
 static void ws__send_request(struct ws *ws)
 {
     struct buf *req = buf_new(WS_URL_MAX + 1024, BUF_WIPE);
@@ -726,20 +327,16 @@ static void ws__send_request(struct ws *ws)
                      "\r\n",
                      target, ws->url.host_header, ws->key);
     }
-    if (r == 0) {
-        ws->state = WS_UPGRADING;
-        r = ws__out_put_all(ws, buf_ptr(req), buf_len(req));
-    }
+    if (r == 0)
+        r = net_conn_write(ws->conn, buf_ptr(req), buf_len(req));
     buf_free(req);
     buf_free(ws->url.target);
     ws->url.target = NULL;
-    if (r != 0) {
+    if (r != 0 && r != ERR_CLOSED) {
         ws__finish(ws, 0, 0, "sending the upgrade request: %s", err_str(r));
-        ws__close_tcp(ws);
+        ws__end(ws);
     }
 }
-
-/* ---- the upgrade response -------------------------------------------------------------------- */
 
 /* The head ended early or grew too large: report its status if it had a refusing one. */
 static void ws__fail_head(struct ws *ws, const char *why)
@@ -754,12 +351,12 @@ static void ws__fail_head(struct ws *ws, const char *why)
         if (eol != NULL && ws_upgrade_status_line(h, (size_t)(eol - h), &status) == 0 &&
             status != 101) {
             ws__finish(ws, status, 0, "upgrade refused: HTTP %d", status);
-            ws__close_tcp(ws);
+            ws__end(ws);
             return;
         }
     }
     ws__finish(ws, 0, 0, "%s", why);
-    ws__close_tcp(ws);
+    ws__end(ws);
 }
 
 /* RFC 6455 4.1: the server's handshake, checked by ws_upgrade_check(); the outcome is
@@ -779,6 +376,7 @@ static int ws__check_head(struct ws *ws, const char *h, size_t len)
 }
 
 static void ws__feed(struct ws *ws, const uint8_t *p, size_t n);
+static void ws__on_ping(uv_timer_t *t);
 
 static void ws__open(struct ws *ws, const uint8_t *rest, size_t n)
 {
@@ -805,7 +403,7 @@ static void ws__on_head(struct ws *ws, const uint8_t *p, size_t n)
 
     if (buf_put(ws->head, p, take) != 0) {
         ws__finish(ws, 0, 0, "out of memory");
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
     h = (const char *)buf_ptr(ws->head);
@@ -819,7 +417,7 @@ static void ws__on_head(struct ws *ws, const uint8_t *p, size_t n)
     }
     len = (size_t)(crlf2 + 4 - h);
     if (ws__check_head(ws, h, len) != 0) {
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
     used = len - old; /* > 0: the old bytes held no CRLFCRLF */
@@ -854,12 +452,17 @@ static ssize_t ws__wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, 
 
     (void)flags;
     if (ws->stage_len == sizeof(ws->stage)) {
-        if (ws->out_inflight >= WS_WRITE_HIGH) {
-            /* ws__on_write pumps again once writes drain. */
+        if (net_conn_pending(ws->conn) >= WS_WRITE_HIGH) {
+            /* on_drain pumps again once the connection has written it all. */
             wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
             return -1;
         }
-        if ((r = ws__out_flush(ws)) != 0) {
+        if ((r = ws__flush(ws)) == ERR_CLOSED) {
+            /* The connection's on_close is on the way; nothing more goes out. */
+            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+            return -1;
+        }
+        if (r != 0) {
             ws__finish(ws, 0, 0, "write error: %s", err_str(r));
             wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
             return -1;
@@ -878,7 +481,7 @@ static int ws__wslay_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
 {
     (void)ctx;
     (void)user;
-    return ossl->RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
 /* Stops reading and queues a close frame: the message cannot be taken. */
@@ -1034,7 +637,7 @@ static void ws__feed(struct ws *ws, const uint8_t *p, size_t n)
         return; /* ended (or freed) from a callback */
     if (r == WSLAY_ERR_NOMEM) {
         ws__finish(ws, 0, 0, "out of memory");
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
     if (r != 0) {
@@ -1067,48 +670,9 @@ static void ws__feed(struct ws *ws, const uint8_t *p, size_t n)
     ws__pump(ws); /* pongs, and whatever on_message queued */
 }
 
-/* ---- reading --------------------------------------------------------------------------------- */
+/* ---- the connection's events ----------------------------------------------------------------- */
 
-static void ws__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    struct ws *ws = h->data;
-
-    (void)suggested;
-    b->base = (char *)ws->rbuf;
-    b->len = sizeof(ws->rbuf);
-}
-
-static void ws__on_eof(struct ws *ws, int err)
-{
-    switch (ws->state) {
-    case WS_DRAINING:
-        ws->eof = true;
-        if (err != UV_EOF || ws->shutdown_done)
-            ws__close_tcp(ws);
-        return;
-    case WS_DONE:
-        return;
-    case WS_UPGRADING:
-        if (err == UV_EOF) {
-            ws__fail_head(ws, "connection closed by peer during the upgrade");
-            return;
-        }
-        break;
-    case WS_OPEN:
-    case WS_CLOSING:
-        if (err == UV_EOF)
-            ws__finish(ws, 0, 0, "connection closed by peer without a close frame");
-        break;
-    default:
-        if (err == UV_EOF)
-            ws__finish(ws, 0, 0, "connection closed by peer during the %s",
-                       ws__state_name[ws->state]);
-        break;
-    }
-    ws__finish(ws, 0, 0, "read error: %s", uv_strerror(err));
-    ws__close_tcp(ws);
-}
-
+/* Plaintext from the server. Draining: the outcome is known; only its end matters. */
 static void ws__on_plain(struct ws *ws, const uint8_t *p, size_t n)
 {
     if (ws->state == WS_UPGRADING)
@@ -1117,64 +681,59 @@ static void ws__on_plain(struct ws *ws, const uint8_t *p, size_t n)
         ws__feed(ws, p, n);
 }
 
-static void ws__tls_read(struct ws *ws, const uint8_t *p, size_t n)
+static void ws__on_read(struct net_conn *c, const uint8_t *data, size_t len, void *ud)
 {
-    int r, e;
-
-    if (ossl->BIO_write(ws->rbio, p, (int)n) != (int)n) {
-        ws__finish(ws, 0, 0, "out of memory");
-        ws__close_tcp(ws);
-        return;
-    }
-    if (ws->state == WS_TLS_HANDSHAKE)
-        ws__tls_handshake(ws);
-    while (ws->state == WS_UPGRADING || ws->state == WS_OPEN || ws->state == WS_CLOSING) {
-        ossl->ERR_clear_error();
-        r = ossl->SSL_read(ws->ssl, ws->pbuf, sizeof(ws->pbuf));
-        if (r > 0) {
-            ws__on_plain(ws, ws->pbuf, (size_t)r);
-            explicit_bzero(ws->pbuf, (size_t)r);
-            continue;
-        }
-        e = ossl->SSL_get_error(ws->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-            break;
-        if (e == SSL_ERROR_ZERO_RETURN) {
-            /* close_notify: the peer is done sending, like a FIN. */
-            ws__on_eof(ws, UV_EOF);
-            return;
-        }
-        ws__finish_tls(ws, "TLS error");
-        ws__close_tcp(ws);
-        return;
-    }
-    /* SSL_read may have produced records of its own (a KeyUpdate answer). */
-    if (ws->state != WS_DONE && (r = ws__out_flush(ws)) != 0) {
-        ws__finish(ws, 0, 0, "write error: %s", err_str(r));
-        ws__close_tcp(ws);
-    }
+    (void)c;
+    ws__on_plain(ud, data, len);
 }
 
-static void ws__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+static void ws__on_drain(struct net_conn *c, void *ud)
 {
-    struct ws *ws = s->data;
+    (void)c;
+    ws__pump(ud);
+}
 
-    (void)b;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        ws__on_eof(ws, (int)nread);
+/* The server's end (reason NULL: cleanly), or a failure of the connection. */
+static void ws__on_conn_close(struct net_conn *c, const char *reason, void *ud)
+{
+    struct ws *ws = ud;
+
+    (void)c;
+    if (ws->state == WS_UPGRADING && reason == NULL) {
+        ws__fail_head(ws, "connection closed by peer during the upgrade");
         return;
     }
-    /* Draining: the outcome is known; only the peer's FIN matters now. */
-    if (ws->state != WS_DRAINING && ws->state != WS_DONE) {
-        if (ws->ssl != NULL)
-            ws__tls_read(ws, ws->rbuf, (size_t)nread);
-        else
-            ws__on_plain(ws, ws->rbuf, (size_t)nread);
+    if ((ws->state == WS_OPEN || ws->state == WS_CLOSING) && reason == NULL)
+        ws__finish(ws, 0, 0, "connection closed by peer without a close frame");
+    /* net's line names host:port and the cause, never the request target. */
+    ws__finish(ws, 0, 0, "%s", reason != NULL ? reason : "connection closed by peer");
+    ws__end(ws);
+}
+
+static const struct net_conn_events ws__events = {
+    .on_read = ws__on_read,
+    .on_drain = ws__on_drain,
+    .on_close = ws__on_conn_close,
+};
+
+static void ws__on_connected(struct net_conn *c, const char *error, void *ud)
+{
+    struct ws *ws = ud;
+    uint64_t spent = uv_now(ws->loop) - ws->started;
+
+    ws->connect = NULL;
+    if (c == NULL) {
+        ws__finish(ws, 0, 0, "%s", error);
+        ws__end(ws);
+        return;
     }
-    /* ws is still allocated here, even if freed from a callback: see ws_free(). */
-    explicit_bzero(ws->rbuf, (size_t)nread);
+    ws->conn = c;
+    ws->state = WS_UPGRADING;
+    net_conn_set_events(c, &ws__events, ws);
+    /* The connect timeout covers the upgrade too: what is left of it. */
+    ws__arm(&ws->deadline, ws__on_deadline,
+            spent < ws->connect_timeout_ms ? ws->connect_timeout_ms - spent : 1, 0);
+    ws__send_request(ws);
 }
 
 /* ---- timers ---------------------------------------------------------------------------------- */
@@ -1186,12 +745,11 @@ static void ws__on_deadline(uv_timer_t *t)
     uint64_t idle;
 
     switch (ws->state) {
-    case WS_RESOLVING:
-    case WS_CONNECTING:
-    case WS_TLS_HANDSHAKE:
+    case WS_CONNECTING: /* net's own timeout runs */
+        return;
     case WS_UPGRADING:
-        ws__fmt_ms(span, sizeof(span), ws->connect_timeout_ms);
-        ws__finish(ws, 0, 0, "timed out after %s (%s)", span, ws__state_name[ws->state]);
+        ws__finish(ws, 0, 0, "connect to %s timed out after %" PRIu64 " ms (upgrade)",
+                   net_conn_peer(ws->conn), ws->connect_timeout_ms);
         break;
     case WS_OPEN:
         idle = uv_now(ws->loop) - ws->last_rx;
@@ -1209,9 +767,15 @@ static void ws__on_deadline(uv_timer_t *t)
     case WS_DRAINING:
         break; /* the outcome is recorded; the peer did not finish in time */
     case WS_DONE:
+        if (!ws->close_reported && !ws->freed) {
+            ws->close_reported = true;
+            if (ws->proto_error)
+                ws__complete_proto_reason(ws);
+            ws->cb.on_close(ws, ws->http_status, ws->close_code, ws->reason, ws->data);
+        }
         return;
     }
-    ws__close_tcp(ws);
+    ws__end(ws);
 }
 
 static void ws__on_ping(uv_timer_t *t)
@@ -1234,7 +798,7 @@ static void ws__on_ping(uv_timer_t *t)
     m.msg_length = sizeof(payload);
     if (wslay_event_queue_msg(ws->wslay, &m) == WSLAY_ERR_NOMEM) {
         ws__finish(ws, 0, 0, "out of memory");
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
     ws__pump(ws);
@@ -1245,16 +809,13 @@ static void ws__on_ping(uv_timer_t *t)
 int ws_connect(uv_loop_t *loop, const struct ws_options *opts, const struct ws_callbacks *cb,
                void *data, struct ws **out)
 {
+    struct net_target target = {0};
     struct ws *ws = NULL;
-    struct addrinfo hints;
     int r;
 
     *out = NULL;
     if (loop == NULL || opts == NULL || opts->url == NULL || cb == NULL || cb->on_close == NULL)
         return ERR_INVALID;
-    /* The handshake key needs libcrypto even without TLS. */
-    if (ossl == NULL && (ossl = openssl_api_get()) == NULL)
-        return ERR_UNSUPPORTED;
     if ((ws = calloc(1, sizeof(*ws))) == NULL)
         return ERR_NOMEM;
     ws->loop = loop;
@@ -1267,58 +828,45 @@ int ws_connect(uv_loop_t *loop, const struct ws_options *opts, const struct ws_c
     ws->read_timeout_ms =
         opts->read_timeout_ms ? opts->read_timeout_ms : WS_READ_TIMEOUT_MS_DEFAULT;
     ws->max_message = opts->max_message ? opts->max_message : WS_MAX_MESSAGE_DEFAULT;
-    if ((r = ws_url_parse(opts->url, &ws->url)) != 0 || (r = ws__make_key(ws)) != 0)
-        goto out;
-    if (ws->url.tls && (r = ws__tls_init(ws, opts->cacert)) != 0)
-        goto out;
-    if ((r = ws__wslay_init(ws)) != 0)
+    if ((r = ws_url_parse(opts->url, &ws->url)) != 0 || (r = ws__make_key(ws)) != 0 ||
+        (ws->url.tls && (r = net_tls_ctx_new(opts->cacert, &ws->tls)) != 0) ||
+        (r = ws__wslay_init(ws)) != 0)
         goto out;
     if ((ws->head = buf_new(WS_HEAD_MAX, 0)) == NULL) {
         r = ERR_NOMEM;
         goto out;
     }
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV | (ws->url.host_is_ip ? AI_NUMERICHOST : 0);
-    ws->gai.data = ws;
-    if ((r = uv_getaddrinfo(loop, &ws->gai, ws__on_resolved, ws->url.host, ws->url.port,
-                            &hints)) != 0)
-        goto out;
-    ws->gai_pending = true;
-    ws->state = WS_RESOLVING;
-
-    /*
-     * From here the loop holds part of ws. XXX: libuv 1.44 cannot fail these inits (no
-     * socket is created for AF_UNSPEC); should it ever, the handles already made are
-     * closed and the memory goes in their close callbacks.
-     */
+    /* From here the loop holds part of ws: a failure closes the timers made so far, and
+     * the memory goes in their close callbacks. XXX: libuv 1.44 cannot fail these. */
     if ((r = uv_timer_init(loop, &ws->deadline)) != 0)
-        goto out_async;
+        goto out;
     ws->deadline.data = ws;
     ws->handles++;
     if ((r = uv_timer_init(loop, &ws->ping)) != 0)
         goto out_async;
     ws->ping.data = ws;
     ws->handles++;
-    if ((r = uv_tcp_init(loop, &ws->tcp)) != 0)
+    /* ws_url_parse checked the port (1..65535) and the host (a name or an IP literal). */
+    target.host = ws->url.host;
+    target.port = (uint16_t)strtoul(ws->url.port, NULL, 10);
+    target.tls = ws->url.tls;
+    ws->started = uv_now(loop);
+    if ((r = net_connect_start(loop, ws->tls, &target, ws->connect_timeout_ms, ws__on_connected, ws,
+                               &ws->connect)) != 0) {
+        if (r == ERR_INVALID) /* only a host net cannot use can be invalid here */
+            r = ERR_BAD_URL;
         goto out_async;
-    ws->tcp.data = ws;
-    ws->handles++;
-    ws->shutdown_req.data = ws;
-    ws__arm(&ws->deadline, ws__on_deadline, ws->connect_timeout_ms, 0);
+    }
+    ws->state = WS_CONNECTING;
     *out = ws;
     return 0;
 
 out_async:
     ws->freed = true;
     ws->state = WS_DONE;
-    (void)uv_cancel((uv_req_t *)&ws->gai);
-    if (ws->handles >= 1)
-        uv_close((uv_handle_t *)&ws->deadline, ws__on_timer_close);
-    if (ws->handles >= 2)
+    uv_close((uv_handle_t *)&ws->deadline, ws__on_timer_close);
+    if (ws->handles == 2)
         uv_close((uv_handle_t *)&ws->ping, ws__on_timer_close);
     return r;
 out:
@@ -1348,7 +896,8 @@ size_t ws_pending(const struct ws *ws)
 {
     if (ws == NULL || ws->wslay == NULL)
         return 0;
-    return wslay_event_get_queued_msg_length(ws->wslay) + ws->stage_len + ws->out_inflight;
+    return wslay_event_get_queued_msg_length(ws->wslay) + ws->stage_len +
+           (ws->conn != NULL ? net_conn_pending(ws->conn) : 0);
 }
 
 void ws_close(struct ws *ws, uint16_t code, const char *reason)
@@ -1359,12 +908,10 @@ void ws_close(struct ws *ws, uint16_t code, const char *reason)
     if (ws == NULL || ws->freed)
         return;
     switch (ws->state) {
-    case WS_RESOLVING:
     case WS_CONNECTING:
-    case WS_TLS_HANDSHAKE:
     case WS_UPGRADING:
         ws__finish(ws, 0, 0, "closed by caller before the connection was open");
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     case WS_OPEN:
         break;
@@ -1385,7 +932,7 @@ void ws_close(struct ws *ws, uint16_t code, const char *reason)
     r = wslay_event_queue_close(ws->wslay, code, (const uint8_t *)reason, rlen);
     if (r == WSLAY_ERR_NOMEM) {
         ws__finish(ws, 0, 0, "out of memory");
-        ws__close_tcp(ws);
+        ws__end(ws);
         return;
     }
     ws->state = WS_CLOSING;
@@ -1398,12 +945,12 @@ void ws_free(struct ws *ws)
 {
     if (ws == NULL || ws->freed)
         return;
+    /* Set first: ws__end then arms no on_close; it still sees in_recv and stops wslay. */
+    ws->freed = true;
     if (ws->state != WS_DONE) {
         ws__finish(ws, 0, 0, "freed by caller");
-        ws__close_tcp(ws);
+        ws__end(ws);
     }
-    /* Set after the close: ws__close_tcp must still see in_recv and stop wslay. */
-    ws->freed = true;
     uv_close((uv_handle_t *)&ws->deadline, ws__on_timer_close);
     uv_close((uv_handle_t *)&ws->ping, ws__on_timer_close);
 }

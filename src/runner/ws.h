@@ -2,9 +2,9 @@
  * ws.h - a WebSocket client (RFC 6455) on the libuv loop, over ws:// and wss://.
  *
  * The runner keeps one long-lived connection to the platform through this. The
- * module resolves, connects, does TLS (OpenSSL with memory BIOs, so all I/O stays
- * non-blocking on the loop), performs the HTTP/1.1 upgrade, and frames messages
- * with wslay. It pings the peer, notices a dead link, and refuses what curl's
+ * connection itself (resolve, TCP, TLS with the chain and host verified) is
+ * src/net/netconn.h's; this module performs the HTTP/1.1 upgrade over it and frames
+ * messages with wslay. It pings the peer, notices a dead link, and refuses what curl's
  * lib/ws.c refuses (masked server frames, reserved bits, unknown opcodes, control
  * frames over 125 bytes or fragmented).
  *
@@ -69,10 +69,15 @@ struct ws_callbacks {
  * release it with ws_free(), also after on_close); on_open or on_close follows.
  * Returns a negative code and *out = NULL when nothing was started: ERR_BAD_URL
  * (not ws:// or wss://, userinfo, fragment, bytes that are not printable ASCII,
- * bad port, a host OpenSSL cannot verify), ERR_TOO_LARGE (URL over WS_URL_MAX),
- * ERR_INVALID (cacert cannot be loaded, a NULL argument or on_close), ERR_NOMEM,
- * -EIO (no randomness for the key), or a libuv code. No callback follows a failure,
- * and nothing is left to free.
+ * bad port, a host that is neither a name nor an IP literal), ERR_TOO_LARGE (URL over
+ * WS_URL_MAX), ERR_INVALID (cacert cannot be loaded or holds no certificate, a NULL
+ * argument or on_close), ERR_NOMEM, -EIO (no randomness for the key), or a libuv
+ * code. No callback follows a failure, and nothing is left to free.
+ *
+ * A failure to connect comes to on_close as net's one line, e.g. "connect to
+ * 127.0.0.1:1: connection refused", "TLS handshake with example.com:443 failed:
+ * certificate verify failed: certificate has expired", "connect to example.com:443
+ * timed out after 10000 ms (TLS handshake)": host and port, never the path or query.
  */
 int ws_connect(uv_loop_t *loop, const struct ws_options *opts, const struct ws_callbacks *cb,
                void *data, struct ws **out) __attribute__((warn_unused_result));

@@ -12,12 +12,14 @@ every path: a sanitizer report fails the test.
 import base64
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, E2E, REPO, PeerProcess, run_process
+from conftest import (PYTHON, E2E, REPO, MockPlatform, PeerProcess, RunnerProcess, make_certs,
+                      run_process)
 from ws_peer import pattern_sha256
 
 TOKEN = "tok-5f1c9e0d7b3a4e21"  # stands for the runner's key: must never be printed
@@ -225,13 +227,14 @@ def test_ws_reports_connection_refused(probe, tmp_path):
 
 def test_ws_connect_timeout_covers_the_tls_handshake(probe, ws_plain):
     """wss:// towards a plain server: our ClientHello gets no answer. The connect timeout
-    ends it in the TLS handshake (the reason says so), after its 500 ms (the timer waited)
-    and before the default 10 s connect timeout could have fired: the option is what
-    ended it. That is the ceiling; no figure closer to 500 ms, which a shared machine
-    (and ASan) cannot promise for a whole probe run."""
+    ends it in the TLS handshake (net's line says so, with host and port only), after its
+    500 ms (the timer waited) and before the default 10 s connect timeout could have
+    fired: the option is what ended it. That is the ceiling; no figure closer to 500 ms,
+    which a shared machine (and ASan) cannot promise for a whole probe run."""
     url = ws_plain.ws_url("/echo").replace("ws://", "wss://", 1)
     run = probe(url, "--connect-timeout", 500)
-    assert run.close() == (0, 0, "timed out after 500 ms (TLS handshake)")
+    assert run.close() == (0, 0, "connect to 127.0.0.1:%d timed out after 500 ms (TLS handshake)"
+                           % ws_plain.port)
     assert 0.45 <= run.elapsed < 10, run.elapsed
 
 
@@ -250,7 +253,8 @@ def test_wss_without_the_test_ca_is_refused(probe, ws_tls):
     assert "open" not in run.lines
     status, code, reason = run.close()
     assert (status, code) == (0, 0)
-    assert "certificate verification failed" in reason
+    assert reason == ("TLS handshake with 127.0.0.1:%d failed: certificate verify failed: "
+                      "unable to get local issuer certificate" % ws_tls.port)
 
 
 def test_wss_refuses_a_certificate_for_another_address(probe, ws_tls):
@@ -258,6 +262,28 @@ def test_wss_refuses_a_certificate_for_another_address(probe, ws_tls):
     run = probe(ws_tls.ws_url("/echo", host="127.0.0.2"))
     assert "open" not in run.lines
     assert "IP address mismatch" in run.close()[2]
+
+
+def test_runner_log_names_why_the_platform_certificate_was_refused(credbroker, certs, tmp_path):
+    """The runner against a wss:// platform whose certificate another CA signed: its log
+    line says why (net's line: host, port and OpenSSL's verify result), and neither its
+    log nor its stderr holds the token or the query. The same platform with the right CA
+    connects: the CA made the difference."""
+    for d in ("other-ca", "platform", "r0", "r1"):
+        (tmp_path / d).mkdir()
+    other = make_certs(tmp_path / "other-ca")
+    with MockPlatform(tmp_path / "platform", token="rt-" + secrets.token_hex(16),
+                      cert_dir=certs.dir) as p:
+        r = RunnerProcess(credbroker, p, tmp_path / "r0", other.ca, wait_connected=False)
+        line = r.wait_log("disconnected from the platform")
+        assert line.endswith("(close code 0): TLS handshake with 127.0.0.1:%d failed: "
+                             "certificate verify failed: unable to get local issuer "
+                             'certificate"' % p.ws_port), line
+        r.close()
+        for text in (r.log(), r.stderr()):
+            assert p.token not in text and "token=" not in text and "/runner/ws" not in text
+        assert p.connections() == []  # no upgrade request reached the platform
+        RunnerProcess(credbroker, p, tmp_path / "r1", certs.ca).close()  # waits until connected
 
 
 def test_ws_connects_to_an_ipv6_literal(probe, ws_plain):
@@ -316,7 +342,8 @@ def test_ws_reports_a_peer_reset(probe, ws_plain):
     run = probe(ws_plain.ws_url("/reset"))
     # When the RST comes in the same poll wake-up as the 101, libuv (uv__stream_io's
     # POLLHUP short-circuit after a partial read) reports EOF instead of ECONNRESET.
-    assert run.close() in [(0, 0, "read error: connection reset by peer"),
+    assert run.close() in [(0, 0, "connection to 127.0.0.1:%d: connection reset by peer"
+                            % ws_plain.port),
                            (0, 0, "connection closed by peer without a close frame")]
 
 
