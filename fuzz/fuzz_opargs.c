@@ -33,10 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "fuzz.h"
 #include "mcp_key.h"
 #include "mcp_key_internal.h"
-#include "openssl_api.h"
 #include "opargs.h"
 
 static const struct opargs_spec *const specs[] = {
@@ -379,7 +380,6 @@ static void check_key(const struct mcp_server_args *s)
 {
     static const char *const members[] = {"args", "command", "dynamic_headers", "env", "headers",
                                           "name", "tls_skip_verify", "transport", "url"};
-    const struct openssl_api *ossl;
     struct mcp_server_args rev = *s;
     uint8_t key[MCP_KEY_LEN], digest[MCP_KEY_LEN], key_rev[MCP_KEY_LEN];
     unsigned int dlen = 0;
@@ -413,23 +413,20 @@ static void check_key(const struct mcp_server_args *s)
                    json_is_true(json_object_get(form, "tls_skip_verify")) == s->tls_skip_verify,
                "form: tls_skip_verify differs");
     json_decref(form);
-    if ((ossl = openssl_api_get()) != NULL) {
-        FUZZ_CHECK(mcp_key_compute(s, key) == 0, "no key");
-        FUZZ_CHECK(ossl->EVP_Digest(text, len, digest, &dlen, ossl->EVP_sha256(), NULL) == 1,
-                   "no digest");
-        FUZZ_CHECK(memcmp(key, digest, MCP_KEY_LEN) == 0, "key is not SHA-256 of the form");
-        rev.env = reversed(&s->env);
-        rev.headers = reversed(&s->headers);
-        rev.dynamic_headers = reversed(&s->dynamic_headers);
-        FUZZ_CHECK(mcp_key_compute(&rev, key_rev) == 0, "no key");
-        FUZZ_CHECK(memcmp(key, key_rev, MCP_KEY_LEN) == 0, "map order changed the key");
-        free(rev.env.keys);
-        free(rev.env.values);
-        free(rev.headers.keys);
-        free(rev.headers.values);
-        free(rev.dynamic_headers.keys);
-        free(rev.dynamic_headers.values);
-    }
+    FUZZ_CHECK(mcp_key_compute(s, key) == 0, "no key");
+    FUZZ_CHECK(EVP_Digest(text, len, digest, &dlen, EVP_sha256(), NULL) == 1, "no digest");
+    FUZZ_CHECK(memcmp(key, digest, MCP_KEY_LEN) == 0, "key is not SHA-256 of the form");
+    rev.env = reversed(&s->env);
+    rev.headers = reversed(&s->headers);
+    rev.dynamic_headers = reversed(&s->dynamic_headers);
+    FUZZ_CHECK(mcp_key_compute(&rev, key_rev) == 0, "no key");
+    FUZZ_CHECK(memcmp(key, key_rev, MCP_KEY_LEN) == 0, "map order changed the key");
+    free(rev.env.keys);
+    free(rev.env.values);
+    free(rev.headers.keys);
+    free(rev.headers.values);
+    free(rev.dynamic_headers.keys);
+    free(rev.dynamic_headers.values);
     free(text);
 }
 

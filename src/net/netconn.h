@@ -5,7 +5,7 @@
  * (DESIGN.md section 3) and the runner's WebSocket.
  *
  * Not for: HTTP. This module moves bytes; framing, pooling and retries are the
- * caller's. OpenSSL is linked normally here (not through openssl_api.h's table).
+ * caller's.
  *
  * TLS: the chain and the host name are verified (the system CAs or a PEM bundle;
  * an IP literal is checked against the certificate's IP addresses), TLS 1.2 at

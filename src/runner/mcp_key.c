@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "err.h"
 #include "mcp_key.h"
 #include "mcp_key_internal.h"
-#include "openssl_api.h"
 
 /* The form being written: p NULL while counting. */
 struct form {
@@ -167,18 +168,15 @@ out:
 
 int mcp_key_compute(const struct mcp_server_args *s, uint8_t out[MCP_KEY_LEN])
 {
-    const struct openssl_api *ossl = openssl_api_get();
     unsigned int dlen = 0;
     char *form = NULL;
     size_t len = 0;
     int r;
 
     memset(out, 0, MCP_KEY_LEN);
-    if (ossl == NULL)
-        return ERR_UNSUPPORTED;
     if ((r = mcp_key__form(s, &form, &len)) != 0)
         return r;
-    if (ossl->EVP_Digest(form, len, out, &dlen, ossl->EVP_sha256(), NULL) != 1 ||
+    if (EVP_Digest(form, len, out, &dlen, EVP_sha256(), NULL) != 1 ||
         dlen != MCP_KEY_LEN) {
         memset(out, 0, MCP_KEY_LEN);
         r = -EIO;

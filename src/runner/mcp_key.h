@@ -35,9 +35,8 @@
 #define MCP_KEY_LEN 32
 
 /* Computes the key of s (as opargs_parse fills it: NULL strings are "", map keys never
- * NULL) into out. Returns 0, ERR_NOMEM, or ERR_UNSUPPORTED when OpenSSL cannot be loaded
- * (or -EIO when the digest fails); out is all zero then. Uses openssl_api_get(): the
- * loop thread only. */
+ * NULL) into out. Returns 0, ERR_NOMEM, or -EIO when the digest fails; out is all zero
+ * then. */
 int mcp_key_compute(const struct mcp_server_args *s, uint8_t out[MCP_KEY_LEN])
     __attribute__((warn_unused_result));
 
