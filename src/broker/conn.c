@@ -11,7 +11,7 @@
  * next request wait in `in` until the current response is done.
  *
  * Backpressure both ways: reading from the child stops while the upload buffer
- * is full (libcurl pulls from it), and the upstream transfer pauses while too
+ * is full (the upstream request takes from it), and the upstream transfer pauses while too
  * many response bytes wait to be written to the child.
  *
  * Ownership: the conn owns its pipe and timer handles, its buffers, the upstream

@@ -27,7 +27,7 @@ struct broker_invocation;
 #define CONN_BODY_HIGH (256 * 1024)              /* stop reading the child's body above this */
 #define CONN_WRITE_HIGH (512 * 1024) /* pause the upstream above this many unwritten bytes */
 /* Staging buffer sizes: a small response fits the first; a body that outgrows it gets the
- * second at once (CONN_WRITE_HIGH plus libcurl's largest piece), not a doubling series of
+ * second at once (CONN_WRITE_HIGH plus the upstream's largest piece), not a doubling series of
  * copies. */
 #define CONN_STAGE_SMALL 4096
 #define CONN_STAGE_STREAM (1024 * 1024)

@@ -58,8 +58,8 @@ static void on_written(uv_write_t *req, int status)
  * always goes whole, and unlike a uv_write that completes, that leaves the pipe's epoll
  * entry alone (libuv 1.44 re-registers it after every completed uv_write: one epoll_ctl
  * per response in bench W2). While a transfer streams, writes stay with uv_write: their
- * completion resumes the transfer (conn__write_done), a call into libcurl that may stage
- * more output, which must not happen here, after this turn's flush.
+ * completion resumes the transfer (conn__write_done), a call into the upstream request
+ * that may stage more output, which must not happen here, after this turn's flush.
  */
 static void conn__flush(struct conn *c)
 {
