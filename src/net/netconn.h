@@ -101,7 +101,9 @@ struct net_conn_events {
     /* Plaintext as it arrives, in order; data is valid during the call only (and wiped
      * after it). Not while reading is stopped. */
     void (*on_read)(struct net_conn *c, const uint8_t *data, size_t len, void *ud);
-    /* Optional: what was queued has all been handed to the kernel (pending is 0). */
+    /* Optional: what was queued has all been handed to the kernel (pending is 0). Only
+     * after a write left bytes queued: one the socket took whole at once, which is the
+     * usual case, has none. */
     void (*on_drain)(struct net_conn *c, void *ud);
     /* The connection ended, once: reason NULL for the peer's clean end (EOF, with or
      * without a TLS close_notify), else one line (a reset, a TLS alert, a bad record).
