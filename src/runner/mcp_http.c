@@ -87,6 +87,7 @@ struct mcp_req {
     /* REQ_RESUME */
     char *last_event_id;
     unsigned tries; /* resumptions of this answer so far, this one included */
+    long retry_ms;  /* the latest SSE retry of this answer's streams, -1 if none */
     bool waiting;   /* not started: due is when */
     uint64_t due;
 };
@@ -352,6 +353,7 @@ static struct mcp_req *mcp__req_new(struct mcp_http *t, enum mcp_req_kind kind, 
     r->t = t;
     r->kind = kind;
     r->msg = msg;
+    r->retry_ms = -1;
     LIST_INSERT_HEAD(&t->reqs, r, link);
     return r;
 }
@@ -709,7 +711,15 @@ static void on_resume_timer(uv_timer_t *timer)
 static bool mcp__resume(struct mcp_http *t, const struct mcp_req *r)
 {
     const char *id = r->body == BODY_SSE ? sse_parser_last_event_id(r->sse) : "";
-    uint64_t delay = MCP_HTTP_RESUME_FIRST_MS;
+    long retry = r->body == BODY_SSE && sse_parser_retry_ms(r->sse) >= 0
+                     ? sse_parser_retry_ms(r->sse)
+                     : r->retry_ms;
+    /* The server's SSE retry, when it gave one, is the first wait (no longer than
+     * MCP_HTTP_RESUME_MAX_MS); each try after it waits half as long again. */
+    uint64_t delay = retry >= 0 ? ((unsigned long)retry < MCP_HTTP_RESUME_MAX_MS
+                                       ? (uint64_t)retry
+                                       : MCP_HTTP_RESUME_MAX_MS)
+                                : MCP_HTTP_RESUME_FIRST_MS;
     struct mcp_req *next;
 
     if (t->mode != MODE_STREAMABLE || r->tries >= MCP_HTTP_RESUME_TRIES ||
@@ -725,6 +735,7 @@ static bool mcp__resume(struct mcp_http *t, const struct mcp_req *r)
         return true;
     }
     next->tries = r->tries + 1;
+    next->retry_ms = retry;
     next->waiting = true;
     next->due = uv_now(t->loop) + delay;
     mcp__arm_resume(t);

@@ -24,8 +24,9 @@ of stdout; with two arguments, CERT and KEY (PEM), it speaks HTTPS. The path of 
                  inside the next event. GET: the rest, after the Last-Event-ID it was
                  given: the result, which holds that id and the session id it got.
   /resume405     POST: as /resume; GET: 405.
-  /resumecut     POST: as /resume; GET: one event (id and data: the Last-Event-ID it was
-                 given), then cut again, every time.
+  /resumecut     POST: as /resume, its first event with "retry: 20"; GET: one event (id
+                 and data: the Last-Event-ID it was given, no retry), then cut again, every
+                 time.
   /mcp           a small Streamable HTTP MCP server: initialize issues a new session
                  ("s1", "s2", ...) and remembers the X-User header it came with; tools/call
                  "whoami" answers "session=<id> user=<the session's X-User> now=<this
@@ -122,7 +123,10 @@ class Peer(BaseHTTPRequestHandler):
         elif path == "/garbage":
             self.answer(200, "text/html", "<html>not json</html>")
         elif path in ("/resume", "/resume405", "/resumecut"):
-            self.stream(['id: e1\ndata: {"jsonrpc":"2.0","method":"progress"}\n\n',
+            # /resumecut asks for 20 ms between tries (SSE retry), once: five tries after
+            # the default one second, half as long again each time, took 13 s.
+            retry = "retry: 20\n" if path == "/resumecut" else ""
+            self.stream(['id: e1\n%sdata: {"jsonrpc":"2.0","method":"progress"}\n\n' % retry,
                          'data: {"jsonrpc":"2.0","id"'], [("Mcp-Session-Id", "sess-r")])
         elif path.startswith("/session/"):
             self.answer(200, "application/json", '{"jsonrpc":"2.0","id":1,"result":{}}',
