@@ -21,6 +21,7 @@
 
 #include "err.h"
 #include "h2conn_internal.h"
+#include "wipe.h"
 
 static void conn__timer_cb(uv_timer_t *t);
 
@@ -443,6 +444,31 @@ static void conn__timer_cb(uv_timer_t *t)
     conn__leave(c);
 }
 
+/* nghttp2 copies a request's headers (the key too, in :path or a header) and frees the
+ * copy once the HEADERS are sent: every block it frees is wiped first (wipe.h). */
+static void *h2conn__malloc(size_t size, void *ud)
+{
+    return malloc(size);
+}
+
+static void h2conn__free(void *p, void *ud)
+{
+    wipe_free(p);
+}
+
+static void *h2conn__calloc(size_t n, size_t size, void *ud)
+{
+    return calloc(n, size);
+}
+
+static void *h2conn__realloc(void *p, size_t size, void *ud)
+{
+    return wipe_realloc(p, size);
+}
+
+static nghttp2_mem h2conn__wiping_mem = {NULL, h2conn__malloc, h2conn__free, h2conn__calloc,
+                                         h2conn__realloc};
+
 static int conn__callbacks(nghttp2_session_callbacks **out)
 {
     nghttp2_session_callbacks *cb;
@@ -498,7 +524,7 @@ int h2conn_new(uv_loop_t *loop, const struct h2conn_transport *tr, void *t,
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
     nghttp2_option_set_max_continuations(opt, H2CONN_MAX_CONTINUATIONS);
-    if (nghttp2_session_client_new2(&c->ng, cb, c, opt) != 0) {
+    if (nghttp2_session_client_new3(&c->ng, cb, c, opt, &h2conn__wiping_mem) != 0) {
         r = ERR_NOMEM;
         goto out;
     }

@@ -420,8 +420,8 @@ int h2conn_submit(struct h2conn *c, const struct h2_request *rq, const struct h2
     prd.source.ptr = s;
     prd.read_callback = h2conn__read_body_cb;
     /* nghttp2 copies names and values (no NO_COPY flags) into the frame it frees once the
-     * HEADERS are sent. XXX: freed, not wiped; a key in :path stays in freed heap until
-     * reused (nghttp2 has no hook for it), though never in the HPACK tables (NO_INDEX). */
+     * HEADERS are sent: wiped then (its allocator, h2conn.c), and never in the HPACK
+     * tables (NO_INDEX). */
     id = nghttp2_submit_request(c->ng, NULL, nva, (size_t)n, s->has_body ? &prd : NULL, s);
     if (id < 0) {
         if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE && !c->draining) {

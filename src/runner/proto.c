@@ -11,7 +11,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,24 +24,11 @@
 #include "err.h"
 #include "proto.h"
 #include "secret.h"
+#include "wipe.h"
 
 
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
 static const uint8_t replacement[3] = {0xEF, 0xBF, 0xBD};
-
-/*
- * The free half of the wiping allocator. malloc_usable_size() lets us wipe the whole
- * block without a size header, which keeps blocks plain malloc() blocks: json_dumps()
- * text can be released with free(), and a block jansson allocated before proto_init()
- * is freed correctly.
- */
-static void wipe_free(void *p)
-{
-    if (p == NULL)
-        return;
-    explicit_bzero(p, malloc_usable_size(p));
-    free(p);
-}
 
 void proto_init(void)
 {
