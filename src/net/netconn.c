@@ -137,7 +137,10 @@ static void conn__on_write(uv_write_t *req, int status)
     }
     if (c->out != NULL && buf_len(c->out) > 0) {
         conn__flush(c);
-        return;
+        /* Still writing, or failed: on_drain later, or never. Else the socket took it
+         * all at once (uv_try_write), and the owner waiting for the drain hears it now. */
+        if (c->writing || c->write_failed || c->released || c->closed)
+            return;
     }
     buf_free(c->out);
     buf_free(c->inflight);

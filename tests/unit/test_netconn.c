@@ -273,9 +273,13 @@ static void test_netconn_write_to_a_slow_reader_queues_then_drains(void **state)
     t.port = (uint16_t)peer->port;
     assert_non_null(connect_to(g, &t, WAIT_MS));
     assert_int_equal(net_conn_pending(g->c), 0);
-    write_all(g->c, big, BIG);
+    write_all(g->c, big, BIG - 1000);
     /* The kernel cannot take 8 MiB at once from a reader this slow. */
     assert_true(net_conn_pending(g->c) > (1u << 20));
+    /* Queued behind the write in flight, then taken by the socket at once when that one
+     * completes: the drain must still be reported (it was not, and a WebSocket waiting
+     * for it stood still until its next ping). */
+    write_all(g->c, big + BIG - 1000, 1000);
     assert_true(run_until(g->loop, drained, g, WAIT_MS));
     assert_int_equal(net_conn_pending(g->c), 0);
     wait_bytes(g, 64); /* the sink's hash of what it read */
