@@ -172,14 +172,14 @@ int fuzz_hex(unsigned char c)
     return (int)(p - digits);
 }
 
-bool fuzz_eq_ci(const void *a, size_t alen, const char *lit)
+bool fuzz_eq_ci_n(const void *a, size_t alen, const void *b, size_t blen)
 {
-    const unsigned char *s = a;
+    const unsigned char *s = a, *t = b;
 
-    if (alen != strlen(lit))
+    if (alen != blen)
         return false;
     for (size_t i = 0; i < alen; i++) {
-        unsigned char x = s[i], y = (unsigned char)lit[i];
+        unsigned char x = s[i], y = t[i];
 
         if (x >= 'A' && x <= 'Z')
             x = (unsigned char)(x - 'A' + 'a');
@@ -189,6 +189,11 @@ bool fuzz_eq_ci(const void *a, size_t alen, const char *lit)
             return false;
     }
     return true;
+}
+
+bool fuzz_eq_ci(const void *a, size_t alen, const char *lit)
+{
+    return fuzz_eq_ci_n(a, alen, lit, strlen(lit));
 }
 
 bool fuzz_contains(const void *hay, size_t hlen, const void *needle, size_t nlen)
@@ -215,6 +220,11 @@ bool fuzz_parse_digits(const char *v, size_t len, uint64_t *out)
 
 bool fuzz_list_has(const char *v, size_t len, const char *token)
 {
+    return fuzz_list_has_n(v, len, token, strlen(token));
+}
+
+bool fuzz_list_has_n(const char *v, size_t len, const char *token, size_t tlen)
+{
     size_t i = 0;
 
     while (i <= len) {
@@ -227,7 +237,7 @@ bool fuzz_list_has(const char *v, size_t len, const char *token)
             s++;
         while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (e > s && fuzz_eq_ci(v + s, e - s, token))
+        if (e > s && fuzz_eq_ci_n(v + s, e - s, token, tlen))
             return true;
         i++;
     }

@@ -77,7 +77,9 @@ bool fuzz_is_tchar(unsigned char c);
 bool fuzz_is_unreserved(unsigned char c);
 /* The value of a hex digit, or -1. */
 int fuzz_hex(unsigned char c);
-/* ASCII case-insensitive equality of a[0..alen) and the NUL-terminated lit. */
+/* ASCII case-insensitive equality of a[0..alen) and b[0..blen), or of a[0..alen) and
+ * the NUL-terminated lit. */
+bool fuzz_eq_ci_n(const void *a, size_t alen, const void *b, size_t blen);
 bool fuzz_eq_ci(const void *a, size_t alen, const char *lit);
 /* True if hay[0..hlen) contains needle[0..nlen) (nlen > 0). */
 bool fuzz_contains(const void *hay, size_t hlen, const void *needle, size_t nlen);
@@ -87,5 +89,7 @@ bool fuzz_parse_digits(const char *v, size_t len, uint64_t *out);
 /* True if the comma-separated list v[0..len) has token (ASCII case-insensitively, OWS
  * trimmed): the harnesses' own model of a Connection value. */
 bool fuzz_list_has(const char *v, size_t len, const char *token);
+/* The same with token[0..tlen), not NUL-terminated (a field name from the input). */
+bool fuzz_list_has_n(const char *v, size_t len, const char *token, size_t tlen);
 
 #endif

@@ -53,38 +53,6 @@ static bool is_hop_by_hop(const char *name, size_t len)
     return false;
 }
 
-/* True if the comma-separated list has name as an element (OWS trimmed, any case). */
-static bool list_names(const char *v, size_t vlen, const char *name, size_t nlen)
-{
-    size_t i = 0;
-
-    while (i <= vlen) {
-        size_t s = i, e;
-
-        while (i < vlen && v[i] != ',')
-            i++;
-        e = i;
-        while (s < e && (v[s] == ' ' || v[s] == '\t'))
-            s++;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e > s && e - s == nlen) {
-            bool same = true;
-
-            for (size_t k = 0; k < nlen && same; k++) {
-                unsigned char a = (unsigned char)v[s + k], b = (unsigned char)name[k];
-
-                same = (a | (a >= 'A' && a <= 'Z' ? 0x20 : 0)) ==
-                       (b | (b >= 'A' && b <= 'Z' ? 0x20 : 0));
-            }
-            if (same)
-                return true;
-        }
-        i++;
-    }
-    return false;
-}
-
 /* Could http1_put_header write this field at all? */
 static bool writable(const struct field *f)
 {
@@ -111,7 +79,7 @@ static bool forwardable(const struct field *fields, size_t nf, size_t i)
         return false;
     for (size_t k = 0; k < nf; k++) {
         if (fuzz_eq_ci(fields[k].name, fields[k].name_len, "connection") &&
-            list_names(fields[k].value, fields[k].value_len, f->name, f->name_len))
+            fuzz_list_has_n(fields[k].value, fields[k].value_len, f->name, f->name_len))
             return false;
     }
     return true;
@@ -323,7 +291,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         for (size_t i = 0; i < nf && !listed; i++)
             listed = fuzz_eq_ci(fields[i].name, fields[i].name_len, "connection") &&
-                     list_names(fields[i].value, fields[i].value_len, nm->base, nm->len);
+                     fuzz_list_has_n(fields[i].value, fields[i].value_len, nm->base, nm->len);
         FUZZ_CHECK(!is_hop_by_hop(nm->base, nm->len), "hop-by-hop header %.*s passed on",
                    (int)nm->len, nm->base);
         FUZZ_CHECK(!listed, "header %.*s named in Connection passed on", (int)nm->len, nm->base);
