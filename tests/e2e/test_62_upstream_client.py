@@ -1,9 +1,11 @@
 """The broker's own upstream client (issue 18; DESIGN.md section 3) against real peers:
 a 502 that names the TLS failure (a certificate for another host, one from a CA nobody
-trusts, an expired one), HTTPS_PROXY through Debian's tinyproxy, and a keep-alive
-connection the upstream closed while idle. The HTTP/2 cases (GOAWAY, RST_STREAM, the
-stream limit, flow control per child) run against nginx in test_60_egress.py and against
-a python3-h2 peer in tests/unit/test_h2conn.c; the HTTP/1.1 connection's own cases in
+trusts, an expired one), a --cacert checked at start and loaded at the first connect,
+HTTPS_PROXY through Debian's tinyproxy, and a keep-alive connection the upstream closed
+while idle. The HTTP/2 cases (GOAWAY, RST_STREAM, the
+stream limit, flow control per child, the idle PING) run end to end in
+test_63_upstream_h2.py, against nginx in test_60_egress.py and against a python3-h2 peer
+in tests/unit/test_h2conn.c; the HTTP/1.1 connection's own cases in
 tests/unit/test_h1conn.c; hostile heads in test_95_adversarial.py."""
 
 import hashlib
