@@ -729,6 +729,9 @@ static void conn_send(struct load *L, struct lconn *c)
             return;
         }
         if (n <= 0) {
+            if (L->measuring && L->err_io < 5)
+                fprintf(stderr, "credload: write (request %u on this connection): %s\n",
+                        c->served + 1, n < 0 ? strerror((int)-n) : "nothing written");
             conn_request_done(L, c, false, &L->err_io);
             return;
         }
@@ -962,6 +965,8 @@ static int conn_on_bytes(struct load *L, struct lconn *c, const uint8_t *p, size
                 from_p = hn;
             }
             if (conn_parse_head(c, h, hn) != 0) {
+                if (L->measuring && L->err_io < 5)
+                    fprintf(stderr, "credload: a response head it cannot parse\n");
                 conn_request_done(L, c, false, &L->err_io);
                 return -1;
             }
@@ -1037,8 +1042,10 @@ static void conn_read(struct load *L, struct lconn *c)
             return;
         }
         if (n <= 0) {
-            if (L->measuring && L->err_io < 5 && n < 0)
-                fprintf(stderr, "credload: read: %s\n", strerror((int)-n));
+            if (L->measuring && L->err_io < 5)
+                fprintf(stderr, "credload: read (request %u on this connection, %s): %s\n",
+                        c->served + 1, c->state == LC_HEAD ? "awaiting the head" : "in the body",
+                        n < 0 ? strerror((int)-n) : "closed by the peer");
             conn_request_done(L, c, false, &L->err_io);
             return;
         }

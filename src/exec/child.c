@@ -194,16 +194,24 @@ static void child_handle_close_cb(uv_handle_t *h)
         free(c);
 }
 
-/* Ends the id-map handshake: done, or the child is gone (its pid may be reused once it is
- * reaped, so nothing may be written to its /proc files after that). */
+/*
+ * Ends the id-map handshake: done, or the child is gone (its pid may be reused once it is
+ * reaped, so nothing may be written to its /proc files after that).
+ *
+ * The watch goes before the fds: uv_close takes the pipe out of the epoll set, which only
+ * works while its number still names it. Closed first, the pipe stayed registered (the
+ * child, not yet exec'd, still holds it), and its hang-up, reported under the old number,
+ * reached whatever the broker opened next with that number: a command's connection read
+ * a false end of stream and was closed after its response (scripts/soak, 3 in 200,000).
+ */
 static void child__idmap_end(struct child *c)
 {
     if (c->idmap_from < 0)
         return;
+    uv_close((uv_handle_t *)&c->idmap, child_handle_close_cb);
     close(c->idmap_from);
     close(c->idmap_to);
     c->idmap_from = c->idmap_to = -1;
-    uv_close((uv_handle_t *)&c->idmap, child_handle_close_cb);
 }
 
 /* Maps the child's ids. On failure the child reports EPERM through errpipe and exits
