@@ -236,6 +236,9 @@ int broker_invocation_new(struct broker *b, const struct broker_invocation_optio
         goto fail;
     inv->key = key;
     key = NULL; /* transferred */
+    /* Known once: each request then copies the key into its URL instead of encoding it
+     * byte by byte (CG). */
+    inv->key_unreserved = rewrite_key_is_unreserved(secret_data(inv->key), secret_len(inv->key));
     if (opts->scrub && (r = scrubber_new(secret_data(inv->key), secret_len(inv->key),
                                          &inv->scrubber)) != 0)
         goto fail;

@@ -34,6 +34,7 @@ struct broker_invocation {
     struct policy *policy;
     struct broker_limits limits;
     struct secret *key;
+    bool key_unreserved;             /* rewrite_key_is_unreserved: the URL takes it as it is */
     struct scrubber *scrubber;       /* NULL when scrubbing is off */
     struct ctl *ctl;
     LIST_HEAD(, conn) conns;         /* live connections */

@@ -41,14 +41,36 @@
 
 /* ---- audit ---- */
 
+const char *conn__audit_path(struct conn *c)
+{
+    struct conn_request *q = &c->req;
+    struct broker_invocation *inv = c->inv;
+    const char *path;
+
+    if (!q->has_target)
+        return "";
+    if (q->audit_path == NULL) {
+        if ((q->audit_path = buf_new(CONN_URL_MAX, 0)) == NULL)
+            return "";
+        if (rewrite_url(q->audit_path, &inv->upstream, (const char *)buf_ptr(c->target),
+                        buf_len(c->target), &inv->inject, (const uint8_t *)"[broker]", 8,
+                        REWRITE_KEY_VERBATIM) != 0)
+            return "";
+        (void)buf_consume(q->audit_path, inv->upstream.origin_len + inv->upstream.path_len);
+    }
+    path = buf_cstr(q->audit_path);
+    return path != NULL ? path : "";
+}
+
 static void conn__audit(struct conn *c, const char *outcome)
 {
     struct conn_request *q = &c->req;
+    bool shown = c->inv->broker->audit != NULL || log_enabled(LOG_LEVEL_DEBUG);
     struct audit_record rec = {
         .invocation = c->inv->label,
         .connection = c->id,
         .method = q->method,
-        .path = q->audit_path != NULL ? buf_cstr(q->audit_path) : "",
+        .path = shown ? conn__audit_path(c) : "",
         .status = q->status,
         .bytes_in = q->bytes_in,
         .bytes_out = q->bytes_out,
@@ -71,8 +93,14 @@ void conn__request_reset(struct conn *c)
     free(c->spare); /* an idle connection keeps no stream-sized buffer */
     c->spare = NULL;
     buf_free(q->audit_path);
-    buf_free(q->body);
-    scrub_stream_free(q->scrub);
+    if (c->body != NULL)
+        buf_reset_keep(c->body, CONN_KEEP);
+    if (q->scrub != NULL && c->scrub_spare == NULL && !c->closing) {
+        scrub_stream_reset(q->scrub);
+        c->scrub_spare = q->scrub;
+    } else {
+        scrub_stream_free(q->scrub);
+    }
     memset(q, 0, sizeof(*q));
 }
 
@@ -121,9 +149,8 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
 {
     struct broker_invocation *inv = c->inv;
     struct conn_request *q = &c->req;
-    struct buf *url = NULL, *lines = NULL;
     const char *path, *query, *starts[REQHEADERS_MAX_LINES];
-    size_t path_len, query_len, nstarts = 0, prefix;
+    size_t path_len, query_len, nstarts = 0;
     struct upstream_req_spec spec;
     int status = 502, r;
 
@@ -142,18 +169,20 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
         return 501;
     if (hr->body == HTTP1_BODY_LENGTH && hr->content_length > inv->limits.max_body)
         return 413;
-    if (rewrite_target_path(hr->target.base, hr->target.len, &path, &path_len) != 0 ||
-        rewrite_target_query(hr->target.base, hr->target.len, &query, &query_len) != 0)
+    if (rewrite_target_parts(hr->target.base, hr->target.len, &path, &path_len, &query,
+                             &query_len) != 0)
         return 400;
-    if ((q->audit_path = buf_new(CONN_URL_MAX, 0)) == NULL ||
-        (q->body = buf_new(CONN_BODY_HIGH + CONN_IN_MAX, 0)) == NULL)
+    if ((c->target == NULL && (c->target = buf_new(CONN_URL_MAX, 0)) == NULL) ||
+        (c->body == NULL && (c->body = buf_new(CONN_BODY_HIGH + CONN_IN_MAX, 0)) == NULL) ||
+        (c->url == NULL && (c->url = buf_new(CONN_URL_MAX, BUF_WIPE)) == NULL) ||
+        (c->lines == NULL && (c->lines = buf_new(HTTP1_MAX_HEAD * 2, BUF_WIPE)) == NULL))
         return 500;
-    /* The audit shows the rewritten path and query, with "[broker]" for the key. */
-    if (rewrite_url(q->audit_path, &inv->upstream, hr->target.base, hr->target.len, &inv->inject,
-                    (const uint8_t *)"[broker]", 8, REWRITE_KEY_VERBATIM) != 0)
+    q->body = c->body;
+    /* The audit's path is made from the target when shown (conn__audit_path). */
+    buf_reset_keep(c->target, CONN_KEEP);
+    if (buf_put(c->target, hr->target.base, hr->target.len) != 0)
         return 400;
-    prefix = inv->upstream.origin_len + inv->upstream.path_len;
-    (void)buf_consume(q->audit_path, prefix);
+    q->has_target = true;
     if (inv->policy != NULL &&
         !policy_allows(inv->policy, q->method, strlen(q->method), path, path_len))
         return 403;
@@ -165,23 +194,19 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
         return 403;
     }
 
-    if ((url = buf_new(CONN_URL_MAX, BUF_WIPE)) == NULL ||
-        (lines = buf_new(HTTP1_MAX_HEAD * 2, BUF_WIPE)) == NULL) {
-        status = 500;
-        goto out;
-    }
-    if ((r = rewrite_url(url, &inv->upstream, hr->target.base, hr->target.len, &inv->inject,
-                         secret_data(inv->key), secret_len(inv->key), 0)) != 0) {
+    if ((r = rewrite_url(c->url, &inv->upstream, hr->target.base, hr->target.len, &inv->inject,
+                         secret_data(inv->key), secret_len(inv->key),
+                         inv->key_unreserved ? REWRITE_KEY_VERBATIM : 0)) != 0) {
         status = r == ERR_HTTP_BAD_REQUEST ? 400 : 500;
         goto out;
     }
-    if (reqheaders_build(lines, hr, &inv->inject, secret_data(inv->key), secret_len(inv->key)) !=
-            0 ||
-        buf_cstr(url) == NULL) {
+    if (reqheaders_build(c->lines, hr, &inv->inject, secret_data(inv->key),
+                         secret_len(inv->key)) != 0 ||
+        buf_cstr(c->url) == NULL) {
         status = 500;
         goto out;
     }
-    nstarts = reqheaders_split(lines, starts, sizeof(starts) / sizeof(starts[0]));
+    nstarts = reqheaders_split(c->lines, starts, sizeof(starts) / sizeof(starts[0]));
     q->has_body = hr->body == HTTP1_BODY_CHUNKED ||
                   (hr->body == HTTP1_BODY_LENGTH &&
                    (hr->content_length > 0 || method_has_body_semantics(q->method)));
@@ -191,7 +216,7 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
         chunked_init(&q->chunked);
     memset(&spec, 0, sizeof(spec));
     spec.method = q->method;
-    spec.url = buf_cstr(url);
+    spec.url = buf_cstr(c->url);
     spec.headers = starts;
     spec.nheaders = nstarts;
     spec.has_body = q->has_body;
@@ -209,8 +234,9 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
         upstream_req_resume(q->ureq); /* an empty body: nothing more to wait for */
     status = 0;
 out:
-    buf_free(url);   /* wiped: it held the key */
-    buf_free(lines); /* wiped: it may hold the key */
+    /* Wiped: they held the key (the upstream request has its own copy by now). */
+    buf_reset_keep(c->url, CONN_KEEP);
+    buf_reset_keep(c->lines, CONN_KEEP);
     return status;
 }
 
@@ -433,6 +459,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->closing)
         return;
     if (nread < 0) {
+        log_debug("%s conn %llu: from the child: %s", c->inv->label, (unsigned long long)c->id,
+                  nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
         c->read_eof = true;
         uv_read_stop(s);
         c->reading = false;
@@ -504,6 +532,11 @@ static void conn_handle_close_cb(uv_handle_t *h)
         return;
     buf_free(c->in);
     buf_free(c->scratch);
+    buf_free(c->target);
+    buf_free(c->url);
+    buf_free(c->lines);
+    buf_free(c->body);
+    scrub_stream_free(c->scrub_spare);
     broker__conn_released(c->inv, c);
     free(c);
 }
@@ -512,6 +545,9 @@ void conn__close(struct conn *c)
 {
     if (c->closing)
         return;
+    log_debug("%s conn %llu: closing (state %d, %zu byte(s) unwritten, %zu unread)",
+              c->inv->label, (unsigned long long)c->id, (int)c->state, c->write_pending,
+              buf_len(c->in));
     c->closing = true;
     if (c->linked) {
         LIST_REMOVE(c, link);

@@ -268,27 +268,30 @@ static void on_upstream_head(void *ud, int status, const struct http1_header *h,
         /* A body still arriving leaves the connection unusable after this response. */
         .keep_alive = q->keep_alive && q->body_done,
     };
-    struct buf *out = buf_new(HTTP1_MAX_HEAD * 4, 0);
+    struct buf *out = c->scratch; /* free until the body comes */
     int r;
 
     q->status = status;
     q->upstream_ms = upstream_req_head_ms(q->ureq);
-    if (out == NULL) {
-        conn_abort(c);
-        return;
-    }
+    buf_reset(out);
     r = http1_put_forwarded_head(out, &fw, h, n);
+    if (r == 0 && buf_len(out) > CONN_HEAD_OUT_MAX)
+        r = ERR_TOO_LARGE;
     q->framing = fw.framing;
     q->keep_alive = fw.keep_alive;
     q->content_length = fw.content_length;
     if (r == 0 && c->inv->scrubber != NULL) {
         scrubber_mask_all(c->inv->scrubber, buf_mutable_ptr(out), buf_len(out));
-        if (q->framing != HTTP1_FRAME_NONE)
+        if (q->framing != HTTP1_FRAME_NONE && c->scrub_spare != NULL) {
+            q->scrub = c->scrub_spare; /* reset when its response ended */
+            c->scrub_spare = NULL;
+        } else if (q->framing != HTTP1_FRAME_NONE) {
             r = scrub_stream_new(c->inv->scrubber, &q->scrub);
+        }
     }
     if (r == 0)
         r = conn__write(c, buf_ptr(out), buf_len(out));
-    buf_free(out);
+    buf_reset(out);
     if (r != 0) {
         conn_abort(c);
         return;
@@ -441,7 +444,7 @@ static void on_upstream_done(void *ud, int result, const char *detail)
         return;
     }
     log_info("%s conn %llu: upstream %s %.200s: %.200s", c->inv->label, (unsigned long long)c->id,
-             q->method, q->audit_path ? buf_cstr(q->audit_path) : "", detail);
+             q->method, conn__audit_path(c), detail);
     if (q->head_sent) {
         /* Mid-body: the child sees a truncated response (no last chunk / short length). */
         conn__cut(c, result == UPSTREAM_ERR_STALLED ? "stalled" : "upstream_error");

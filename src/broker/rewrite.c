@@ -250,28 +250,37 @@ static int target_split(const char *t, size_t len, struct target_parts *tp)
 }
 
 /* The path (or the query) of a target as a view: the body of rewrite_target_path/_query. */
-static int target_view(const char *target, size_t len, bool query, const char **v, size_t *vlen)
+int rewrite_target_parts(const char *target, size_t len, const char **path, size_t *path_len,
+                         const char **query, size_t *query_len)
 {
     struct target_parts tp;
     int r;
 
-    *v = NULL;
-    *vlen = 0;
+    *path = *query = NULL;
+    *path_len = *query_len = 0;
     if ((r = target_split(target, len, &tp)) != 0)
         return r;
-    *v = query ? tp.query : tp.path;
-    *vlen = query ? tp.query_len : tp.path_len;
+    *path = tp.path;
+    *path_len = tp.path_len;
+    *query = tp.query;
+    *query_len = tp.query_len;
     return 0;
 }
 
 int rewrite_target_path(const char *target, size_t len, const char **path, size_t *path_len)
 {
-    return target_view(target, len, false, path, path_len);
+    const char *query;
+    size_t query_len;
+
+    return rewrite_target_parts(target, len, path, path_len, &query, &query_len);
 }
 
 int rewrite_target_query(const char *target, size_t len, const char **query, size_t *query_len)
 {
-    return target_view(target, len, true, query, query_len);
+    const char *path;
+    size_t path_len;
+
+    return rewrite_target_parts(target, len, &path, &path_len, query, query_len);
 }
 
 int upstream_base_parse(const char *url, struct upstream_base *out)
@@ -413,6 +422,15 @@ static void writer_put_key(struct writer *w, const uint8_t *key, size_t len, boo
             w->len += 3;
         }
     }
+}
+
+bool rewrite_key_is_unreserved(const uint8_t *key, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (!is_unreserved(key[i]))
+            return false;
+    }
+    return true;
 }
 
 bool rewrite_param_name_equals(const char *raw, size_t len, const char *name, size_t name_len)

@@ -79,8 +79,12 @@ int upstream_base_parse(const char *url, struct upstream_base *out);
 /* Host header value for b: "host", or "host:port" for a non-default port. Caller does not free. */
 const char *upstream_base_host(const struct upstream_base *b);
 
-/* Append the key as given, not percent-encoded (for an audit display). */
+/* Append the key as given, not percent-encoded (for an audit display, or a key that
+ * rewrite_key_is_unreserved says encoding leaves as it is). */
 #define REWRITE_KEY_VERBATIM 0x1u
+
+/* True if every byte of key is ALPHA DIGIT - . _ ~: percent-encoding leaves it as it is. */
+bool rewrite_key_is_unreserved(const uint8_t *key, size_t len);
 
 /*
  * Appends to out the upstream URL for a child's request-target:
@@ -134,5 +138,9 @@ int rewrite_target_path(const char *target, size_t len, const char **path, size_
  * ERR_HTTP_BAD_REQUEST (*query NULL).
  */
 int rewrite_target_query(const char *target, size_t len, const char **query, size_t *query_len);
+
+/* Both of the above from one validation (the broker's per-request path). */
+int rewrite_target_parts(const char *target, size_t len, const char **path, size_t *path_len,
+                         const char **query, size_t *query_len);
 
 #endif

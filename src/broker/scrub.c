@@ -454,6 +454,13 @@ int scrub_stream_new(const struct scrubber *s, struct scrub_stream **out)
     return 0;
 }
 
+void scrub_stream_reset(struct scrub_stream *st)
+{
+    buf_reset(st->hold); /* wiped; small: at most twice the longest occurrence */
+    st->base = 0;
+    st->mask_until = 0;
+}
+
 void scrub_stream_free(struct scrub_stream *st)
 {
     if (st == NULL)

@@ -68,6 +68,8 @@ int scrub_stream_new(const struct scrubber *s, struct scrub_stream **out)
     __attribute__((warn_unused_result));
 /* Wipes and frees. Accepts NULL. */
 void scrub_stream_free(struct scrub_stream *st);
+/* Wipes what st holds and makes it new, for the next response (no allocation). */
+void scrub_stream_reset(struct scrub_stream *st);
 
 /*
  * Feeds in[0..len) and appends to out the bytes now known to be safe, already

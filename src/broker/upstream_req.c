@@ -320,10 +320,11 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
 {
     struct upstream_req *r;
     size_t len = spec->nheaders * sizeof(char *) + strlen(path) + 1;
+    size_t method_len = strlen(spec->method);
     char *p;
 
     *out = NULL;
-    if (strlen(spec->method) >= UPSTREAM_METHOD_MAX)
+    if (method_len >= UPSTREAM_METHOD_MAX)
         return ERR_INVALID;
     for (size_t i = 0; i < spec->nheaders; i++)
         len += strlen(spec->headers[i]) + 1;
@@ -346,7 +347,7 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
     r->path = memcpy(p, path, strlen(path) + 1);
     r->u = u;
     r->o = o;
-    snprintf(r->method, sizeof(r->method), "%s", spec->method);
+    memcpy(r->method, spec->method, method_len + 1);
     r->has_body = spec->has_body;
     r->body_len = spec->body_len;
     r->ops = ops;

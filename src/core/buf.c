@@ -48,6 +48,16 @@ void buf_reset(struct buf *b)
     b->len = 0;
 }
 
+void buf_reset_keep(struct buf *b, size_t keep)
+{
+    buf_reset(b);
+    if (b->alloc > keep) {
+        free(b->d);
+        b->d = NULL;
+        b->alloc = 0;
+    }
+}
+
 size_t buf_len(const struct buf *b)
 {
     return b->len;

@@ -23,6 +23,9 @@ struct buf *buf_new(size_t max, unsigned flags);
 void buf_free(struct buf *b);
 /* Empties b (wiping if BUF_WIPE); keeps its memory. */
 void buf_reset(struct buf *b);
+/* Empties b as buf_reset does, and gives its memory back if that is more than keep bytes:
+ * a buffer reused for request after request keeps no one large request's memory. */
+void buf_reset_keep(struct buf *b, size_t keep);
 
 size_t buf_len(const struct buf *b);
 size_t buf_max(const struct buf *b);

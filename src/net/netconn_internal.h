@@ -25,6 +25,7 @@
 #define NET_READ_SIZE (256 * 1024) /* one socket read: the one buffer of the loop (64 KiB
                                     * took twice the reads of a download, bench W3) */
 #define NET_TLS_CHUNK (16 * 1024) /* one SSL_read: a record's plaintext at most */
+#define NET_OUT_KEEP 4096         /* output buffer kept between writes (a request's head) */
 #define NET_ERROR_MAX 512         /* an error line */
 #define NET_ALPN_MAX 255          /* the wire form of an ALPN list */
 

@@ -338,6 +338,48 @@ def test_audit_log_has_one_line_per_request_without_the_key(run_exec, tmp_path, 
     assert nope["status"] == 404 and empty["status"] == 204
 
 
+KEPT_ALIVE = r"""
+import brokered
+s = brokered.dial()
+
+def answer():
+    data = b''
+    while b'\r\n\r\n' not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b'\r\n\r\n')
+    lengths = [int(l.split(b':')[1]) for l in head.split(b'\r\n')
+               if l.lower().startswith(b'content-length:')]
+    while len(body) < (lengths[0] if lengths else 0):
+        body += s.recv(65536)
+    return head.split(b' ')[1].decode()
+
+for target in (b'/echo?first=1&app_key=sentinel', b'/status/204', b'/echo?third=3',
+               b'/echo?bad=\x01'):
+    s.sendall(b'GET ' + target + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+    print(answer())
+"""
+
+
+def test_audit_names_each_request_on_a_kept_alive_connection(run_exec, tmp_path, key_file):
+    """The audit's path is each request's own, also the third on one connection, and a
+    request that cannot be parsed after good ones shows no path, not the previous one's
+    (the path is made from the request's target only when shown)."""
+    _, key = key_file
+    audit = tmp_path / "audit.jsonl"
+    rc, out, err = run_exec(["--audit", audit], KEPT_ALIVE)
+    assert rc == 0, err
+    assert out.split() == ["200", "204", "200", "400"], out
+    lines = [json.loads(l) for l in audit.read_text().splitlines() if l.strip()]
+    assert len({rec["connection"] for rec in lines}) == 1, lines
+    paths = [rec["path"] for rec in lines]
+    assert paths[0].startswith("/echo?first=1") and "app_key=[broker]" in paths[0], paths
+    assert paths[1].startswith("/status/204") and "first" not in paths[1], paths
+    assert paths[2].startswith("/echo?third=3"), paths
+    assert [rec["status"] for rec in lines] == [200, 204, 200, 400], lines
+    assert paths[3] == "", paths
+    assert key not in audit.read_text()
+
+
 def test_verbose_log_never_contains_the_key(run_exec, key_file):
     _, key = key_file
     rc, out, err = run_exec(["-v"], AUDITED + "brokered.request('GET', '/echo-query?y=2')\n")

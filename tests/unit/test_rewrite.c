@@ -148,6 +148,27 @@ static void test_rewrite_percent_encodes_the_key(void **state)
                         "https://h/p?app_key=%C3%A9");
 }
 
+/* The broker copies a key this says yes to instead of encoding it: yes must mean that
+ * encoding would change nothing. */
+static void test_rewrite_key_is_unreserved_only_when_encoding_keeps_it(void **state)
+{
+    static const char *const keys[] = {"sk-123", "a.b_c~d-E9", "", "a b", "a+b", "a%41",
+                                       "a/b", "a=b", "\xc3\xa9", "a\x7f"};
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *k = keys[i];
+        char encoded[256];
+
+        snprintf(encoded, sizeof(encoded), "%s", rewrite_with("https://h", NULL, "/p", k, 0, NULL));
+        assert_int_equal(
+            rewrite_key_is_unreserved((const uint8_t *)k, strlen(k)),
+            strcmp(encoded, rewrite_with("https://h", NULL, "/p", k, REWRITE_KEY_VERBATIM, NULL)) ==
+                0);
+    }
+    assert_true(rewrite_key_is_unreserved((const uint8_t *)"sk-123", 6));
+    assert_false(rewrite_key_is_unreserved((const uint8_t *)"sk 123", 6));
+}
+
 static void test_rewrite_appends_the_key_verbatim_when_asked(void **state)
 {
     assert_string_equal(
@@ -443,6 +464,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rewrite_appends_key_to_target_without_query),
+        cmocka_unit_test(test_rewrite_key_is_unreserved_only_when_encoding_keeps_it),
         cmocka_unit_test(test_rewrite_removes_every_copy_of_the_sentinel_and_appends_one),
         cmocka_unit_test(test_rewrite_removes_percent_encoded_sentinel_names),
         cmocka_unit_test(test_rewrite_keeps_names_that_only_look_like_the_sentinel),
