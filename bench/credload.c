@@ -1372,6 +1372,11 @@ static int load_tls_init(struct load *L)
     SSL_CTX_set_options(L->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Whole socket reads instead of a header, then a record: the direct side is a fast client. */
     SSL_CTX_set_read_ahead(L->ssl_ctx, 1);
+    /* The broker's order (src/net/netconn_internal.h), so that direct and brokered runs
+     * decrypt with the same cipher: AES-128-GCM, as Go's clients and the browsers pick. */
+    if (SSL_CTX_set_ciphersuites(L->ssl_ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                             "TLS_CHACHA20_POLY1305_SHA256") != 1)
+        return -EIO;
     if (SSL_CTX_set_alpn_protos(L->ssl_ctx, alpn, sizeof(alpn) - 1) != 0)
         return -EIO;
     if (L->o.cacert != NULL) {

@@ -7,7 +7,6 @@
  * refuses cleanly instead of handing out a connection nobody serves.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +141,7 @@ static int inv__mint(void *data, int *peer_fd, uint64_t *retry_ms)
 {
     struct broker_invocation *inv = data;
     struct conn *c;
-    int sv[2], r, flags;
+    int sv[2], r;
 
     *peer_fd = -1;
     *retry_ms = 0;
@@ -164,14 +163,8 @@ static int inv__mint(void *data, int *peer_fd, uint64_t *retry_ms)
         inv->stats.refusals++;
         return r;
     }
-    /* The broker's end is non-blocking; the child's stays blocking, as a fresh socket would. */
-    if ((flags = fcntl(sv[0], F_GETFL)) < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) < 0) {
-        r = -errno;
-        close(sv[0]);
-        close(sv[1]);
-        inv->stats.refusals++;
-        return r;
-    }
+    /* The child's end stays blocking, as a fresh socket would be; uv_pipe_open makes the
+     * broker's end non-blocking (W1: two fcntl calls per dial were that again). */
     if ((r = conn_new(inv, sv[0], &c)) != 0) { /* sv[0] is closed on failure */
         close(sv[1]);
         inv->stats.refusals++;

@@ -468,6 +468,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             conn__close_after_writes(c); /* the child stopped sending; it may still read */
             return;
         }
+        if (nread == UV_EOF && c->state == CONN_HEAD && !c->req.active && buf_len(c->in) == 0 &&
+            c->write_pending == 0) {
+            conn__close(c); /* between requests, all written: nothing to wait for (W1) */
+            return;
+        }
         if (nread != UV_EOF || c->state == CONN_BODY || peer_gone(c)) {
             if (c->req.active)
                 conn__request_done(c, "client_gone");

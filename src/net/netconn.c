@@ -119,13 +119,16 @@ int conn__queue(struct net_conn *c, const uint8_t *data, size_t len)
 static void conn__on_write(uv_write_t *req, int status)
 {
     struct net_conn *c = req->data;
-    char why[NET_ERROR_MAX];
 
     c->writing = false;
     buf_reset(c->inflight);
     if (c->released)
         return;
     if (status < 0) {
+        /* Error texts live in their branch: declared above, -ftrivial-auto-var-init zeroed
+         * them on every write (the same in conn__flush and conn__on_read). */
+        char why[NET_ERROR_MAX];
+
         c->write_failed = true;
         if (c->state != NET_OPEN) {
             connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(status));
@@ -153,7 +156,6 @@ void conn__flush(struct net_conn *c)
 {
     struct buf *t;
     uv_buf_t b;
-    char why[NET_ERROR_MAX];
     int r;
 
     if (c->writing || c->out == NULL || buf_len(c->out) == 0 || !c->tcp_open || c->write_failed)
@@ -188,11 +190,14 @@ void conn__flush(struct net_conn *c)
 fail:
     /* Reported from the loop: flush runs inside net_conn_write too. */
     c->write_failed = true;
-    snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(r));
-    if (c->state == NET_OPEN)
+    if (c->state == NET_OPEN) {
+        char why[NET_ERROR_MAX];
+
+        snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(r));
         conn__end(c, why);
-    else
+    } else {
         connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(r));
+    }
 }
 
 static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -222,7 +227,6 @@ static void conn__on_plain(struct net_conn *c, const uint8_t *data, size_t len)
 static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct net_conn *c = s->data;
-    char why[NET_ERROR_MAX];
 
     if (n > 0 && c->state != NET_OPEN)
         connect__on_data(c, (const uint8_t *)b->base, (size_t)n);
@@ -241,6 +245,8 @@ static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             else
                 conn__end(c, NULL);
         } else {
+            char why[NET_ERROR_MAX];
+
             snprintf(why, sizeof(why), "connection to %s: %s", c->hostport, uv_strerror((int)n));
             conn__end(c, why);
         }

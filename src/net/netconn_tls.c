@@ -118,7 +118,8 @@ int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
         (tls->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
         goto out;
     tls->refs = 1;
-    if (SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION) != 1)
+    if (SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_ciphersuites(tls->ctx, NET_TLS13_SUITES) != 1)
         goto out;
     SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
     /* Keys and tokens pass through these buffers: OpenSSL wipes the plaintext it held
