@@ -100,6 +100,7 @@ static void inv__maybe_release(struct broker_invocation *inv)
     if (!inv->ended || inv->nconns > 0)
         return;
     LIST_REMOVE(inv, link);
+    conn_free_spares(inv);
     log_redact_remove(inv->key);
     scrubber_free(inv->scrubber);
     policy_free(inv->policy);
@@ -112,7 +113,7 @@ static void inv__maybe_release(struct broker_invocation *inv)
         cb(data);
 }
 
-void broker__conn_released(struct broker_invocation *inv, struct conn *c)
+void broker__conn_released(struct broker_invocation *inv)
 {
     inv->nconns--;
     if (!inv->ended)

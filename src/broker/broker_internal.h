@@ -39,6 +39,8 @@ struct broker_invocation {
     struct ctl *ctl;
     LIST_HEAD(, conn) conns;         /* live connections */
     unsigned nconns;                 /* connections not yet freed */
+    struct conn *spare_conns;        /* closed ones kept for the next dials (conn.c) */
+    unsigned nspare;
     uint64_t next_conn_id;
     /* dial rate limit: a token bucket refilled at max_dials_per_sec */
     double dial_tokens;
@@ -50,6 +52,6 @@ struct broker_invocation {
 };
 
 /* conn.c calls this when a connection has released everything. */
-void broker__conn_released(struct broker_invocation *inv, struct conn *c);
+void broker__conn_released(struct broker_invocation *inv);
 
 #endif

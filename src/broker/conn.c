@@ -529,12 +529,8 @@ void conn__update_reading(struct conn *c)
 
 /* ---- life cycle ---- */
 
-static void conn_handle_close_cb(uv_handle_t *h)
+static void conn__free_memory(struct conn *c)
 {
-    struct conn *c = h->data;
-
-    if (--c->open_handles > 0)
-        return;
     buf_free(c->in);
     buf_free(c->scratch);
     buf_free(c->target);
@@ -542,8 +538,83 @@ static void conn_handle_close_cb(uv_handle_t *h)
     buf_free(c->lines);
     buf_free(c->body);
     scrub_stream_free(c->scrub_spare);
-    broker__conn_released(c->inv, c);
     free(c);
+}
+
+/*
+ * A closed connection of an invocation that goes on is kept, buffers and all, for the
+ * invocation's next dial: a fresh-dial call (bench W1) made and freed a dozen blocks. At
+ * most CONN_SPARES; emptied as between two requests (the buffers that held the key are
+ * wiped, none keeps more than CONN_KEEP bytes of memory).
+ */
+static bool conn__keep_spare(struct conn *c)
+{
+    struct broker_invocation *inv = c->inv;
+    struct buf *const bufs[] = {c->in, c->scratch, c->target, c->url, c->lines, c->body};
+
+    if (inv->ended || inv->nspare >= CONN_SPARES)
+        return false;
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        if (bufs[i] != NULL)
+            buf_reset_keep(bufs[i], CONN_KEEP);
+    }
+    c->next_spare = inv->spare_conns;
+    inv->spare_conns = c;
+    inv->nspare++;
+    return true;
+}
+
+void conn_free_spares(struct broker_invocation *inv)
+{
+    struct conn *c;
+
+    while ((c = inv->spare_conns) != NULL) {
+        inv->spare_conns = c->next_spare;
+        conn__free_memory(c);
+    }
+    inv->nspare = 0;
+}
+
+/* A spare connection of inv emptied for a new life, or a new one; NULL when out of memory. */
+static struct conn *conn__alloc(struct broker_invocation *inv)
+{
+    struct conn *c = inv->spare_conns;
+
+    if (c != NULL) {
+        struct conn kept = *c;
+
+        inv->spare_conns = c->next_spare;
+        inv->nspare--;
+        memset(c, 0, sizeof(*c));
+        c->in = kept.in;
+        c->scratch = kept.scratch;
+        c->target = kept.target;
+        c->url = kept.url;
+        c->lines = kept.lines;
+        c->body = kept.body;
+        c->scrub_spare = kept.scrub_spare;
+        return c;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return NULL;
+    if ((c->in = buf_new(CONN_IN_MAX, 0)) == NULL ||
+        (c->scratch = buf_new(SIZE_MAX, 0)) == NULL) {
+        conn__free_memory(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void conn_handle_close_cb(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct broker_invocation *inv = c->inv;
+
+    if (--c->open_handles > 0)
+        return;
+    if (!conn__keep_spare(c))
+        conn__free_memory(c);
+    broker__conn_released(inv); /* may free inv, and with it the spares */
 }
 
 void conn__close(struct conn *c)
@@ -583,23 +654,14 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     int r;
 
     *out = NULL;
-    if ((c = calloc(1, sizeof(*c))) == NULL) {
+    if ((c = conn__alloc(inv)) == NULL) {
         close(fd);
         return ERR_NOMEM;
     }
     c->inv = inv;
     c->id = ++inv->next_conn_id;
-    if ((c->in = buf_new(CONN_IN_MAX, 0)) == NULL ||
-        (c->scratch = buf_new(SIZE_MAX, 0)) == NULL) {
-        buf_free(c->in);
-        free(c);
-        close(fd);
-        return ERR_NOMEM;
-    }
     if ((r = uv_timer_init(inv->broker->loop, &c->timer)) != 0) {
-        buf_free(c->in);
-        buf_free(c->scratch);
-        free(c);
+        conn__free_memory(c);
         close(fd);
         return r;
     }

@@ -19,5 +19,7 @@ struct conn;
 int conn_new(struct broker_invocation *inv, int fd, struct conn **out);
 /* Closes at once: cancels the upstream request, drops pending writes. */
 void conn_abort(struct conn *c);
+/* Frees the closed connections inv keeps for its next dials (when it is released). */
+void conn_free_spares(struct broker_invocation *inv);
 
 #endif

@@ -33,7 +33,8 @@ struct broker_invocation;
 #define CONN_STAGE_STREAM (1024 * 1024)
 #define CONN_URL_MAX (HTTP1_MAX_HEAD + 16 * 1024)
 #define CONN_HEAD_OUT_MAX (HTTP1_MAX_HEAD * 4) /* a response head as forwarded */
-#define CONN_KEEP 4096 /* a per-connection buffer bigger than this is freed between requests */
+#define CONN_KEEP 4096
+#define CONN_SPARES 8 /* closed connections an invocation keeps for its next dials */ /* a per-connection buffer bigger than this is freed between requests */
 #define CONN_METHOD_MAX 32
 
 enum conn_state { CONN_HEAD, CONN_BODY, CONN_WAIT };
@@ -86,6 +87,7 @@ struct conn {
      * the request body; the last response's scrub stream. */
     struct buf *target, *url, *lines, *body;
     struct scrub_stream *scrub_spare;
+    struct conn *next_spare; /* on inv->spare_conns, once closed */
     size_t write_pending; /* bytes staged or handed to uv_write and not yet written */
     struct conn_write *staged; /* this loop turn's output, not yet handed to uv_write */
     struct conn_write *spare;  /* a written stream-sized buffer kept while a body streams */
