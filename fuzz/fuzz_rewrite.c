@@ -28,16 +28,26 @@
  * agrees with rewrite_url, and rewrite_param_name_equals with the decoding
  * here. A failure (bad target or a buffer too small) leaves the output buffer
  * as it was.
+ *
+ * Route selection (route.h, issue 21): route_host_name is run on an absolute-form
+ * target's authority and on the third line taken as a Host value, and judged against its
+ * contract written again here: an IPv6 literal or a host not ending in .broker.local (any
+ * case, after the port and trailing dots) names none (0); broker.local itself, more than
+ * one trailing dot, a bad port (not 1-65535 in at most 5 digits), or a label that is not
+ * one lower-cased 1-63 byte [a-z0-9-] label without a '-' at either end is refused (-1);
+ * else the label is the route (1).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "err.h"
 #include "fuzz.h"
 #include "policy.h"
 #include "rewrite.h"
+#include "route.h"
 
 #define PREFILL "prefill:"
 
@@ -387,6 +397,66 @@ static void check_query(const char *q, size_t qlen, const struct inject *inj, co
     free(d);
 }
 
+/* route_host_name's contract, written again: the expected result and name. */
+static int route_model(const char *h, size_t len, char *name)
+{
+    static const char suffix[] = ".broker.local";
+    const size_t slen = sizeof(suffix) - 1;
+    const char *colon = len > 0 && h[0] != '[' ? memchr(h, ':', len) : NULL;
+    char low[512];
+    size_t n, dots = 0, label;
+    bool bad_port = false;
+
+    name[0] = '\0';
+    if (len == 0 || h[0] == '[')
+        return 0;
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon - h) - 1;
+        long port = 0;
+
+        bad_port = plen == 0 || plen > 5;
+        for (size_t i = 0; i < plen && !bad_port; i++) {
+            bad_port = colon[1 + i] < '0' || colon[1 + i] > '9';
+            port = port * 10 + (colon[1 + i] - '0');
+        }
+        bad_port = bad_port || port < 1 || port > 65535;
+        len = (size_t)(colon - h);
+    }
+    for (; len > 0 && h[len - 1] == '.'; len--)
+        dots++;
+    if (len >= sizeof(low))
+        return len >= slen && strncasecmp(h + len - slen, suffix, slen) == 0 ? -1 : 0;
+    for (n = 0; n < len; n++)
+        low[n] = h[n] >= 'A' && h[n] <= 'Z' ? (char)(h[n] - 'A' + 'a') : h[n];
+    if (len == slen - 1 && memcmp(low, suffix + 1, len) == 0)
+        return -1;
+    if (len < slen || memcmp(low + len - slen, suffix, slen) != 0)
+        return 0;
+    label = len - slen;
+    if (bad_port || dots > 1 || label == 0 || label > 63 || low[0] == '-' ||
+        low[label - 1] == '-')
+        return -1;
+    for (size_t i = 0; i < label; i++) {
+        if (!((low[i] >= 'a' && low[i] <= 'z') || (low[i] >= '0' && low[i] <= '9') ||
+              low[i] == '-'))
+            return -1;
+    }
+    memcpy(name, low, label);
+    name[label] = '\0';
+    return 1;
+}
+
+static void check_route_host(const char *h, size_t len)
+{
+    char got[ROUTE_NAME_MAX + 1], want[ROUTE_NAME_MAX + 1];
+    int r = route_host_name(h, len, got), m = route_model(h, len, want);
+
+    FUZZ_CHECK(r == m, "route_host_name says %d for a host the contract says %d", r, m);
+    FUZZ_CHECK(strcmp(got, want) == 0, "route_host_name names '%s', the contract '%s'", got,
+               want);
+    FUZZ_CHECK(r != 1 || route_name_valid(got, strlen(got)), "an invalid route name selected");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *line[3], *end = data + size, *p = data;
@@ -414,6 +484,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     target = (const char *)p;
     tlen = (size_t)(end - p);
     fuzz_rng_seed(&rng, data, size);
+    check_route_host((const char *)line[2], line_len[2]);
+    for (size_t skip = 0; skip < 2; skip++) {
+        static const char *const schemes[] = {"http://", "https://"};
+        size_t sl = strlen(schemes[skip]), a;
+
+        if (tlen >= sl && strncasecmp(target, schemes[skip], sl) == 0) {
+            for (a = sl; a < tlen && target[a] != '/' && target[a] != '?' && target[a] != '#';)
+                a++;
+            check_route_host(target + sl, a - sl);
+        }
+    }
 
     if (line_len[0] >= 2 && memcmp(line[0] + line_len[0] - 2, " v", 2) == 0) {
         verbatim = true;
