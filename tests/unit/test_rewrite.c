@@ -167,6 +167,16 @@ static void test_rewrite_key_is_unreserved_only_when_encoding_keeps_it(void **st
     }
     assert_true(rewrite_key_is_unreserved((const uint8_t *)"sk-123", 6));
     assert_false(rewrite_key_is_unreserved((const uint8_t *)"sk 123", 6));
+    /* Every byte on its own, in a key of a plain byte either side. */
+    for (int b = 1; b < 256; b++) {
+        char k[4] = {'k', (char)b, 'k', '\0'}, encoded[64];
+
+        snprintf(encoded, sizeof(encoded), "%s", rewrite_with("https://h", NULL, "/p", k, 0, NULL));
+        if (rewrite_key_is_unreserved((const uint8_t *)k, 3) !=
+            (strcmp(encoded, rewrite_with("https://h", NULL, "/p", k, REWRITE_KEY_VERBATIM,
+                                          NULL)) == 0))
+            fail_msg("byte 0x%02x: unreserved and encoding disagree", b);
+    }
 }
 
 static void test_rewrite_appends_the_key_verbatim_when_asked(void **state)
