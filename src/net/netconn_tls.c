@@ -416,7 +416,6 @@ void tls__pump(struct net_conn *c)
 
 int tls__write(struct net_conn *c, const uint8_t *data, size_t len)
 {
-    char why[NET_ERROR_MAX], reason[NET_ERROR_MAX];
     int n, r;
 
     for (size_t off = 0; off < len; off += (size_t)n) {
@@ -425,6 +424,9 @@ int tls__write(struct net_conn *c, const uint8_t *data, size_t len)
         tls__errors_clear();
         /* Into a memory BIO a write never waits: all of step, or a fatal error. */
         if ((n = SSL_write(c->ssl, data + off, (int)step)) <= 0) {
+            /* Here, not at the top: -ftrivial-auto-var-init zeroed 1 KiB every write. */
+            char why[NET_ERROR_MAX], reason[NET_ERROR_MAX];
+
             tls__why(c, why, sizeof(why));
             snprintf(reason, sizeof(reason), "TLS write to %s failed: %s", c->hostport, why);
             c->write_failed = true;
