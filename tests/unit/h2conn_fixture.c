@@ -10,18 +10,13 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "h2conn_fixture.h"
 #include "h2conn_internal.h"
-
-extern char **environ;
 
 /* ---- the peer ---- */
 
@@ -29,26 +24,12 @@ static int peer_start(struct fx *f, const char *max_streams)
 {
     char *argv[] = {PY, (char *)peer_script, max_streams ? "--max-streams" : NULL,
                     (char *)max_streams, NULL};
-    posix_spawn_file_actions_t fa;
-    int fds[2];
-    char line[32] = "";
-    size_t n = 0;
+    struct peer p;
 
-    if (pipe(fds) != 0)
+    if (peer_spawn(&p, argv, true, NULL) != 0)
         return -1;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    if (posix_spawn(&f->pid, PY, &fa, NULL, argv, environ) != 0)
-        f->pid = 0;
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    while (f->pid > 0 && n + 1 < sizeof(line) && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
-        n++;
-    close(fds[0]);
-    line[n] = '\0';
-    f->port = (int)strtol(line, NULL, 10);
-    return f->pid > 0 && f->port > 0 ? 0 : -1;
+    f->peer = p;
+    return 0;
 }
 
 /* ---- the transport: ~40 lines around a uv_tcp_t ---- */
@@ -158,25 +139,24 @@ static void ev_closed(struct h2conn *c, const char *reason, void *ud)
 
 /* ---- running the loop ---- */
 
-static void on_tick(uv_timer_t *t)
+struct until {
+    struct fx *f;
+    bool (*cond)(struct fx *, void *);
+    void *arg;
+};
+
+static bool until_holds(void *arg)
 {
-    (void)t;
+    struct until *u = arg;
+
+    return u->cond(u->f, u->arg);
 }
 
 bool run_until(struct fx *f, bool (*cond)(struct fx *, void *), void *arg)
 {
-    uv_timer_t tick;
-    uint64_t end;
+    struct until u = {f, cond, arg};
 
-    uv_update_time(&f->loop);
-    end = uv_now(&f->loop) + WAIT_MS;
-    uv_timer_init(&f->loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    while (!cond(f, arg) && uv_now(&f->loop) < end)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    return cond(f, arg);
+    return peer_run_until(&f->loop, until_holds, &u, WAIT_MS);
 }
 
 bool is_done(struct fx *f, void *a)
@@ -248,7 +228,7 @@ void fx_open(struct fx *f, const char *max_streams)
     uv_tcp_init(&f->loop, &f->tcp);
     f->tcp.data = f;
     f->creq.data = f;
-    uv_ip4_addr("127.0.0.1", f->port, &a);
+    uv_ip4_addr("127.0.0.1", f->peer.port, &a);
     assert_int_equal(uv_tcp_connect(&f->creq, &f->tcp, (struct sockaddr *)&a, on_connect), 0);
     while (!f->connected)
         uv_run(&f->loop, UV_RUN_ONCE);
@@ -288,10 +268,7 @@ int teardown(void **state)
     }
     uv_walk(&f->loop, close_walk, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    if (f->pid > 0) {
-        kill(f->pid, SIGTERM);
-        waitpid(f->pid, NULL, 0);
-    }
+    peer_stop(&f->peer);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     for (i = 0; i < f->nall; i++) {
         free(f->all[i]->body);

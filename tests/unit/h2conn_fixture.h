@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "peer.h"
+
 #include "h2conn.h"
 
 #define PY "/usr/bin/python3"
@@ -27,8 +29,7 @@ struct req;
 
 struct fx {
     uv_loop_t loop;
-    pid_t pid;
-    int port;
+    struct peer peer; /* the python3-h2 peer */
     uv_tcp_t tcp;
     uv_connect_t creq;
     uv_timer_t kick; /* resumes request bodies that paused */

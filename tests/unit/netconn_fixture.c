@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,74 +17,26 @@
 
 #include "netconn_fixture.h"
 
-extern char **environ;
 static const char *peers_dir; /* tests/unit/peers */
 static char netconn_tmp[64];  /* this run's directory: certificates, logs */
 
 /* ---- processes ---- */
 
-void proc_stop(struct proc *p)
-{
-    if (p->pid <= 0)
-        return;
-    /* SIGKILL: tinyproxy's SIGTERM waits for its connection threads, which may take its
-     * Timeout; nothing of a peer's own shutdown is under test. */
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    if (p->stdin_fd > 0)
-        close(p->stdin_fd);
-    memset(p, 0, sizeof(*p));
-}
-
-/* Runs argv with stderr into logfile, and stdout into a pipe whose first line is the
- * port (read_port) or into logfile too. */
-static void proc_spawn(struct proc *p, char *const argv[], bool read_port, const char *logfile)
-{
-    posix_spawn_file_actions_t fa;
-    int fds[2] = {-1, -1}, in[2];
-    char line[32] = "";
-    size_t n = 0;
-
-    posix_spawn_file_actions_init(&fa);
-    if (read_port) {
-        assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-        assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-        p->stdin_fd = in[1];
-    } else {
-        posix_spawn_file_actions_addopen(&fa, 1, logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    }
-    posix_spawn_file_actions_addopen(&fa, 2, logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    assert_int_equal(posix_spawn(&p->pid, argv[0], &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    if (!read_port)
-        return;
-    close(in[0]);
-    close(fds[1]);
-    while (n + 1 < sizeof(line) && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
-        n++;
-    close(fds[0]);
-    line[n] = '\0';
-    p->port = (int)strtol(line, NULL, 10);
-    assert_true(p->port > 0);
-}
-
 static void run_wait(char *const argv[])
 {
-    struct proc p = {0};
+    struct peer p = {0};
     int status;
     char errfile[128];
 
     snprintf(errfile, sizeof(errfile), "%s/spawn.log", netconn_tmp);
-    proc_spawn(&p, argv, false, errfile);
+    assert_int_equal(peer_spawn(&p, argv, false, errfile), 0);
     assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* ---- the fixture: a loop, a TLS context, its processes, what the callbacks saw ---- */
 
-static struct proc *proc_slot(struct got *g)
+static struct peer *proc_slot(struct got *g)
 {
     for (size_t i = 0; i < MAX_PROCS; i++)
         if (g->procs[i].pid == 0)
@@ -96,9 +47,9 @@ static struct proc *proc_slot(struct got *g)
 
 /* The Python peer in mode, TLS with certificate name (NULL: plain TCP), more args after;
  * stopped by the test or by teardown. */
-struct proc *peer_start(struct got *g, const char *mode, const char *name, ...)
+struct peer *peer_start(struct got *g, const char *mode, const char *name, ...)
 {
-    struct proc *p = proc_slot(g);
+    struct peer *p = proc_slot(g);
     char script[512], cert[128], key[128], errfile[128];
     char *argv[20] = {"/usr/bin/python3", script, (char *)mode};
     size_t n = 3;
@@ -122,36 +73,13 @@ struct proc *peer_start(struct got *g, const char *mode, const char *name, ...)
         argv[n++] = (char *)a;
     va_end(ap);
     argv[n] = NULL;
-    proc_spawn(p, argv, true, errfile);
+    assert_int_equal(peer_spawn(p, argv, true, errfile), 0);
     return p;
-}
-
-/* A port nothing listens on now (the kernel's choice, then released). */
-int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
 }
 
 static bool port_open(void *arg)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)((struct proc *)arg)->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-    if (fd >= 0)
-        close(fd);
-    return ok;
+    return peer_port_open(((struct peer *)arg)->port);
 }
 
 /* ---- the loop ---- */
@@ -161,23 +89,6 @@ static void on_tick(uv_timer_t *t)
     (void)t;
 }
 
-/* Runs loop until cond(arg) or ms pass; a 10 ms tick keeps UV_RUN_ONCE returning. */
-bool run_until(uv_loop_t *loop, bool (*cond)(void *), void *arg, uint64_t ms)
-{
-    uv_timer_t tick;
-    uint64_t end;
-
-    uv_update_time(loop);
-    end = uv_now(loop) + ms;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    while (!cond(arg) && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT); /* the tick's close */
-    return cond(arg);
-}
-
 bool never(void *arg)
 {
     (void)arg;
@@ -185,12 +96,13 @@ bool never(void *arg)
 }
 
 /* tinyproxy on a free port with extra config lines; waits until it listens. */
-struct proc *tinyproxy_start(struct got *g, const char *extra)
+struct peer *tinyproxy_start(struct got *g, const char *extra)
 {
-    struct proc *p = proc_slot(g);
+    struct peer *p = proc_slot(g);
     char conf[128], errfile[128];
     char *argv[] = {"/usr/bin/tinyproxy", "-d", "-c", conf, NULL};
     FILE *f;
+    int port;
 
     if (access("/usr/bin/tinyproxy", X_OK) != 0) {
         fprintf(stderr, "skipped: /usr/bin/tinyproxy missing\n");
@@ -199,16 +111,17 @@ struct proc *tinyproxy_start(struct got *g, const char *extra)
     snprintf(conf, sizeof(conf), "%s/tinyproxy.conf", netconn_tmp);
     snprintf(errfile, sizeof(errfile), "%s/tinyproxy.log", netconn_tmp);
     /* tinyproxy has no "Port 0": a port the kernel just gave out, then released. */
-    p->port = free_port();
-    assert_true(p->port > 0);
+    port = peer_free_port();
+    assert_true(port > 0);
     assert_non_null(f = fopen(conf, "w"));
     fprintf(f,
             "Port %d\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n"
             "LogLevel Warning\n%s\n",
-            p->port, extra);
+            port, extra);
     fclose(f);
-    proc_spawn(p, argv, false, errfile);
-    assert_true(run_until(g->loop, port_open, p, WAIT_MS));
+    assert_int_equal(peer_spawn(p, argv, false, errfile), 0);
+    p->port = port;
+    assert_true(peer_run_until(g->loop, port_open, p, WAIT_MS));
     return p;
 }
 
@@ -251,7 +164,7 @@ int teardown(void **state)
     net_connect_cancel(g->k);
     net_conn_free(g->c);
     for (size_t i = 0; i < MAX_PROCS; i++)
-        proc_stop(&g->procs[i]);
+        peer_stop(&g->procs[i]);
     net_tls_ctx_free(g->tls);
     /* Every handle closes by itself once its connection is freed. */
     run_dry(g->loop);
@@ -347,7 +260,7 @@ struct net_conn *connect_to(struct got *g, const struct net_target *t, uint64_t 
     assert_int_equal(net_connect_start(g->loop, g->tls, t, ms, on_connected, g, &k), 0);
     assert_non_null(k);
     g->k = k;
-    assert_true(run_until(g->loop, is_done, g, WAIT_MS));
+    assert_true(peer_run_until(g->loop, is_done, g, WAIT_MS));
     if (g->c != NULL)
         net_conn_set_events(g->c, &netconn_events, g);
     return g->c;
@@ -384,7 +297,7 @@ void wait_bytes(struct got *g, size_t n)
 {
     struct want w = {g, n};
 
-    assert_true(run_until(g->loop, has_bytes, &w, WAIT_MS));
+    assert_true(peer_run_until(g->loop, has_bytes, &w, WAIT_MS));
     assert_true(g->len >= n);
 }
 
@@ -400,7 +313,7 @@ void wait_line(struct got *g)
 {
     uint8_t *nl;
 
-    assert_true(run_until(g->loop, has_line, g, WAIT_MS));
+    assert_true(peer_run_until(g->loop, has_line, g, WAIT_MS));
     assert_non_null(nl = memchr(g->data, '\n', g->len));
     *nl = '\0';
 }
@@ -423,7 +336,7 @@ int netconn_fixture_main(int argc, char **argv, const struct CMUnitTest *tests, 
     char script[512], errfile[128];
     char *certs_argv[] = {"/bin/bash", script, netconn_tmp, NULL};
     char *rm[] = {"/bin/rm", "-rf", netconn_tmp, NULL};
-    struct proc p = {0};
+    struct peer p = {0};
     int status, r;
 
     if (argc != 2) {
@@ -441,7 +354,7 @@ int netconn_fixture_main(int argc, char **argv, const struct CMUnitTest *tests, 
         return 1;
     snprintf(script, sizeof(script), "%s/net_certs.sh", peers_dir);
     snprintf(errfile, sizeof(errfile), "%s/certs.log", netconn_tmp);
-    proc_spawn(&p, certs_argv, false, errfile);
+    assert_int_equal(peer_spawn(&p, certs_argv, false, errfile), 0);
     if (waitpid(p.pid, &status, 0) != p.pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "net_certs.sh failed: see %s\n", errfile);
         return 1;

@@ -24,16 +24,11 @@
 #include <uv.h>
 
 #include "netconn.h"
+#include "peer.h"
 
 #define WAIT_MS 20000
 #define BIG (8u << 20)
 #define MAX_PROCS 4
-
-struct proc {
-    pid_t pid;
-    int port;
-    int stdin_fd; /* the Python peer exits when it reads EOF here: when we do */
-};
 
 struct got {
     uv_loop_t *loop;
@@ -55,7 +50,7 @@ struct got {
     bool free_on_read;
     size_t stop_every, next_stop;
     bool stopped, read_while_stopped;
-    struct proc procs[MAX_PROCS]; /* stopped by teardown if the test could not */
+    struct peer procs[MAX_PROCS]; /* stopped by teardown if the test could not */
 };
 
 /* Runs the tests with setup/teardown per test, after making the certificates; argv[1]
@@ -65,16 +60,10 @@ int setup(void **state);
 int teardown(void **state);
 
 /* The Python peer in mode, TLS with certificate name (NULL: plain TCP), more arguments
- * after, NULL-terminated. Stopped by the test (proc_stop) or by teardown. */
-struct proc *peer_start(struct got *g, const char *mode, const char *name, ...);
+ * after, NULL-terminated. Stopped by the test (peer_stop) or by teardown. */
+struct peer *peer_start(struct got *g, const char *mode, const char *name, ...);
 /* tinyproxy on a free port with extra config lines; returns once it listens. */
-struct proc *tinyproxy_start(struct got *g, const char *extra);
-void proc_stop(struct proc *p);
-/* A port nothing listens on now (the kernel's choice, then released). */
-int free_port(void);
-
-/* Runs loop until cond(arg) or ms pass; returns cond(arg). */
-bool run_until(uv_loop_t *loop, bool (*cond)(void *), void *arg, uint64_t ms);
+struct peer *tinyproxy_start(struct got *g, const char *extra);
 bool never(void *arg);
 bool is_done(void *arg);
 bool is_closed(void *arg);

@@ -11,14 +11,12 @@
  */
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,13 +24,11 @@
 
 #include "err.h"
 #include "h1conn.h"
+#include "peer.h"
 #include "upstream.h"
 
-extern char **environ;
-
 static const char *peer_script;
-static pid_t peer_pid;
-static int peer_port;
+static struct peer peer; /* h1_peer.py, for every test */
 
 /* ---- the transport: a TCP connection to the peer ---- */
 
@@ -164,24 +160,10 @@ static void on_connected(uv_connect_t *req, int status)
     uv_read_start((uv_stream_t *)&tcp->handle, on_alloc, on_read);
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until cond(arg). A 10 ms tick keeps UV_RUN_ONCE returning: a timer's
- * callback can meet the condition and leave nothing else to wake the poll after it. */
+/* Runs the default loop until cond(arg), which must come. */
 static void run_until(bool (*cond)(void *), void *arg)
 {
-    uv_timer_t tick;
-
-    uv_timer_init(uv_default_loop(), &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    for (int i = 0; i < 3000000 && !cond(arg); i++)
-        uv_run(uv_default_loop(), UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-    assert_true(cond(arg));
+    assert_true(peer_run_until(uv_default_loop(), cond, arg, 60000));
 }
 
 static bool is_connected(void *arg)
@@ -194,7 +176,7 @@ static void owner_open(struct owner *o)
     struct sockaddr_in a;
 
     memset(o, 0, sizeof(*o));
-    uv_ip4_addr("127.0.0.1", peer_port, &a);
+    uv_ip4_addr("127.0.0.1", peer.port, &a);
     uv_tcp_init(uv_default_loop(), &o->tcp.handle);
     o->tcp.connect.data = &o->tcp;
     assert_int_equal(uv_tcp_connect(&o->tcp.connect, &o->tcp.handle, (struct sockaddr *)&a,
@@ -542,34 +524,13 @@ static void test_cancel_and_free_from_inside_callbacks(void **state)
 static int start_peer(void **state)
 {
     char *argv[] = {"/usr/bin/python3", (char *)peer_script, NULL};
-    posix_spawn_file_actions_t fa;
-    int fds[2];
-    char line[32] = "";
-    size_t n = 0;
 
-    if (pipe(fds) != 0)
-        return -1;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    if (posix_spawn(&peer_pid, argv[0], &fa, NULL, argv, environ) != 0)
-        peer_pid = 0;
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    while (peer_pid > 0 && n + 1 < sizeof(line) && read(fds[0], line + n, 1) == 1 &&
-           line[n] != '\n')
-        n++;
-    close(fds[0]);
-    peer_port = atoi(line);
-    return peer_pid > 0 && peer_port > 0 ? 0 : -1;
+    return peer_spawn(&peer, argv, true, NULL);
 }
 
 static int stop_peer(void **state)
 {
-    if (peer_pid > 0) {
-        kill(peer_pid, SIGTERM);
-        waitpid(peer_pid, NULL, 0);
-    }
+    peer_stop(&peer);
     return 0;
 }
 

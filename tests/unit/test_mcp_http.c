@@ -36,6 +36,7 @@
 
 #include "err.h"
 #include "mcp_http.h"
+#include "peer.h"
 #include "webproxy.h"
 
 extern char **environ;
@@ -54,104 +55,22 @@ static const char *peer_script, *everything_js;
 
 /* ---- servers ---- */
 
-struct server {
-    pid_t pid;
-    int port;
-};
-
-static void server_stop(struct server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
 /* The Python peer, over HTTPS with cert and key (else NULL): it prints its port first. */
-static int peer_start(struct server *s, const char *cert, const char *key)
+static int peer_start(struct peer *s, const char *cert, const char *key)
 {
-    char *argv[] = {"python3", (char *)peer_script, (char *)cert, (char *)key, NULL};
-    posix_spawn_file_actions_t fa;
-    int fds[2];
-    char line[32] = "";
-    size_t n = 0;
+    char *argv[] = {"/usr/bin/python3", (char *)peer_script, (char *)cert, (char *)key, NULL};
 
-    if (pipe(fds) != 0)
-        return -1;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    if (posix_spawnp(&s->pid, "python3", &fa, NULL, argv, environ) != 0)
-        s->pid = 0;
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    while (s->pid > 0 && n + 1 < sizeof(line) && read(fds[0], line + n, 1) == 1 && line[n] != '\n')
-        n++;
-    close(fds[0]);
-    line[n] = '\0';
-    s->port = (int)strtol(line, NULL, 10);
-    return s->pid > 0 && s->port > 0 ? 0 : -1;
-}
-
-/* A port nothing listens on now (the kernel's choice, then released). */
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static bool port_open(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs loop until cond(arg) or ms pass; a 10 ms tick keeps UV_RUN_ONCE returning. */
-static bool run_until(uv_loop_t *loop, bool (*cond)(void *), void *arg, uint64_t ms)
-{
-    uv_timer_t tick;
-    uint64_t end;
-
-    uv_update_time(loop);
-    end = uv_now(loop) + ms;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 10, 10);
-    while (!cond(arg) && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT); /* the tick's close */
-    return cond(arg);
+    return peer_spawn(s, argv, true, NULL);
 }
 
 static bool server_listening(void *arg)
 {
-    return port_open(((struct server *)arg)->port);
+    return peer_port_open(((struct peer *)arg)->port);
 }
 
 /* server-everything in mode ("streamableHttp" or "sse"), its stdout into log (NULL:
  * /dev/null); skips without node or it. */
-static void everything_start(uv_loop_t *loop, struct server *s, const char *mode, const char *log)
+static void everything_start(uv_loop_t *loop, struct peer *s, const char *mode, const char *log)
 {
     char port_env[32];
     char *argv[] = {"node", (char *)everything_js, (char *)mode, NULL};
@@ -169,7 +88,7 @@ static void everything_start(uv_loop_t *loop, struct server *s, const char *mode
     assert_non_null(envp);
     for (i = 0; i < n; i++)
         envp[i] = environ[i];
-    s->port = free_port();
+    s->port = peer_free_port();
     assert_true(s->port > 0);
     snprintf(port_env, sizeof(port_env), "PORT=%d", s->port);
     envp[n] = port_env;
@@ -185,7 +104,7 @@ static void everything_start(uv_loop_t *loop, struct server *s, const char *mode
     }
     posix_spawn_file_actions_destroy(&fa);
     free(envp);
-    assert_true(run_until(loop, server_listening, s, WAIT_MS));
+    assert_true(peer_run_until(loop, server_listening, s, WAIT_MS));
 }
 
 /* ---- the transport's events, recorded ---- */
@@ -232,8 +151,8 @@ static const struct mcp_http_events events = {on_message, on_closed};
 
 struct fixture {
     uv_loop_t loop;
-    struct server peer;   /* the Python peer, for every test */
-    struct server server; /* server-everything, when a test starts it */
+    struct peer peer;   /* the Python peer, for every test */
+    struct peer server; /* server-everything, when a test starts it */
     struct rec rec;
     char url[256];
 };
@@ -273,8 +192,8 @@ static int teardown(void **state)
 
     finish(f);
     rec_clear(&f->rec);
-    server_stop(&f->peer);
-    server_stop(&f->server);
+    peer_stop(&f->peer);
+    peer_stop(&f->server);
     assert_int_equal(uv_loop_close(&f->loop), 0); /* no handle left behind */
     free(f);
     return 0;
@@ -316,7 +235,7 @@ static bool is_closed(void *arg)
 static void wait_messages(struct fixture *f, size_t n)
 {
     cond_n = n;
-    run_until(&f->loop, has_n_messages, &f->rec, WAIT_MS);
+    peer_run_until(&f->loop, has_n_messages, &f->rec, WAIT_MS);
     if (f->rec.closed)
         fprintf(stderr, "closed: %s\n", f->rec.reason);
     assert_false(f->rec.closed);
@@ -325,7 +244,7 @@ static void wait_messages(struct fixture *f, size_t n)
 
 static void wait_closed(struct fixture *f, const char *reason_part)
 {
-    assert_true(run_until(&f->loop, is_closed, &f->rec, WAIT_MS));
+    assert_true(peer_run_until(&f->loop, is_closed, &f->rec, WAIT_MS));
     if (strstr(f->rec.reason, reason_part) == NULL)
         fprintf(stderr, "reason: %s\n", f->rec.reason);
     assert_non_null(strstr(f->rec.reason, reason_part));
@@ -357,7 +276,7 @@ static bool has_message_with(void *arg)
 static const char *wait_message_with(struct fixture *f, const char *needle)
 {
     cond_needle = needle;
-    run_until(&f->loop, has_message_with, &f->rec, WAIT_MS);
+    peer_run_until(&f->loop, has_message_with, &f->rec, WAIT_MS);
     if (f->rec.closed)
         fprintf(stderr, "closed: %s\n", f->rec.reason);
     assert_false(f->rec.closed);
@@ -417,7 +336,7 @@ static void test_mcp_http_streamable_round_trip_with_server_everything(void **st
              mcp_http_session_id(f->rec.t));
     /* The close's DELETE ends the session on the server. */
     finish(f);
-    assert_true(run_until(&f->loop, log_has_needle, NULL, WAIT_MS));
+    assert_true(peer_run_until(&f->loop, log_has_needle, NULL, WAIT_MS));
     unlink(log_path);
 }
 
@@ -498,7 +417,7 @@ static void test_mcp_http_reads_every_event_of_an_sse_answer(void **state)
     assert_string_equal(f->rec.msgs[0], "{\"jsonrpc\":\"2.0\",\"method\":\"n\"}");
     assert_string_equal(f->rec.msgs[1], "{\"jsonrpc\":\"2.0\",\n\"id\":1,\"result\":{}}");
     /* The stream ended after the last event: no failure. */
-    assert_false(run_until(&f->loop, is_closed, &f->rec, 200));
+    assert_false(peer_run_until(&f->loop, is_closed, &f->rec, 200));
 }
 
 static void test_mcp_http_carries_concurrent_posts(void **state)
@@ -644,7 +563,7 @@ static void test_mcp_http_closes_when_nothing_listens(void **state)
 {
     struct fixture *f = *state;
 
-    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/mcp", free_port());
+    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d/mcp", peer_free_port());
     open_transport(f, NULL, NULL);
     send_text(f, INITIALIZE);
     wait_closed(f, "a POST failed: ");
@@ -658,7 +577,7 @@ static void test_mcp_http_may_be_closed_from_on_message(void **state)
     open_transport(f, "/sse-echo", NULL);
     send_text(f, INITIALIZE);
     cond_n = 1;
-    run_until(&f->loop, has_n_messages, &f->rec, WAIT_MS);
+    peer_run_until(&f->loop, has_n_messages, &f->rec, WAIT_MS);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* nothing more comes, and everything ends */
     assert_int_equal(f->rec.nmsgs, 1);
     assert_false(f->rec.closed);

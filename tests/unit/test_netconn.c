@@ -22,7 +22,7 @@
 static void test_netconn_echoes_over_tls(void **state)
 {
     struct got *g = *state;
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "127.0.0.1", .tls = true};
     struct net_conn *c;
 
@@ -41,13 +41,13 @@ static void test_netconn_echoes_over_tls(void **state)
     assert_int_equal(g->drains, 0);
     assert_false(g->closed);
     conn_free(g);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_echoes_over_plain_tcp(void **state)
 {
     struct got *g = *state;
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "localhost", .tls = false};
     struct net_conn *c;
     char peer_name[64];
@@ -62,13 +62,13 @@ static void test_netconn_echoes_over_plain_tcp(void **state)
     wait_bytes(g, 5);
     assert_memory_equal(g->data, "plain", 5);
     conn_free(g);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 /* The server's "alpn=..." line, read through a connection offering offer. */
 static void alpn_case(struct got *g, const char *server_alpn, const char *offer, const char *want)
 {
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "localhost", .tls = true, .alpn = offer};
     struct net_conn *c;
     char line[64];
@@ -82,7 +82,7 @@ static void alpn_case(struct got *g, const char *server_alpn, const char *offer,
     assert_memory_equal(g->data, line, strlen(line));
     conn_free(g);
     reset_stream(g);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_alpn_picks_h2_when_the_server_offers_it(void **state)
@@ -99,7 +99,7 @@ static void test_netconn_alpn_falls_back_to_http11(void **state)
 static void test_netconn_sends_sni_for_names_only(void **state)
 {
     struct got *g = *state;
-    struct proc *peer = peer_start(g, "info", "leaf", NULL);
+    struct peer *peer = peer_start(g, "info", "leaf", NULL);
     struct net_target t = {.tls = true, .port = (uint16_t)peer->port};
     static const char *const hosts[] = {"localhost", "127.0.0.1"};
     static const char *const want[] = {"sni=localhost", "sni=none"};
@@ -112,13 +112,13 @@ static void test_netconn_sends_sni_for_names_only(void **state)
         conn_free(g);
         reset_stream(g);
     }
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 /* Two connections in a row: the second resumes the first's session, and both ends say so. */
 static void resume_case(struct got *g, bool tls12)
 {
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "localhost", .tls = true};
     struct net_conn *c;
 
@@ -133,7 +133,7 @@ static void resume_case(struct got *g, bool tls12)
         conn_free(g);
         reset_stream(g);
     }
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_resumes_the_session_with_tls13(void **state)
@@ -149,7 +149,7 @@ static void test_netconn_resumes_the_session_with_tls12(void **state)
 /* A connect to a peer with certificate name, as host, fails with want in its error. */
 static void verify_case(struct got *g, const char *name, const char *host, const char *want)
 {
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = host, .tls = true};
     char prefix[128];
 
@@ -161,7 +161,7 @@ static void verify_case(struct got *g, const char *name, const char *host, const
     assert_true(contains(g->error, prefix));
     assert_true(contains(g->error, want));
     assert_int_equal(ERR_peek_error(), 0);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_rejects_a_wrong_host_name(void **state)
@@ -186,7 +186,7 @@ static void test_netconn_rejects_an_expired_certificate(void **state)
 static void test_netconn_refuses_tls11(void **state)
 {
     struct got *g = *state;
-    struct proc *peer = peer_start(g, "echo", "leaf", "--tls11", NULL);
+    struct peer *peer = peer_start(g, "echo", "leaf", "--tls11", NULL);
     struct net_target t = {.host = "127.0.0.1", .port = (uint16_t)peer->port, .tls = true};
     char prefix[128];
 
@@ -194,7 +194,7 @@ static void test_netconn_refuses_tls11(void **state)
     snprintf(prefix, sizeof(prefix), "TLS handshake with 127.0.0.1:%d failed: ", peer->port);
     assert_true(contains(g->error, prefix));
     assert_true(contains(g->error, "alert protocol version"));
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 /* The hex SHA-256 of data[0..n) equals the 64 characters after it. */
@@ -213,7 +213,7 @@ static void assert_sha256_trailer(const uint8_t *data, size_t n)
  * order (its SHA-256 follows it), then the clean end. */
 static void backpressure_case(struct got *g, bool tls)
 {
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "127.0.0.1", .tls = tls};
     char n[16];
     unsigned stops = 0;
@@ -224,12 +224,12 @@ static void backpressure_case(struct got *g, bool tls)
     g->stop_every = g->next_stop = 1 << 20;
     assert_non_null(connect_to(g, &t, WAIT_MS));
     while (!g->closed) {
-        assert_true(run_until(g->loop, is_stopped_or_closed, g, WAIT_MS));
+        assert_true(peer_run_until(g->loop, is_stopped_or_closed, g, WAIT_MS));
         if (!g->stopped)
             break;
         stops++;
         /* A few turns of the loop while stopped: nothing may be delivered. */
-        run_until(g->loop, never, NULL, 30);
+        peer_run_until(g->loop, never, NULL, 30);
         assert_false(g->read_while_stopped);
         g->stopped = false;
         net_conn_read_start(g->c);
@@ -240,7 +240,7 @@ static void backpressure_case(struct got *g, bool tls)
     assert_int_equal(g->len, BIG + 64);
     assert_sha256_trailer(g->data, BIG);
     conn_free(g);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_read_stop_holds_tls_data_until_read_start(void **state)
@@ -261,7 +261,7 @@ static bool drained(void *arg)
 static void test_netconn_write_to_a_slow_reader_queues_then_drains(void **state)
 {
     struct got *g = *state;
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "127.0.0.1", .tls = true};
     uint8_t *big = malloc(BIG + 64);
     char n[16];
@@ -280,20 +280,20 @@ static void test_netconn_write_to_a_slow_reader_queues_then_drains(void **state)
      * completes: the drain must still be reported (it was not, and a WebSocket waiting
      * for it stood still until its next ping). */
     write_all(g->c, big + BIG - 1000, 1000);
-    assert_true(run_until(g->loop, drained, g, WAIT_MS));
+    assert_true(peer_run_until(g->loop, drained, g, WAIT_MS));
     assert_int_equal(net_conn_pending(g->c), 0);
     wait_bytes(g, 64); /* the sink's hash of what it read */
     memcpy(big + BIG, g->data, 64);
     assert_sha256_trailer(big, BIG);
     conn_free(g);
     free(big);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_free_from_inside_on_read(void **state)
 {
     struct got *g = *state;
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "127.0.0.1", .tls = true};
 
     /* 1 MiB: many records in each socket read, so more wait behind the first on_read. */
@@ -301,29 +301,29 @@ static void test_netconn_free_from_inside_on_read(void **state)
     t.port = (uint16_t)peer->port;
     g->free_on_read = true;
     assert_non_null(connect_to(g, &t, WAIT_MS));
-    run_until(g->loop, is_closed, g, 200);
+    peer_run_until(g->loop, is_closed, g, 200);
     assert_int_equal(g->reads, 1);
     assert_false(g->closed);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void end_case(struct got *g, const char *mode, const char *first, bool clean,
                      const char *reason)
 {
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "127.0.0.1", .tls = true};
 
     peer = peer_start(g, mode, "leaf", NULL);
     t.port = (uint16_t)peer->port;
     assert_non_null(connect_to(g, &t, WAIT_MS));
-    assert_true(run_until(g->loop, is_closed, g, WAIT_MS));
+    assert_true(peer_run_until(g->loop, is_closed, g, WAIT_MS));
     assert_true(g->len >= strlen(first));
     assert_memory_equal(g->data, first, strlen(first));
     assert_int_equal(g->clean, clean);
     assert_true(contains(g->reason, reason));
     assert_int_equal(net_conn_write(g->c, (const uint8_t *)"x", 1), ERR_CLOSED);
     conn_free(g);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 static void test_netconn_eof_without_close_notify_is_a_clean_end(void **state)

@@ -52,7 +52,7 @@ static void test_netconn_reports_a_refused_connection(void **state)
     struct net_target t = {.host = "127.0.0.1", .tls = true};
     char want[128];
 
-    t.port = (uint16_t)free_port();
+    t.port = (uint16_t)peer_free_port();
     assert_null(connect_to(g, &t, WAIT_MS));
     snprintf(want, sizeof(want), "connect to 127.0.0.1:%u: connection refused", t.port);
     assert_string_equal(g->error, want);
@@ -93,7 +93,7 @@ static void test_netconn_times_out_when_the_server_is_silent(void **state)
 static void test_netconn_cancel_means_no_callback(void **state)
 {
     struct got *g = *state;
-    struct proc *peer;
+    struct peer *peer;
     struct net_target t = {.host = "localhost", .tls = true};
     struct net_connect *k;
 
@@ -110,9 +110,9 @@ static void test_netconn_cancel_means_no_callback(void **state)
             conn_free(g);
         g->done = false;
     }
-    run_until(g->loop, is_done, g, 100);
+    peer_run_until(g->loop, is_done, g, 100);
     assert_false(g->done);
-    proc_stop(peer);
+    peer_stop(peer);
 }
 
 /* A server that accepts and closes at once. */
@@ -159,7 +159,7 @@ static void test_netconn_reports_a_close_during_the_handshake(void **state)
 static void test_netconn_tunnels_through_tinyproxy(void **state)
 {
     struct got *g = *state;
-    struct proc *peer, *proxy;
+    struct peer *peer, *proxy;
     struct net_proxy px = {.host = "127.0.0.1"};
     struct net_target t = {.host = "localhost", .tls = true, .alpn = "h2,http/1.1", .proxy = &px};
     struct net_conn *c;
@@ -173,14 +173,14 @@ static void test_netconn_tunnels_through_tinyproxy(void **state)
     wait_bytes(g, 8);
     assert_memory_equal(g->data, "alpn=h2 ", 8);
     conn_free(g);
-    proc_stop(proxy);
-    proc_stop(peer);
+    peer_stop(proxy);
+    peer_stop(peer);
 }
 
 static void test_netconn_proxy_credentials_and_407(void **state)
 {
     struct got *g = *state;
-    struct proc *peer, *proxy;
+    struct peer *peer, *proxy;
     struct net_proxy *px;
     struct net_target t = {.host = "127.0.0.1", .tls = true};
     char url[128], want[128];
@@ -217,14 +217,14 @@ static void test_netconn_proxy_credentials_and_407(void **state)
     assert_null(strstr(g->error, "wrong"));
     assert_null(strstr(g->error, "dGVzdGVyOndyb25n")); /* nor its Basic form */
     net_proxy_free(px);
-    proc_stop(proxy);
-    proc_stop(peer);
+    peer_stop(proxy);
+    peer_stop(peer);
 }
 
 static void test_netconn_proxy_403(void **state)
 {
     struct got *g = *state;
-    struct proc *proxy;
+    struct peer *proxy;
     struct net_proxy px = {.host = "127.0.0.1"};
     struct net_target t = {.host = "127.0.0.1", .port = 8443, .tls = true, .proxy = &px};
 
@@ -232,7 +232,7 @@ static void test_netconn_proxy_403(void **state)
     px.port = (uint16_t)proxy->port;
     assert_null(connect_to(g, &t, WAIT_MS));
     assert_true(contains(g->error, "proxy CONNECT to 127.0.0.1:8443 refused: 403 "));
-    proc_stop(proxy);
+    peer_stop(proxy);
 }
 
 static void test_netconn_reports_a_dead_proxy(void **state)
@@ -242,7 +242,7 @@ static void test_netconn_reports_a_dead_proxy(void **state)
     struct net_target t = {.host = "example.com", .port = 443, .tls = true, .proxy = &px};
     char want[128];
 
-    px.port = (uint16_t)free_port();
+    px.port = (uint16_t)peer_free_port();
     assert_null(connect_to(g, &t, WAIT_MS));
     snprintf(want, sizeof(want), "connect to proxy 127.0.0.1:%u: connection refused", px.port);
     assert_string_equal(g->error, want);
@@ -252,7 +252,7 @@ static void test_netconn_reports_a_dead_proxy(void **state)
 static void fake_proxy_case(struct got *g, const char *answer, const char *want_error,
                             const char *want_first)
 {
-    struct proc *proxy;
+    struct peer *proxy;
     struct net_proxy px = {.host = "127.0.0.1"};
     struct net_target t = {.host = "10.0.0.1", .port = 80, .tls = false, .proxy = &px};
     struct net_conn *c;
@@ -272,7 +272,7 @@ static void fake_proxy_case(struct got *g, const char *answer, const char *want_
         conn_free(g);
     }
     reset_stream(g);
-    proc_stop(proxy);
+    peer_stop(proxy);
 }
 
 static void test_netconn_proxy_answers_read_strictly(void **state)
