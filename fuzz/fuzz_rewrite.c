@@ -1,6 +1,6 @@
 /*
  * fuzz_rewrite.c - the upstream URL built from a child's request-target
- * (rewrite.h: rewrite_url, rewrite_target_path), where the key is injected.
+ * (rewrite.h: rewrite_url, rewrite_target_parts), where the key is injected.
  *
  * Input, as lines:
  *   1: the injection spec as for --inject ("query:app_key", "header:X-Key",
@@ -24,7 +24,7 @@
  * segment, and decoded twice (as a lenient upstream might) it still has none
  * (before any ';'), no '\' and no '/' it did not have, nor does it once decoded
  * hold a byte that only overlong UTF-8 uses. policy_overrides_method sees every
- * query parameter named _method (decoded, any case). rewrite_target_path
+ * query parameter named _method (decoded, any case). rewrite_target_parts
  * agrees with rewrite_url, and rewrite_param_name_equals with the decoding
  * here. A failure (bad target or a buffer too small) leaves the output buffer
  * as it was.
@@ -460,14 +460,14 @@ static void check_route_host(const char *h, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *line[3], *end = data + size, *p = data;
-    size_t line_len[3], key_len, cap, before, ulen, elen = 0, tlen, plen;
+    size_t line_len[3], key_len, cap, before, ulen, elen = 0, tlen, plen, qlen;
     struct upstream_base base;
     struct inject inj;
     struct split sp;
     struct fuzz_rng rng;
     struct buf *out;
     char spec[INJECT_NAME_MAX + 16], url[512], *want = NULL;
-    const char *target, *path;
+    const char *target, *path, *query;
     uint8_t *key;
     bool verbatim = false, ok;
     int r, r2;
@@ -524,14 +524,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_method_override(&sp);
     r = rewrite_url(out, &base, target, tlen, &inj, key, key_len,
                     verbatim ? REWRITE_KEY_VERBATIM : 0);
-    r2 = rewrite_target_path(target, tlen, &path, &plen);
-    FUZZ_CHECK(r2 == 0 || r2 == ERR_HTTP_BAD_REQUEST, "rewrite_target_path: %d", r2);
-    FUZZ_CHECK(ok == (r2 == 0), "rewrite_target_path %s a target the contract %s",
+    r2 = rewrite_target_parts(target, tlen, &path, &plen, &query, &qlen);
+    FUZZ_CHECK(r2 == 0 || r2 == ERR_HTTP_BAD_REQUEST, "rewrite_target_parts: %d", r2);
+    FUZZ_CHECK(ok == (r2 == 0), "rewrite_target_parts %s a target the contract %s",
                r2 == 0 ? "accepts" : "refuses", ok ? "accepts" : "refuses");
     if (ok)
         FUZZ_CHECK(plen == sp.path_len && memcmp(path, sp.path, plen) == 0, "target path differs");
     else
-        FUZZ_CHECK(path == NULL && plen == 0, "a refused target still has a path");
+        FUZZ_CHECK(path == NULL && plen == 0 && query == NULL && qlen == 0,
+                   "a refused target still has a path or a query");
     if (ok)
         want = expected_url(&base, &sp, &inj, key, key_len, verbatim, &elen);
     if (r != 0) {

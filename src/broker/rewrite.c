@@ -249,7 +249,6 @@ static int target_split(const char *t, size_t len, struct target_parts *tp)
     return 0;
 }
 
-/* The path (or the query) of a target as a view: the body of rewrite_target_path/_query. */
 int rewrite_target_parts(const char *target, size_t len, const char **path, size_t *path_len,
                          const char **query, size_t *query_len)
 {
@@ -265,22 +264,6 @@ int rewrite_target_parts(const char *target, size_t len, const char **path, size
     *query = tp.query;
     *query_len = tp.query_len;
     return 0;
-}
-
-int rewrite_target_path(const char *target, size_t len, const char **path, size_t *path_len)
-{
-    const char *query;
-    size_t query_len;
-
-    return rewrite_target_parts(target, len, path, path_len, &query, &query_len);
-}
-
-int rewrite_target_query(const char *target, size_t len, const char **query, size_t *query_len)
-{
-    const char *path;
-    size_t path_len;
-
-    return rewrite_target_parts(target, len, &path, &path_len, query, query_len);
 }
 
 int upstream_base_parse(const char *url, struct upstream_base *out)

@@ -124,22 +124,12 @@ int rewrite_url(struct buf *out, const struct upstream_base *base, const char *t
 bool rewrite_param_name_equals(const char *raw, size_t len, const char *name, size_t name_len);
 
 /*
- * Sets *path and *path_len to the path of a request-target (no query, no
- * fragment), for policy matching: a view into target, or a static "/" for an
- * absolute-form target with an empty path. Caller does not free. Validates as
- * rewrite_url does. Returns 0 or ERR_HTTP_BAD_REQUEST (*path NULL).
+ * The path and the query of a request-target, for policy matching, from one validation
+ * (as rewrite_url validates). The path has no query and no fragment: a view into target,
+ * or a static "/" for an absolute-form target with an empty path. The query is what
+ * follows '?' up to any '#': a view into target, or NULL and 0 when there is no '?'.
+ * Caller frees neither. Returns 0 or ERR_HTTP_BAD_REQUEST (both NULL and 0).
  */
-int rewrite_target_path(const char *target, size_t len, const char **path, size_t *path_len);
-
-/*
- * Sets *query and *query_len to the query of a request-target (after '?',
- * before any '#'): a view into target, or NULL and 0 when there is no '?'. Caller
- * does not free. Validates as rewrite_url does. Returns 0 or
- * ERR_HTTP_BAD_REQUEST (*query NULL).
- */
-int rewrite_target_query(const char *target, size_t len, const char **query, size_t *query_len);
-
-/* Both of the above from one validation (the broker's per-request path). */
 int rewrite_target_parts(const char *target, size_t len, const char **path, size_t *path_len,
                          const char **query, size_t *query_len);
 

@@ -8,9 +8,10 @@
  * Writes: bytes for the socket (ciphertext when TLS) are appended to out, and with no
  * write in flight they are offered to the socket at once (uv_try_write); what it does
  * not take leaves with one uv_write at a time, which takes all of out (inflight) while
- * new bytes gather in a fresh out, so many small writes leave as one. Both buffers are freed when the queue drains: an idle
- * connection holds no buffer of its own (OpenSSL keeps its record buffers: see
- * net_tls_ctx_new).
+ * new bytes gather in a fresh out, so many small writes leave as one. Both buffers are
+ * freed when a queued write drains; out, emptied by a whole try-write, keeps at most
+ * NET_OUT_KEEP bytes of memory for the next request (OpenSSL keeps its record buffers:
+ * see net_tls_ctx_new).
  *
  * Events reach the owner from the loop only: read_start and set_events arm a
  * zero-timeout timer that delivers what was held back, then reads the socket again;
