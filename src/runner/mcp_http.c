@@ -711,17 +711,17 @@ static void on_resume_timer(uv_timer_t *timer)
 static bool mcp__resume(struct mcp_http *t, const struct mcp_req *r)
 {
     const char *id = r->body == BODY_SSE ? sse_parser_last_event_id(r->sse) : "";
-    long retry = r->body == BODY_SSE && sse_parser_retry_ms(r->sse) >= 0
-                     ? sse_parser_retry_ms(r->sse)
-                     : r->retry_ms;
-    /* The server's SSE retry, when it gave one, is the first wait (no longer than
-     * MCP_HTTP_RESUME_MAX_MS); each try after it waits half as long again. */
-    uint64_t delay = retry >= 0 ? ((unsigned long)retry < MCP_HTTP_RESUME_MAX_MS
-                                       ? (uint64_t)retry
-                                       : MCP_HTTP_RESUME_MAX_MS)
-                                : MCP_HTTP_RESUME_FIRST_MS;
+    long retry = r->body == BODY_SSE ? sse_parser_retry_ms(r->sse) : -1;
+    uint64_t delay = MCP_HTTP_RESUME_FIRST_MS;
     struct mcp_req *next;
 
+    /* The server's SSE retry (this stream's, else the one an earlier stream of this answer
+     * gave), when there is one, is the first wait, no longer than MCP_HTTP_RESUME_MAX_MS;
+     * each try after it waits half as long again. */
+    if (retry < 0)
+        retry = r->retry_ms;
+    if (retry >= 0)
+        delay = (uint64_t)retry < MCP_HTTP_RESUME_MAX_MS ? (uint64_t)retry : MCP_HTTP_RESUME_MAX_MS;
     if (t->mode != MODE_STREAMABLE || r->tries >= MCP_HTTP_RESUME_TRIES ||
         strlen(id) > MCP_HTTP_EVENT_ID_MAX || !is_visible_ascii(id, strlen(id)))
         return false;
