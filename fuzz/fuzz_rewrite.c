@@ -29,8 +29,8 @@
  * here. A failure (bad target or a buffer too small) leaves the output buffer
  * as it was.
  *
- * Route selection (route.h, issue 21): route_host_name is run on an absolute-form
- * target's authority and on the third line taken as a Host value, and judged against its
+ * Route selection (route.h, issue 21): route_request_host picks an absolute-form target's
+ * authority, else the third line taken as a Host value; route_host_name is run on both, and judged against its
  * contract written again here: an IPv6 literal or a host not ending in .broker.local (any
  * case, after the port and trailing dots) names none (0); broker.local itself, more than
  * one trailing dot, a bad port (not 1-65535 in at most 5 digits), or a label that is not
@@ -485,15 +485,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tlen = (size_t)(end - p);
     fuzz_rng_seed(&rng, data, size);
     check_route_host((const char *)line[2], line_len[2]);
-    for (size_t skip = 0; skip < 2; skip++) {
-        static const char *const schemes[] = {"http://", "https://"};
-        size_t sl = strlen(schemes[skip]), a;
+    {
+        const char *host_want = (const char *)line[2], *host_got;
+        size_t want_len = line_len[2], got_len;
 
-        if (tlen >= sl && strncasecmp(target, schemes[skip], sl) == 0) {
-            for (a = sl; a < tlen && target[a] != '/' && target[a] != '?' && target[a] != '#';)
-                a++;
-            check_route_host(target + sl, a - sl);
+        for (size_t skip = 0; skip < 2; skip++) {
+            static const char *const schemes[] = {"http://", "https://"};
+            size_t sl = strlen(schemes[skip]), a;
+
+            if (tlen >= sl && strncasecmp(target, schemes[skip], sl) == 0) {
+                for (a = sl; a < tlen && target[a] != '/' && target[a] != '?' && target[a] != '#';)
+                    a++;
+                check_route_host(target + sl, a - sl);
+                host_want = target + sl;
+                want_len = a - sl;
+            }
         }
+        /* The conn's view: the authority of an absolute-form target, else the Host line. */
+        route_request_host(target, tlen, (const char *)line[2], line_len[2], &host_got,
+                           &got_len);
+        FUZZ_CHECK(host_got == host_want && got_len == want_len,
+                   "route_request_host picks another host than the target's authority or Host");
     }
 
     if (line_len[0] >= 2 && memcmp(line[0] + line_len[0] - 2, " v", 2) == 0) {

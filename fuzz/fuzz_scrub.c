@@ -2,8 +2,9 @@
  * fuzz_scrub.c - the response scrubber (scrub.h): every occurrence of the key,
  * raw or percent-encoded, masked before the child sees it.
  *
- * Input: [k][key: 1 + k % 64 bytes][s][s piece lengths, one byte each][body].
- * Key bytes are made valid keys the way secret_validate_key wants them (a
+ * Input: [k][key: 1 + k % 64 bytes]{[k'][key: 1 + k' % 64 bytes]}[s][s piece
+ * lengths, one byte each][body]: 1 + (k >> 6) % 3 keys, the first one's length from k's
+ * low bits (an invocation's routes: one scrubber for all their keys). Key bytes are made valid keys the way secret_validate_key wants them (a
  * control byte c becomes c ^ 0x40), and '*' becomes '%': the mask byte in a
  * key would let a masked run spell the key again, and '%' is the interesting
  * byte for the matcher. The body is fed through a scrub_stream in the pieces
@@ -14,11 +15,12 @@
  * Properties: the streamed output equals scrubber_mask_all over the whole body
  * in one piece, however it was split; it has the body's length; it equals a
  * naive reference written here from scrub.h's definition (an occurrence is any
- * run that decodes to the key, or to a prefix of it of at least max(9, klen / 4)
+ * run that decodes to one of the keys, or to a prefix of it of at least max(9, klen / 4)
  * bytes (the whole key if shorter), each key byte as itself, %XX in either
- * case, or '+' for a space; the union of occurrences is masked with '*'), and
- * mask_all's count is the number of starts the reference finds; the output
- * never holds the key raw, or fully %-encoded in upper or lower case hex.
+ * case, or '+' for a space; the union of occurrences of all the keys, each found
+ * in the original bytes, is masked with '*'), and mask_all's count is the number
+ * of (start, key) pairs the reference finds; the output never holds a key raw, or
+ * fully %-encoded in upper or lower case hex.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +31,20 @@
 #include "scrub.h"
 
 #define MAX_KEY 64
+#define MAX_KEYS 3
 
-/* The reference: masks body in place and returns the number of starts of an occurrence. */
-static size_t ref_mask(const uint8_t *key, size_t klen, uint8_t *d, size_t n)
+struct fuzz_key {
+    uint8_t raw[MAX_KEY], enc_upper[3 * MAX_KEY], enc_lower[3 * MAX_KEY];
+    size_t len;
+};
+
+/* The reference for one key: marks in masked[] what its occurrences in orig cover, and
+ * returns the number of starts of one. */
+static size_t ref_mask_key(const uint8_t *key, size_t klen, const uint8_t *orig, size_t n,
+                           bool *masked)
 {
     bool reach[3 * MAX_KEY + 1], next[3 * MAX_KEY + 1];
-    size_t count = 0, masked_to = 0, need = klen / 4 > 9 ? klen / 4 : 9;
-    uint8_t *orig = fuzz_dup(d, n);
+    size_t count = 0, need = klen / 4 > 9 ? klen / 4 : 9;
 
     if (need > klen)
         need = klen;
@@ -77,12 +86,28 @@ static size_t ref_mask(const uint8_t *key, size_t klen, uint8_t *d, size_t n)
         if (!found)
             continue;
         count++;
-        for (size_t o = i > masked_to ? i : masked_to; o < i + maxo; o++)
-            d[o] = '*';
-        if (i + maxo > masked_to)
-            masked_to = i + maxo;
+        for (size_t o = i; o < i + maxo; o++)
+            masked[o] = true;
     }
-    free(orig);
+    return count;
+}
+
+/* The reference: masks d in place with the union of every key's occurrences in the original
+ * bytes, and returns the number of (start, key) pairs. */
+static size_t ref_mask(const struct fuzz_key *keys, size_t nkeys, uint8_t *d, size_t n)
+{
+    bool *masked = calloc(n + 1, sizeof(bool));
+    size_t count = 0;
+
+    if (masked == NULL)
+        abort();
+    for (size_t k = 0; k < nkeys; k++)
+        count += ref_mask_key(keys[k].raw, keys[k].len, d, n, masked);
+    for (size_t i = 0; i < n; i++) {
+        if (masked[i])
+            d[i] = '*';
+    }
+    free(masked);
     return count;
 }
 
@@ -118,11 +143,35 @@ static void check_output(const char *what, const struct buf *out, const uint8_t 
     FUZZ_CHECK(n == 0 || memcmp(buf_ptr(out), want, n) == 0, "%s differs from mask_all", what);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Reads one key, [k][1 + k % 64 bytes], at data[*at..size) (at least 2 bytes there), made
+ * valid as the header says. */
+static void read_key(const uint8_t *data, size_t size, size_t *at, struct fuzz_key *k)
 {
     static const char hex_upper[] = "0123456789ABCDEF", hex_lower[] = "0123456789abcdef";
-    uint8_t key[MAX_KEY], enc_upper[3 * MAX_KEY], enc_lower[3 * MAX_KEY], *whole, *ref, pieces[256];
-    size_t klen, npieces = 0, n, count, ref_count, at = 0;
+
+    k->len = 1 + data[(*at)++] % MAX_KEY;
+    if (k->len > size - *at)
+        k->len = size - *at;
+    for (size_t i = 0; i < k->len; i++) {
+        uint8_t c = data[(*at)++];
+
+        if (c < 0x20 || c == 0x7f)
+            c ^= 0x40;
+        k->raw[i] = c == '*' ? '%' : c;
+        k->enc_upper[3 * i] = k->enc_lower[3 * i] = '%';
+        k->enc_upper[3 * i + 1] = (uint8_t)hex_upper[k->raw[i] >> 4];
+        k->enc_upper[3 * i + 2] = (uint8_t)hex_upper[k->raw[i] & 0xf];
+        k->enc_lower[3 * i + 1] = (uint8_t)hex_lower[k->raw[i] >> 4];
+        k->enc_lower[3 * i + 2] = (uint8_t)hex_lower[k->raw[i] & 0xf];
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_key keys[MAX_KEYS];
+    struct scrub_key refs[MAX_KEYS];
+    uint8_t *whole, *ref, pieces[256];
+    size_t nkeys, npieces = 0, n, count, ref_count, at = 0, longest = 0;
     struct scrubber *s = NULL;
     struct scrub_stream *st = NULL;
     struct buf *out;
@@ -131,20 +180,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 2)
         return 0;
-    klen = 1 + data[at++] % MAX_KEY;
-    if (klen > size - at)
-        klen = size - at;
-    for (size_t i = 0; i < klen; i++) {
-        uint8_t c = data[at++];
-
-        if (c < 0x20 || c == 0x7f)
-            c ^= 0x40;
-        key[i] = c == '*' ? '%' : c;
-        enc_upper[3 * i] = enc_lower[3 * i] = '%';
-        enc_upper[3 * i + 1] = (uint8_t)hex_upper[key[i] >> 4];
-        enc_upper[3 * i + 2] = (uint8_t)hex_upper[key[i] & 0xf];
-        enc_lower[3 * i + 1] = (uint8_t)hex_lower[key[i] >> 4];
-        enc_lower[3 * i + 2] = (uint8_t)hex_lower[key[i] & 0xf];
+    nkeys = 1 + (data[0] >> 6) % MAX_KEYS;
+    read_key(data, size, &at, &keys[0]);
+    for (size_t k = 1; k < nkeys; k++) {
+        if (size - at < 2) {
+            nkeys = k;
+            break;
+        }
+        read_key(data, size, &at, &keys[k]);
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        refs[k].data = keys[k].raw;
+        refs[k].len = keys[k].len;
+        longest = keys[k].len > longest ? keys[k].len : longest;
     }
     if (at < size) {
         npieces = data[at++] % 32;
@@ -157,8 +205,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = size - at;
     fuzz_rng_seed(&rng, data, size);
 
-    FUZZ_CHECK(scrubber_new(key, klen, &s) == 0, "scrubber_new");
-    FUZZ_CHECK(scrubber_max_pattern(s) == 3 * klen, "max pattern");
+    FUZZ_CHECK(scrubber_new_keys(refs, nkeys, &s) == 0, "scrubber_new_keys");
+    FUZZ_CHECK(scrubber_max_pattern(s) == 3 * longest, "max pattern");
     FUZZ_CHECK(scrub_stream_new(s, &st) == 0, "scrub_stream_new");
     if ((out = buf_new(n + 1, 0)) == NULL)
         abort();
@@ -166,9 +214,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     whole = fuzz_dup(body, n);
     count = scrubber_mask_all(s, whole, n);
     ref = fuzz_dup(body, n);
-    ref_count = ref_mask(key, klen, ref, n);
+    ref_count = ref_mask(keys, nkeys, ref, n);
     if (n > 0 && memcmp(whole, ref, n) != 0) {
-        fuzz_dump("key", key, klen);
+        for (size_t k = 0; k < nkeys; k++)
+            fuzz_dump("key", keys[k].raw, keys[k].len);
         fuzz_dump("body", body, n);
         fuzz_dump("reference", ref, n);
         fuzz_dump("mask_all", whole, n);
@@ -176,9 +225,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(n == 0 || memcmp(whole, ref, n) == 0, "mask_all differs from the reference");
     FUZZ_CHECK(count == ref_count, "mask_all counts %zu occurrences, the reference %zu", count,
                ref_count);
-    FUZZ_CHECK(!fuzz_contains(whole, n, key, klen), "the key survives raw");
-    FUZZ_CHECK(!fuzz_contains(whole, n, enc_upper, 3 * klen), "the key survives %%-encoded");
-    FUZZ_CHECK(!fuzz_contains(whole, n, enc_lower, 3 * klen), "the key survives %%-encoded");
+    for (size_t k = 0; k < nkeys; k++) {
+        const struct fuzz_key *fk = &keys[k];
+
+        FUZZ_CHECK(!fuzz_contains(whole, n, fk->raw, fk->len), "a key survives raw");
+        FUZZ_CHECK(!fuzz_contains(whole, n, fk->enc_upper, 3 * fk->len),
+                   "a key survives %%-encoded");
+        FUZZ_CHECK(!fuzz_contains(whole, n, fk->enc_lower, 3 * fk->len),
+                   "a key survives %%-encoded");
+    }
 
     stream_body(st, body, n, pieces, npieces, out);
     check_output("stream", out, whole, n);
@@ -193,7 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t k = 0;
 
         while (k < sizeof(pieces)) {
-            pieces[k] = (uint8_t)fuzz_rng_below(&rng, 1 + 3 * klen + fuzz_rng_below(&rng, 64));
+            pieces[k] = (uint8_t)fuzz_rng_below(&rng, 1 + 3 * longest + fuzz_rng_below(&rng, 64));
             k++;
         }
         stream_body(st, body, n, pieces, sizeof(pieces), out);

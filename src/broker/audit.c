@@ -60,8 +60,8 @@ void audit_write(struct audit *a, const struct audit_record *rec)
     gmtime_r(&ts.tv_sec, &tm);
     snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-    o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s}",
-                  "time", when, "invocation", rec->invocation, "connection",
+    o = json_pack("{s:s, s:s, s:s?, s:I, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s}",
+                  "time", when, "invocation", rec->invocation, "route", rec->route, "connection",
                   (json_int_t)rec->connection, "method", rec->method ? rec->method : "",
                   "path", rec->path ? rec->path : "", "status", rec->status,
                   "bytes_in", (json_int_t)rec->bytes_in, "bytes_out", (json_int_t)rec->bytes_out,

@@ -12,6 +12,7 @@ struct audit;
 
 struct audit_record {
     const char *invocation;
+    const char *route;    /* the route the request went to; NULL: none (421, a refused dial) */
     uint64_t connection;
     const char *method;
     const char *path;     /* path and query, credential as [broker] */

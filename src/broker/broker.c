@@ -18,10 +18,12 @@
 #include "broker_internal.h"
 #include "conn.h"
 #include "audit.h"
+#include "buf.h"
 #include "ctl.h"
 #include "err.h"
 #include "log.h"
 #include "policy.h"
+#include "route.h"
 #include "scrub.h"
 #include "secret.h"
 
@@ -90,6 +92,23 @@ void broker_close(struct broker *b)
         b->free_when_empty = true;
 }
 
+/* Frees what the invocation holds, keys first, and the invocation (any part may be unset). */
+static void inv__free(struct broker_invocation *inv)
+{
+    scrubber_free(inv->scrubber);
+    for (size_t i = 0; inv->routes != NULL && i < inv->nroutes; i++) {
+        struct inv_route *rt = &inv->routes[i];
+
+        log_redact_remove(rt->key);
+        secret_free(rt->key);
+        policy_free(rt->policy);
+    }
+    free(inv->routes);
+    free(inv->misdirected);
+    explicit_bzero(inv, sizeof(*inv));
+    free(inv);
+}
+
 /* Frees an ended invocation once its control channel and every connection are gone. */
 static void inv__maybe_release(struct broker_invocation *inv)
 {
@@ -101,12 +120,7 @@ static void inv__maybe_release(struct broker_invocation *inv)
         return;
     LIST_REMOVE(inv, link);
     conn_free_spares(inv);
-    log_redact_remove(inv->key);
-    scrubber_free(inv->scrubber);
-    policy_free(inv->policy);
-    secret_free(inv->key);
-    explicit_bzero(inv, sizeof(*inv));
-    free(inv);
+    inv__free(inv);
     if (b->free_when_empty && LIST_EMPTY(&b->invocations))
         free(b);
     if (cb != NULL)
@@ -195,6 +209,126 @@ static void inv__dial_refused(void *data, enum ctl_refusal why)
 
 static const struct ctl_ops inv__ctl_ops = {inv__mint, inv__dial_refused};
 
+const struct inv_route *broker__route_for_host(const struct broker_invocation *inv,
+                                               const char *host, size_t len)
+{
+    char name[ROUTE_NAME_MAX + 1];
+
+    switch (route_host_name(host, len, name)) {
+    case 0:
+        return inv->default_route;
+    case 1:
+        for (size_t i = 0; i < inv->nroutes; i++) {
+            if (strcmp(inv->routes[i].name, name) == 0)
+                return &inv->routes[i];
+        }
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* Sets up a route the invocation keeps; key and policy pass to it (also on failure). */
+static int inv__route_init(struct broker_invocation *inv, struct inv_route *rt, const char *name,
+                           const struct upstream_base *upstream, const struct inject *inject,
+                           struct policy *policy, struct secret *key)
+{
+    int r;
+
+    rt->key = key;
+    rt->policy = policy;
+    if (!route_name_valid(name, strlen(name)))
+        return ERR_INVALID;
+    for (struct inv_route *o = inv->routes; o < rt; o++) {
+        if (strcmp(o->name, name) == 0)
+            return ERR_INVALID; /* the names pick the route: two alike would be ambiguous */
+    }
+    if ((r = secret_validate_key(secret_data(key), secret_len(key))) != 0)
+        return r;
+    snprintf(rt->name, sizeof(rt->name), "%s", name);
+    rt->upstream = *upstream;
+    rt->inject = *inject;
+    /* Known once: each request then copies the key into its URL instead of encoding it
+     * byte by byte (CG). */
+    rt->key_unreserved = rewrite_key_is_unreserved(secret_data(key), secret_len(key));
+    return log_redact_add(key);
+}
+
+_Static_assert(ROUTE_MAX <= SCRUB_KEYS_MAX, "one scrubber masks every route's key");
+
+/* The routes from opts and the default key (transferred, also on failure). */
+static int inv__routes_init(struct broker_invocation *inv,
+                            const struct broker_invocation_options *opts, struct secret *key)
+{
+    struct scrub_key keys[ROUTE_MAX];
+    size_t total = (key != NULL) + opts->nroutes;
+    int r;
+
+    if (total == 0 || total > ROUTE_MAX) {
+        secret_free(key);
+        policy_free(opts->policy);
+        return ERR_INVALID;
+    }
+    if ((inv->routes = calloc(total, sizeof(*inv->routes))) == NULL) {
+        secret_free(key);
+        policy_free(opts->policy);
+        return ERR_NOMEM;
+    }
+    if (key != NULL) {
+        inv->nroutes++;
+        inv->default_route = &inv->routes[0];
+        if ((r = inv__route_init(inv, &inv->routes[0], ROUTE_DEFAULT_NAME, &opts->upstream,
+                                 &opts->inject, opts->policy, key)) != 0)
+            return r;
+    } else {
+        policy_free(opts->policy);
+    }
+    for (size_t i = 0; i < opts->nroutes; i++) {
+        const struct broker_route *br = &opts->routes[i];
+        struct inv_route *rt = &inv->routes[inv->nroutes++];
+        struct policy *policy = NULL;
+        struct secret *copy = NULL;
+        char why[160];
+
+        if ((r = route_policy_new(br->allow, &policy, why, sizeof(why))) != 0 ||
+            (r = secret_from(secret_data(br->key), secret_len(br->key), &copy)) != 0) {
+            policy_free(policy);
+            return r;
+        }
+        if ((r = inv__route_init(inv, rt, br->name, br->upstream, br->inject, policy, copy)) != 0)
+            return r;
+    }
+    for (size_t i = 0; i < inv->nroutes; i++) {
+        keys[i].data = secret_data(inv->routes[i].key);
+        keys[i].len = secret_len(inv->routes[i].key);
+    }
+    return opts->scrub ? scrubber_new_keys(keys, inv->nroutes, &inv->scrubber) : 0;
+}
+
+/* The 421's message: no route answers to the request's host; these do. */
+static int inv__misdirected_init(struct broker_invocation *inv)
+{
+    struct buf *b = buf_new(512, 0);
+    int r = 0;
+
+    if (b == NULL)
+        return ERR_NOMEM;
+    r = buf_putf(b, "no route for this host: the routes are ");
+    for (size_t i = 0; r == 0 && i < inv->nroutes; i++) {
+        if (buf_len(b) + strlen(inv->routes[i].name) + 24 > 360) {
+            r = buf_putf(b, ", ...");
+            break;
+        }
+        r = buf_putf(b, "%s%s" ROUTE_HOST_SUFFIX, i > 0 ? ", " : "", inv->routes[i].name);
+    }
+    if (r == 0 && inv->default_route != NULL)
+        r = buf_putf(b, " (any other host: %s)", inv->default_route->name);
+    if (r == 0 && (inv->misdirected = strdup(buf_cstr(b))) == NULL)
+        r = ERR_NOMEM;
+    buf_free(b);
+    return r;
+}
+
 int broker_invocation_new(struct broker *b, const struct broker_invocation_options *opts,
                           struct secret *key, int *child_fd, struct broker_invocation **out)
 {
@@ -207,15 +341,11 @@ int broker_invocation_new(struct broker *b, const struct broker_invocation_optio
         r = ERR_CLOSED;
         goto fail;
     }
-    if ((r = secret_validate_key(secret_data(key), secret_len(key))) != 0)
-        goto fail;
     if ((inv = calloc(1, sizeof(*inv))) == NULL) {
         r = ERR_NOMEM;
         goto fail;
     }
     inv->broker = b;
-    inv->upstream = opts->upstream;
-    inv->inject = opts->inject;
     inv->limits = opts->limits;
     inv->on_released = opts->on_released;
     inv->data = opts->data;
@@ -226,43 +356,30 @@ int broker_invocation_new(struct broker *b, const struct broker_invocation_optio
     else
         snprintf(inv->label, sizeof(inv->label), "inv-%llu",
                  (unsigned long long)++b->next_invocation);
-    if ((r = log_redact_add(key)) != 0)
-        goto fail;
-    inv->key = key;
-    key = NULL; /* transferred */
-    /* Known once: each request then copies the key into its URL instead of encoding it
-     * byte by byte (CG). */
-    inv->key_unreserved = rewrite_key_is_unreserved(secret_data(inv->key), secret_len(inv->key));
-    if (opts->scrub && (r = scrubber_new(secret_data(inv->key), secret_len(inv->key),
-                                         &inv->scrubber)) != 0)
-        goto fail;
+    r = inv__routes_init(inv, opts, key);
+    key = NULL; /* transferred, also on failure */
+    if (r != 0 || (r = inv__misdirected_init(inv)) != 0)
+        goto fail_inv;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         r = -errno;
-        goto fail;
+        goto fail_inv;
     }
     r = ctl_open(b->loop, sv[0], &inv__ctl_ops,
                  &(struct ctl_limits){opts->limits.max_waiting_dials, opts->limits.dial_wait_ms},
                  inv, &inv->ctl);
     sv[0] = -1; /* transferred (closed by ctl_open on failure) */
     if (r != 0)
-        goto fail;
-    inv->policy = opts->policy;
+        goto fail_inv;
     LIST_INSERT_HEAD(&b->invocations, inv, link);
     *child_fd = sv[1];
     *out = inv;
     return 0;
-fail:
-    if (sv[0] >= 0)
-        close(sv[0]);
+fail_inv:
     if (sv[1] >= 0)
         close(sv[1]);
-    if (inv != NULL) {
-        if (inv->key != NULL)
-            log_redact_remove(inv->key);
-        scrubber_free(inv->scrubber);
-        secret_free(inv->key);
-        free(inv);
-    }
+    inv__free(inv);
+    return r;
+fail:
     policy_free(opts->policy);
     secret_free(key);
     return r;

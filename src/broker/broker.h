@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "rewrite.h"
+#include "route.h"
 
 struct broker;
 struct broker_invocation;
@@ -55,21 +56,41 @@ int broker_new(uv_loop_t *loop, const struct broker_options *opts, struct broker
  * released once the loop has run the close callbacks. Accepts NULL. */
 void broker_close(struct broker *b);
 
+/*
+ * An API an invocation brokers besides its default route (issue 21), reached at
+ * http://NAME.broker.local. Read during broker_invocation_new only: the invocation keeps
+ * copies (its own key in the arena, its own policy).
+ */
+struct broker_route {
+    const char *name;                     /* route_name_valid, unique in the invocation */
+    const struct upstream_base *upstream;
+    const struct inject *inject;
+    const char *allow;                    /* route_policy_new's "METHOD GLOB;..."; NULL: all */
+    const struct secret *key;
+};
+
 struct broker_invocation_options {
     const char *label;           /* shown in logs and the audit ("inv-1" if NULL) */
+    /* The default route, ROUTE_DEFAULT_NAME: the key given to broker_invocation_new. A Host
+     * outside .broker.local reaches it too, as before routes. */
     struct upstream_base upstream;
     struct inject inject;
     struct policy *policy;       /* NULL = allow all; ownership passes to the invocation */
+    /* More routes: at most ROUTE_MAX - 1 of them. */
+    const struct broker_route *routes;
+    size_t nroutes;
     struct broker_limits limits;
-    bool scrub;                  /* mask the key in responses (default on) */
+    bool scrub;                  /* mask every route's key in every response (default on) */
     /* Called once when an ended invocation has released everything. May be NULL. */
     void (*on_released)(void *data);
     void *data;
 };
 
 /*
- * Opens an invocation. key is validated and ownership passes to the invocation
- * (also on failure: it is freed). *child_fd receives the child's end of the
+ * Opens an invocation. key is the default route's: validated, and ownership passes to the
+ * invocation (also on failure: it is freed); NULL for no default route (then opts->routes
+ * must name at least one, and a request to a Host outside .broker.local gets 421). Every
+ * route's key is validated, route names must be unique (ERR_INVALID otherwise). *child_fd receives the child's end of the
  * control channel (SOCK_SEQPACKET, close-on-exec): the caller places it at fd 3 of
  * the command and closes its own copy right after the spawn. Returns 0 or a
  * negative code; on failure nothing is left open.

@@ -36,6 +36,7 @@
 #include "policy.h"
 #include "reqheaders.h"
 #include "rewrite.h"
+#include "route.h"
 #include "scrub.h"
 #include "secret.h"
 
@@ -44,19 +45,23 @@
 const char *conn__audit_path(struct conn *c)
 {
     struct conn_request *q = &c->req;
-    struct broker_invocation *inv = c->inv;
     const char *path;
 
     if (!q->has_target)
         return "";
     if (q->audit_path == NULL) {
+        /* Without a route (421) the inject mode of none applies: the target as sent. */
+        static const struct inject as_sent = {.mode = INJECT_HEADER};
+        static const struct upstream_base nowhere;
+        const struct upstream_base *base = q->route != NULL ? &q->route->upstream : &nowhere;
+
         if ((q->audit_path = buf_new(CONN_URL_MAX, 0)) == NULL)
             return "";
-        if (rewrite_url(q->audit_path, &inv->upstream, (const char *)buf_ptr(c->target),
-                        buf_len(c->target), &inv->inject, (const uint8_t *)"[broker]", 8,
-                        REWRITE_KEY_VERBATIM) != 0)
+        if (rewrite_url(q->audit_path, base, (const char *)buf_ptr(c->target),
+                        buf_len(c->target), q->route != NULL ? &q->route->inject : &as_sent,
+                        (const uint8_t *)"[broker]", 8, REWRITE_KEY_VERBATIM) != 0)
             return "";
-        (void)buf_consume(q->audit_path, inv->upstream.origin_len + inv->upstream.path_len);
+        (void)buf_consume(q->audit_path, base->origin_len + base->path_len);
     }
     path = buf_cstr(q->audit_path);
     return path != NULL ? path : "";
@@ -68,6 +73,7 @@ static void conn__audit(struct conn *c, const char *outcome)
     bool shown = c->inv->broker->audit != NULL || log_enabled(LOG_LEVEL_DEBUG);
     struct audit_record rec = {
         .invocation = c->inv->label,
+        .route = q->route != NULL ? q->route->name : NULL,
         .connection = c->id,
         .method = q->method,
         .path = shown ? conn__audit_path(c) : "",
@@ -137,6 +143,18 @@ static bool method_has_body_semantics(const char *m)
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
+/* The route the request names by its host (route_request_host); NULL when none answers. */
+static const struct inv_route *conn__route(const struct conn *c, const struct http1_request *hr)
+{
+    int h = http1_find_header(hr, "Host", 0);
+    const char *host;
+    size_t len;
+
+    route_request_host(hr->target.base, hr->target.len, h >= 0 ? hr->headers[h].value.base : NULL,
+                       h >= 0 ? hr->headers[h].value.len : 0, &host, &len);
+    return broker__route_for_host(c->inv, host, len);
+}
+
 #define CONN_OVERRIDE_REFUSED                                                                      \
     "a method override (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override or a _method "    \
     "query parameter) is not allowed under an --allow policy"
@@ -149,6 +167,7 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
 {
     struct broker_invocation *inv = c->inv;
     struct conn_request *q = &c->req;
+    const struct inv_route *rt;
     const char *path, *query, *starts[REQHEADERS_MAX_LINES];
     size_t path_len, query_len, nstarts = 0;
     struct upstream_req_spec spec;
@@ -183,25 +202,29 @@ static int conn__start_request(struct conn *c, const struct http1_request *hr, c
     if (buf_put(c->target, hr->target.base, hr->target.len) != 0)
         return 400;
     q->has_target = true;
-    if (inv->policy != NULL &&
-        !policy_allows(inv->policy, q->method, strlen(q->method), path, path_len))
+    if ((rt = q->route = conn__route(c, hr)) == NULL) {
+        *why = inv->misdirected; /* the request never leaves the machine */
+        return 421;
+    }
+    if (rt->policy != NULL &&
+        !policy_allows(rt->policy, q->method, strlen(q->method), path, path_len))
         return 403;
     /* The rules judge the request line's method: one that an upstream would swap for
      * another must not reach it. */
-    if (inv->policy != NULL && policy_rule_count(inv->policy) > 0 &&
+    if (rt->policy != NULL && policy_rule_count(rt->policy) > 0 &&
         policy_overrides_method(hr->headers, hr->num_headers, query, query_len)) {
         *why = CONN_OVERRIDE_REFUSED;
         return 403;
     }
 
-    if ((r = rewrite_url(c->url, &inv->upstream, hr->target.base, hr->target.len, &inv->inject,
-                         secret_data(inv->key), secret_len(inv->key),
-                         inv->key_unreserved ? REWRITE_KEY_VERBATIM : 0)) != 0) {
+    if ((r = rewrite_url(c->url, &rt->upstream, hr->target.base, hr->target.len, &rt->inject,
+                         secret_data(rt->key), secret_len(rt->key),
+                         rt->key_unreserved ? REWRITE_KEY_VERBATIM : 0)) != 0) {
         status = r == ERR_HTTP_BAD_REQUEST ? 400 : 500;
         goto out;
     }
-    if (reqheaders_build(c->lines, hr, &inv->inject, secret_data(inv->key),
-                         secret_len(inv->key)) != 0 ||
+    if (reqheaders_build(c->lines, hr, &rt->inject, secret_data(rt->key),
+                         secret_len(rt->key)) != 0 ||
         buf_cstr(c->url) == NULL) {
         status = 500;
         goto out;
@@ -387,7 +410,9 @@ void conn__process(struct conn *c)
                                  : status == 501 ? "protocol upgrades are not supported"
                                  : status == 400 ? "malformed or ambiguous request"
                                                  : "broker error",
-                                 status == 403 ? "policy" : "refused");
+                                 status == 403   ? "policy"
+                                 : status == 421 ? "misdirected"
+                                                 : "refused");
                 return;
             }
             if (hr.expect_continue && c->req.has_body && !c->req.body_done && c->req.minor >= 1 &&

@@ -22,6 +22,7 @@
 #include "upstream.h"
 
 struct broker_invocation;
+struct inv_route;
 
 #define CONN_IN_MAX (HTTP1_MAX_HEAD + 64 * 1024) /* head plus one read of what follows */
 #define CONN_BODY_HIGH (256 * 1024)              /* stop reading the child's body above this */
@@ -41,6 +42,7 @@ enum conn_state { CONN_HEAD, CONN_BODY, CONN_WAIT };
 
 struct conn_request {
     char method[CONN_METHOD_MAX + 1];
+    const struct inv_route *route; /* the route the request's host names; NULL until known */
     bool has_target;        /* conn->target is this request's */
     struct buf *audit_path; /* NULL until conn__audit_path makes it */
     int minor;

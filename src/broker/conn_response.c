@@ -195,6 +195,8 @@ static const char *error_code(int status)
         return "RequestTimeout";
     case 413:
         return "RequestEntityTooLarge";
+    case 421:
+        return "MisdirectedRequest";
     case 431:
         return "RequestHeaderFieldsTooLarge";
     case 501:

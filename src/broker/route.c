@@ -9,6 +9,7 @@
 
 #include "ascii.h"
 #include "err.h"
+#include "policy.h"
 #include "route.h"
 
 /* The options after NAME=URL, each written ",name=value". */
@@ -82,70 +83,128 @@ static bool all_digits(const char *s)
     return true;
 }
 
-/* Sets one option of s from value; ERR_INVALID (why set) when it repeats or is malformed. */
-static int route_set_option(struct route_spec *s, int opt, const char *value, const char **seen,
-                            char *why, size_t why_len)
+/* text as the user wrote it, cut to fit out, but never a control byte on their terminal. */
+static const char *shown(char *out, size_t out_len, const char *text)
 {
-    const char *name = route_options[opt];
+    size_t n = 0;
 
-    if (seen[opt] != NULL)
-        return route_fail(why, why_len, "route option %s is given twice", name);
-    seen[opt] = value;
+    for (const char *c = text; *c != '\0' && n < out_len - 1; c++)
+        out[n++] = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
+    out[n] = '\0';
+    return out;
+}
+
+/* field is name, with '_' standing for '-'. */
+static bool field_is(const char *field, const char *name)
+{
+    for (; *name != '\0'; field++, name++) {
+        if (*field != *name && !(*field == '_' && *name == '-'))
+            return false;
+    }
+    return *field == '\0';
+}
+
+int route_spec_begin(struct route_spec *out, const char *name, char *why, size_t why_len)
+{
+    char text[64];
+
+    memset(out, 0, sizeof(*out));
+    if (!route_name_valid(name, strlen(name)))
+        return route_fail(why, why_len,
+                          "route name '%s' must be 1-63 lower-case letters, digits or '-' "
+                          "(not first or last)",
+                          shown(text, sizeof(text), name));
+    return (out->name = strdup(name)) == NULL ? ERR_NOMEM : 0;
+}
+
+int route_spec_set(struct route_spec *s, const char *field, const char *value, char *why,
+                   size_t why_len)
+{
+    char **slot = NULL, text[41];
+    int opt = -1;
+
+    if (field_is(field, "url"))
+        slot = &s->url;
+    for (size_t i = 0; slot == NULL && i < ROUTE_NOPTIONS; i++) {
+        if (field_is(field, route_options[i]))
+            opt = (int)i;
+    }
+    if (slot == NULL && opt < 0)
+        return route_fail(why, why_len, "route %s: unknown field '%s'", s->name,
+                          shown(text, sizeof(text), field));
+    if (*value == '\0' && opt < 0)
+        return route_fail(why, why_len, "route %s has no upstream URL", s->name);
     if (*value == '\0')
-        return route_fail(why, why_len, "route option %s is empty", name);
+        return route_fail(why, why_len, "route %s: %s is empty", s->name, route_options[opt]);
     switch (opt) {
+    case -1:
+        break;
     case 0:
     case 1:
     case 2:
         if (s->key_kind != ROUTE_KEY_NONE)
-            return route_fail(why, why_len, "%s", "a route takes one key source "
-                                                  "(key-file, key-fd or key-env)");
+            return route_fail(why, why_len,
+                              "route %s takes one key source (key-file, key-fd or key-env)",
+                              s->name);
         if (opt == 1 && !all_digits(value))
-            return route_fail(why, why_len, "%s", "route option key-fd is not a number");
+            return route_fail(why, why_len, "route %s: key-fd is not a number", s->name);
         s->key_kind = opt == 0 ? ROUTE_KEY_FILE : opt == 1 ? ROUTE_KEY_FD : ROUTE_KEY_ENV;
-        s->key_ref = value;
-        return 0;
+        slot = &s->key_ref;
+        break;
     case 3:
-        s->inject = value;
-        return 0;
+        slot = &s->inject;
+        break;
     case 4:
-        s->allow = value;
-        return 0;
+        slot = &s->allow;
+        break;
     default:
+        if (s->env[0] != '\0')
+            return route_fail(why, why_len, "route %s: env is given twice", s->name);
         if (!route_env_valid(value))
-            return route_fail(why, why_len, "%s",
-                              "route option env must name a variable ([A-Z_][A-Z0-9_]*, not "
-                              "FLASHDUTY_CRED_FD, FLASHDUTY_APP_KEY or LD_*)");
+            return route_fail(why, why_len,
+                              "route %s: env must name a variable ([A-Z_][A-Z0-9_]*, not "
+                              "FLASHDUTY_CRED_FD, FLASHDUTY_APP_KEY or LD_*)",
+                              s->name);
         snprintf(s->env, sizeof(s->env), "%s", value);
         return 0;
     }
+    if (*slot != NULL)
+        return route_fail(why, why_len, "route %s: %s is given twice", s->name,
+                          opt < 0 ? "the URL" : route_options[opt]);
+    return (*slot = strdup(value)) == NULL ? ERR_NOMEM : 0;
+}
+
+int route_spec_end(struct route_spec *s, char *why, size_t why_len)
+{
+    if (s->url == NULL)
+        return route_fail(why, why_len, "route %s has no upstream URL", s->name);
+    if (s->env[0] == '\0') {
+        size_t n = 0;
+
+        for (const char *c = s->name; *c != '\0'; c++)
+            s->env[n++] = *c == '-' ? '_' : *c >= 'a' && *c <= 'z' ? (char)(*c - 'a' + 'A') : *c;
+        snprintf(s->env + n, sizeof(s->env) - n, "_BASE_URL");
+    }
+    return 0;
 }
 
 int route_spec_parse(const char *text, struct route_spec *out, char *why, size_t why_len)
 {
-    const char *seen[ROUTE_NOPTIONS] = {NULL};
-    char *eq, *p, *next;
-    int opt, r;
+    char *copy, *eq, *p, *next;
+    const char *field = "url";
+    int r;
 
     memset(out, 0, sizeof(*out));
-    if ((out->text = strdup(text)) == NULL)
+    if ((copy = strdup(text)) == NULL)
         return ERR_NOMEM;
-    if ((eq = strchr(out->text, '=')) == NULL) {
+    if ((eq = strchr(copy, '=')) == NULL) {
         r = route_fail(why, why_len, "%s", "a route is NAME=URL[,option=value...]");
-        goto fail;
+        goto out;
     }
     *eq = '\0';
-    out->name = out->text;
-    if (!route_name_valid(out->name, strlen(out->name))) {
-        r = route_fail(why, why_len,
-                       "route name '%.63s' must be 1-63 lower-case letters, digits or '-' "
-                       "(not first or last)",
-                       out->name);
-        goto fail;
-    }
+    if ((r = route_spec_begin(out, copy, why, why_len)) != 0)
+        goto out;
     /* The URL runs to the first ",option="; each option to the next one. */
-    out->url = eq + 1;
-    opt = -1;
     for (p = eq + 1;; p = next) {
         int found = -1;
 
@@ -154,36 +213,92 @@ int route_spec_parse(const char *text, struct route_spec *out, char *why, size_t
             next++;
         if (*next != '\0')
             *next++ = '\0'; /* next: "name=value..." */
-        if (opt >= 0 && (r = route_set_option(out, opt, p, seen, why, why_len)) != 0)
-            goto fail;
+        if ((r = route_spec_set(out, field, p, why, why_len)) != 0)
+            goto out;
         if (found < 0)
             break;
-        opt = found;
-        next += strlen(route_options[found]) + 1; /* past "name=" */
+        field = route_options[found];
+        next += strlen(field) + 1; /* past "name=" */
     }
-    if (*out->url == '\0') {
-        r = route_fail(why, why_len, "route %.63s has no upstream URL", out->name);
-        goto fail;
-    }
-    if (out->env[0] == '\0') {
-        size_t n = 0;
-
-        for (const char *c = out->name; *c != '\0'; c++)
-            out->env[n++] = *c == '-' ? '_' : *c >= 'a' && *c <= 'z' ? (char)(*c - 'a' + 'A') : *c;
-        snprintf(out->env + n, sizeof(out->env) - n, "_BASE_URL");
-    }
-    return 0;
-fail:
-    route_spec_free(out);
+    r = route_spec_end(out, why, why_len);
+out:
+    free(copy);
+    if (r != 0)
+        route_spec_free(out);
     return r;
+}
+
+int route_policy_new(const char *allow, struct policy **out, char *why, size_t why_len)
+{
+    struct policy *p;
+    char rule[POLICY_RULE_MAX + 1], text[101];
+    int r;
+
+    *out = NULL;
+    if (allow == NULL || *allow == '\0')
+        return 0;
+    if ((r = policy_new(&p)) != 0)
+        return r;
+    for (const char *s = allow, *end;; s = end + 1) {
+        size_t len;
+
+        while (*s == ' ')
+            s++;
+        end = strchrnul(s, ';');
+        len = (size_t)(end - s);
+        if (len == 0 || len > POLICY_RULE_MAX) {
+            policy_free(p);
+            return route_fail(why, why_len, "%s", "allow: a rule between ';' is empty or too long");
+        }
+        memcpy(rule, s, len);
+        rule[len] = '\0';
+        if ((r = policy_add_rule(p, rule)) != 0) {
+            policy_free(p);
+            if (r == ERR_NOMEM)
+                return r;
+            if (r == ERR_TOO_LARGE)
+                return route_fail(why, why_len, "allow: more than %d rules", POLICY_MAX_RULES);
+            return route_fail(why, why_len, "allow: '%s' is not a 'METHOD /path-glob' rule",
+                              shown(text, sizeof(text), rule));
+        }
+        if (*end == '\0')
+            break;
+    }
+    *out = p;
+    return 0;
 }
 
 void route_spec_free(struct route_spec *s)
 {
     if (s == NULL)
         return;
-    free(s->text);
+    free(s->name);
+    free(s->url);
+    free(s->key_ref);
+    free(s->inject);
+    free(s->allow);
     memset(s, 0, sizeof(*s));
+}
+
+void route_request_host(const char *target, size_t tlen, const char *host_hdr, size_t hlen,
+                        const char **host, size_t *len)
+{
+    size_t skip = 0, n = 0;
+
+    if (tlen >= 7 && ascii_ieq_lower(target, 7, "http://"))
+        skip = 7;
+    else if (tlen >= 8 && ascii_ieq_lower(target, 8, "https://"))
+        skip = 8;
+    if (skip == 0) {
+        *host = host_hdr;
+        *len = host_hdr != NULL ? hlen : 0;
+        return;
+    }
+    while (skip + n < tlen && target[skip + n] != '/' && target[skip + n] != '?' &&
+           target[skip + n] != '#')
+        n++;
+    *host = target + skip;
+    *len = n;
 }
 
 int route_host_name(const char *host, size_t len, char name[ROUTE_NAME_MAX + 1])

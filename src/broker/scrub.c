@@ -1,12 +1,12 @@
 /*
- * scrub.c - masking the key in response headers and bodies. See scrub.h.
+ * scrub.c - masking the keys in response headers and bodies. See scrub.h.
  *
- * Scanning: an occurrence can only start where the first bytes fit the
- * key's first unit (key[0], '+' for a space, or its %XX escape) and the
- * start of the second. scan_find() tests 16 positions at a time with
- * compiler vector extensions, so ordinary text, even text full of key[0] or
- * of '%', goes by at several GB/s and is touched again only by the one memcpy
- * that emits it.
+ * Scanning: an occurrence can only start where the first bytes fit a key's
+ * first unit (key[0], '+' for a space, or its %XX escape) and the start of
+ * its second. scan_find() tests 16 positions at a time against every key
+ * with compiler vector extensions, so ordinary text, even text full of key[0]
+ * or of '%', goes by at several GB/s per key and is touched again only by the
+ * one memcpy that emits it.
  *
  * Matching: at a candidate the key is walked byte by byte against the data,
  * each key byte consuming one data byte (itself, or '+' for a space) or three
@@ -19,8 +19,11 @@
  * union.
  *
  * Deferred masking: an occurrence is masked when the scan has moved past its
- * start, never before, so later candidates still see the original bytes and
- * mask_all can work in place. The stream keeps the same state in stream
+ * start, never before, so later candidates, of any key, still see the
+ * original bytes and mask_all can work in place. That is why several keys
+ * share one scan instead of one scrubber each in a chain: masking key A first
+ * could turn the start of an overlapping B into '*' and let the rest of B
+ * through. The stream keeps the same state in stream
  * offsets (base, mask_until), which is what makes the output independent of
  * how the body is split.
  *
@@ -30,6 +33,7 @@
  */
 #include <assert.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,8 +46,9 @@
 #define SCRUB_PREFIX_MIN 9                  /* see scrubber_min_occurrence() */
 
 struct scrubber {
-    struct secret *key; /* the only key-derived state: no tables, no copies */
-    size_t key_len;
+    size_t nkeys;
+    size_t max_pattern;
+    struct secret *keys[SCRUB_KEYS_MAX]; /* the only key-derived state: no tables, no copies */
 };
 
 struct scrub_stream {
@@ -53,46 +58,62 @@ struct scrub_stream {
     uint64_t mask_until; /* stream offset: bytes before it are masked when emitted */
 };
 
-int scrubber_new(const uint8_t *key, size_t key_len, struct scrubber **out)
+int scrubber_new_keys(const struct scrub_key *keys, size_t nkeys, struct scrubber **out)
 {
     struct scrubber *s;
     int r;
 
     *out = NULL;
-    if (key_len == 0)
-        return ERR_KEY_EMPTY;
-    if (key_len > SECRET_KEY_MAX)
-        return ERR_KEY_TOO_LONG;
+    if (nkeys == 0 || nkeys > SCRUB_KEYS_MAX)
+        return ERR_INVALID;
+    for (size_t i = 0; i < nkeys; i++) {
+        if (keys[i].len == 0)
+            return ERR_KEY_EMPTY;
+        if (keys[i].len > SECRET_KEY_MAX)
+            return ERR_KEY_TOO_LONG;
+    }
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return ERR_NOMEM;
-    if ((r = secret_from(key, key_len, &s->key)) != 0) {
-        free(s);
-        return r;
+    for (size_t i = 0; i < nkeys; i++) {
+        if ((r = secret_from(keys[i].data, keys[i].len, &s->keys[i])) != 0) {
+            scrubber_free(s);
+            return r;
+        }
+        s->nkeys++;
+        if (3 * keys[i].len > s->max_pattern)
+            s->max_pattern = 3 * keys[i].len;
     }
-    s->key_len = key_len;
     *out = s;
     return 0;
+}
+
+int scrubber_new(const uint8_t *key, size_t key_len, struct scrubber **out)
+{
+    const struct scrub_key one = {key, key_len};
+
+    return scrubber_new_keys(&one, 1, out);
 }
 
 void scrubber_free(struct scrubber *s)
 {
     if (s == NULL)
         return;
-    secret_free(s->key);
+    for (size_t i = 0; i < s->nkeys; i++)
+        secret_free(s->keys[i]);
     explicit_bzero(s, sizeof(*s));
     free(s);
 }
 
 size_t scrubber_max_pattern(const struct scrubber *s)
 {
-    return 3 * s->key_len;
+    return s->max_pattern;
 }
 
-size_t scrubber_min_occurrence(const struct scrubber *s)
+size_t scrubber_min_occurrence(size_t key_len)
 {
-    size_t need = s->key_len / 4 > SCRUB_PREFIX_MIN ? s->key_len / 4 : SCRUB_PREFIX_MIN;
+    size_t need = key_len / 4 > SCRUB_PREFIX_MIN ? key_len / 4 : SCRUB_PREFIX_MIN;
 
-    return need < s->key_len ? need : s->key_len;
+    return need < key_len ? need : key_len;
 }
 
 enum match { MATCH_NO, MATCH_YES, MATCH_MORE };
@@ -244,78 +265,111 @@ static scrub_v16 splat(uint8_t c)
     return v + c;
 }
 
-/* One pass over a contiguous run of data; see the file comment. */
-struct scan {
+/* What the first bytes of an occurrence of one key can be (see scan_is_candidate). */
+struct scan_key {
     const uint8_t *key;
     size_t klen;
-    size_t need;         /* the shortest prefix of the key that is an occurrence */
+    size_t need; /* the shortest prefix of the key that is an occurrence */
+    uint8_t k0, p0, k1, p1, hu, hl, lu, ll;
+    scrub_v16 vk0, vp0, vk1, vp1, vhu, vhl, vlu, vll;
+    scrub_m16 vany1; /* all set for a one-byte key: the second byte is free */
+};
+
+/* One pass over a contiguous run of data; see the file comment. */
+struct scan {
     uint64_t base;       /* stream offset of d[0] */
     uint64_t mask_until; /* stream offset */
     size_t emitted;      /* d[0..emitted) is flushed */
     size_t count;        /* occurrences found */
     struct buf *out;     /* where flushed bytes go; NULL: mask d in place */
     uint8_t *inplace;
-    /* What the first bytes of an occurrence can be (see scan_is_candidate). */
-    uint8_t k0, p0, k1, p1, hu, hl, lu, ll;
-    scrub_v16 vk0, vp0, vk1, vp1, vhu, vhl, vlu, vll, vpct;
-    scrub_m16 vany1; /* all set for a one-byte key: the second byte is free */
+    scrub_v16 vpct;
+    size_t nkeys;
+    struct scan_key k[SCRUB_KEYS_MAX]; /* only k[0..nkeys) is set, and wiped */
 };
 
-static void scan_init(struct scan *sc, const struct scrubber *s, uint64_t base, uint64_t mask_until)
+static void scan_key_init(struct scan_key *f, const struct secret *key)
 {
     static const char hex[] = "0123456789ABCDEF";
 
-    memset(sc, 0, sizeof(*sc));
-    sc->key = secret_data(s->key);
-    sc->klen = s->key_len;
-    sc->need = scrubber_min_occurrence(s);
-    sc->base = base;
-    sc->mask_until = mask_until;
-    sc->k0 = sc->key[0];
-    sc->p0 = sc->k0 == ' ' ? '+' : sc->k0;
-    sc->k1 = sc->klen > 1 ? sc->key[1] : sc->k0;
-    sc->p1 = sc->k1 == ' ' ? '+' : sc->k1;
-    sc->hu = (uint8_t)hex[sc->k0 >> 4];
-    sc->hl = (sc->hu >= 'A' && sc->hu <= 'F') ? (uint8_t)(sc->hu - 'A' + 'a') : sc->hu;
-    sc->lu = (uint8_t)hex[sc->k0 & 0xf];
-    sc->ll = (sc->lu >= 'A' && sc->lu <= 'F') ? (uint8_t)(sc->lu - 'A' + 'a') : sc->lu;
-    sc->vk0 = splat(sc->k0);
-    sc->vp0 = splat(sc->p0);
-    sc->vk1 = splat(sc->k1);
-    sc->vp1 = splat(sc->p1);
-    sc->vhu = splat(sc->hu);
-    sc->vhl = splat(sc->hl);
-    sc->vlu = splat(sc->lu);
-    sc->vll = splat(sc->ll);
-    sc->vpct = splat('%');
-    sc->vany1 = (scrub_m16)splat(sc->klen == 1 ? 0xff : 0);
+    f->key = secret_data(key);
+    f->klen = secret_len(key);
+    f->need = scrubber_min_occurrence(f->klen);
+    f->k0 = f->key[0];
+    f->p0 = f->k0 == ' ' ? '+' : f->k0;
+    f->k1 = f->klen > 1 ? f->key[1] : f->k0;
+    f->p1 = f->k1 == ' ' ? '+' : f->k1;
+    f->hu = (uint8_t)hex[f->k0 >> 4];
+    f->hl = (f->hu >= 'A' && f->hu <= 'F') ? (uint8_t)(f->hu - 'A' + 'a') : f->hu;
+    f->lu = (uint8_t)hex[f->k0 & 0xf];
+    f->ll = (f->lu >= 'A' && f->lu <= 'F') ? (uint8_t)(f->lu - 'A' + 'a') : f->lu;
+    f->vk0 = splat(f->k0);
+    f->vp0 = splat(f->p0);
+    f->vk1 = splat(f->k1);
+    f->vp1 = splat(f->p1);
+    f->vhu = splat(f->hu);
+    f->vhl = splat(f->hl);
+    f->vlu = splat(f->lu);
+    f->vll = splat(f->ll);
+    f->vany1 = (scrub_m16)splat(f->klen == 1 ? 0xff : 0);
 }
 
-/* The key's bytes are only ever read from the arena; do not leave what the
+static void scan_init(struct scan *sc, const struct scrubber *s, uint64_t base, uint64_t mask_until)
+{
+    /* Not the whole struct: a scan is made for every feed, and most of k[] is unused. */
+    memset(sc, 0, offsetof(struct scan, k));
+    sc->base = base;
+    sc->mask_until = mask_until;
+    sc->vpct = splat('%');
+    sc->nkeys = s->nkeys;
+    for (size_t i = 0; i < s->nkeys; i++)
+        scan_key_init(&sc->k[i], s->keys[i]);
+}
+
+/* The keys' bytes are only ever read from the arena; do not leave what the
  * filter learned from them on the stack. */
 static void scan_wipe(struct scan *sc)
 {
-    explicit_bzero(sc, sizeof(*sc));
+    explicit_bzero(sc->k, sc->nkeys * sizeof(sc->k[0]));
+    explicit_bzero(sc, offsetof(struct scan, k));
 }
 
 /*
- * Can an occurrence start at d[i]? Its first unit is key[0] itself ('+' for a
- * space), followed by the first byte of key[1]'s unit (itself, '+' for a
- * space, or '%'); or it is the escape of key[0], '%' and two hex digits.
+ * Can an occurrence of f's key start at d[i]? Its first unit is key[0] itself
+ * ('+' for a space), followed by the first byte of key[1]'s unit (itself, '+'
+ * for a space, or '%'); or it is the escape of key[0], '%' and two hex digits.
  * Bytes past the end of the data are unknown, so they are not checked.
  */
-static bool scan_is_candidate(const struct scan *sc, const uint8_t *d, size_t n, size_t i)
+static bool scan_key_is_candidate(const struct scan_key *f, const uint8_t *d, size_t n, size_t i)
 {
     uint8_t c = d[i], c1 = i + 1 < n ? d[i + 1] : 0, c2 = i + 2 < n ? d[i + 2] : 0;
-    bool raw = c == sc->k0 || c == sc->p0, esc = c == '%';
+    bool raw = c == f->k0 || c == f->p0, esc = c == '%';
 
-    if (raw && i + 1 < n && sc->klen > 1)
-        raw = c1 == sc->k1 || c1 == sc->p1 || c1 == '%';
+    if (raw && i + 1 < n && f->klen > 1)
+        raw = c1 == f->k1 || c1 == f->p1 || c1 == '%';
     if (esc && i + 1 < n)
-        esc = c1 == sc->hu || c1 == sc->hl;
+        esc = c1 == f->hu || c1 == f->hl;
     if (esc && i + 2 < n)
-        esc = c2 == sc->lu || c2 == sc->ll;
+        esc = c2 == f->lu || c2 == f->ll;
     return raw || esc;
+}
+
+static bool scan_is_candidate(const struct scan *sc, const uint8_t *d, size_t n, size_t i)
+{
+    for (size_t k = 0; k < sc->nkeys; k++) {
+        if (scan_key_is_candidate(&sc->k[k], d, n, i))
+            return true;
+    }
+    return false;
+}
+
+/* The candidate lanes of 16 positions for one key: a at the position, b and c after it. */
+static scrub_m16 scan_key_block(const struct scan_key *f, scrub_v16 vpct, scrub_v16 a, scrub_v16 b,
+                                scrub_v16 c)
+{
+    return (((a == f->vk0) | (a == f->vp0)) &
+            ((b == f->vk1) | (b == f->vp1) | (b == vpct) | f->vany1)) |
+           ((a == vpct) & ((b == f->vhu) | (b == f->vhl)) & ((c == f->vlu) | (c == f->vll)));
 }
 
 /* Lane index of the first set lane in a 64-bit half of a mask. */
@@ -340,10 +394,9 @@ static size_t scan_find(const struct scan *sc, const uint8_t *d, size_t n, size_
         memcpy(&a, d + pos, sizeof(a));
         memcpy(&b, d + pos + 1, sizeof(b));
         memcpy(&c, d + pos + 2, sizeof(c));
-        m = (((a == sc->vk0) | (a == sc->vp0)) &
-             ((b == sc->vk1) | (b == sc->vp1) | (b == sc->vpct) | sc->vany1)) |
-            ((a == sc->vpct) & ((b == sc->vhu) | (b == sc->vhl)) &
-             ((c == sc->vlu) | (c == sc->vll)));
+        m = scan_key_block(&sc->k[0], sc->vpct, a, b, c);
+        for (size_t k = 1; k < sc->nkeys; k++)
+            m |= scan_key_block(&sc->k[k], sc->vpct, a, b, c);
         memcpy(&half, &m, sizeof(half));
         if (half != 0)
             return pos + lane_first(half) < limit ? pos + lane_first(half) : limit;
@@ -401,17 +454,31 @@ static int scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, b
 
     *stop = 0;
     while ((i = scan_find(sc, d, n, pos, limit)) < limit) {
-        m = match_at(sc->key, sc->klen, sc->need, d + i, n - i, final, &end);
-        if (m == MATCH_MORE) {
+        size_t found = 0, longest = 0;
+        bool more = false;
+
+        /* Every key judges this start before any verdict counts: one that needs more data
+         * stops the scan here, and the start is judged again, whole, once it has come. */
+        for (size_t k = 0; k < sc->nkeys && !more; k++) {
+            const struct scan_key *f = &sc->k[k];
+
+            m = match_at(f->key, f->klen, f->need, d + i, n - i, final, &end);
+            more = m == MATCH_MORE;
+            if (m == MATCH_YES) {
+                found++;
+                longest = end > longest ? end : longest;
+            }
+        }
+        if (more) {
             limit = i;
             break;
         }
-        if (m == MATCH_YES) {
+        if (found > 0) {
             if ((r = scan_flush(sc, d, i)) != 0)
                 return r;
-            if (sc->base + i + end > sc->mask_until)
-                sc->mask_until = sc->base + i + end;
-            sc->count++;
+            if (sc->base + i + longest > sc->mask_until)
+                sc->mask_until = sc->base + i + longest;
+            sc->count += found;
         }
         pos = i + 1;
     }
@@ -423,7 +490,7 @@ static int scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, b
 
 size_t scrubber_mask_all(const struct scrubber *s, uint8_t *data, size_t len)
 {
-    struct scan sc;
+    struct scan sc __attribute__((uninitialized)); /* scan_init sets what is read */
     size_t stop;
 
     if (len == 0)
@@ -474,7 +541,7 @@ void scrub_stream_free(struct scrub_stream *st)
 static int stream_scan(struct scrub_stream *st, const uint8_t *d, size_t n, size_t limit,
                        bool final, struct buf *out, size_t *stop)
 {
-    struct scan sc;
+    struct scan sc __attribute__((uninitialized)); /* scan_init sets what is read */
     int r;
 
     scan_init(&sc, st->s, st->base, st->mask_until);

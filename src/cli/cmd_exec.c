@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "env.h"
 #include "err.h"
+#include "route_set.h"
 #include "harden.h"
 #include "isolate.h"
 #include "key_source.h"
@@ -44,6 +45,7 @@
 
 struct exec_args {
     const char *upstream;
+    bool upstream_set, inject_set; /* given: they need the default route's key */
     const char *key_file, *key_fd, *key_env;
     const char *cacert;
     const char *inject;
@@ -54,6 +56,7 @@ struct exec_args {
     int nsecret_paths;
     enum isolate_mode isolation;
     struct policy *policy;
+    struct route_set routes;
     struct broker_limits limits;
     unsigned long long connect_timeout_ms;
     bool legacy;
@@ -97,6 +100,15 @@ static void exec_usage(FILE *f)
         "  --cacert PATH         verify the upstream with this CA bundle\n"
         "  --inject MODE         query:NAME (default query:app_key) | header:NAME | bearer\n"
         "  --allow 'METHOD GLOB' allow only matching requests (repeatable; default: all)\n"
+        "  --route NAME=URL[,key-file=PATH|key-fd=N|key-env=VAR][,inject=MODE]\n"
+        "          [,allow=METHOD GLOB;...][,env=VAR]\n"
+        "                        one more API, each with its own key (repeatable): the command\n"
+        "                        reaches it at http://NAME.broker.local over the same fd 3, and\n"
+        "                        finds that URL in VAR (default NAME_BASE_URL, '-' as '_');\n"
+        "                        the options above (--upstream, --key-*, --inject, --allow)\n"
+        "                        make the default route, flashduty (FLASHDUTY_BASE_URL)\n"
+        "  --routes FILE         routes from a YAML file: a list of mappings with the fields\n"
+        "                        of --route (name, url, key-file, ...); it never holds keys\n"
         "  --audit PATH          append one JSON line per request to PATH\n"
         "  --env-deny PATTERN    also keep matching variables from the command (repeatable)\n"
         "  --isolation MODE      auto (default) | required | off: run the command in its own\n"
@@ -124,7 +136,8 @@ enum {
     OPT_UPSTREAM = 1000, OPT_KEY_FILE, OPT_KEY_FD, OPT_KEY_ENV, OPT_CACERT, OPT_INJECT, OPT_ALLOW,
     OPT_AUDIT, OPT_LEGACY, OPT_ENV_DENY, OPT_NO_SCRUB, OPT_MAX_CONNS, OPT_DIAL_RATE, OPT_DIAL_WAIT,
     OPT_MAX_BODY, OPT_HEAD_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT,
-    OPT_STALL_TIMEOUT, OPT_PRELOAD, OPT_ISOLATION, OPT_SECRET_PATH, OPT_HELP,
+    OPT_STALL_TIMEOUT, OPT_PRELOAD, OPT_ISOLATION, OPT_SECRET_PATH, OPT_ROUTE, OPT_ROUTES,
+    OPT_HELP,
 };
 
 static const struct option exec_options[] = {
@@ -135,6 +148,8 @@ static const struct option exec_options[] = {
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"inject", required_argument, NULL, OPT_INJECT},
     {"allow", required_argument, NULL, OPT_ALLOW},
+    {"route", required_argument, NULL, OPT_ROUTE},
+    {"routes", required_argument, NULL, OPT_ROUTES},
     {"audit", required_argument, NULL, OPT_AUDIT},
     {"legacy", no_argument, NULL, OPT_LEGACY},
     {"preload", no_argument, NULL, OPT_PRELOAD},
@@ -156,6 +171,14 @@ static const struct option exec_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* What parse_args allocated; safe to call twice. */
+static void exec_args_free(struct exec_args *a)
+{
+    policy_free(a->policy);
+    a->policy = NULL;
+    route_set_free(&a->routes);
+}
+
 static int bad_value(const char *opt, const char *value)
 {
     fprintf(stderr, "credbroker exec: invalid value for --%s: '%.100s'\n", opt, value);
@@ -166,6 +189,7 @@ static int bad_value(const char *opt, const char *value)
 static int parse_args(int argc, char **argv, struct exec_args *a)
 {
     unsigned long long v;
+    char why[512];
     int opt, nkeys = 0, r;
 
     a->upstream = DEFAULT_UPSTREAM;
@@ -180,12 +204,12 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
     /* '+': stop at the first non-option, so the command's own options stay its own. */
     while ((opt = getopt_long(argc, argv, "+v", exec_options, NULL)) != -1) {
         switch (opt) {
-        case OPT_UPSTREAM: a->upstream = optarg; break;
+        case OPT_UPSTREAM: a->upstream = optarg; a->upstream_set = true; break;
         case OPT_KEY_FILE: a->key_file = optarg; nkeys++; break;
         case OPT_KEY_FD: a->key_fd = optarg; nkeys++; break;
         case OPT_KEY_ENV: a->key_env = optarg; nkeys++; break;
         case OPT_CACERT: a->cacert = optarg; break;
-        case OPT_INJECT: a->inject = optarg; break;
+        case OPT_INJECT: a->inject = optarg; a->inject_set = true; break;
         case OPT_AUDIT: a->audit = optarg; break;
         case OPT_LEGACY: a->legacy = true; break;
         case OPT_PRELOAD: a->preload = true; break;
@@ -206,6 +230,15 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
                         "credbroker exec: --allow wants 'METHOD /path-glob', got '%.100s'\n",
                         optarg);
                 return CLI_EXIT_USAGE;
+            }
+            break;
+        case OPT_ROUTE:
+        case OPT_ROUTES:
+            r = opt == OPT_ROUTE ? route_set_add_spec(&a->routes, optarg, why, sizeof(why))
+                                 : route_set_add_file(&a->routes, optarg, why, sizeof(why));
+            if (r != 0) {
+                fprintf(stderr, "credbroker exec: %s\n", r == ERR_NOMEM ? err_str(r) : why);
+                return r == ERR_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_USAGE;
             }
             break;
         case OPT_ENV_DENY:
@@ -272,18 +305,37 @@ static int parse_args(int argc, char **argv, struct exec_args *a)
         return CLI_EXIT_USAGE;
     }
     a->command = argv + optind;
-    if (nkeys != 1) {
-        fprintf(stderr, "credbroker exec: give exactly one of --key-file, --key-fd, --key-env\n");
+    if (nkeys > 1 || (nkeys == 0 && a->routes.n == 0)) {
+        fprintf(stderr, "credbroker exec: give exactly one of --key-file, --key-fd, --key-env "
+                        "(or only routes: --route, --routes)\n");
         return CLI_EXIT_USAGE;
+    }
+    if (nkeys == 0 && (a->upstream_set || a->inject_set || policy_rule_count(a->policy) > 0)) {
+        fprintf(stderr, "credbroker exec: --upstream, --inject and --allow make the default "
+                        "route, which needs its key (--key-file, --key-fd or --key-env); a "
+                        "route's own are options of --route\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (a->legacy && a->routes.n > 0) {
+        fprintf(stderr, "credbroker exec: --legacy passes one key in the environment; routes "
+                        "need the broker\n");
+        return CLI_EXIT_USAGE;
+    }
+    if ((r = route_set_prepare(&a->routes, nkeys == 1, why, sizeof(why))) != 0) {
+        fprintf(stderr, "credbroker exec: %s\n", r == ERR_NOMEM ? err_str(r) : why);
+        return r == ERR_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_USAGE;
     }
     return -1;
 }
 
+/* The default route's key, if it has one (*key stays NULL when there are only routes). */
 static int read_key(const struct exec_args *a, struct secret **key)
 {
     char err[512];
     int r;
 
+    if (a->key_file == NULL && a->key_fd == NULL && a->key_env == NULL)
+        return 0;
     if (a->key_file != NULL)
         r = key_from_file(a->key_file, key, err, sizeof(err));
     else if (a->key_fd != NULL)
@@ -295,7 +347,8 @@ static int read_key(const struct exec_args *a, struct secret **key)
     return r;
 }
 
-/* The command's environment: ours minus the broker's secrets, plus `extra` pairs. */
+/* The command's environment: ours minus the broker's secrets, plus each route's placeholder
+ * URL and the `extra` pairs. */
 static struct env *child_env(const struct exec_args *a, const struct secret *key,
                              const char *const *extra)
 {
@@ -306,8 +359,13 @@ static struct env *child_env(const struct exec_args *a, const struct secret *key
         return NULL;
     if (a->key_env != NULL)
         env_deny(e, a->key_env);
-    /* Under any name at all: the key never reaches the command through our environment. */
-    env_deny_secret(e, key, "the key");
+    /* Under any name at all: no key reaches the command through our environment. */
+    if (key != NULL)
+        env_deny_secret(e, key, "the key");
+    if (route_set_env(&a->routes, e) != 0) {
+        env_free(e);
+        return NULL;
+    }
     for (; extra[0] != NULL; extra += 2) {
         if (env_set(e, extra[0], extra[1]) != 0) {
             env_free(e);
@@ -358,6 +416,7 @@ static char *preload_value(void)
  */
 static int exec_open_secrets(const struct exec_args *a, struct isolate_secrets *secrets, bool *on)
 {
+    char why[512];
     int r = 0;
 
     *on = false;
@@ -373,6 +432,12 @@ static int exec_open_secrets(const struct exec_args *a, struct isolate_secrets *
         if (a->key_file != NULL)
             log_warn("the command can read the key file %.200s (same user, no isolation): "
                      "prefer --key-fd or --key-env", a->key_file);
+        for (size_t i = 0; i < a->routes.n; i++) {
+            if (a->routes.v[i].spec.key_kind == ROUTE_KEY_FILE)
+                log_warn("the command can read route %s's key file %.200s (same user, no "
+                         "isolation): prefer key-fd or key-env", a->routes.v[i].spec.name,
+                         a->routes.v[i].spec.key_ref);
+        }
         if (a->key_env != NULL)
             log_warn("--key-env without isolation: the key stays readable in the environment "
                      "of the process that started credbroker (/proc/PID/environ)");
@@ -380,6 +445,8 @@ static int exec_open_secrets(const struct exec_args *a, struct isolate_secrets *
     }
     if (a->key_file != NULL && (r = isolate_secrets_add(secrets, a->key_file, false)) != 0)
         fprintf(stderr, "credbroker exec: --key-file %.200s: %s\n", a->key_file, err_str(r));
+    if (r == 0 && (r = route_set_cover(&a->routes, secrets, why, sizeof(why))) != 0)
+        fprintf(stderr, "credbroker exec: %s\n", why);
     for (int i = 0; r == 0 && i < a->nsecret_paths; i++) {
         if ((r = isolate_secrets_add(secrets, a->secret_paths[i], false)) != 0)
             fprintf(stderr, "credbroker exec: --secret-path %.200s: %s%s\n", a->secret_paths[i],
@@ -522,55 +589,55 @@ int cmd_exec(int argc, char **argv)
     memset(&st, 0, sizeof(st));
     memset(&io, 0, sizeof(io));
     if ((r = parse_args(argc, argv, &a)) >= 0) {
-        policy_free(a.policy);
+        exec_args_free(&a);
         return r;
     }
     if (a.verbose)
         log_set_level(LOG_LEVEL_DEBUG);
     if (read_key(&a, &key) != 0) {
-        policy_free(a.policy);
+        exec_args_free(&a);
         return CLI_EXIT_USAGE;
     }
     if (a.legacy) {
-        policy_free(a.policy);
+        exec_args_free(&a);
         return run_legacy(&a, key);
     }
     if (!broker_supported()) {
         fprintf(stderr, "credbroker exec: the broker is not supported on this platform or build; "
                         "--legacy passes the key in the environment instead\n");
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         return CLI_EXIT_FAILURE;
     }
-    if (upstream_base_parse(a.upstream, &io.upstream) != 0) {
+    if (key != NULL && upstream_base_parse(a.upstream, &io.upstream) != 0) {
         fprintf(stderr, "credbroker exec: --upstream: not an http(s)://host[:port][/path] URL: "
                         "'%.200s'\n", a.upstream);
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         return CLI_EXIT_USAGE;
     }
-    if (inject_parse(a.inject, &io.inject) != 0) {
+    if (key != NULL && inject_parse(a.inject, &io.inject) != 0) {
         fprintf(stderr, "credbroker exec: --inject wants query:NAME, header:NAME or bearer\n");
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         return CLI_EXIT_USAGE;
     }
     if (a.cacert != NULL && (r = net_tls_cacert_check(a.cacert)) != 0) {
         fprintf(stderr, "credbroker exec: --cacert %.200s: %s\n", a.cacert,
                 r == ERR_INVALID ? "no PEM certificate in it" : err_str(r));
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         return CLI_EXIT_USAGE;
     }
     if (a.audit != NULL && (r = audit_open(a.audit, &audit)) != 0) {
         fprintf(stderr, "credbroker exec: --audit %.200s: %s\n", a.audit, err_str(r));
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         return CLI_EXIT_USAGE;
     }
     if ((r = exec_open_secrets(&a, &secrets, &isolated)) != 0) {
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         audit_close(audit);
         isolate_secrets_free(&secrets);
         return r;
@@ -584,7 +651,7 @@ int cmd_exec(int argc, char **argv)
                          "needed"
                        : "out of file descriptors or memory");
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         audit_close(audit);
         isolate_secrets_free(&secrets);
         return CLI_EXIT_FAILURE;
@@ -604,7 +671,7 @@ int cmd_exec(int argc, char **argv)
             fprintf(stderr, "credbroker exec: cannot forward %s to the command: %s\n",
                     strsignal(forwarded_signals[i]), err_str(r));
             secret_free(key);
-            policy_free(a.policy);
+            exec_args_free(&a);
             goto out;
         }
     }
@@ -617,24 +684,35 @@ int cmd_exec(int argc, char **argv)
     if ((r = broker_new(st.loop, &bo, &st.broker)) != 0) {
         fprintf(stderr, "credbroker exec: cannot start the broker: %s\n", err_str(r));
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         goto out;
     }
     /* The command's environment, while the key is still ours to look for in it. */
     snprintf(fdtext, sizeof(fdtext), "3");
     if (a.preload && (preload = preload_value()) == NULL) {
         secret_free(key);
-        policy_free(a.policy);
+        exec_args_free(&a);
         goto out;
     }
     {
-        const char *extra[] = {CRED_FD_VAR, fdtext, BASE_URL_VAR, PLACEHOLDER_URL,
-                               preload != NULL ? "LD_PRELOAD" : NULL, preload, NULL};
+        const char *extra[7] = {CRED_FD_VAR, fdtext};
+        size_t n = 2;
+
+        /* Without a default route FLASHDUTY_BASE_URL is not ours to set (a route may). */
+        if (key != NULL) {
+            extra[n++] = BASE_URL_VAR;
+            extra[n++] = PLACEHOLDER_URL;
+        }
+        if (preload != NULL) {
+            extra[n++] = "LD_PRELOAD";
+            extra[n++] = preload;
+        }
+        extra[n] = NULL;
 
         if ((env = child_env(&a, key, extra)) == NULL) {
             fprintf(stderr, "credbroker exec: out of memory\n");
             secret_free(key);
-            policy_free(a.policy);
+            exec_args_free(&a);
             goto out;
         }
     }
@@ -643,6 +721,8 @@ int cmd_exec(int argc, char **argv)
     if (io.policy == NULL)
         policy_free(a.policy);
     a.policy = NULL;
+    io.routes = a.routes.broker;
+    io.nroutes = a.routes.n;
     io.limits = a.limits;
     io.scrub = !a.no_scrub;
     if (exec_test_fails_at("broker")) {
@@ -652,6 +732,7 @@ int cmd_exec(int argc, char **argv)
         r = broker_invocation_new(st.broker, &io, key, &child_fd, &st.inv);
     }
     key = NULL; /* transferred, also on failure */
+    route_set_free(&a.routes); /* the invocation has its own copies of their keys */
     if (r != 0) {
         /* Fail closed: no broker, no command (never the key in the environment instead). */
         fprintf(stderr, "credbroker exec: cannot set up the broker: %s\n", err_str(r));
@@ -684,6 +765,7 @@ int cmd_exec(int argc, char **argv)
 out:
     if (child_fd >= 0)
         close(child_fd);
+    exec_args_free(&a);
     env_free(env);
     if (st.inv != NULL)
         broker_invocation_end(st.inv);

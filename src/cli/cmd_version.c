@@ -32,12 +32,16 @@ int cmd_version(int argc, char **argv)
     secret_free(probe);
     isolation = broker_supported() && isolate_available() ? "namespaces" : "none";
     if (!json) {
-        printf("credbroker %s\nbroker supported: %s\nsecret arena: %s\nisolation: %s\n",
-               CREDBROKER_VERSION, broker_supported() ? "yes" : "no", arena, isolation);
+        printf("credbroker %s\nbroker supported: %s\nsecret arena: %s\nisolation: %s\n"
+               "routes: %s\n",
+               CREDBROKER_VERSION, broker_supported() ? "yes" : "no", arena, isolation,
+               broker_supported() ? "yes" : "no");
         return 0;
     }
-    o = json_pack("{s:s, s:b, s:s, s:s}", "version", CREDBROKER_VERSION, "broker_supported",
-                  broker_supported(), "secret_arena", arena, "isolation", isolation);
+    /* routes: several APIs per invocation, each at http://NAME.broker.local (--route). */
+    o = json_pack("{s:s, s:b, s:s, s:s, s:b}", "version", CREDBROKER_VERSION, "broker_supported",
+                  broker_supported(), "secret_arena", arena, "isolation", isolation, "routes",
+                  broker_supported());
     if (o == NULL || (s = json_dumps(o, JSON_COMPACT)) == NULL) {
         json_decref(o);
         return CLI_EXIT_FAILURE;

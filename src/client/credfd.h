@@ -24,6 +24,7 @@ extern "C" {
 #define CREDFD_ENV_FD "FLASHDUTY_CRED_FD"
 #define CREDFD_ENV_BASE_URL "FLASHDUTY_BASE_URL"
 #define CREDFD_PLACEHOLDER_HOST "flashduty.broker.local"
+#define CREDFD_ROUTE_SUFFIX ".broker.local" /* every route's host: NAME.broker.local */
 
 /*
  * Does one handshake on the control fd: returns a connected SOCK_STREAM fd

@@ -71,6 +71,9 @@ static const char usage_text[] =
     "  -i                write the response status line and headers before the body\n"
     "  -f                fail on HTTP status >= 400: exit 22 and write no body\n"
     "  -v                write the request line and the response status to stderr\n"
+    "  --route NAME      call the broker's route NAME (Host NAME.broker.local) instead of\n"
+    "                    the default one; PATH may also be http://NAME.broker.local/path.\n"
+    "                    A route's request goes without the app_key sentinel\n"
     "  -h, --help        write this text and exit\n"
     "\n"
     "Exit status: 0 complete response; 2 usage; 3 not running under credbroker;\n"
@@ -87,6 +90,11 @@ struct req_header {
 struct opts {
     const char *method; /* NULL: GET, or POST with -d */
     const char *path;
+    /* A route's host (--route, or a http://NAME.broker.local/... PATH); NULL: the default
+     * route's, from FLASHDUTY_BASE_URL. */
+    const char *route_host;
+    size_t route_host_len;
+    char route_buf[64 + sizeof(CREDFD_ROUTE_SUFFIX)];
     const char *data; /* the -d argument as given; NULL without -d */
     struct req_header headers[CREDFD_MAX_HEADERS];
     size_t nheaders;
@@ -220,6 +228,60 @@ static int opts_parse_header(const char *arg, struct req_header *h)
     return 0;
 }
 
+/* --route NAME: a DNS label in lower case, as the broker's route names are. */
+static int opts_set_route(struct opts *o, const char *name)
+{
+    size_t len = strlen(name);
+
+    if (o->route_host != NULL)
+        return report(CREDFD_EXIT_USAGE, "the route is given twice");
+    if (len == 0 || len > 63 || name[0] == '-' || name[len - 1] == '-' ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != len)
+        return report(CREDFD_EXIT_USAGE,
+                      "--route wants a route name (lower-case letters, digits, '-'), got "
+                      "'%.63s'", name);
+    snprintf(o->route_buf, sizeof(o->route_buf), "%s" CREDFD_ROUTE_SUFFIX, name);
+    o->route_host = o->route_buf;
+    o->route_host_len = strlen(o->route_buf);
+    return 0;
+}
+
+/* A PATH written as http://NAME.broker.local[:port]/path: the host is the route's, the rest
+ * is the target. Anything else absolute is not the broker's to reach. */
+static int opts_take_url(struct opts *o)
+{
+    const char *a = o->path + 7, *end;
+    size_t len, slen = strlen(CREDFD_ROUTE_SUFFIX);
+
+    if (strncasecmp(o->path, "http://", 7) != 0)
+        return 0;
+    end = a + strcspn(a, "/?#");
+    len = (size_t)(end - a);
+    for (size_t i = len; i > 0; i--) {
+        if (a[i - 1] == ':') {
+            len = i - 1; /* the port says nothing of the route */
+            break;
+        }
+    }
+    if (len > 0 && a[len - 1] == '.')
+        len--;
+    if (len <= slen || strncasecmp(a + len - slen, CREDFD_ROUTE_SUFFIX, slen) != 0)
+        return report(CREDFD_EXIT_USAGE,
+                      "PATH: credfd reaches the broker's routes only: /path or "
+                      "http://NAME.broker.local/path");
+    if (o->route_host != NULL)
+        return report(CREDFD_EXIT_USAGE, "the route is given both by --route and in the URL");
+    o->route_host = a;
+    o->route_host_len = (size_t)(end - a);
+    o->path = *end == '/' ? end : "/";
+    if (*end == '?' || *end == '#')
+        return report(CREDFD_EXIT_USAGE, "PATH: put a '/' between the host and the query");
+    for (const char *p = a; p < end; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return report(CREDFD_EXIT_USAGE, "PATH: the host holds a space or control byte");
+    return 0;
+}
+
 /* A request target credfd can put on the wire as is: printable ASCII, no space. */
 static int opts_check_path(const char *path)
 {
@@ -247,6 +309,7 @@ static int opts_parse(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
+        {"route", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *pos[2];
@@ -282,6 +345,10 @@ static int opts_parse(int argc, char **argv, struct opts *o)
                 return report(CREDFD_EXIT_USAGE, "-d given twice");
             o->data = optarg;
             break;
+        case 'R':
+            if ((r = opts_set_route(o, optarg)) != 0)
+                return r;
+            break;
         case 'i': o->include = true; break;
         case 'f': o->fail = true; break;
         case 'v': o->verbose = true; break;
@@ -314,6 +381,8 @@ static int opts_parse(int argc, char **argv, struct opts *o)
         return report(CREDFD_EXIT_USAGE, "'%.100s' is not a valid method", o->method);
     if (o->method == NULL)
         o->method = o->data != NULL ? "POST" : "GET";
+    if ((r = opts_take_url(o)) != 0)
+        return r;
     return opts_check_path(o->path);
 }
 
@@ -406,13 +475,16 @@ static bool query_has_param(const char *q, size_t len, const char *name)
 }
 
 /* Appends the request target: PATH without its fragment (never sent), plus
- * the sentinel app_key unless the query already names one. */
-static void head_put_target(struct head_builder *h, const char *path)
+ * the sentinel app_key unless the query already names one (or the request goes to a route,
+ * whose injection mode credfd does not know: the broker injects the key anyway). */
+static void head_put_target(struct head_builder *h, const char *path, bool sentinel)
 {
     size_t len = strcspn(path, "#");
     const char *q = memchr(path, '?', len);
 
     head_put(h, path, len);
+    if (!sentinel)
+        return;
     if (q == NULL) {
         head_put_str(h, "?" CREDFD_SENTINEL);
         return;
@@ -476,10 +548,15 @@ static size_t request_build_head(const struct opts *o, const struct body *b, cha
 
     head_put_str(&h, o->method);
     head_put(&h, " ", 1);
-    head_put_target(&h, o->path);
+    head_put_target(&h, o->path, o->route_host == NULL);
     *line_len = h.len;
     head_put_str(&h, " HTTP/1.1\r\n");
-    base_url_authority(&host, &host_len);
+    if (o->route_host != NULL) {
+        host = o->route_host;
+        host_len = o->route_host_len;
+    } else {
+        base_url_authority(&host, &host_len);
+    }
     if (opts_find_header(o, "Host") == NULL)
         head_put_header(&h, "Host", 4, host, host_len);
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)

@@ -4,8 +4,10 @@
  *
  * With LD_PRELOAD set to this library and FLASHDUTY_CRED_FD in the
  * environment:
- *  - name lookups of the placeholder host (flashduty.broker.local) answer a
- *    reserved loopback address, PRELOAD_ADDR; every other name passes through;
+ *  - name lookups of a placeholder host (flashduty.broker.local, or any route's
+ *    NAME.broker.local) answer a reserved loopback address, PRELOAD_ADDR; every
+ *    other name passes through. The request's Host then names the route, and the
+ *    broker answers 421 for a name that is none of the command's;
  *  - connect() of a TCP socket to PRELOAD_ADDR dials the broker instead and puts
  *    the brokered stream in place of the socket (same fd number, dup3), keeping
  *    the caller's O_NONBLOCK and FD_CLOEXEC; getpeername()/getsockname() on it
@@ -86,14 +88,15 @@ static bool active(void)
     return getenv(CREDFD_ENV_FD) != NULL;
 }
 
-/* True for the placeholder host, any case, with or without a trailing dot. */
+/* True for a placeholder host: NAME.broker.local, any case, with or without a trailing dot. */
 static bool is_placeholder(const char *name)
 {
-    size_t n = strlen(CREDFD_PLACEHOLDER_HOST);
+    size_t n = name != NULL ? strlen(name) : 0, slen = strlen(CREDFD_ROUTE_SUFFIX);
 
-    if (name == NULL || strncasecmp(name, CREDFD_PLACEHOLDER_HOST, n) != 0)
-        return false;
-    return name[n] == '\0' || (name[n] == '.' && name[n + 1] == '\0');
+    if (n > 0 && name[n - 1] == '.')
+        n--;
+    return n > slen && name[n - slen - 1] != '.' &&
+           strncasecmp(name + n - slen, CREDFD_ROUTE_SUFFIX, slen) == 0;
 }
 
 static in_addr_t preload_addr(void)

@@ -239,14 +239,16 @@ class PeerProcess:
 
 class Upstream(PeerProcess):
     """tests/e2e/upstream.py; see its docstring for endpoints and log format. plain=True
-    serves plain HTTP (.url http://...), as the backend of an nginx front."""
+    serves plain HTTP (.url http://...), as the backend of an nginx front; args go to
+    upstream.py as they are (--key-file K)."""
 
-    def __init__(self, certs, workdir, plain=False):
+    def __init__(self, certs, workdir, plain=False, args=()):
         self.log_path = Path(workdir) / "upstream.log"
         self.log_path.touch()
         where = ["--plain"] if plain else ["--cert", str(certs.dir)]
         super().__init__([PYTHON, str(E2E / "upstream.py"), "--port", "0"] + where
-                         + ["--log", str(self.log_path)], workdir, "upstream")
+                         + ["--log", str(self.log_path)] + [str(a) for a in args], workdir,
+                         "upstream")
         if plain:
             self.url = "http://127.0.0.1:%d" % self.port
 

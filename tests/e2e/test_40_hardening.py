@@ -421,6 +421,7 @@ def test_version_reports_broker_support(credbroker):
     rc, out, err = run_process([str(credbroker), "version", "--json"])
     assert rc == 0, err
     assert json.loads(out)["broker_supported"] is True
+    assert json.loads(out)["routes"] is True
 
 
 @pytest.fixture
@@ -439,6 +440,7 @@ def test_disabled_build_reports_no_broker_support(nobroker):
     rc, out, err = run_process([str(nobroker), "version", "--json"])
     assert rc == 0, err
     assert json.loads(out)["broker_supported"] is False
+    assert json.loads(out)["routes"] is False
 
 
 def test_disabled_build_refuses_exec_without_legacy(nobroker, upstream, certs, key_file):

@@ -63,6 +63,10 @@ Endpoints (any method; HEAD gets the same head without a body):
                          broker injected the key. With close=1 the answer has
                          "Connection: close" and the connection is closed
                          after it (the client's pool loses that connection)
+  /leak-key              200 {"leaked": K, "encoded": %-encoded K} with
+                         "X-Leak: K", K = the --key-file key (404 without
+                         one): an API that echoes a credential it knows, as
+                         another route's upstream could
   ...?close=silent       (any endpoint) the answer says nothing of it, but
                          the connection is closed after it, as a server's
                          idle timeout would (event "closed_silently" once
@@ -533,6 +537,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self._send(401, {"error": {"code": "Unauthorized",
                                                "message": "app_key missing or wrong"}},
                                headers=headers)
+            elif path == "/leak-key" and self.server.key is not None:
+                key = self.server.key
+                self._send(200, {"leaked": key, "encoded": urllib.parse.quote(key, safe="")},
+                           headers=[("X-Leak", key)])
             elif path.startswith("/status/"):
                 try:
                     status = int(path[len("/status/"):])

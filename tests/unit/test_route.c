@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "policy.h"
 #include "route.h"
 
 static void test_route_names_are_lower_case_dns_labels(void **state)
@@ -111,7 +112,83 @@ static void test_route_spec_refusals_say_why(void **state)
         if (strstr(why, cases[i].why) == NULL)
             fail_msg("%s: '%s' does not say '%s'", cases[i].spec, why, cases[i].why);
         assert_null(strstr(why, "https://h"));
-        assert_null(s.text);
+        assert_null(s.name);
+    }
+}
+
+/* A YAML mapping builds the same spec field by field; '_' may stand for '-'. */
+static void test_route_spec_field_by_field(void **state)
+{
+    struct route_spec s;
+    char why[256] = "";
+
+    assert_int_equal(route_spec_begin(&s, "grafana", why, sizeof(why)), 0);
+    assert_int_equal(route_spec_set(&s, "url", "https://g.internal/api", why, sizeof(why)), 0);
+    assert_int_equal(route_spec_set(&s, "key_file", "/etc/g.key", why, sizeof(why)), 0);
+    assert_int_equal(route_spec_set(&s, "allow", "GET /api/*", why, sizeof(why)), 0);
+    assert_int_equal(route_spec_end(&s, why, sizeof(why)), 0);
+    assert_int_equal(s.key_kind, ROUTE_KEY_FILE);
+    assert_string_equal(s.key_ref, "/etc/g.key");
+    assert_string_equal(s.env, "GRAFANA_BASE_URL");
+    /* What the walker may hand over wrongly. */
+    assert_int_equal(route_spec_set(&s, "url", "https://other", why, sizeof(why)), ERR_INVALID);
+    assert_non_null(strstr(why, "given twice"));
+    assert_int_equal(route_spec_set(&s, "key-env", "G", why, sizeof(why)), ERR_INVALID);
+    assert_non_null(strstr(why, "one key source"));
+    assert_int_equal(route_spec_set(&s, "tok\x1b[2Jen", "x", why, sizeof(why)), ERR_INVALID);
+    assert_string_equal(why, "route grafana: unknown field 'tok?[2Jen'");
+    route_spec_free(&s);
+
+    assert_int_equal(route_spec_begin(&s, "bad\nname", why, sizeof(why)), ERR_INVALID);
+    assert_non_null(strstr(why, "'bad?name'"));
+    assert_int_equal(route_spec_begin(&s, "nourl", why, sizeof(why)), 0);
+    assert_int_equal(route_spec_end(&s, why, sizeof(why)), ERR_INVALID);
+    assert_non_null(strstr(why, "no upstream URL"));
+    route_spec_free(&s);
+}
+
+static void test_route_policy_from_allow_rules(void **state)
+{
+    struct policy *p;
+    char why[256] = "";
+
+    assert_int_equal(route_policy_new(NULL, &p, why, sizeof(why)), 0);
+    assert_null(p);
+    assert_int_equal(route_policy_new("GET /api/*; POST /graphql", &p, why, sizeof(why)), 0);
+    assert_int_equal(policy_rule_count(p), 2);
+    assert_true(policy_allows(p, "GET", 3, "/api/x", 6));
+    assert_true(policy_allows(p, "POST", 4, "/graphql", 8));
+    assert_false(policy_allows(p, "POST", 4, "/api/x", 6));
+    policy_free(p);
+    assert_int_equal(route_policy_new("GET /a;;GET /b", &p, why, sizeof(why)), ERR_INVALID);
+    assert_non_null(strstr(why, "empty"));
+    assert_null(p);
+    assert_int_equal(route_policy_new("GET /a;GET", &p, why, sizeof(why)), ERR_INVALID);
+    assert_string_equal(why, "allow: 'GET' is not a 'METHOD /path-glob' rule");
+    assert_int_equal(route_policy_new("GET /a;", &p, why, sizeof(why)), ERR_INVALID);
+}
+
+static void test_route_request_host_prefers_an_absolute_forms_authority(void **state)
+{
+    static const struct {
+        const char *target, *host_hdr, *want;
+    } cases[] = {
+        {"/echo?q=1", "github.broker.local", "github.broker.local"},
+        {"HTTP://grafana.broker.local:8080/x", "github.broker.local", "grafana.broker.local:8080"},
+        {"https://a.broker.local?q", NULL, "a.broker.local"},
+        {"http://b.broker.local#f", "x", "b.broker.local"},
+        {"http://", "x", ""},
+        {"/", NULL, ""},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *h = cases[i].host_hdr, *got;
+        size_t len;
+
+        route_request_host(cases[i].target, strlen(cases[i].target), h, h ? strlen(h) : 0, &got,
+                           &len);
+        assert_int_equal(len, strlen(cases[i].want));
+        assert_memory_equal(got, cases[i].want, len);
     }
 }
 
@@ -182,6 +259,9 @@ int main(void)
         cmocka_unit_test(test_route_spec_with_every_option),
         cmocka_unit_test(test_route_spec_defaults_and_commas_in_values),
         cmocka_unit_test(test_route_spec_refusals_say_why),
+        cmocka_unit_test(test_route_spec_field_by_field),
+        cmocka_unit_test(test_route_policy_from_allow_rules),
+        cmocka_unit_test(test_route_request_host_prefers_an_absolute_forms_authority),
         cmocka_unit_test(test_route_host_names_a_route),
         cmocka_unit_test(test_route_host_outside_broker_local_is_the_default_routes),
         cmocka_unit_test(test_route_host_under_broker_local_naming_no_route_is_refused),

@@ -389,7 +389,7 @@ static void test_scrub_masks_a_key_of_the_maximum_length_in_every_form(void **st
     /* The key repeats itself: in both forms every 'k' followed by at least
      * min_occurrence key bytes starts an occurrence (a prefix of the key). */
     assert_int_equal(scrubber_mask_all(s, body, len),
-                     2 * ((klen - scrubber_min_occurrence(s)) / 2 + 1));
+                     2 * ((klen - scrubber_min_occurrence(klen)) / 2 + 1));
     assert_memory_equal(buf_ptr(out), body, len);
     assert_int_equal(body[0], '<');
     assert_int_equal(body[1], '*');
@@ -412,7 +412,7 @@ static void test_scrub_masks_a_truncated_echo_of_the_key(void **state)
     char *got;
 
     (void)state;
-    assert_int_equal(scrubber_min_occurrence(s), 9);
+    assert_int_equal(scrubber_min_occurrence(strlen(key)), 9);
     got = mask_copy(s, "{\"message\":\"invalid app_key 0123456789abcdefghijklmnopqrstu\"}", &count);
     assert_string_equal(got, "{\"message\":\"invalid app_key *******************************\"}");
     assert_int_equal(count, 1);
@@ -438,7 +438,7 @@ static void test_scrub_needs_a_quarter_of_a_long_key(void **state)
         key[i] = (char)('a' + i % 26);
     key[64] = '\0';
     s = scrubber_for(key);
-    assert_int_equal(scrubber_min_occurrence(s), 16);
+    assert_int_equal(scrubber_min_occurrence(64), 16);
     /* 15 bytes of it (the fixed prefix and 3 more): left alone. */
     snprintf(text, sizeof(text), "[%.15s]", key);
     assert_string_equal(mask_copy_static(s, text), text);
@@ -465,6 +465,135 @@ static void test_scrub_masks_a_truncated_echo_split_across_feeds(void **state)
         assert_memory_equal(buf_ptr(out), want, len);
         buf_free(out);
     }
+    scrubber_free(s);
+}
+
+/* Several keys: one scrubber made of them. */
+static struct scrubber *scrubber_for_keys(const char *const *keys, size_t n)
+{
+    struct scrub_key k[SCRUB_KEYS_MAX];
+    struct scrubber *s;
+
+    for (size_t i = 0; i < n; i++) {
+        k[i].data = (const uint8_t *)keys[i];
+        k[i].len = strlen(keys[i]);
+    }
+    assert_int_equal(scrubber_new_keys(k, n, &s), 0);
+    return s;
+}
+
+/* An invocation's routes: a response from one API must not echo another's key either. */
+static void test_scrub_masks_every_key_of_a_set(void **state)
+{
+    const char *keys[] = {"flashduty-key-0123456789", "ghp_abcdefghijklmnopqrstuvwxyz",
+                          "grafana token with spaces"};
+    struct scrubber *s = scrubber_for_keys(keys, 3);
+    const char *text = "a=flashduty-key-0123456789&b=ghp_abcdefghijklmnopqrstuvwxyz"
+                       "&c=grafana+token+with+spaces&d=%67hp_abcdefghijklmnopqrstuvwxyz!";
+    size_t count;
+    char *got = mask_copy(s, text, &count);
+
+    (void)state;
+    assert_string_equal(got, "a=************************&b=******************************"
+                             "&c=*************************&d=********************************!");
+    assert_int_equal(count, 4);
+    assert_int_equal(scrubber_max_pattern(s), 3 * strlen(keys[1]));
+    free(got);
+    scrubber_free(s);
+}
+
+/*
+ * Keys that overlap in the data: every key is matched on the original bytes. Masking A
+ * first and then looking for B would find only B's last 7 bytes, below its shortest
+ * occurrence, and let them through; the union masks both whole, in either order.
+ */
+static void test_scrub_masks_overlapping_keys_as_their_union(void **state)
+{
+    const char *ab[] = {"abcdefghij", "hijklmnopq"}, *ba[] = {"hijklmnopq", "abcdefghij"};
+    const char *text = "<abcdefghijklmnopq>", *want = "<*****************>";
+
+    (void)state;
+    for (int order = 0; order < 2; order++) {
+        struct scrubber *s = scrubber_for_keys(order == 0 ? ab : ba, 2);
+        size_t len = strlen(text), count;
+        char *got = mask_copy(s, text, &count);
+
+        assert_string_equal(got, want);
+        assert_int_equal(count, 2);
+        for (size_t a = 0; a <= len; a++) {
+            size_t cuts[1] = {a};
+            struct buf *out = stream_with_cuts(s, (const uint8_t *)text, len, cuts, 1);
+
+            assert_memory_equal(buf_ptr(out), want, len);
+            buf_free(out);
+        }
+        free(got);
+        scrubber_free(s);
+    }
+    /* Two keys from one start: the longer one decides how far the mask goes. */
+    {
+        const char *keys[] = {"abcdefghij", "abcdefghijKLMNOP"};
+        struct scrubber *s = scrubber_for_keys(keys, 2);
+        size_t count;
+        char *got = mask_copy(s, "<abcdefghijKLMNOP>", &count);
+
+        assert_string_equal(got, "<****************>");
+        assert_int_equal(count, 2);
+        free(got);
+        scrubber_free(s);
+    }
+}
+
+/* A short key's verdict must not wait for, or be lost to, a long key's lookahead. */
+static void test_scrub_streams_keys_of_different_lengths_at_every_split(void **state)
+{
+    char long_key[200];
+    const char *keys[2] = {"shortkey9", long_key};
+    char text[600], want[600];
+    struct scrubber *s;
+    size_t len;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(long_key) - 1; i++)
+        long_key[i] = (char)('A' + i % 26);
+    long_key[sizeof(long_key) - 1] = '\0';
+    s = scrubber_for_keys(keys, 2);
+    len = (size_t)snprintf(text, sizeof(text), "x shortkey9 y %%41%s z shortkey9", long_key + 1);
+    memset(want, 0, sizeof(want));
+    memcpy(want, text, len);
+    memset(want + 2, '*', 9);
+    memset(want + 14, '*', 3 + strlen(long_key) - 1);
+    memset(want + len - 9, '*', 9);
+    for (size_t a = 0; a <= len; a += 7) {
+        for (size_t b = a; b <= len; b += 13) {
+            size_t cuts[2] = {a, b};
+            struct buf *out = stream_with_cuts(s, (const uint8_t *)text, len, cuts, 2);
+
+            assert_memory_equal(buf_ptr(out), want, len);
+            buf_free(out);
+        }
+    }
+    scrubber_free(s);
+}
+
+static void test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one(void **state)
+{
+    struct scrub_key k[SCRUB_KEYS_MAX + 1];
+    struct scrubber *s = (struct scrubber *)&s;
+
+    (void)state;
+    for (size_t i = 0; i <= SCRUB_KEYS_MAX; i++) {
+        k[i].data = (const uint8_t *)"some-key-value";
+        k[i].len = 14;
+    }
+    assert_int_equal(scrubber_new_keys(k, 0, &s), ERR_INVALID);
+    assert_null(s);
+    assert_int_equal(scrubber_new_keys(k, SCRUB_KEYS_MAX + 1, &s), ERR_INVALID);
+    k[1].len = 0;
+    assert_int_equal(scrubber_new_keys(k, 2, &s), ERR_KEY_EMPTY);
+    k[1].len = 14;
+    assert_int_equal(scrubber_new_keys(k, SCRUB_KEYS_MAX, &s), 0);
+    assert_int_equal(secret_live_count() >= SCRUB_KEYS_MAX, 1);
     scrubber_free(s);
 }
 
@@ -496,6 +625,10 @@ int main(void)
         cmocka_unit_test(test_scrub_masks_a_truncated_echo_of_the_key),
         cmocka_unit_test(test_scrub_needs_a_quarter_of_a_long_key),
         cmocka_unit_test(test_scrub_masks_a_truncated_echo_split_across_feeds),
+        cmocka_unit_test(test_scrub_masks_every_key_of_a_set),
+        cmocka_unit_test(test_scrub_masks_overlapping_keys_as_their_union),
+        cmocka_unit_test(test_scrub_streams_keys_of_different_lengths_at_every_split),
+        cmocka_unit_test(test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one),
         cmocka_unit_test(test_scrub_free_functions_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
