@@ -50,7 +50,7 @@ const char *conn__audit_path(struct conn *c)
     if (!q->has_target)
         return "";
     if (q->audit_path == NULL) {
-        /* Without a route (421) the inject mode of none applies: the target as sent. */
+        /* Without a route (421) nothing was injected: the target as the child sent it. */
         static const struct inject as_sent = {.mode = INJECT_HEADER};
         static const struct upstream_base nowhere;
         const struct upstream_base *base = q->route != NULL ? &q->route->upstream : &nowhere;

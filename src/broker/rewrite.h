@@ -7,7 +7,7 @@
  * base (DESIGN.md section 2). In the default injection mode it also removes
  * every query parameter that names the credential and appends exactly one
  * carrying the real key. The child's authority (absolute-form, Host) is
- * ignored.
+ * never forwarded: it only picks the route (route.h), whose base this is.
  *
  * Everything here is pure: no I/O, no allocation except through the caller's
  * buf. Headers (Host, the injected header, hop-by-hop) are built elsewhere.

@@ -17,10 +17,16 @@ static unsigned long ry_line(const struct route_yaml *y)
 }
 
 /* "line N: <what>" in why; returns code. */
+static int ry_fail_at(struct route_yaml *y, unsigned long line, int code, const char *what)
+{
+    snprintf(y->why, y->why_len, "line %lu: %s", line, what);
+    return code;
+}
+
+/* The same at the current event. */
 static int ry_fail(struct route_yaml *y, int code, const char *what)
 {
-    snprintf(y->why, y->why_len, "line %lu: %s", ry_line(y), what);
-    return code;
+    return ry_fail_at(y, ry_line(y), code, what);
 }
 
 /* Wipes the current event's scalar and frees the event. */
@@ -139,9 +145,10 @@ static int ry_read_fields(struct route_yaml *y, struct ry_fields *f)
     return r;
 }
 
-/* One route: the current event is its mapping's start. */
+/* One route: the current event is its mapping's start. Its errors say the line it starts on. */
 static int ry_route(struct route_yaml *y, struct route_spec *s)
 {
+    unsigned long line = ry_line(y);
     struct ry_fields f;
     char detail[256];
     int r;
@@ -151,19 +158,19 @@ static int ry_route(struct route_yaml *y, struct route_spec *s)
     if (y->ev->type != YAML_MAPPING_START_EVENT)
         return ry_fail(y, ERR_INVALID, "each route is a mapping (name: ..., url: ...)");
     if ((r = ry_read_fields(y, &f)) == 0 && f.name == NULL)
-        r = ry_fail(y, ERR_INVALID, "a route without a name");
+        r = ry_fail_at(y, line, ERR_INVALID, "a route without a name");
     if (r == 0 && (r = route_spec_begin(s, f.name, detail, sizeof(detail))) != 0)
-        r = ry_fail(y, r, detail);
+        r = ry_fail_at(y, line, r, detail);
     for (size_t i = 0; r == 0 && i < f.n; i++) {
         if (f.value[i] != f.name &&
             (r = route_spec_set(s, f.field[i], f.value[i], detail, sizeof(detail))) != 0)
-            r = ry_fail(y, r, detail);
+            r = ry_fail_at(y, line, r, detail);
     }
     if (r == 0 && f.allow != NULL &&
         (r = route_spec_set(s, "allow", f.allow, detail, sizeof(detail))) != 0)
-        r = ry_fail(y, r, detail);
+        r = ry_fail_at(y, line, r, detail);
     if (r == 0 && (r = route_spec_end(s, detail, sizeof(detail))) != 0)
-        r = ry_fail(y, r, detail);
+        r = ry_fail_at(y, line, r, detail);
     ry_fields_free(&f);
     if (r != 0)
         route_spec_free(s);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker.h"
 #include "cli.h"
 #include "config.h"
 #include "env.h"
@@ -28,6 +29,7 @@
 #include "key_source.h"
 #include "log.h"
 #include "permission.h"
+#include "route_set.h"
 #include "runner.h"
 #include "secret.h"
 
@@ -281,6 +283,53 @@ static int append_secret_path(struct runner_config *cfg, const char *path)
     return 0;
 }
 
+/*
+ * broker.routes: the keys read from their sources (each file one more path commands must not
+ * see), checked as exec checks --route (the task's own credential is the default route),
+ * and kept out of the log. Returns 0 or a code with err set.
+ */
+static int load_routes(struct runner_config *cfg, struct route_set *rs, struct runner_routes *out,
+                       char *err, size_t errlen)
+{
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (cfg->broker.nroutes == 0)
+        return 0;
+    if (!broker_supported() || !cfg->broker.enabled) {
+        snprintf(err, errlen, "broker.routes needs the broker (broker.enabled, on Linux)");
+        return ERR_INVALID;
+    }
+    for (size_t i = 0; i < cfg->broker.nroutes; i++) {
+        if ((r = route_set_adopt(rs, &cfg->broker.routes[i], err, errlen)) != 0)
+            return r;
+    }
+    cfg->broker.nroutes = 0; /* taken over */
+    if ((r = route_set_prepare(rs, true, err, errlen)) != 0)
+        return r;
+    for (size_t i = 0; i < rs->n; i++) {
+        if ((r = log_redact_add(rs->v[i].key)) != 0 ||
+            (rs->v[i].spec.key_kind == ROUTE_KEY_FILE &&
+             (r = append_secret_path(cfg, rs->v[i].spec.key_ref)) != 0)) {
+            snprintf(err, errlen, "%s", err_str(r));
+            return r;
+        }
+    }
+    out->routes = rs->broker;
+    out->envs = rs->envs;
+    out->urls = rs->urls;
+    out->n = rs->n;
+    return 0;
+}
+
+/* The log forgets the routes' keys, and they are wiped. */
+static void free_routes(struct route_set *rs)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        log_redact_remove(rs->v[i].key);
+    route_set_free(rs);
+}
+
 /* --check-command: one line per command string the rules saw, then the verdict. */
 static void print_seen(const char *text, bool allowed, const char *rule, void *data)
 {
@@ -321,6 +370,8 @@ int cmd_runner(int argc, char **argv)
 {
     extern char **environ;
     struct runner_config cfg;
+    struct route_set route_set;
+    struct runner_routes routes;
     struct secret *flag_token = NULL;
     char err[512] = "";
     const char *config_path = NULL, *key_file = NULL;
@@ -333,6 +384,8 @@ int cmd_runner(int argc, char **argv)
     const char *check_command = NULL;
 
     memset(&cfg, 0, sizeof(cfg)); /* config_free() is safe on it before config_init() */
+    memset(&route_set, 0, sizeof(route_set));
+    memset(&routes, 0, sizeof(routes));
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+c:", runner_options, NULL)) != -1) {
@@ -437,6 +490,11 @@ int cmd_runner(int argc, char **argv)
     if (config_validate(&cfg, err, sizeof(err)) != 0 ||
         config_load_permission(&cfg, err, sizeof(err)) != 0)
         goto fail;
+    if (!want_print && (r = load_routes(&cfg, &route_set, &routes, err, sizeof(err))) != 0) {
+        if (r == ERR_NOMEM)
+            snprintf(err, sizeof(err), "%s", err_str(r));
+        goto fail;
+    }
 
     log_set_ident("credbroker-runner");
     log_set_level(cfg.log_level);
@@ -461,8 +519,9 @@ int cmd_runner(int argc, char **argv)
         goto out;
     }
     advertise = runner_probe_broker(&cfg);
-    status = runner_run(&cfg, advertise, &fds_at_start);
+    status = runner_run(&cfg, &routes, advertise, &fds_at_start);
     log_redact_remove(cfg.api_key);
+    free_routes(&route_set);
     config_free(&cfg);
     /* Every task's fds and secrets must be gone by now (tests turn this on). */
     if (fds_at_start >= 0 && !harden_leak_check(fds_at_start, "runner"))
@@ -473,6 +532,7 @@ fail:
     status = CLI_EXIT_USAGE;
 out:
     secret_free(flag_token);
+    free_routes(&route_set);
     config_free(&cfg);
     return status;
 }

@@ -59,6 +59,18 @@ int route_set_add_spec(struct route_set *rs, const char *text, char *why, size_t
     return 0;
 }
 
+int route_set_adopt(struct route_set *rs, struct route_spec *spec, char *why, size_t why_len)
+{
+    struct route_set_entry *rt = routes_next(rs, why, why_len);
+
+    if (rt == NULL)
+        return rs->v == NULL ? ERR_NOMEM : ERR_INVALID;
+    rt->spec = *spec;
+    memset(spec, 0, sizeof(*spec));
+    rs->n++;
+    return 0;
+}
+
 /* ---- the routes file ---- */
 
 int route_set_add_file(struct route_set *rs, const char *path, char *why, size_t why_len)
@@ -171,6 +183,8 @@ int route_set_prepare(struct route_set *rs, bool with_default, char *why, size_t
             .allow = rt->spec.allow,
             .key = rt->key,
         };
+        rs->envs[i] = rt->spec.env;
+        rs->urls[i] = rt->placeholder;
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
- * route_set.h - `credbroker exec`'s extra routes (issue 21): --route and --routes FILE
- * read, their keys fetched from the sources they name, everything checked before anything
- * starts, and handed to the broker (which copies what it keeps).
+ * route_set.h - the extra routes of exec's command line (--route, --routes FILE) or of the
+ * runner's broker.routes (issue 21): read, their keys fetched from the sources they name,
+ * everything checked before anything starts, and handed to the broker (which copies what
+ * it keeps per invocation).
  *
  * A routes file is YAML: a list of mappings, or a mapping whose `routes` is that list, each
  * with the fields of --route (name, url, key-file | key-fd | key-env, inject, allow, env;
@@ -31,11 +32,17 @@ struct route_set_entry {
 struct route_set {
     struct route_set_entry *v; /* ROUTE_MAX of them, allocated with the first */
     size_t n;
-    struct broker_route broker[ROUTE_MAX]; /* what broker_invocation_new reads */
+    /* Filled by route_set_prepare: what broker_invocation_new reads, and each route's
+     * placeholder variable and URL. */
+    struct broker_route broker[ROUTE_MAX];
+    const char *envs[ROUTE_MAX], *urls[ROUTE_MAX];
 };
 
 /* One --route value. Returns 0, or ERR_INVALID / ERR_NOMEM with a one-line reason in why. */
 int route_set_add_spec(struct route_set *rs, const char *text, char *why, size_t why_len);
+/* Takes over a route parsed elsewhere (the runner's broker.routes); *spec is left empty.
+ * Returns 0, or ERR_INVALID (too many routes) / ERR_NOMEM with why. */
+int route_set_adopt(struct route_set *rs, struct route_spec *spec, char *why, size_t why_len);
 /* Every route of a routes file (see above); the reason says the file and line. */
 int route_set_add_file(struct route_set *rs, const char *path, char *why, size_t why_len);
 

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "route.h"
 #include "ascii.h"
 #include "config.h"
 #include "config_internal.h"
@@ -66,6 +67,7 @@ static const struct key_def keys[] = {
     {"broker.env_deny", KIND_LIST, F(broker.env_deny), F(broker.nenv_deny), 0, 0},
     {"broker.secret_paths", KIND_LIST, F(broker.secret_paths), F(broker.nsecret_paths), 0, 0},
     {"broker.isolation", KIND_ISOLATION, 0, 0, 0, 0},
+    {"broker.routes", KIND_ROUTES, 0, 0, 0, 0},
     {"tasks", KIND_SECTION, 0, 0, 0, 0},
     {"tasks.max_concurrent", KIND_UINT, F(tasks.max_concurrent), 0, 1, 100000},
     {"tasks.default_timeout", KIND_DURATION, F(tasks.default_timeout_ms), 0, 1, MS_MAX},
@@ -571,6 +573,9 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
     if (d->kind == KIND_SECTION)
         return config__fail(w, d->key, ERR_INVALID,
                             "is a section, not a value: set one of its keys");
+    if (d->kind == KIND_ROUTES)
+        return config__fail(w, d->key, ERR_INVALID,
+                            "is a list of mappings: set it in the config file");
     if (len > CONFIG_VALUE_MAX)
         return config__fail(w, d->key, ERR_INVALID, "longer than %d bytes", CONFIG_VALUE_MAX);
     if (memchr(v, '\0', len) != NULL || has_control(v, len))
@@ -656,6 +661,7 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
     case KIND_SECRET:
     case KIND_LABELS:
     case KIND_LIST:
+    case KIND_ROUTES:
         break; /* handled above */
     }
     return config__fail(w, d->key, ERR_INVALID, "cannot be set");
@@ -859,6 +865,9 @@ void config_free(struct runner_config *c)
     free(c->broker.audit);
     config__strv_free(c->broker.env_deny, c->broker.nenv_deny);
     config__strv_free(c->broker.secret_paths, c->broker.nsecret_paths);
+    for (size_t i = 0; i < c->broker.nroutes; i++)
+        route_spec_free(&c->broker.routes[i]);
+    free(c->broker.routes);
     config__strv_free(c->webfetch.allow_hosts, c->webfetch.nallow_hosts);
     free(c->webfetch.cacert);
     free(c->config_path);

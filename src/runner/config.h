@@ -62,6 +62,7 @@ enum isolation_mode { ISOLATION_AUTO, ISOLATION_REQUIRED, ISOLATION_OFF };
  * "key:value", or "key" when the value is empty.
  */
 struct permission_rules;
+struct route_spec;
 
 struct runner_config {
     struct secret *api_key; /* NULL until set; in the secret arena (secret.h) */
@@ -93,6 +94,10 @@ struct runner_config {
         size_t nenv_deny;
         char **secret_paths; /* extra absolute paths to hide from commands */
         size_t nsecret_paths;
+        /* broker.routes: APIs the host's owner offers every task (issue 21), as written;
+         * their keys are read by the caller (cmd_runner). YAML only. */
+        struct route_spec *routes; /* ROUTE_MAX - 1 of them, allocated with the first */
+        size_t nroutes;
         enum isolation_mode isolation; /* default ISOLATION_AUTO */
     } broker;
     struct {

@@ -34,6 +34,7 @@ enum kind {
     KIND_INJECT,     /* broker.inject: a char * that inject_parse() accepts */
     KIND_LABELS,     /* label_keys, label_values, nlabels */
     KIND_LIST,       /* char ** at off, its size_t count at count_off */
+    KIND_ROUTES,     /* broker.routes: a YAML list of route mappings (route_yaml.h) */
 };
 
 struct key_def {

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "config_internal.h"
 #include "err.h"
+#include "route_yaml.h"
 
 struct walk {
     yaml_parser_t parser;
@@ -294,6 +295,31 @@ static int walk_permission(struct walk *y, const struct key_def *d)
     return 0;
 }
 
+/* broker.routes: a list of route mappings, read by route_yaml (as exec's --routes file is).
+ * A second broker.routes replaces the first. */
+static int walk_routes(struct walk *y, const struct key_def *d)
+{
+    struct runner_config *c = y->c;
+    char why[400] = "";
+    struct route_yaml ry = {&y->parser, &y->ev, &y->have_ev, NULL, ROUTE_MAX - 1,
+                            &c->broker.nroutes, why, sizeof(why)};
+    int r;
+
+    for (size_t i = 0; i < c->broker.nroutes; i++)
+        route_spec_free(&c->broker.routes[i]);
+    c->broker.nroutes = 0;
+    if (c->broker.routes == NULL &&
+        (c->broker.routes = calloc(ROUTE_MAX - 1, sizeof(*c->broker.routes))) == NULL)
+        return config__fail(&y->w, d->key, ERR_NOMEM, "out of memory");
+    ry.out = c->broker.routes;
+    if ((r = route_yaml_list(&ry)) != 0) {
+        /* route_yaml says the line ("line N: ..."): the origin is the file alone. */
+        snprintf(y->origin, sizeof(y->origin), "%.200s", y->path);
+        return config__fail(&y->w, d->key, r, "%s", r == ERR_NOMEM ? "out of memory" : why);
+    }
+    return 0;
+}
+
 static int walk_mapping(struct walk *y, const char *prefix);
 
 /* The value of key d, whose first event is current; line is the key's line. */
@@ -333,6 +359,11 @@ static int walk_value(struct walk *y, const struct key_def *d, unsigned long lin
         if (t == YAML_MAPPING_START_EVENT)
             return walk_permission(y, d);
         break;
+    case KIND_ROUTES:
+        if (t == YAML_SEQUENCE_START_EVENT)
+            return walk_routes(y, d);
+        return config__fail(&y->w, d->key, ERR_INVALID, "expected a list of routes, found %s",
+                            walk_found(y));
     case KIND_SECRET:
         if (t == YAML_SCALAR_EVENT && y->ev.data.scalar.length > 0 && !walk_is_null(y) &&
             (y->mode & 077) != 0)

@@ -81,6 +81,7 @@ struct runner {
     bool advertise_broker;
     struct broker *broker;
     struct broker_invocation_options broker_template;
+    const struct runner_routes *routes; /* broker.routes, keys loaded; NULL: none */
     struct env *child_env;
     bool isolate; /* commands run in namespaces (DESIGN.md 4b) */
     struct isolate_secrets secrets; /* what they cover, opened at start (isolate.h) */
@@ -460,6 +461,8 @@ static void runner__start_bash(struct runner *r, struct proto_in *m)
     spec.egress = r->broker != NULL ? TASK_EGRESS_BROKER : TASK_EGRESS_LEGACY;
     spec.broker = r->broker;
     spec.broker_template = &r->broker_template;
+    spec.route_envs = r->routes != NULL ? r->routes->envs : NULL;
+    spec.route_urls = r->routes != NULL ? r->routes->urls : NULL;
     spec.isolate = r->isolate ? &r->secrets : NULL;
     if (task_start(r->loop, &spec, &task_events, rt, &rt->task) != 0) {
         running_task_free(rt);
@@ -932,7 +935,8 @@ static const char *runner__getenv(const char *name)
     return getenv(name);
 }
 
-static int runner__init(struct runner *r, const struct runner_config *cfg, bool advertise)
+static int runner__init(struct runner *r, const struct runner_config *cfg,
+                        const struct runner_routes *routes, bool advertise)
 {
     extern char **environ;
     struct broker_options bo;
@@ -1016,6 +1020,15 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
         r->broker_template.scrub = true;
         if (inject_parse(cfg->broker.inject, &r->broker_template.inject) != 0)
             return ERR_INVALID;
+        /* The host's routes, for every task (each invocation copies what it keeps). */
+        if (routes != NULL && routes->n > 0) {
+            r->routes = routes;
+            r->broker_template.routes = routes->routes;
+            r->broker_template.nroutes = routes->n;
+        }
+    } else if (routes != NULL && routes->n > 0) {
+        log_error("broker.routes needs the broker (broker.enabled, on Linux)");
+        return ERR_UNSUPPORTED;
     }
     /* Isolation: the runner's config file, the configured secret paths and the runner's log
      * are hidden from every command. */
@@ -1073,13 +1086,14 @@ static int runner__init(struct runner *r, const struct runner_config *cfg, bool 
     return 0;
 }
 
-int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_baseline)
+int runner_run(const struct runner_config *cfg, const struct runner_routes *routes,
+               bool advertise_broker, int *fds_baseline)
 {
     struct runner r;
     int rc;
 
     proto_init();
-    if ((rc = runner__init(&r, cfg, advertise_broker)) != 0) {
+    if ((rc = runner__init(&r, cfg, routes, advertise_broker)) != 0) {
         log_error_r(rc, "cannot start the runner");
         return 1;
     }

@@ -10,6 +10,18 @@
 #include <stdbool.h>
 
 struct runner_config;
+struct broker_route;
+
+/*
+ * broker.routes with their keys loaded (cmd_runner): every task's invocation offers them
+ * besides the task's own credential, and the task's environment gets envs[i]=urls[i] (the
+ * route's placeholder URL). Borrowed for as long as runner_run runs.
+ */
+struct runner_routes {
+    const struct broker_route *routes;
+    const char *const *envs, *const *urls;
+    size_t n;
+};
 
 /*
  * Whether this runner advertises the broker (`&broker=1`): the broker is
@@ -26,6 +38,7 @@ bool runner_probe_broker(const struct runner_config *cfg);
  * *fds_baseline receives the number of open fds once the runner is set up, before
  * any task: the leak check at exit compares against it.
  */
-int runner_run(const struct runner_config *cfg, bool advertise_broker, int *fds_baseline);
+int runner_run(const struct runner_config *cfg, const struct runner_routes *routes,
+               bool advertise_broker, int *fds_baseline);
 
 #endif

@@ -401,13 +401,20 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
         task__fail_later(t, "%s", "out of memory");
         goto out;
     }
-    /* The task's key under any other name the runner inherited: never the command's. */
+    /* The task's key, or a route's, under any other name the runner inherited: never the
+     * command's. */
     if (key != NULL)
         env_deny_secret(env, key, "the task's key");
-    if (key != NULL && spec->egress == TASK_EGRESS_BROKER) {
+    for (size_t i = 0; spec->broker_template != NULL && i < spec->broker_template->nroutes; i++)
+        env_deny_secret(env, spec->broker_template->routes[i].key, "a route's key");
+    /* The broker serves the task's own credential, if any, and the host's routes. */
+    if ((key != NULL || (spec->broker_template != NULL && spec->broker_template->nroutes > 0)) &&
+        spec->egress == TASK_EGRESS_BROKER) {
         struct broker_invocation_options io = *spec->broker_template;
+        bool key_given = key != NULL;
 
-        if (upstream_base_parse(spec->base_url != NULL ? spec->base_url : "", &io.upstream) != 0) {
+        if (key != NULL &&
+            upstream_base_parse(spec->base_url != NULL ? spec->base_url : "", &io.upstream) != 0) {
             task__fail_later(t, "%s", "credential.base_url is not an http(s) URL");
             goto out;
         }
@@ -420,8 +427,12 @@ int task_start(uv_loop_t *loop, const struct task_spec *spec, const struct task_
             task__fail_later(t, "cannot set up the broker: %s", err_str(r));
             goto out;
         }
-        if (env_set(env, "FLASHDUTY_CRED_FD", fdtext) != 0 ||
-            env_set(env, "FLASHDUTY_BASE_URL", "http://flashduty.broker.local") != 0) {
+        r = env_set(env, "FLASHDUTY_CRED_FD", fdtext);
+        if (r == 0 && key_given)
+            r = env_set(env, "FLASHDUTY_BASE_URL", "http://flashduty.broker.local");
+        for (size_t i = 0; r == 0 && i < io.nroutes; i++)
+            r = env_set(env, spec->route_envs[i], spec->route_urls[i]);
+        if (r != 0) {
             task__fail_later(t, "%s", "out of memory");
             goto out;
         }

@@ -47,7 +47,9 @@ struct task_spec {
     const char *base_url;
     enum task_egress egress;
     struct broker *broker;                                   /* for TASK_EGRESS_BROKER */
-    const struct broker_invocation_options *broker_template; /* inject, limits, scrub */
+    const struct broker_invocation_options *broker_template; /* inject, limits, scrub, routes */
+    /* The template's routes' placeholder variables and URLs (broker_template->nroutes). */
+    const char *const *route_envs, *const *route_urls;
     /* Isolation (DESIGN.md 4b): NULL, off; else the command runs in its own namespaces with
      * these secrets covered (opened at the runner's start, isolate.h). */
     const struct isolate_secrets *isolate;

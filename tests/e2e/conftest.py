@@ -29,6 +29,7 @@ rewrites, the broker's connections to the upstream) is marked
 @pytest.mark.python_upstream("why") and skipped under nginx.
 """
 
+import atexit
 import collections
 import concurrent.futures
 import hashlib
@@ -40,6 +41,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -513,6 +515,21 @@ def child_env():
     return make_child_env
 
 
+E2E_ROUTES = os.environ.get("CREDBROKER_E2E_ROUTES") == "1"
+_SPARE_ROUTE_KEY = []
+
+
+def spare_route_key():
+    """The key file of make test-routes' extra route (made once per session)."""
+    if not _SPARE_ROUTE_KEY:
+        fd, path = tempfile.mkstemp(prefix="credbroker-spare-route-")
+        os.write(fd, (secrets.token_hex(16) + "\n").encode())
+        os.close(fd)
+        atexit.register(os.unlink, path)
+        _SPARE_ROUTE_KEY.append(path)
+    return _SPARE_ROUTE_KEY[0]
+
+
 @pytest.fixture
 def exec_argv(credbroker, upstream, certs, key_file):
     """exec_argv(args=(), child=None, *, code=None, upstream_url=None,
@@ -536,6 +553,11 @@ def exec_argv(credbroker, upstream, certs, key_file):
             argv += ["--cacert", str(ca)]
         if kp:
             argv += ["--key-file", str(kp)]
+        if E2E_ROUTES and "--legacy" not in [str(a) for a in args]:
+            # make test-routes: every exec also offers a second route (issue 21); nothing the
+            # suite checks may change for it. (--legacy has no broker, hence no routes.)
+            argv += ["--route", "spare=https://127.0.0.1:9,key-file=%s,inject=bearer"
+                     % spare_route_key()]
         return argv + [str(a) for a in args] + ["--"] + [str(c) for c in child]
 
     return build

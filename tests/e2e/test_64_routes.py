@@ -379,3 +379,107 @@ def test_credfd_takes_a_route_by_name_or_url(apis, credbroker, build_dir):
         assert app_keys(rec) == []  # no sentinel on a route's request
         assert header(rec, "Host") == [apis.b.url.split("//")[1]]
     assert app_keys(tagged(apis.a, t + "-default")[0]) == [apis.key_a]
+
+
+# -- the runner: broker.routes --------------------------------------------------------------
+
+RUNNER_ROUTES_YAML = """\
+broker:
+  routes:
+    - name: grafana
+      url: {url}
+      key_file: {key_file}
+      inject: header:X-Grafana-Key
+      allow: [GET /echo*, GET /leak-key]
+"""
+
+
+@pytest.fixture
+def routed_runner(request, apis, credbroker, tmp_path):
+    """A runner whose config offers the route grafana -> upstream A with B's key (A echoes
+    that key on /leak-key), against its own MockPlatform."""
+    from conftest import MockPlatform, RunnerProcess
+
+    (tmp_path / "platform").mkdir()
+    platform = MockPlatform(tmp_path / "platform", token="rt-" + secrets.token_hex(16))
+    request.addfinalizer(platform.stop)
+    cfg = tmp_path / "runner.yaml"
+    cfg.write_text(RUNNER_ROUTES_YAML.format(url=apis.a.url, key_file=apis.file_b))
+    r = RunnerProcess(credbroker, platform, tmp_path, apis.cacert, args=["--config", cfg],
+                      wait_connected=False)
+    request.addfinalizer(r.close)
+    r.connection = r.wait_connected(timeout=10)
+    return platform, r
+
+
+def test_runner_offers_its_routes_to_a_task_without_a_credential(routed_runner, apis, build_dir,
+                                                                credbroker):
+    platform, runner = routed_runner
+    t = secrets.token_hex(6)
+    credfd = build_dir / "credfd"
+    isolated = json.loads(subprocess.run([str(credbroker), "version", "--json"], check=True,
+                                         capture_output=True).stdout)["isolation"] != "none"
+    cmd = ("env; echo ---SPLIT---; {c} --route grafana '/echo?t={t}'; echo; "
+           "{c} \"$GRAFANA_BASE_URL/leak-key\"; echo; {c} -X POST --route grafana /echo; echo; "
+           "{cat} 2>&1; true").format(c=credfd, t=t,
+                                      # Under isolation the route's key file is covered too.
+                                      cat="cat %s" % apis.file_b if isolated else "")
+    task_id = platform.bash(cmd)
+    res = platform.result(task_id, timeout=20)
+    assert res["success"] is True, res
+    out = res["result"]["stdout"] + res["result"]["stderr"]
+    env_text, _, rest = res["result"]["stdout"].partition("---SPLIT---\n")
+    env = dict(line.partition("=")[::2] for line in env_text.splitlines() if "=" in line)
+    assert env["GRAFANA_BASE_URL"] == "http://grafana.broker.local"
+    assert env["FLASHDUTY_CRED_FD"] == "3" and "FLASHDUTY_BASE_URL" not in env
+    rec = tagged(apis.a, t)[0]
+    assert header(rec, "X-Grafana-Key") == [apis.key_b] and app_keys(rec) == []
+    leak = json.loads(rest.splitlines()[1])
+    assert leak["leaked"] == "*" * len(apis.key_b)
+    assert "PolicyDenied" in rest.splitlines()[2]
+    # The key nowhere: output, environment, the runner's log, the platform's messages.
+    assert apis.key_b not in out
+    assert apis.key_b not in runner.log() and apis.key_b not in runner.stderr()
+    assert apis.key_b not in json.dumps(platform.messages())
+
+
+def test_runner_task_with_its_own_credential_keeps_it_as_the_default_route(
+        routed_runner, apis, build_dir):
+    platform, runner = routed_runner
+    t = secrets.token_hex(6)
+    key = secrets.token_hex(16)
+    cmd = "{c} '/echo?t={t}-own' && {c} --route grafana '/echo?t={t}-route'".format(
+        c=build_dir / "credfd", t=t)
+    task_id = platform.bash(cmd, credential={"key": key, "base_url": apis.b.url})
+    res = platform.result(task_id, timeout=20)
+    assert res["success"] is True and res["result"]["exit_code"] == 0, res
+    own = tagged(apis.b, t + "-own")[0]
+    assert app_keys(own) == [key] and apis.key_b not in json.dumps(own)
+    route = tagged(apis.a, t + "-route")[0]
+    assert header(route, "X-Grafana-Key") == [apis.key_b] and key not in json.dumps(route)
+
+
+def test_runner_refuses_bad_routes_with_one_line(apis, credbroker, tmp_path):
+    cases = [
+        ("broker:\n  routes:\n    - name: flashduty\n      url: %s\n      key_file: %s\n"
+         % (apis.a.url, apis.file_b), "default route"),
+        ("broker:\n  routes:\n    - name: g\n      url: %s\n      key_file: %s/none\n"
+         % (apis.a.url, tmp_path), "none"),
+        ("broker:\n  routes: grafana\n", "list of routes"),
+        ("broker:\n  routes:\n    - name: g\n      url: %s\n      key: sk_live_pasted\n"
+         % apis.a.url, "unknown field 'key'"),
+    ]
+    for text, says in cases:
+        cfg = tmp_path / "runner.yaml"
+        cfg.write_text(text)
+        rc, out, err = run([str(credbroker), "runner", "--config", cfg, "--api-url",
+                            "ws://127.0.0.1:9/", "--workspace-root", tmp_path],
+                           env={"FLASHDUTY_RUNNER_API_KEY": "rt-x"})
+        assert rc == 2, (text, rc, err)
+        assert len(err.strip().splitlines()) == 1 and says in err, (text, err)
+        assert "sk_live_pasted" not in err
+    rc, out, err = run([str(credbroker), "runner", "--api-url", "ws://127.0.0.1:9/",
+                        "--workspace-root", tmp_path],
+                       env={"FLASHDUTY_RUNNER_API_KEY": "rt-x",
+                            "FLASHDUTY_RUNNER_BROKER_ROUTES": "g=https://h"})
+    assert rc == 2 and "config file" in err, err

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "permission.h"
 #include "err.h"
+#include "route.h"
 #include "secret.h"
 
 #define KEY "fk_TOPSECRETkey0123456789"
@@ -331,6 +332,45 @@ static void test_config_reads_labels_from_a_yaml_mapping(void **state)
     assert_string_equal(c.label_values[1], "1");
     assert_string_equal(c.label_keys[2], "empty");
     assert_string_equal(c.label_values[2], "");
+    config_free(&c);
+}
+
+/* broker.routes (issue 21): route mappings, as exec's --routes file has them. */
+static void test_config_reads_broker_routes(void **state)
+{
+    struct runner_config c;
+
+    init(&c);
+    assert_int_equal(load(&c, "broker:\n  routes:\n    - name: grafana\n"
+                              "      url: https://g.internal\n      key_file: /etc/g.key\n"
+                              "      allow: [GET /api/*, POST /api/ds/query]\n"
+                              "    - name: wiki\n      url: https://w\n      key-env: W\n"
+                              "      env: WIKI_URL\n"),
+                     0);
+    assert_int_equal(c.broker.nroutes, 2);
+    assert_string_equal(c.broker.routes[0].name, "grafana");
+    assert_string_equal(c.broker.routes[0].key_ref, "/etc/g.key");
+    assert_string_equal(c.broker.routes[0].allow, "GET /api/*;POST /api/ds/query");
+    assert_string_equal(c.broker.routes[0].env, "GRAFANA_BASE_URL");
+    assert_string_equal(c.broker.routes[1].env, "WIKI_URL");
+    /* A second broker.routes replaces the first, as any key read twice does. */
+    assert_int_equal(load(&c, "broker:\n  routes:\n    - {name: one, url: https://o, "
+                              "key-fd: 5}\n"),
+                     0);
+    assert_int_equal(c.broker.nroutes, 1);
+    assert_string_equal(c.broker.routes[0].name, "one");
+    /* Refusals say the file, the key and the line. */
+    assert_int_equal(load(&c, "broker:\n  routes:\n    - name: Bad\n      url: https://x\n"),
+                     ERR_INVALID);
+    assert_err_contains("broker.routes");
+    assert_err_contains("line 3");
+    assert_err_contains("route name 'Bad'");
+    assert_err_clean();
+    assert_int_equal(load(&c, "broker:\n  routes: x\n"), ERR_INVALID);
+    assert_err_contains("expected a list of routes");
+    assert_int_equal(config_set(&c, "broker.routes", "g=https://h", "--set", err, sizeof(err)),
+                     ERR_INVALID);
+    assert_err_contains("config file");
     config_free(&c);
 }
 
@@ -1300,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_config_ignores_keys_only_the_go_runner_uses),
         cmocka_unit_test(test_config_accepts_the_go_runner_log_format_text),
         cmocka_unit_test(test_config_reads_labels_from_a_yaml_mapping),
+        cmocka_unit_test(test_config_reads_broker_routes),
         cmocka_unit_test(test_config_reads_labels_in_the_go_runner_list_form),
         cmocka_unit_test(test_config_reads_labels_from_the_environment),
         cmocka_unit_test(test_config_rejects_a_label_given_twice),
