@@ -11,10 +11,10 @@
 
 #include "env.h"
 #include "err.h"
-#include "route_set.h"
 #include "isolate.h"
 #include "key_source.h"
 #include "policy.h"
+#include "route_set.h"
 #include "route_yaml.h"
 #include "secret.h"
 
@@ -81,8 +81,16 @@ int route_set_add_file(struct route_set *rs, const char *path, char *why, size_t
     bool have_ev = false;
     size_t n = 0;
     char detail[400] = "";
-    struct route_yaml y = {&parser, &ev,   &have_ev,      specs,
-                           ROUTE_MAX - 1 - rs->n, &n, detail, sizeof(detail)};
+    struct route_yaml y = {
+        .parser = &parser,
+        .ev = &ev,
+        .have_ev = &have_ev,
+        .out = specs,
+        .max = ROUTE_MAX - 1 - rs->n, /* the default route is the last of ROUTE_MAX */
+        .n = &n,
+        .why = detail,
+        .why_len = sizeof(detail),
+    };
     FILE *f;
     int r;
 

@@ -301,8 +301,15 @@ static int walk_routes(struct walk *y, const struct key_def *d)
 {
     struct runner_config *c = y->c;
     char why[400] = "";
-    struct route_yaml ry = {&y->parser, &y->ev, &y->have_ev, NULL, ROUTE_MAX - 1,
-                            &c->broker.nroutes, why, sizeof(why)};
+    struct route_yaml ry = {
+        .parser = &y->parser,
+        .ev = &y->ev,
+        .have_ev = &y->have_ev,
+        .max = ROUTE_MAX - 1, /* the task's own credential is the default route */
+        .n = &c->broker.nroutes,
+        .why = why,
+        .why_len = sizeof(why),
+    };
     int r;
 
     for (size_t i = 0; i < c->broker.nroutes; i++)
