@@ -13,14 +13,15 @@
  * go both ways through one fixed-size buffer, so memory stays flat whatever
  * their size. It is not a general HTTP client: no TLS, no redirects, no
  * retries, one request per run; the broker and the upstream do the rest.
+ *
+ * The command line and the body's source are credfd_args.c; this file builds the
+ * request, moves the bytes and reads the response.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,7 +29,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ascii.h"
@@ -36,87 +36,7 @@
 #include "rewrite.h"
 #include "credbroker_config.h"
 #include "credfd.h"
-
-#define CREDFD_IO_CHUNK (64 * 1024)     /* bytes per read or write of a body */
-#define CREDFD_HEAD_MAX (64 * 1024)     /* one response head, final CRLF included */
-#define CREDFD_REQ_HEAD_MAX (64 * 1024) /* the request head we build */
-#define CREDFD_MAX_HEADERS 100          /* -H options */
-#define CREDFD_MAX_INTERIM 16           /* 1xx heads before the final one */
-#define CREDFD_CHUNK_ROOM 24            /* room before a body chunk for its size line */
-#define CREDFD_SENTINEL_NAME "app_key"
-#define CREDFD_SENTINEL "app_key=broker-sentinel"
-
-/* Exit statuses (see the usage text). */
-enum {
-    CREDFD_EXIT_OK = 0,
-    CREDFD_EXIT_USAGE = 2,
-    CREDFD_EXIT_NOT_BROKERED = 3,
-    CREDFD_EXIT_REFUSED = 4,
-    CREDFD_EXIT_IO = 5,
-    CREDFD_EXIT_HTTP = 22,
-};
-
-static const char usage_text[] =
-    "usage: credfd [options] PATH\n"
-    "       credfd METHOD PATH [options]\n"
-    "One HTTP request to the API through credbroker's control channel (FLASHDUTY_CRED_FD);\n"
-    "the broker adds the credential. PATH starts with '/' and may carry a query;\n"
-    "app_key=broker-sentinel is appended unless it has an app_key parameter.\n"
-    "\n"
-    "  -X METHOD         request method (default GET, or POST with -d)\n"
-    "  -H 'Name: value'  add a request header (repeatable); 'Name:' drops a default one\n"
-    "  -d DATA           request body DATA (Content-Type: application/json unless -H sets one)\n"
-    "  -d @FILE          request body streamed from FILE\n"
-    "  -d @-             request body streamed from standard input (chunked)\n"
-    "  -i                write the response status line and headers before the body\n"
-    "  -f                fail on HTTP status >= 400: exit 22 and write no body\n"
-    "  -v                write the request line and the response status to stderr\n"
-    "  --route NAME      call the broker's route NAME (Host NAME.broker.local) instead of\n"
-    "                    the default one; PATH may also be http://NAME.broker.local/path.\n"
-    "                    A route's request goes without the app_key sentinel\n"
-    "  -h, --help        write this text and exit\n"
-    "\n"
-    "Exit status: 0 complete response; 2 usage; 3 not running under credbroker;\n"
-    "4 the broker refused the connection; 5 I/O or protocol error; 22 HTTP error with -f.\n";
-
-/* One -H option, split; views into argv. */
-struct req_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-
-struct opts {
-    const char *method; /* NULL: GET, or POST with -d */
-    const char *path;
-    /* A route's host (--route, or a http://NAME.broker.local/... PATH); NULL: the default
-     * route's, from FLASHDUTY_BASE_URL. */
-    const char *route_host;
-    size_t route_host_len;
-    char route_buf[64 + sizeof(CREDFD_ROUTE_SUFFIX)];
-    const char *data; /* the -d argument as given; NULL without -d */
-    struct req_header headers[CREDFD_MAX_HEADERS];
-    size_t nheaders;
-    bool include, fail, verbose;
-};
-
-/* Where the request body comes from. */
-enum body_kind {
-    BODY_NONE,
-    BODY_LITERAL, /* -d DATA */
-    BODY_LENGTH,  /* -d @FILE, a regular file: Content-Length from fstat */
-    BODY_CHUNKED, /* -d @- or a file of unknown length: chunked */
-};
-
-struct body {
-    enum body_kind kind;
-    const char *literal;
-    size_t literal_len;
-    int fd; /* BODY_LENGTH, BODY_CHUNKED; owned unless it is 0 */
-    uint64_t length;
-    const char *name; /* for messages */
-};
+#include "credfd_cli.h"
 
 /* What the response head says about the rest. */
 struct resp_head {
@@ -141,295 +61,6 @@ struct io {
     char req[CREDFD_REQ_HEAD_MAX];
     char buf[CREDFD_CHUNK_ROOM + CREDFD_IO_CHUNK + 2]; /* request body chunk, then response */
 };
-
-static int report(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Writes "credfd: <message>" to stderr and returns status, for `return report(...)`. */
-static int report(int status, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("credfd: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return status;
-}
-
-/* -- arguments --------------------------------------------------------------------------------- */
-
-static bool is_token(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!ascii_is_tchar((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Bytes allowed in a header value (RFC 9110 5.5): VCHAR, SP, HTAB, obs-text. */
-static bool is_field_value_byte(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static bool name_equals(const char *name, size_t len, const char *lit)
-{
-    return strlen(lit) == len && strncasecmp(name, lit, len) == 0;
-}
-
-/* Framing and connection headers are credfd's own: a user's would make the
- * request say two different things about where its body ends. */
-static bool header_is_reserved(const char *name, size_t len)
-{
-    static const char *const reserved[] = {
-        "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "TE",
-        "Trailer",        "Upgrade",           "Expect",
-    };
-
-    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-        if (name_equals(name, len, reserved[i]))
-            return true;
-    return false;
-}
-
-/* Splits a -H argument "Name: value" into h; returns 0 or a usage error. */
-static int opts_parse_header(const char *arg, struct req_header *h)
-{
-    const char *colon = strchr(arg, ':');
-    const char *v, *end;
-
-    if (colon == NULL || !is_token(arg, (size_t)(colon - arg)))
-        return report(CREDFD_EXIT_USAGE, "-H wants 'Name: value', got '%.100s'", arg);
-    h->name = arg;
-    h->name_len = (size_t)(colon - arg);
-    if (header_is_reserved(h->name, h->name_len))
-        return report(CREDFD_EXIT_USAGE, "-H %.*s: credfd sets this header itself",
-                      (int)h->name_len, h->name);
-    v = colon + 1;
-    while (is_ows(*v))
-        v++;
-    end = v + strlen(v);
-    while (end > v && is_ows(end[-1]))
-        end--;
-    for (const char *p = v; p < end; p++)
-        if (!is_field_value_byte((unsigned char)*p))
-            return report(CREDFD_EXIT_USAGE, "-H %.*s: the value holds a control byte",
-                          (int)h->name_len, h->name);
-    h->value = v;
-    h->value_len = (size_t)(end - v);
-    return 0;
-}
-
-/* --route NAME: a DNS label in lower case, as the broker's route names are. */
-static int opts_set_route(struct opts *o, const char *name)
-{
-    size_t len = strlen(name);
-
-    if (o->route_host != NULL)
-        return report(CREDFD_EXIT_USAGE, "the route is given twice");
-    if (len == 0 || len > 63 || name[0] == '-' || name[len - 1] == '-' ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != len)
-        return report(CREDFD_EXIT_USAGE,
-                      "--route wants a route name (lower-case letters, digits, '-'), got "
-                      "'%.63s'", name);
-    snprintf(o->route_buf, sizeof(o->route_buf), "%s" CREDFD_ROUTE_SUFFIX, name);
-    o->route_host = o->route_buf;
-    o->route_host_len = strlen(o->route_buf);
-    return 0;
-}
-
-/* A PATH written as http://NAME.broker.local[:port]/path: the host is the route's, the rest
- * is the target. Anything else absolute is not the broker's to reach. */
-static int opts_take_url(struct opts *o)
-{
-    const char *a = o->path + 7, *end;
-    size_t len, slen = strlen(CREDFD_ROUTE_SUFFIX);
-
-    if (strncasecmp(o->path, "http://", 7) != 0)
-        return 0;
-    end = a + strcspn(a, "/?#");
-    len = (size_t)(end - a);
-    for (size_t i = len; i > 0; i--) {
-        if (a[i - 1] == ':') {
-            len = i - 1; /* the port says nothing of the route */
-            break;
-        }
-    }
-    if (len > 0 && a[len - 1] == '.')
-        len--;
-    if (len <= slen || strncasecmp(a + len - slen, CREDFD_ROUTE_SUFFIX, slen) != 0)
-        return report(CREDFD_EXIT_USAGE,
-                      "PATH: credfd reaches the broker's routes only: /path or "
-                      "http://NAME.broker.local/path");
-    if (o->route_host != NULL)
-        return report(CREDFD_EXIT_USAGE, "the route is given both by --route and in the URL");
-    o->route_host = a;
-    o->route_host_len = (size_t)(end - a);
-    o->path = *end == '/' ? end : "/";
-    if (*end == '?' || *end == '#')
-        return report(CREDFD_EXIT_USAGE, "PATH: put a '/' between the host and the query");
-    for (const char *p = a; p < end; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return report(CREDFD_EXIT_USAGE, "PATH: the host holds a space or control byte");
-    return 0;
-}
-
-/* A request target credfd can put on the wire as is: printable ASCII, no space. */
-static int opts_check_path(const char *path)
-{
-    if (path[0] != '/')
-        return report(CREDFD_EXIT_USAGE, "PATH must start with '/', got '%.100s'", path);
-    for (const char *p = path; *p != '\0'; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return report(CREDFD_EXIT_USAGE,
-                          "PATH holds a space, control or non-ASCII byte: percent-encode it");
-    return 0;
-}
-
-/* Takes a positional argument: PATH, or METHOD then PATH. */
-static int opts_add_positional(struct opts *o, const char **pos, size_t *npos, const char *arg)
-{
-    if (*npos == 2)
-        return report(CREDFD_EXIT_USAGE, "too many arguments at '%.100s' (see credfd --help)",
-                      arg);
-    pos[(*npos)++] = arg;
-    return 0;
-}
-
-/* Parses argv into o. Returns 0, -1 after --help was written, or a usage error. */
-static int opts_parse(int argc, char **argv, struct opts *o)
-{
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"route", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *pos[2];
-    size_t npos = 0;
-    int c, r;
-
-    memset(o, 0, sizeof(*o));
-    opterr = 0;
-    /* The leading '-' hands positionals over in order wherever they stand, so
-     * `credfd POST /x -d 1` works even under POSIXLY_CORRECT; the ':' after it
-     * tells a missing argument (':') from an unknown option ('?'). */
-    while ((c = getopt_long(argc, argv, "-:X:H:d:ifvh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 1:
-            if ((r = opts_add_positional(o, pos, &npos, optarg)) != 0)
-                return r;
-            break;
-        case 'X':
-            if (o->method != NULL)
-                return report(CREDFD_EXIT_USAGE, "-X given twice");
-            o->method = optarg;
-            break;
-        case 'H':
-            if (o->nheaders == CREDFD_MAX_HEADERS)
-                return report(CREDFD_EXIT_USAGE, "more than %d -H options",
-                              CREDFD_MAX_HEADERS);
-            if ((r = opts_parse_header(optarg, &o->headers[o->nheaders])) != 0)
-                return r;
-            o->nheaders++;
-            break;
-        case 'd':
-            if (o->data != NULL)
-                return report(CREDFD_EXIT_USAGE, "-d given twice");
-            o->data = optarg;
-            break;
-        case 'R':
-            if ((r = opts_set_route(o, optarg)) != 0)
-                return r;
-            break;
-        case 'i': o->include = true; break;
-        case 'f': o->fail = true; break;
-        case 'v': o->verbose = true; break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return -1;
-        case ':':
-            return report(CREDFD_EXIT_USAGE, "option -%c needs an argument (see credfd --help)",
-                          optopt);
-        default:
-            if (optopt != 0)
-                return report(CREDFD_EXIT_USAGE, "unknown option -%c (see credfd --help)",
-                              optopt);
-            return report(CREDFD_EXIT_USAGE, "unknown option %.100s (see credfd --help)",
-                          argv[optind - 1]);
-        }
-    }
-    for (; optind < argc; optind++) /* after "--" */
-        if ((r = opts_add_positional(o, pos, &npos, argv[optind])) != 0)
-            return r;
-    if (npos == 0)
-        return report(CREDFD_EXIT_USAGE, "no PATH given (see credfd --help)");
-    if (npos == 2) {
-        if (o->method != NULL)
-            return report(CREDFD_EXIT_USAGE, "the method is given both by -X and as an argument");
-        o->method = pos[0];
-    }
-    o->path = pos[npos - 1];
-    if (o->method != NULL && !is_token(o->method, strlen(o->method)))
-        return report(CREDFD_EXIT_USAGE, "'%.100s' is not a valid method", o->method);
-    if (o->method == NULL)
-        o->method = o->data != NULL ? "POST" : "GET";
-    if ((r = opts_take_url(o)) != 0)
-        return r;
-    return opts_check_path(o->path);
-}
-
-/* Opens the -d source. Returns 0 or an exit status. */
-static int body_open(const struct opts *o, struct body *b)
-{
-    struct stat st;
-
-    memset(b, 0, sizeof(*b));
-    b->fd = -1;
-    if (o->data == NULL)
-        return 0;
-    if (o->data[0] != '@') {
-        b->kind = BODY_LITERAL;
-        b->literal = o->data;
-        b->literal_len = strlen(o->data);
-        return 0;
-    }
-    b->name = o->data + 1;
-    if (strcmp(b->name, "-") == 0) {
-        b->name = "standard input";
-        b->fd = 0;
-        b->kind = BODY_CHUNKED;
-        return 0;
-    }
-    b->fd = open(b->name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (b->fd < 0)
-        return report(CREDFD_EXIT_USAGE, "-d @%.200s: %s", b->name, strerror(errno));
-    if (fstat(b->fd, &st) != 0)
-        return report(CREDFD_EXIT_IO, "-d @%.200s: %s", b->name, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return report(CREDFD_EXIT_USAGE, "-d @%.200s: is a directory", b->name);
-    if (S_ISREG(st.st_mode)) {
-        b->kind = BODY_LENGTH;
-        b->length = (uint64_t)st.st_size;
-    } else {
-        b->kind = BODY_CHUNKED; /* a pipe, a device: the length is unknown */
-    }
-    return 0;
-}
-
-static void body_close(struct body *b)
-{
-    if (b->fd > 0)
-        close(b->fd);
-    b->fd = -1;
-}
 
 /* -- building the request ---------------------------------------------------------------------- */
 
@@ -525,7 +156,7 @@ static void base_url_authority(const char **host, size_t *len)
 static const struct req_header *opts_find_header(const struct opts *o, const char *name)
 {
     for (size_t i = 0; i < o->nheaders; i++)
-        if (name_equals(o->headers[i].name, o->headers[i].name_len, name))
+        if (credfd_name_equals(o->headers[i].name, o->headers[i].name_len, name))
             return &o->headers[i];
     return NULL;
 }
@@ -674,7 +305,7 @@ static int out_write(const char *p, size_t n)
     if (r == -EPIPE)
         return CREDFD_EXIT_IO;
     if (r < 0)
-        return report(CREDFD_EXIT_IO, "writing to stdout: %s", strerror(-r));
+        return credfd_report(CREDFD_EXIT_IO, "writing to stdout: %s", strerror(-r));
     return 0;
 }
 
@@ -698,9 +329,9 @@ static int request_send_body(struct io *io, struct body *b)
             ssize_t n = fd_read_some(b->fd, data, want);
 
             if (n < 0)
-                return report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name, strerror((int)-n));
+                return credfd_report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name, strerror((int)-n));
             if (n == 0)
-                return report(CREDFD_EXIT_IO, "%.200s shrank while it was being sent", b->name);
+                return credfd_report(CREDFD_EXIT_IO, "%.200s shrank while it was being sent", b->name);
             left -= (uint64_t)n;
             r = sock_send_all(io->sock, data, (size_t)n);
         }
@@ -714,7 +345,7 @@ static int request_send_body(struct io *io, struct body *b)
             int line_len;
 
             if (n < 0)
-                return report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name, strerror((int)-n));
+                return credfd_report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name, strerror((int)-n));
             if (n == 0) {
                 r = sock_send_all(io->sock, "0\r\n\r\n", 5);
                 break;
@@ -729,7 +360,7 @@ static int request_send_body(struct io *io, struct body *b)
         break;
     }
     if (r < 0)
-        return report(CREDFD_EXIT_IO, "sending the request: %s", strerror(-r));
+        return credfd_report(CREDFD_EXIT_IO, "sending the request: %s", strerror(-r));
     return r;
 }
 
@@ -767,7 +398,7 @@ static int resp_parse_status_line(const char *line, size_t len, struct resp_head
     if (len > 12 && line[12] != ' ')
         return -1;
     for (size_t i = 13; i < len; i++)
-        if (!is_field_value_byte((unsigned char)line[i]))
+        if (!credfd_is_field_value_byte((unsigned char)line[i]))
             return -1;
     r->minor_version = line[7] - '0';
     r->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
@@ -787,28 +418,28 @@ static const char *resp_parse_field(const char *line, size_t len, struct resp_he
     size_t name_len;
     uint64_t n;
 
-    if (is_ows(line[0]))
+    if (credfd_is_ows(line[0]))
         return "obsolete line folding in the response head";
-    if (colon == NULL || !is_token(line, (size_t)(colon - line)))
+    if (colon == NULL || !credfd_is_token(line, (size_t)(colon - line)))
         return "a malformed header field in the response";
     name_len = (size_t)(colon - line);
     for (v = colon + 1; v < end; v++)
-        if (!is_field_value_byte((unsigned char)*v))
+        if (!credfd_is_field_value_byte((unsigned char)*v))
             return "a control byte in a response header";
     v = colon + 1;
-    while (v < end && is_ows(*v))
+    while (v < end && credfd_is_ows(*v))
         v++;
-    while (end > v && is_ows(end[-1]))
+    while (end > v && credfd_is_ows(end[-1]))
         end--;
-    if (name_equals(line, name_len, "Content-Length")) {
+    if (credfd_name_equals(line, name_len, "Content-Length")) {
         if (!parse_length(v, (size_t)(end - v), &n))
             return "an invalid Content-Length in the response";
         if (r->has_length && r->length != n)
             return "conflicting Content-Length headers in the response";
         r->has_length = true;
         r->length = n;
-    } else if (name_equals(line, name_len, "Transfer-Encoding")) {
-        if (r->chunked || !name_equals(v, (size_t)(end - v), "chunked"))
+    } else if (credfd_name_equals(line, name_len, "Transfer-Encoding")) {
+        if (r->chunked || !credfd_name_equals(v, (size_t)(end - v), "chunked"))
             return "a transfer coding other than one chunked in the response";
         r->chunked = true;
     }
@@ -872,15 +503,15 @@ static int resp_read_head(struct io *io, size_t *filled, size_t *head_len)
         }
         scanned = *filled;
         if (*filled >= CREDFD_HEAD_MAX)
-            return report(CREDFD_EXIT_IO, "the response head is over %d KiB",
+            return credfd_report(CREDFD_EXIT_IO, "the response head is over %d KiB",
                           CREDFD_HEAD_MAX / 1024);
         n = fd_read_some(io->sock, io->buf + *filled, CREDFD_HEAD_MAX - *filled);
         if (n < 0)
-            return report(CREDFD_EXIT_IO, "reading the response: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response: %s", strerror((int)-n));
         if (n == 0 && *filled == 0)
-            return report(CREDFD_EXIT_IO, "the broker closed the connection without an answer");
+            return credfd_report(CREDFD_EXIT_IO, "the broker closed the connection without an answer");
         if (n == 0)
-            return report(CREDFD_EXIT_IO, "the response head was cut short");
+            return credfd_report(CREDFD_EXIT_IO, "the response head was cut short");
         *filled += (size_t)n;
     }
 }
@@ -905,9 +536,9 @@ static int resp_copy_length(struct io *io, size_t pending, uint64_t length)
         n = fd_read_some(io->sock, io->buf, length - done < CREDFD_IO_CHUNK
                                                  ? (size_t)(length - done) : CREDFD_IO_CHUNK);
         if (n < 0)
-            return report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
         if (n == 0)
-            return report(CREDFD_EXIT_IO,
+            return credfd_report(CREDFD_EXIT_IO,
                           "the response body was cut short (%" PRIu64 " of %" PRIu64 " bytes)",
                           done, length);
         pending = (size_t)n;
@@ -931,7 +562,7 @@ static int resp_copy_chunked(struct io *io, size_t pending)
             int rc = chunked_decode(&d, io->buf + off, pending - off, &used, &data, &data_len);
 
             if (rc < 0)
-                return report(CREDFD_EXIT_IO, "malformed chunked framing in the response body");
+                return credfd_report(CREDFD_EXIT_IO, "malformed chunked framing in the response body");
             if (data_len > 0 && (r = out_write(data, data_len)) != 0)
                 return r;
             off += used;
@@ -940,9 +571,9 @@ static int resp_copy_chunked(struct io *io, size_t pending)
         }
         n = fd_read_some(io->sock, io->buf, CREDFD_IO_CHUNK);
         if (n < 0)
-            return report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
         if (n == 0)
-            return report(CREDFD_EXIT_IO, "the chunked response body was cut short");
+            return credfd_report(CREDFD_EXIT_IO, "the chunked response body was cut short");
         pending = (size_t)n;
     }
 }
@@ -959,7 +590,7 @@ static int resp_copy_until_close(struct io *io, size_t pending)
             return r;
         n = fd_read_some(io->sock, io->buf, CREDFD_IO_CHUNK);
         if (n < 0)
-            return report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
         if (n == 0)
             return 0;
         pending = (size_t)n;
@@ -978,15 +609,15 @@ static int resp_run(struct io *io, const struct opts *o)
         if ((r = resp_read_head(io, &filled, &head_len)) != 0)
             return r;
         if ((why = resp_parse_head(io->buf, head_len, &h)) != NULL)
-            return report(CREDFD_EXIT_IO, "%s", why);
+            return credfd_report(CREDFD_EXIT_IO, "%s", why);
         if (o->verbose)
             fprintf(stderr, "< %.*s\n", (int)h.status_line_len, io->buf);
         if (h.status >= 200)
             break;
         if (h.status == 101)
-            return report(CREDFD_EXIT_IO, "the broker switched protocols (101), unasked");
+            return credfd_report(CREDFD_EXIT_IO, "the broker switched protocols (101), unasked");
         if (interim == CREDFD_MAX_INTERIM)
-            return report(CREDFD_EXIT_IO, "more than %d interim (1xx) responses",
+            return credfd_report(CREDFD_EXIT_IO, "more than %d interim (1xx) responses",
                           CREDFD_MAX_INTERIM);
         if (o->include && (r = out_write(io->buf, head_len)) != 0)
             return r;
@@ -995,7 +626,7 @@ static int resp_run(struct io *io, const struct opts *o)
     }
     if (o->fail && h.status >= 400) {
         /* Like curl --fail: nothing of the response reaches stdout. */
-        return report(CREDFD_EXIT_HTTP, "the server answered HTTP %d", h.status);
+        return credfd_report(CREDFD_EXIT_HTTP, "the server answered HTTP %d", h.status);
     }
     if (o->include && (r = out_write(io->buf, head_len)) != 0)
         return r;
@@ -1021,12 +652,12 @@ static int broker_dial(int *status)
     int fd;
 
     if (ctl < 0 && errno == ENOENT) {
-        *status = report(CREDFD_EXIT_NOT_BROKERED,
+        *status = credfd_report(CREDFD_EXIT_NOT_BROKERED,
                          "not running under credbroker: " CREDFD_ENV_FD " is not set");
         return -1;
     }
     if (ctl < 0) {
-        *status = report(CREDFD_EXIT_NOT_BROKERED,
+        *status = credfd_report(CREDFD_EXIT_NOT_BROKERED,
                          "not running under credbroker: " CREDFD_ENV_FD "='%.20s' is not a "
                          "control fd (a number >= 3)", v);
         return -1;
@@ -1036,22 +667,22 @@ static int broker_dial(int *status)
         return fd;
     switch (errno) {
     case EPROTO:
-        *status = report(CREDFD_EXIT_REFUSED, "the broker refused the connection "
+        *status = credfd_report(CREDFD_EXIT_REFUSED, "the broker refused the connection "
                          "(connection limit, dial rate, or the invocation has ended)");
         break;
     case EPIPE:
     case ECONNRESET:
-        *status = report(CREDFD_EXIT_REFUSED,
+        *status = credfd_report(CREDFD_EXIT_REFUSED,
                          "the broker's control channel is closed (the invocation has ended)");
         break;
     case EBADF:
     case ENOTSOCK:
-        *status = report(CREDFD_EXIT_NOT_BROKERED,
+        *status = credfd_report(CREDFD_EXIT_NOT_BROKERED,
                          "not running under credbroker: fd %d is not a control channel (%s)",
                          ctl, strerror(errno));
         break;
     default:
-        *status = report(CREDFD_EXIT_REFUSED, "dialing the broker: %s", strerror(errno));
+        *status = credfd_report(CREDFD_EXIT_REFUSED, "dialing the broker: %s", strerror(errno));
         break;
     }
     return -1;
@@ -1072,16 +703,16 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    if ((status = opts_parse(argc, argv, &o)) != 0)
+    if ((status = credfd_opts_parse(argc, argv, &o)) != 0)
         return status < 0 ? CREDFD_EXIT_OK : status;
     if ((io = calloc(1, sizeof(*io))) == NULL)
-        return report(CREDFD_EXIT_IO, "out of memory");
+        return credfd_report(CREDFD_EXIT_IO, "out of memory");
     io->sock = -1;
-    if ((status = body_open(&o, &b)) != 0)
+    if ((status = credfd_body_open(&o, &b)) != 0)
         goto out;
     head_len = request_build_head(&o, &b, io->req, sizeof(io->req), &line_len);
     if (head_len == 0) {
-        status = report(CREDFD_EXIT_USAGE, "the request head is over %d KiB",
+        status = credfd_report(CREDFD_EXIT_USAGE, "the request head is over %d KiB",
                         CREDFD_REQ_HEAD_MAX / 1024);
         goto out;
     }
@@ -1090,7 +721,7 @@ int main(int argc, char **argv)
     /* Non-blocking, so a broker that answers while we still send (an early
      * 4xx) is noticed instead of deadlocking both sides on full buffers. */
     if (fcntl(io->sock, F_SETFL, fcntl(io->sock, F_GETFL) | O_NONBLOCK) < 0) {
-        status = report(CREDFD_EXIT_IO, "fcntl: %s", strerror(errno));
+        status = credfd_report(CREDFD_EXIT_IO, "fcntl: %s", strerror(errno));
         goto out;
     }
     if (o.verbose)
@@ -1099,7 +730,7 @@ int main(int argc, char **argv)
     if (r == 0)
         r = request_send_body(io, &b);
     if (r < 0) {
-        status = report(CREDFD_EXIT_IO, "sending the request: %s", strerror(-r));
+        status = credfd_report(CREDFD_EXIT_IO, "sending the request: %s", strerror(-r));
         goto out;
     }
     if (r > SEND_ANSWERED) {
@@ -1108,7 +739,7 @@ int main(int argc, char **argv)
     }
     status = resp_run(io, &o);
 out:
-    body_close(&b);
+    credfd_body_close(&b);
     if (io != NULL && io->sock >= 0)
         close(io->sock);
     free(io);

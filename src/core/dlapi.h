@@ -2,7 +2,7 @@
  * dlapi.h - a table of a shared library's functions, filled with dlopen().
  *
  * For a library credbroker loads only when it first needs it, because linking it
- * would cost every process at start-up (libcurl: src/broker/curl_api.h has the
+ * would cost every process at start-up (libcurl: src/runner/curl_api.h has the
  * numbers). Each caller keeps its own struct of function pointers, named as the
  * library names them, and lists which symbol goes at which offset.
  */
