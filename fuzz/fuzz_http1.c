@@ -136,6 +136,8 @@ static void check_head(const char *buf, size_t len, const struct http1_request *
         } else if (fuzz_eq_ci(h->name.base, h->name.len, "host")) {
             for (size_t i = 0; i < h->value.len; i++)
                 FUZZ_CHECK(is_host_byte((unsigned char)h->value.base[i]), "Host byte accepted");
+            FUZZ_CHECK(req->host.base == h->value.base && req->host.len == h->value.len,
+                       "req->host is not the Host field's value");
             host_n++;
         } else if (fuzz_eq_ci(h->name.base, h->name.len, "connection")) {
             close = close || fuzz_list_has(h->value.base, h->value.len, "close");
@@ -154,6 +156,8 @@ static void check_head(const char *buf, size_t len, const struct http1_request *
     FUZZ_CHECK(te_n <= 1 && host_n <= 1, "%zu TE, %zu Host accepted", te_n, host_n);
     FUZZ_CHECK(te_n == 0 || cl_n == 0, "Content-Length with Transfer-Encoding accepted");
     FUZZ_CHECK(req->minor_version == 0 || host_n == 1, "HTTP/1.1 without Host accepted");
+    FUZZ_CHECK(host_n == 1 || (req->host.base == NULL && req->host.len == 0),
+               "req->host set without a Host field");
     FUZZ_CHECK(te_n == 0 || req->minor_version == 1, "HTTP/1.0 with Transfer-Encoding accepted");
     if (te_n > 0)
         FUZZ_CHECK(req->body == HTTP1_BODY_CHUNKED, "body %d, want chunked", req->body);

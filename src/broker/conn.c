@@ -143,16 +143,27 @@ static bool method_has_body_semantics(const char *m)
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
-/* The route the request names by its host (route_request_host); NULL when none answers. */
-static const struct inv_route *conn__route(const struct conn *c, const struct http1_request *hr)
+/*
+ * The route the request names by its host (route_request_host); NULL when none answers. A
+ * connection's requests nearly always name the same host: the last one's answer is kept
+ * (callgrind: the lookup was 950 instructions of a request's 58,000).
+ */
+static const struct inv_route *conn__route(struct conn *c, const struct http1_request *hr)
 {
-    int h = http1_find_header(hr, "Host", 0);
     const char *host;
     size_t len;
 
-    route_request_host(hr->target.base, hr->target.len, h >= 0 ? hr->headers[h].value.base : NULL,
-                       h >= 0 ? hr->headers[h].value.len : 0, &host, &len);
-    return broker__route_for_host(c->inv, host, len);
+    route_request_host(hr->target.base, hr->target.len, hr->host.base, hr->host.len, &host,
+                       &len);
+    if (c->route_cached && len == c->route_host_len && memcmp(host, c->route_host, len) == 0)
+        return c->route;
+    c->route = broker__route_for_host(c->inv, host, len);
+    c->route_cached = len <= sizeof(c->route_host);
+    if (c->route_cached) {
+        memcpy(c->route_host, host, len);
+        c->route_host_len = len;
+    }
+    return c->route;
 }
 
 #define CONN_OVERRIDE_REFUSED                                                                      \

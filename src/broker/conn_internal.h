@@ -18,6 +18,7 @@
 #include "chunked.h"
 #include "http1.h"
 #include "response.h"
+#include "route.h"
 #include "scrub.h"
 #include "upstream.h"
 
@@ -89,6 +90,11 @@ struct conn {
      * the request body; the last response's scrub stream. */
     struct buf *target, *url, *lines, *body;
     struct scrub_stream *scrub_spare;
+    /* The last request's host, as sent, and the route it named (conn__route). */
+    char route_host[ROUTE_NAME_MAX + sizeof(ROUTE_HOST_SUFFIX) + 7]; /* ":65535" */
+    size_t route_host_len;
+    const struct inv_route *route;
+    bool route_cached;
     struct conn *next_spare; /* on inv->spare_conns, once closed */
     size_t write_pending; /* bytes staged or handed to uv_write and not yet written */
     struct conn_write *staged; /* this loop turn's output, not yet handed to uv_write */

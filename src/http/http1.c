@@ -20,6 +20,7 @@
 /* Framing facts gathered from the fields, judged once the whole head is in. */
 struct http1__framing {
     unsigned host_count;
+    struct http1_iov host;
     unsigned te_count;
     bool have_length;
     uint64_t length;
@@ -206,6 +207,7 @@ static int http1__note_field(const struct http1_header *h, struct http1__framing
         /* RFC 9112 3.2: more than one Host, or an invalid one, is a 400. */
         if (++f->host_count > 1 || http1__check_host(&h->value) != 0)
             return ERR_HTTP_BAD_REQUEST;
+        f->host = h->value;
     } else if (iov_is(&h->name, "connection")) {
         if (http1_list_has_token(h->value.base, h->value.len, "close", 5))
             f->conn_close = true;
@@ -251,6 +253,7 @@ static int http1__apply_framing(const struct http1__framing *f, struct http1_req
     /* RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored. */
     req->expect_continue = f->expect_continue && req->minor_version == 1;
     req->upgrade = f->upgrade;
+    req->host = f->host;
     return 0;
 }
 

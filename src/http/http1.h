@@ -53,6 +53,7 @@ struct http1_request {
     bool keep_alive;         /* 1.1: unless "Connection: close"; 1.0: only with keep-alive */
     bool expect_continue;    /* HTTP/1.1 request carried "Expect: 100-continue" */
     bool upgrade;            /* an Upgrade header is present (the caller refuses it) */
+    struct http1_iov host;   /* the Host value (checked: uri-host [":" port]); len 0: none */
 };
 
 /*
