@@ -38,6 +38,7 @@ struct inv_route;
 #define CONN_KEEP 4096
 #define CONN_SPARES 8 /* closed connections an invocation keeps for its next dials */ /* a per-connection buffer bigger than this is freed between requests */
 #define CONN_METHOD_MAX 32
+#define CONN_REFUSED_DRAIN_MAX (256 * 1024) /* body bytes read and dropped after a refusal */
 
 enum conn_state { CONN_HEAD, CONN_BODY, CONN_WAIT };
 
@@ -136,6 +137,9 @@ void conn__close_after_writes(struct conn *c);
  * the response cut short (what this turn staged is tried once, without waiting). */
 void conn__cut(struct conn *c, const char *outcome);
 void conn__send_error(struct conn *c, int status, const char *message, const char *outcome);
+/* The broker's own error response, staged, the request ended in the audit; the connection
+ * stays as it is. Returns 0, or -1 when it could not be staged (the connection is aborted). */
+int conn__stage_error(struct conn *c, int status, const char *message, const char *outcome);
 extern const struct upstream_req_ops conn_upstream_ops;
 
 #endif

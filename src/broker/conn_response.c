@@ -223,22 +223,27 @@ static const char *error_code(int status)
  */
 void conn__send_error(struct conn *c, int status, const char *message, const char *outcome)
 {
-    struct buf *out;
-    char body[512];
-    int n;
-
     if (c->req.head_sent) {
         log_debug("%s conn %llu: %d after the response head: cut", c->inv->label,
                   (unsigned long long)c->id, status);
         conn__cut(c, outcome);
         return;
     }
+    if (conn__stage_error(c, status, message, outcome) == 0)
+        conn__close_after_writes(c);
+}
+
+int conn__stage_error(struct conn *c, int status, const char *message, const char *outcome)
+{
+    struct buf *out;
+    char body[512];
+    int n;
+
     c->req.status = status;
     conn__request_done(c, outcome);
-    c->close_when_written = true;
     if ((out = buf_new(4096, 0)) == NULL) {
         conn_abort(c);
-        return;
+        return -1;
     }
     n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                  error_code(status), message);
@@ -251,10 +256,10 @@ void conn__send_error(struct conn *c, int status, const char *message, const cha
         conn__write(c, buf_ptr(out), buf_len(out)) != 0) {
         buf_free(out);
         conn_abort(c);
-        return;
+        return -1;
     }
     buf_free(out);
-    conn__close_after_writes(c);
+    return 0;
 }
 
 /* ---- the upstream's callbacks ---- */

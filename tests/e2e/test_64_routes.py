@@ -483,3 +483,45 @@ def test_runner_refuses_bad_routes_with_one_line(apis, credbroker, tmp_path):
                        env={"FLASHDUTY_RUNNER_API_KEY": "rt-x",
                             "FLASHDUTY_RUNNER_BROKER_ROUTES": "g=https://h"})
     assert rc == 2 and "config file" in err, err
+
+
+# A child that sends a POST head, reads the whole refusal, and only then sends the body: the
+# broker must still be reading it (as after an upstream's early answer), not have closed.
+REFUSED_THEN_BODY_CHILD = r"""
+import brokered, json, sys
+out = []
+for host, path in json.loads(sys.argv[1]):
+    s = brokered.dial()
+    s.sendall(("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 65536\r\n\r\n" % (path, host)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    h, _, body = head.partition(b"\r\n\r\n")
+    length = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < length:
+        body += s.recv(4096)
+    try:
+        s.sendall(b"x" * 65536)
+        sent = "sent"
+    except OSError as e:
+        sent = type(e).__name__
+    rest = s.recv(4096)
+    out.append([h.split(b"\r\n")[0].decode(), sent, rest.decode()])
+    s.close()
+print(json.dumps(out))
+"""
+
+
+def test_a_refused_post_gets_its_answer_and_may_still_send_its_body(apis, credbroker):
+    t = secrets.token_hex(6)
+    calls = [["github.broker.local", "/echo?t=%s-policy" % t],
+             ["nope.broker.local", "/echo?t=%s-421" % t]]
+    rc, out, err = run(apis.argv(credbroker, [apis.github(",allow=GET /echo*")],
+                                 code=REFUSED_THEN_BODY_CHILD)[:-1]
+                       + [REFUSED_THEN_BODY_CHILD, json.dumps(calls)])
+    assert rc == 0, err
+    got = json.loads(out)
+    assert [g[0] for g in got] == ["HTTP/1.1 403 Forbidden", "HTTP/1.1 421 Misdirected Request"]
+    # The body went out whole after the answer (no EPIPE), then the broker closed (EOF).
+    assert [g[1:] for g in got] == [["sent", ""], ["sent", ""]], got
+    assert untagged(apis.a, t) == [] and untagged(apis.b, t) == []
