@@ -155,6 +155,8 @@ static const struct inv_route *conn__route(struct conn *c, const struct http1_re
 
     route_request_host(hr->target.base, hr->target.len, hr->host.base, hr->host.len, &host,
                        &len);
+    if (host == NULL)
+        host = ""; /* HTTP/1.0 without Host: memcmp and memcpy want a pointer even for 0 bytes */
     if (c->route_cached && len == c->route_host_len && memcmp(host, c->route_host, len) == 0)
         return c->route;
     c->route = broker__route_for_host(c->inv, host, len);
