@@ -35,8 +35,8 @@ struct inv_route;
 #define CONN_STAGE_STREAM (1024 * 1024)
 #define CONN_URL_MAX (HTTP1_MAX_HEAD + 16 * 1024)
 #define CONN_HEAD_OUT_MAX (HTTP1_MAX_HEAD * 4) /* a response head as forwarded */
-#define CONN_KEEP 4096
-#define CONN_SPARES 8 /* closed connections an invocation keeps for its next dials */ /* a per-connection buffer bigger than this is freed between requests */
+#define CONN_KEEP 4096 /* a per-connection buffer bigger than this is freed between requests */
+#define CONN_SPARES 8  /* closed connections an invocation keeps for its next dials */
 #define CONN_METHOD_MAX 32
 #define CONN_REFUSED_DRAIN_MAX (256 * 1024) /* body bytes read and dropped after a refusal */
 

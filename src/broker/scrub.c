@@ -300,9 +300,9 @@ static void scan_key_init(struct scan_key *f, const struct secret *key)
     f->k1 = f->klen > 1 ? f->key[1] : f->k0;
     f->p1 = f->k1 == ' ' ? '+' : f->k1;
     f->hu = (uint8_t)hex[f->k0 >> 4];
-    f->hl = (f->hu >= 'A' && f->hu <= 'F') ? (uint8_t)(f->hu - 'A' + 'a') : f->hu;
+    f->hl = ascii_tolower(f->hu);
     f->lu = (uint8_t)hex[f->k0 & 0xf];
-    f->ll = (f->lu >= 'A' && f->lu <= 'F') ? (uint8_t)(f->lu - 'A' + 'a') : f->lu;
+    f->ll = ascii_tolower(f->lu);
     f->vk0 = splat(f->k0);
     f->vp0 = splat(f->p0);
     f->vk1 = splat(f->k1);

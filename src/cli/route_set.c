@@ -31,13 +31,19 @@ static int fail(char *why, size_t why_len, int code, const char *fmt, ...)
     return code;
 }
 
+/* The table of routes, allocated with the first. Returns 0 or ERR_NOMEM (why set). */
+static int routes_table(struct route_set *rs, char *why, size_t why_len)
+{
+    if (rs->v == NULL && (rs->v = calloc(ROUTE_MAX, sizeof(*rs->v))) == NULL)
+        return fail(why, why_len, ERR_NOMEM, "%s", err_str(ERR_NOMEM));
+    return 0;
+}
+
 /* The next free route, allocating the table with the first. */
 static struct route_set_entry *routes_next(struct route_set *rs, char *why, size_t why_len)
 {
-    if (rs->v == NULL && (rs->v = calloc(ROUTE_MAX, sizeof(*rs->v))) == NULL) {
-        fail(why, why_len, ERR_NOMEM, "%s", err_str(ERR_NOMEM));
+    if (routes_table(rs, why, why_len) != 0)
         return NULL;
-    }
     if (rs->n == ROUTE_MAX - 1) {
         fail(why, why_len, ERR_INVALID, "more than %d routes (the default one included)",
              ROUTE_MAX);
@@ -94,8 +100,8 @@ int route_set_add_file(struct route_set *rs, const char *path, char *why, size_t
     FILE *f;
     int r;
 
-    if (rs->v == NULL && (rs->v = calloc(ROUTE_MAX, sizeof(*rs->v))) == NULL)
-        return fail(why, why_len, ERR_NOMEM, "%s", err_str(ERR_NOMEM));
+    if ((r = routes_table(rs, why, why_len)) != 0)
+        return r;
     if ((f = fopen(path, "rb")) == NULL)
         return fail(why, why_len, ERR_INVALID, "--routes %.200s: %s", path, strerror(errno));
     if (!yaml_parser_initialize(&parser)) {
@@ -215,7 +221,7 @@ int route_set_env(const struct route_set *rs, struct env *e)
 }
 
 int route_set_cover(const struct route_set *rs, struct isolate_secrets *secrets, char *why,
-                      size_t why_len)
+                    size_t why_len)
 {
     int r;
 

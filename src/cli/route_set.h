@@ -61,7 +61,7 @@ int route_set_env(const struct route_set *rs, struct env *e);
 /* Adds each route's key file to what isolation hides. Returns 0 or the first error, with
  * the route's name and file in why. */
 int route_set_cover(const struct route_set *rs, struct isolate_secrets *secrets, char *why,
-                      size_t why_len);
+                    size_t why_len);
 
 /* Wipes and frees the keys (once the broker has its copies) and everything else. */
 void route_set_free(struct route_set *rs);

@@ -107,7 +107,7 @@ static int opts_parse_header(const char *arg, struct req_header *h)
     h->name_len = (size_t)(colon - arg);
     if (header_is_reserved(h->name, h->name_len))
         return credfd_report(CREDFD_EXIT_USAGE, "-H %.*s: credfd sets this header itself",
-                      (int)h->name_len, h->name);
+                             (int)h->name_len, h->name);
     v = colon + 1;
     while (credfd_is_ows(*v))
         v++;
@@ -117,7 +117,7 @@ static int opts_parse_header(const char *arg, struct req_header *h)
     for (const char *p = v; p < end; p++)
         if (!credfd_is_field_value_byte((unsigned char)*p))
             return credfd_report(CREDFD_EXIT_USAGE, "-H %.*s: the value holds a control byte",
-                          (int)h->name_len, h->name);
+                                 (int)h->name_len, h->name);
     h->value = v;
     h->value_len = (size_t)(end - v);
     return 0;
@@ -133,8 +133,9 @@ static int opts_set_route(struct opts *o, const char *name)
     if (len == 0 || len > 63 || name[0] == '-' || name[len - 1] == '-' ||
         strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != len)
         return credfd_report(CREDFD_EXIT_USAGE,
-                      "--route wants a route name (lower-case letters, digits, '-'), got "
-                      "'%.63s'", name);
+                             "--route wants a route name (lower-case letters, digits, '-'), got "
+                             "'%.63s'",
+                             name);
     snprintf(o->route_buf, sizeof(o->route_buf), "%s" CREDFD_ROUTE_SUFFIX, name);
     o->route_host = o->route_buf;
     o->route_host_len = strlen(o->route_buf);
@@ -162,10 +163,11 @@ static int opts_take_url(struct opts *o)
         len--;
     if (len <= slen || strncasecmp(a + len - slen, CREDFD_ROUTE_SUFFIX, slen) != 0)
         return credfd_report(CREDFD_EXIT_USAGE,
-                      "PATH: credfd reaches the broker's routes only: /path or "
-                      "http://NAME.broker.local/path");
+                             "PATH: credfd reaches the broker's routes only: /path or "
+                             "http://NAME.broker.local/path");
     if (o->route_host != NULL)
-        return credfd_report(CREDFD_EXIT_USAGE, "the route is given both by --route and in the URL");
+        return credfd_report(CREDFD_EXIT_USAGE,
+                             "the route is given both by --route and in the URL");
     o->route_host = a;
     o->route_host_len = (size_t)(end - a);
     o->path = *end == '/' ? end : "/";
@@ -184,8 +186,9 @@ static int opts_check_path(const char *path)
         return credfd_report(CREDFD_EXIT_USAGE, "PATH must start with '/', got '%.100s'", path);
     for (const char *p = path; *p != '\0'; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return credfd_report(CREDFD_EXIT_USAGE,
-                          "PATH holds a space, control or non-ASCII byte: percent-encode it");
+            return credfd_report(
+                CREDFD_EXIT_USAGE,
+                "PATH holds a space, control or non-ASCII byte: percent-encode it");
     return 0;
 }
 
@@ -193,8 +196,8 @@ static int opts_check_path(const char *path)
 static int opts_add_positional(struct opts *o, const char **pos, size_t *npos, const char *arg)
 {
     if (*npos == 2)
-        return credfd_report(CREDFD_EXIT_USAGE, "too many arguments at '%.100s' (see credfd --help)",
-                      arg);
+        return credfd_report(CREDFD_EXIT_USAGE,
+                             "too many arguments at '%.100s' (see credfd --help)", arg);
     pos[(*npos)++] = arg;
     return 0;
 }
@@ -230,7 +233,7 @@ int credfd_opts_parse(int argc, char **argv, struct opts *o)
         case 'H':
             if (o->nheaders == CREDFD_MAX_HEADERS)
                 return credfd_report(CREDFD_EXIT_USAGE, "more than %d -H options",
-                              CREDFD_MAX_HEADERS);
+                                     CREDFD_MAX_HEADERS);
             if ((r = opts_parse_header(optarg, &o->headers[o->nheaders])) != 0)
                 return r;
             o->nheaders++;
@@ -244,21 +247,27 @@ int credfd_opts_parse(int argc, char **argv, struct opts *o)
             if ((r = opts_set_route(o, optarg)) != 0)
                 return r;
             break;
-        case 'i': o->include = true; break;
-        case 'f': o->fail = true; break;
-        case 'v': o->verbose = true; break;
+        case 'i':
+            o->include = true;
+            break;
+        case 'f':
+            o->fail = true;
+            break;
+        case 'v':
+            o->verbose = true;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return -1;
         case ':':
-            return credfd_report(CREDFD_EXIT_USAGE, "option -%c needs an argument (see credfd --help)",
-                          optopt);
+            return credfd_report(CREDFD_EXIT_USAGE,
+                                 "option -%c needs an argument (see credfd --help)", optopt);
         default:
             if (optopt != 0)
                 return credfd_report(CREDFD_EXIT_USAGE, "unknown option -%c (see credfd --help)",
-                              optopt);
+                                     optopt);
             return credfd_report(CREDFD_EXIT_USAGE, "unknown option %.100s (see credfd --help)",
-                          argv[optind - 1]);
+                                 argv[optind - 1]);
         }
     }
     for (; optind < argc; optind++) /* after "--" */
@@ -268,7 +277,8 @@ int credfd_opts_parse(int argc, char **argv, struct opts *o)
         return credfd_report(CREDFD_EXIT_USAGE, "no PATH given (see credfd --help)");
     if (npos == 2) {
         if (o->method != NULL)
-            return credfd_report(CREDFD_EXIT_USAGE, "the method is given both by -X and as an argument");
+            return credfd_report(CREDFD_EXIT_USAGE,
+                                 "the method is given both by -X and as an argument");
         o->method = pos[0];
     }
     o->path = pos[npos - 1];
@@ -325,4 +335,3 @@ void credfd_body_close(struct body *b)
         close(b->fd);
     b->fd = -1;
 }
-

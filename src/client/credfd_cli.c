@@ -33,10 +33,10 @@
 
 #include "ascii.h"
 #include "chunked.h"
-#include "rewrite.h"
 #include "credbroker_config.h"
 #include "credfd.h"
 #include "credfd_cli.h"
+#include "rewrite.h"
 
 /* What the response head says about the rest. */
 struct resp_head {
@@ -162,8 +162,8 @@ static const struct req_header *opts_find_header(const struct opts *o, const cha
 }
 
 /* Builds the request head in buf. Returns its length, or 0 if it does not fit. */
-static size_t request_build_head(const struct opts *o, const struct body *b, char *buf,
-                                 size_t cap, size_t *line_len)
+static size_t request_build_head(const struct opts *o, const struct body *b, char *buf, size_t cap,
+                                 size_t *line_len)
 {
     struct head_builder h = {buf, 0, cap, false};
     const char *host;
@@ -329,9 +329,11 @@ static int request_send_body(struct io *io, struct body *b)
             ssize_t n = fd_read_some(b->fd, data, want);
 
             if (n < 0)
-                return credfd_report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name, strerror((int)-n));
+                return credfd_report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name,
+                                     strerror((int)-n));
             if (n == 0)
-                return credfd_report(CREDFD_EXIT_IO, "%.200s shrank while it was being sent", b->name);
+                return credfd_report(CREDFD_EXIT_IO, "%.200s shrank while it was being sent",
+                                     b->name);
             left -= (uint64_t)n;
             r = sock_send_all(io->sock, data, (size_t)n);
         }
@@ -345,7 +347,8 @@ static int request_send_body(struct io *io, struct body *b)
             int line_len;
 
             if (n < 0)
-                return credfd_report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name, strerror((int)-n));
+                return credfd_report(CREDFD_EXIT_IO, "reading %.200s: %s", b->name,
+                                     strerror((int)-n));
             if (n == 0) {
                 r = sock_send_all(io->sock, "0\r\n\r\n", 5);
                 break;
@@ -504,12 +507,13 @@ static int resp_read_head(struct io *io, size_t *filled, size_t *head_len)
         scanned = *filled;
         if (*filled >= CREDFD_HEAD_MAX)
             return credfd_report(CREDFD_EXIT_IO, "the response head is over %d KiB",
-                          CREDFD_HEAD_MAX / 1024);
+                                 CREDFD_HEAD_MAX / 1024);
         n = fd_read_some(io->sock, io->buf + *filled, CREDFD_HEAD_MAX - *filled);
         if (n < 0)
             return credfd_report(CREDFD_EXIT_IO, "reading the response: %s", strerror((int)-n));
         if (n == 0 && *filled == 0)
-            return credfd_report(CREDFD_EXIT_IO, "the broker closed the connection without an answer");
+            return credfd_report(CREDFD_EXIT_IO,
+                                 "the broker closed the connection without an answer");
         if (n == 0)
             return credfd_report(CREDFD_EXIT_IO, "the response head was cut short");
         *filled += (size_t)n;
@@ -533,14 +537,16 @@ static int resp_copy_length(struct io *io, size_t pending, uint64_t length)
         done += take;
         if (done == length)
             return 0;
-        n = fd_read_some(io->sock, io->buf, length - done < CREDFD_IO_CHUNK
-                                                 ? (size_t)(length - done) : CREDFD_IO_CHUNK);
+        n = fd_read_some(io->sock, io->buf,
+                         length - done < CREDFD_IO_CHUNK ? (size_t)(length - done)
+                                                         : CREDFD_IO_CHUNK);
         if (n < 0)
-            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s",
+                                 strerror((int)-n));
         if (n == 0)
-            return credfd_report(CREDFD_EXIT_IO,
-                          "the response body was cut short (%" PRIu64 " of %" PRIu64 " bytes)",
-                          done, length);
+            return credfd_report(
+                CREDFD_EXIT_IO,
+                "the response body was cut short (%" PRIu64 " of %" PRIu64 " bytes)", done, length);
         pending = (size_t)n;
     }
 }
@@ -562,7 +568,8 @@ static int resp_copy_chunked(struct io *io, size_t pending)
             int rc = chunked_decode(&d, io->buf + off, pending - off, &used, &data, &data_len);
 
             if (rc < 0)
-                return credfd_report(CREDFD_EXIT_IO, "malformed chunked framing in the response body");
+                return credfd_report(CREDFD_EXIT_IO,
+                                     "malformed chunked framing in the response body");
             if (data_len > 0 && (r = out_write(data, data_len)) != 0)
                 return r;
             off += used;
@@ -571,7 +578,8 @@ static int resp_copy_chunked(struct io *io, size_t pending)
         }
         n = fd_read_some(io->sock, io->buf, CREDFD_IO_CHUNK);
         if (n < 0)
-            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s",
+                                 strerror((int)-n));
         if (n == 0)
             return credfd_report(CREDFD_EXIT_IO, "the chunked response body was cut short");
         pending = (size_t)n;
@@ -590,7 +598,8 @@ static int resp_copy_until_close(struct io *io, size_t pending)
             return r;
         n = fd_read_some(io->sock, io->buf, CREDFD_IO_CHUNK);
         if (n < 0)
-            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s", strerror((int)-n));
+            return credfd_report(CREDFD_EXIT_IO, "reading the response body: %s",
+                                 strerror((int)-n));
         if (n == 0)
             return 0;
         pending = (size_t)n;
@@ -618,7 +627,7 @@ static int resp_run(struct io *io, const struct opts *o)
             return credfd_report(CREDFD_EXIT_IO, "the broker switched protocols (101), unasked");
         if (interim == CREDFD_MAX_INTERIM)
             return credfd_report(CREDFD_EXIT_IO, "more than %d interim (1xx) responses",
-                          CREDFD_MAX_INTERIM);
+                                 CREDFD_MAX_INTERIM);
         if (o->include && (r = out_write(io->buf, head_len)) != 0)
             return r;
         filled -= head_len;
@@ -653,13 +662,14 @@ static int broker_dial(int *status)
 
     if (ctl < 0 && errno == ENOENT) {
         *status = credfd_report(CREDFD_EXIT_NOT_BROKERED,
-                         "not running under credbroker: " CREDFD_ENV_FD " is not set");
+                                "not running under credbroker: " CREDFD_ENV_FD " is not set");
         return -1;
     }
     if (ctl < 0) {
         *status = credfd_report(CREDFD_EXIT_NOT_BROKERED,
-                         "not running under credbroker: " CREDFD_ENV_FD "='%.20s' is not a "
-                         "control fd (a number >= 3)", v);
+                                "not running under credbroker: " CREDFD_ENV_FD "='%.20s' is not a "
+                                "control fd (a number >= 3)",
+                                v);
         return -1;
     }
     fd = credfd_dial(ctl);
@@ -667,19 +677,21 @@ static int broker_dial(int *status)
         return fd;
     switch (errno) {
     case EPROTO:
-        *status = credfd_report(CREDFD_EXIT_REFUSED, "the broker refused the connection "
-                         "(connection limit, dial rate, or the invocation has ended)");
+        *status = credfd_report(CREDFD_EXIT_REFUSED,
+                                "the broker refused the connection "
+                                "(connection limit, dial rate, or the invocation has ended)");
         break;
     case EPIPE:
     case ECONNRESET:
-        *status = credfd_report(CREDFD_EXIT_REFUSED,
-                         "the broker's control channel is closed (the invocation has ended)");
+        *status =
+            credfd_report(CREDFD_EXIT_REFUSED,
+                          "the broker's control channel is closed (the invocation has ended)");
         break;
     case EBADF:
     case ENOTSOCK:
         *status = credfd_report(CREDFD_EXIT_NOT_BROKERED,
-                         "not running under credbroker: fd %d is not a control channel (%s)",
-                         ctl, strerror(errno));
+                                "not running under credbroker: fd %d is not a control channel (%s)",
+                                ctl, strerror(errno));
         break;
     default:
         *status = credfd_report(CREDFD_EXIT_REFUSED, "dialing the broker: %s", strerror(errno));
@@ -713,7 +725,7 @@ int main(int argc, char **argv)
     head_len = request_build_head(&o, &b, io->req, sizeof(io->req), &line_len);
     if (head_len == 0) {
         status = credfd_report(CREDFD_EXIT_USAGE, "the request head is over %d KiB",
-                        CREDFD_REQ_HEAD_MAX / 1024);
+                               CREDFD_REQ_HEAD_MAX / 1024);
         goto out;
     }
     if ((io->sock = broker_dial(&status)) < 0)
