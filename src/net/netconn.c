@@ -228,6 +228,8 @@ static void conn__on_plain(struct net_conn *c, const uint8_t *data, size_t len)
 static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct net_conn *c = s->data;
+    /* Decided before the bytes are handed on: a proxy's answer can start the handshake. */
+    bool plaintext = !c->use_tls || c->state < NET_HANDSHAKE;
 
     if (n > 0 && c->state != NET_OPEN)
         connect__on_data(c, (const uint8_t *)b->base, (size_t)n);
@@ -252,8 +254,9 @@ static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             conn__end(c, why);
         }
     }
-    /* Plaintext when not TLS (c may be released: its memory is not freed yet). */
-    if (b->base != NULL && n > 0)
+    /* Plaintext is wiped; ciphertext is not (a wasted pass over every byte of a download,
+     * bench W3). c may be released here: its memory is not freed yet. */
+    if (b->base != NULL && n > 0 && plaintext)
         explicit_bzero(b->base, (size_t)n);
 }
 

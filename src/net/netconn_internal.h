@@ -76,8 +76,12 @@ struct net_conn {
 
     bool use_tls;
     struct net_tls_ctx *tls; /* a reference, when use_tls */
-    SSL *ssl;                /* owns rbio and wbio */
-    BIO *rbio, *wbio;        /* socket -> OpenSSL, OpenSSL -> socket */
+    SSL *ssl;                /* owns bio */
+    BIO *bio;                /* netconn_tls.c's: the socket's bytes in, OpenSSL's onto out */
+    const uint8_t *rview;    /* the socket's read OpenSSL is reading, while it is */
+    size_t rview_len;
+    struct buf *rkeep;       /* ciphertext OpenSSL has not read yet */
+    bool queue_failed;       /* the BIO could not queue OpenSSL's bytes: out of memory */
     char alpn[32];           /* picked */
     bool reused;
 

@@ -1,7 +1,13 @@
 /*
- * netconn_tls.c - TLS for a connection: OpenSSL over two memory BIOs (the socket's
- * bytes are written into rbio, what OpenSSL sends is taken from wbio and queued for
- * the socket), the process's client context and its session cache. See netconn.h.
+ * netconn_tls.c - TLS for a connection: OpenSSL over one BIO of our own, the process's
+ * client context and its session cache. See netconn.h.
+ *
+ * The BIO (tls__bio_*) reads the ciphertext where the socket's read left it and writes
+ * what OpenSSL sends straight onto the socket's queue: memory BIOs took a copy of every
+ * byte each way (a sixth of the broker's copies of a download, bench W3). What OpenSSL
+ * has not read when the read's callback returns (the start of the next record, or all of
+ * it while the owner is not reading) is kept in the connection's `rkeep`: the read
+ * buffer is the loop's, and the next read overwrites it.
  *
  * Not for: sockets. This file never touches the network; netconn.c moves the bytes.
  *
@@ -40,6 +46,7 @@ struct net_tls_session {
 
 struct net_tls_ctx {
     SSL_CTX *ctx;
+    BIO_METHOD *bio; /* tls__bio_*: outlives every SSL of ctx (each holds a reference) */
     struct net_tls_session sessions[NET_TLS_SESSIONS_MAX];
     uint64_t clock;
     unsigned refs; /* the owner's, and one per connection that may use ctx */
@@ -105,6 +112,110 @@ static int tls__on_new_session(SSL *ssl, SSL_SESSION *sess)
     return tls__cache_put(c->tls, c->hostport, sess) == 0 ? 1 : 0;
 }
 
+/* ---- the BIO between OpenSSL and the socket ---- */
+
+static int tls__bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+/* Ciphertext for OpenSSL: what was kept from earlier reads, then the socket's current
+ * read. None: "retry" (SSL_ERROR_WANT_READ). */
+static int tls__bio_read(BIO *b, char *dst, int want)
+{
+    struct net_conn *c = BIO_get_data(b);
+    size_t n = 0, kept;
+
+    BIO_clear_retry_flags(b);
+    if (c == NULL || want <= 0)
+        return 0;
+    if (c->rkeep != NULL && (kept = buf_len(c->rkeep)) > 0) {
+        n = kept < (size_t)want ? kept : (size_t)want;
+        memcpy(dst, buf_ptr(c->rkeep), n);
+        (void)buf_consume(c->rkeep, n);
+        if (n == kept) {
+            /* An idle pooled connection holds no buffer (bench W4). */
+            buf_free(c->rkeep);
+            c->rkeep = NULL;
+        }
+    } else if (c->rview_len > 0) {
+        n = c->rview_len < (size_t)want ? c->rview_len : (size_t)want;
+        memcpy(dst, c->rview, n);
+        c->rview += n;
+        c->rview_len -= n;
+    }
+    if (n == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    return (int)n;
+}
+
+/* What OpenSSL sends goes onto the socket's queue; flushed by the caller. */
+static int tls__bio_write(BIO *b, const char *data, int len)
+{
+    struct net_conn *c = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    if (c == NULL || len < 0)
+        return -1;
+    if (conn__queue(c, (const uint8_t *)data, (size_t)len) != 0) {
+        c->queue_failed = true; /* told as "out of memory", not as OpenSSL's error */
+        return -1;
+    }
+    return len;
+}
+
+static long tls__bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    const struct net_conn *c = BIO_get_data(b);
+
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return c == NULL ? 0
+                         : (long)((c->rkeep != NULL ? buf_len(c->rkeep) : 0) + c->rview_len);
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *tls__bio_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "credbroker socket");
+
+    if (m != NULL &&
+        (BIO_meth_set_create(m, tls__bio_create) != 1 || BIO_meth_set_read(m, tls__bio_read) != 1 ||
+         BIO_meth_set_write(m, tls__bio_write) != 1 || BIO_meth_set_ctrl(m, tls__bio_ctrl) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+/* The socket's bytes are seen where they lie while fn runs; what OpenSSL left of them
+ * is kept for later. 0, or ERR_NOMEM (the bytes are lost: the caller ends c). */
+static int tls__with_view(struct net_conn *c, const uint8_t *data, size_t len,
+                          void (*fn)(struct net_conn *c))
+{
+    c->rview = data;
+    c->rview_len = len;
+    fn(c);
+    data = c->rview;
+    len = c->rview_len;
+    c->rview = NULL;
+    c->rview_len = 0;
+    if (len == 0 || c->released)
+        return 0;
+    if (c->rkeep == NULL && (c->rkeep = buf_new(SIZE_MAX, 0)) == NULL)
+        return ERR_NOMEM;
+    return buf_put(c->rkeep, data, len);
+}
+
 /* ---- the context ---- */
 
 int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
@@ -114,7 +225,7 @@ int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
 
     *out = NULL;
     ERR_clear_error();
-    if ((tls = calloc(1, sizeof(*tls))) == NULL ||
+    if ((tls = calloc(1, sizeof(*tls))) == NULL || (tls->bio = tls__bio_method()) == NULL ||
         (tls->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
         goto out;
     tls->refs = 1;
@@ -145,6 +256,7 @@ out:
     ERR_clear_error();
     if (tls != NULL) {
         SSL_CTX_free(tls->ctx);
+        BIO_meth_free(tls->bio);
         free(tls);
     }
     return r;
@@ -204,6 +316,7 @@ void net_tls_ctx_free(struct net_tls_ctx *tls)
     for (size_t i = 0; i < NET_TLS_SESSIONS_MAX; i++)
         tls__cache_clear(&tls->sessions[i]);
     SSL_CTX_free(tls->ctx);
+    BIO_meth_free(tls->bio);
     explicit_bzero(tls, sizeof(*tls));
     free(tls);
 }
@@ -242,14 +355,10 @@ int tls__start(struct net_conn *c)
 
     assert(c->ssl == NULL && c->tls != NULL);
     ERR_clear_error();
-    if ((c->ssl = SSL_new(c->tls->ctx)) == NULL || (c->rbio = BIO_new(BIO_s_mem())) == NULL)
+    if ((c->ssl = SSL_new(c->tls->ctx)) == NULL || (c->bio = BIO_new(c->tls->bio)) == NULL)
         goto out;
-    if ((c->wbio = BIO_new(BIO_s_mem())) == NULL) {
-        BIO_free(c->rbio);
-        c->rbio = NULL;
-        goto out;
-    }
-    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* transferred: the SSL frees both */
+    BIO_set_data(c->bio, c);
+    SSL_set_bio(c->ssl, c->bio, c->bio); /* transferred: the SSL frees it */
     SSL_set_connect_state(c->ssl);
     SSL_set_app_data(c->ssl, c);
     r = ERR_INVALID;
@@ -273,26 +382,6 @@ out:
     return r;
 }
 
-/* Moves what OpenSSL wrote into wbio to the socket's queue. */
-static int tls__drain_wbio(struct net_conn *c)
-{
-    size_t n;
-    uint8_t *dst;
-    struct buf *b;
-    int r;
-
-    while ((n = BIO_ctrl_pending(c->wbio)) > 0) {
-        if ((b = conn__outbuf(c)) == NULL)
-            return ERR_NOMEM;
-        if ((r = buf_reserve(b, n, &dst)) != 0)
-            return r;
-        if (BIO_read(c->wbio, dst, (int)n) != (int)n)
-            return ERR_INVALID;
-        buf_commit(b, n);
-    }
-    return 0;
-}
-
 void tls__handshake(struct net_conn *c)
 {
     const unsigned char *proto;
@@ -304,7 +393,7 @@ void tls__handshake(struct net_conn *c)
     r = SSL_do_handshake(c->ssl);
     e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ) {
-        if (tls__drain_wbio(c) != 0) {
+        if (c->queue_failed) {
             connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
             return;
         }
@@ -321,8 +410,7 @@ void tls__handshake(struct net_conn *c)
         tls__why(c, why, sizeof(why));
         tls__cache_drop(c->tls, c->hostport);
         /* The alert OpenSSL wrote goes out if the socket takes it now. */
-        if (tls__drain_wbio(c) == 0)
-            conn__flush(c);
+        conn__flush(c);
         if (!c->released)
             connect__fail(c, "TLS handshake with %s failed: %s", c->hostport, why);
         return;
@@ -338,20 +426,23 @@ void tls__handshake(struct net_conn *c)
     connect__done(c);
 }
 
-void tls__on_data(struct net_conn *c, const uint8_t *data, size_t len)
+/* tls__on_data's step: what the state wants of the bytes at hand. */
+static void tls__step(struct net_conn *c)
 {
-    if (BIO_write(c->rbio, data, (int)len) != (int)len) {
-        ERR_clear_error();
-        if (c->state == NET_OPEN)
-            conn__end(c, "out of memory");
-        else
-            connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
-        return;
-    }
     if (c->state == NET_HANDSHAKE)
         tls__handshake(c);
     else if (c->reading && c->have_events)
         tls__pump(c);
+}
+
+void tls__on_data(struct net_conn *c, const uint8_t *data, size_t len)
+{
+    if (tls__with_view(c, data, len, tls__step) == 0)
+        return;
+    if (c->state == NET_OPEN)
+        conn__end(c, "out of memory");
+    else
+        connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
 }
 
 /* ERR_clear_error, when there is something to clear. */
@@ -396,7 +487,7 @@ void tls__pump(struct net_conn *c)
                 break;
             /* An EOF without close_notify ends the stream as cleanly as one with it
              * (the protocol above has its own framing), unless it cut a record. */
-            conn__end(c, BIO_ctrl_pending(c->rbio) == 0
+            conn__end(c, BIO_ctrl_pending(c->bio) == 0
                              ? NULL
                              : "TLS: connection closed in the middle of a record");
         } else {
@@ -407,7 +498,7 @@ void tls__pump(struct net_conn *c)
     tls__errors_clear();
     /* Reading may have made OpenSSL answer (a TLS 1.3 KeyUpdate). */
     if (!c->released && !c->write_failed) {
-        if (tls__drain_wbio(c) == 0)
+        if (!c->queue_failed)
             conn__flush(c);
         else
             conn__end(c, "out of memory");
@@ -416,14 +507,16 @@ void tls__pump(struct net_conn *c)
 
 int tls__write(struct net_conn *c, const uint8_t *data, size_t len)
 {
-    int n, r;
+    int n;
 
     for (size_t off = 0; off < len; off += (size_t)n) {
         size_t step = len - off < NET_TLS_WRITE_STEP ? len - off : NET_TLS_WRITE_STEP;
 
         tls__errors_clear();
-        /* Into a memory BIO a write never waits: all of step, or a fatal error. */
+        /* Onto the queue a write never waits: all of step, or a fatal error. */
         if ((n = SSL_write(c->ssl, data + off, (int)step)) <= 0) {
+            if (c->queue_failed)
+                return ERR_NOMEM;
             /* Here, not at the top: -ftrivial-auto-var-init zeroed 1 KiB every write. */
             char why[NET_ERROR_MAX], reason[NET_ERROR_MAX];
 
@@ -433,28 +526,23 @@ int tls__write(struct net_conn *c, const uint8_t *data, size_t len)
             conn__end(c, reason);
             return ERR_CLOSED;
         }
-        if ((r = tls__drain_wbio(c)) != 0)
-            return r;
     }
     return 0;
 }
 
 void tls__shutdown(struct net_conn *c)
 {
-    char alert[256];
     uv_buf_t b;
-    int n;
 
     if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
         return;
     ERR_clear_error();
-    SSL_shutdown(c->ssl); /* 0: our close_notify written, the peer's not awaited */
-    n = BIO_read(c->wbio, alert, sizeof(alert));
-    if (n > 0) {
-        b = uv_buf_init(alert, (unsigned)n);
+    SSL_shutdown(c->ssl); /* 0: our close_notify queued, the peer's not awaited */
+    ERR_clear_error();
+    if (c->out != NULL && buf_len(c->out) > 0) {
+        b = uv_buf_init((char *)buf_mutable_ptr(c->out), (unsigned)buf_len(c->out));
         (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1); /* best effort, never waited for */
     }
-    ERR_clear_error();
 }
 
 void tls__free(struct net_conn *c)
@@ -464,7 +552,9 @@ void tls__free(struct net_conn *c)
         SSL_free(c->ssl);
     }
     c->ssl = NULL;
-    c->rbio = c->wbio = NULL;
+    c->bio = NULL;
+    buf_free(c->rkeep);
+    c->rkeep = NULL;
     if (c->tls != NULL)
         net_tls_ctx_free(c->tls);
     c->tls = NULL;
