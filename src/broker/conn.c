@@ -743,7 +743,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     c->flush.data = c;
     c->open_handles = 2;
     inv->nconns++; /* until conn_handle_close_cb releases it */
-    if ((r = uv_pipe_init(inv->broker->loop, &c->pipe, 0)) != 0) {
+    if ((r = uv_tcp_init(inv->broker->loop, &c->pipe)) != 0) {
         close(fd);
         c->closing = true;
         uv_close((uv_handle_t *)&c->timer, conn_handle_close_cb);
@@ -753,7 +753,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     c->pipe.data = c;
     c->open_handles = 3;
     /* From here on, conn__close() undoes everything (and closes fd with the pipe). */
-    if ((r = uv_pipe_open(&c->pipe, fd)) != 0) {
+    if ((r = uv_tcp_open(&c->pipe, fd)) != 0) {
         close(fd);
         conn__close(c);
         return r;

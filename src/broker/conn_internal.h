@@ -73,7 +73,11 @@ struct conn {
     struct broker_invocation *inv;
     LIST_ENTRY(conn) link; /* on inv->conns, while linked */
     uint64_t id;
-    uv_pipe_t pipe;
+    /* The broker's end of the child's socketpair (AF_UNIX). A uv_tcp_t, not a uv_pipe_t:
+     * libuv's stream code is the same for both, and uv_tcp_open makes one system call
+     * (FIONBIO) where uv_pipe_open makes two (F_GETFL first): a tenth of a fresh dial's
+     * calls, on a machine where each costs more than the work it does (bench W1). */
+    uv_tcp_t pipe;
     uv_timer_t timer;
     uv_prepare_t flush;  /* runs before the loop next waits, while bytes are staged */
     int open_handles;

@@ -446,7 +446,8 @@ int h2conn_submit(struct h2conn *c, const struct h2_request *rq, const struct h2
     *out = s;
     s = NULL; /* transferred */
     r = 0;
-    h2conn__flush(c); /* HEADERS now; the body and the rest from the pump */
+    /* Sent by the pump, which runs before the loop next waits: the HEADERS of every
+     * request submitted in this loop turn leave in one write. */
     h2conn__schedule(c);
 out:
     h2conn__stream_free(s);

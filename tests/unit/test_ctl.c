@@ -59,6 +59,11 @@ static int setup(void **state)
     return setup_with(state, 64, 100000, 1024, 10000);
 }
 
+static int setup_many(void **state)
+{
+    return setup_with(state, 4096, 1000000, 1024, 10000);
+}
+
 static int setup_limited(void **state)
 {
     return setup_with(state, 3, 100000, 1024, 10000);
@@ -325,6 +330,50 @@ static void test_ctl_dial_beyond_the_queue_is_refused_at_once(void **state)
     }
 }
 
+/* Datagram i of the unread-replies test: a dial, but every third one a byte refused. */
+static bool unread_is_dial(int i)
+{
+    return i % 3 != 2;
+}
+
+static void test_ctl_replies_the_child_leaves_unread_pause_and_lose_nothing(void **state)
+{
+    struct fixture *f = *state;
+    int sent = 0, fd;
+    uint8_t byte = 0;
+
+    /* Datagrams ten at a time, none of the replies read, until the broker stops taking
+     * them: its replies filled the socket (about 270) in the middle of a batch's
+     * sendmmsg, it paused, and the child's own queue then filled. The rest of that batch
+     * must go out in order once the child reads, none twice, none dropped. */
+    while (sent < 2000) {
+        int k;
+
+        for (k = 0; k < 10; k++, sent++) {
+            struct iovec iov = {unread_is_dial(sent) ? "\x01" : "\x02", 1};
+            struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+            if (sendmsg(f->child_fd, &msg, MSG_DONTWAIT) != 1)
+                break;
+        }
+        if (k < 10) {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            break;
+        }
+        for (int turn = 0; turn < 20; turn++)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_true(sent > 300 && sent < 2000); /* it did pause */
+    for (int i = 0; i < sent; i++) {
+        assert_int_equal(await_reply(f, &byte, &fd), 1);
+        assert_int_equal(byte, unread_is_dial(i) ? CTL_REPLY_OK : CTL_REPLY_REFUSED);
+        assert_true(unread_is_dial(i) ? fd >= 0 : fd == -1);
+        if (fd >= 0)
+            close(fd);
+    }
+    assert_true(no_reply_for(f, 20));
+}
+
 static void test_ctl_dials_over_the_rate_are_paced_not_refused(void **state)
 {
     struct fixture *f = *state;
@@ -403,6 +452,9 @@ int main(void)
                                         setup_limited_short_wait, teardown),
         cmocka_unit_test_setup_teardown(test_ctl_dial_beyond_the_queue_is_refused_at_once,
                                         setup_limited_short_queue, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ctl_replies_the_child_leaves_unread_pause_and_lose_nothing, setup_many,
+            teardown),
         cmocka_unit_test_setup_teardown(test_ctl_dials_over_the_rate_are_paced_not_refused,
                                         setup_rate_limited, teardown),
         cmocka_unit_test_setup_teardown(test_ctl_ended_invocation_with_dials_waiting,
