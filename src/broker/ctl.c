@@ -322,8 +322,10 @@ static void ctl__datagram(struct ctl *c, const struct ctl_datagram *d, const str
 
     /* On SOCK_SEQPACKET, 0 is both "an empty datagram" and "end of file". */
     if (len == 0 && !had_ancillary && ctl__peer_hung_up(c->fd)) {
-        (void)ctl__flush(c); /* a child that shut down only its sending side still reads */
-        ctl__stop(c);
+        /* A child that shut down only its sending side still reads its replies: they go
+         * first. Paused, the end is read again once they have gone. */
+        if (ctl__flush(c) || !c->have_pending)
+            ctl__stop(c);
         return;
     }
     verdict = ctl_classify(len, d->data, msg->msg_flags, had_ancillary);
@@ -375,7 +377,7 @@ static void ctl__read_datagrams(struct ctl *c)
             ctl_close_attached_fds(&mm[i].msg_hdr);
         /* A full out is flushed by the reply that filled it, the batch's last: a pause
          * there stops nothing but the next batch. */
-        for (i = 0; i < (unsigned)n && !c->stopped && !c->closed; i++)
+        for (i = 0; i < (unsigned)n && !c->stopped && !c->closed && !c->have_pending; i++)
             ctl__datagram(c, &dg[i], &mm[i].msg_hdr, mm[i].msg_len);
         if (!ctl__flush(c) || (unsigned)n < want)
             return; /* paused, stopped, or the queue is empty */

@@ -74,8 +74,8 @@ void ctl_close(struct ctl *c);
 enum ctl_verdict { CTL_VERDICT_DIAL, CTL_VERDICT_REFUSE };
 
 /*
- * The pure decision on one received datagram: n bytes (recvmsg's result) of
- * which data holds the first min(n, 1), the recvmsg flags, and whether any
+ * The pure decision on one received datagram: n bytes (its recvmmsg length) of
+ * which data holds the first min(n, 1), its msg_flags, and whether any
  * ancillary data came with it. Only a 1-byte 0x01 with no ancillary data and no
  * truncation is a dial.
  */
