@@ -1,7 +1,7 @@
 /*
  * netconn.h - a connected byte stream on the libuv loop: asynchronous resolve and TCP
  * connect, optionally through an HTTP CONNECT tunnel (netproxy.h), optionally TLS
- * (OpenSSL over memory BIOs). The transport under the broker's upstream client
+ * (OpenSSL over a BIO of ours that never touches the socket). The transport under the broker's upstream client
  * (DESIGN.md section 3) and the runner's WebSocket.
  *
  * Not for: HTTP. This module moves bytes; framing, pooling and retries are the
