@@ -25,6 +25,7 @@
 #ifndef CREDBROKER_SCRUB_H
 #define CREDBROKER_SCRUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,6 +69,10 @@ size_t scrubber_max_pattern(const struct scrubber *s);
  * masked wherever the upstream names it.
  */
 size_t scrubber_min_occurrence(size_t key_len);
+
+/* Tests only: true makes the scan use its 16-wide filter even where the CPU would take the
+ * 32-wide one (AVX2), so both are checked on one machine; false undoes it. */
+void scrub_scan_narrow(bool narrow);
 
 /* Masks every occurrence in data[0..len) in place (a header value, a whole
  * body). Returns the number of occurrences (overlapping ones each count). */

@@ -597,6 +597,35 @@ static void test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one(voi
     scrubber_free(s);
 }
 
+/* The key, raw and escaped, at every position of a 96-byte block (a whole 32-wide block
+ * and the 16-wide and byte loops' tails), with each candidate filter. */
+static void test_scrub_masks_a_key_at_every_position_with_both_filters(void **state)
+{
+    static const char *const forms[] = {"tok-0123456789", "tok%2D0123456789"};
+    struct scrubber *s;
+    char body[96], want[96];
+
+    (void)state;
+    assert_int_equal(scrubber_new((const uint8_t *)"tok-0123456789", 14, &s), 0);
+    for (int narrow = 0; narrow < 2; narrow++) {
+        scrub_scan_narrow(narrow);
+        for (size_t f = 0; f < 2; f++) {
+            size_t klen = strlen(forms[f]);
+
+            for (size_t at = 0; at + klen <= sizeof(body); at++) {
+                memset(body, '.', sizeof(body));
+                memset(want, '.', sizeof(want));
+                memcpy(body + at, forms[f], klen);
+                memset(want + at, '*', klen);
+                assert_int_equal(scrubber_mask_all(s, (uint8_t *)body, sizeof(body)), 1);
+                assert_memory_equal(body, want, sizeof(body));
+            }
+        }
+    }
+    scrub_scan_narrow(false);
+    scrubber_free(s);
+}
+
 static void test_scrub_free_functions_accept_null(void **state)
 {
     scrubber_free(NULL);
@@ -629,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_scrub_masks_overlapping_keys_as_their_union),
         cmocka_unit_test(test_scrub_streams_keys_of_different_lengths_at_every_split),
         cmocka_unit_test(test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one),
+        cmocka_unit_test(test_scrub_masks_a_key_at_every_position_with_both_filters),
         cmocka_unit_test(test_scrub_free_functions_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
