@@ -32,9 +32,6 @@
  * queue is empty (one at a time took a last recvmsg for its EAGAIN), and 16 clients
  * dialling at once cost two system calls, not 32 (bench W1). */
 #define CTL_RECV_BATCH 16
-/* Room for fds a datagram brings (a dial brings none): the kernel closes those that do
- * not fit (MSG_CTRUNC), and such a datagram is refused either way. */
-#define CTL_RECV_FDS 4
 /* Replies sent with one sendmmsg: those of a batch of dials, like the batch itself. */
 #define CTL_OUT_MAX CTL_RECV_BATCH
 
@@ -289,28 +286,30 @@ static bool ctl__serve_waiting(struct ctl *c)
     return !c->have_pending && !c->stopped && !c->closed;
 }
 
-/* One dial from the child: served now if nothing waits and the owner can, else queued. */
-static bool ctl__dial(struct ctl *c)
+/* One dial from the child: served now if nothing waits and the owner can, else queued.
+ * A pause its reply causes shows in have_pending (the batch's reader looks there). */
+static void ctl__dial(struct ctl *c)
 {
     uint64_t now = uv_now(c->poll.loop), retry = 0;
     int peer_fd = -1, r;
 
     if (c->nwaiting == 0) {
-        if ((r = c->ops.mint(c->data, &peer_fd, &retry)) != CTL_MINT_WAIT)
-            return ctl__answer(c, r, peer_fd);
+        if ((r = c->ops.mint(c->data, &peer_fd, &retry)) != CTL_MINT_WAIT) {
+            (void)ctl__answer(c, r, peer_fd);
+            return;
+        }
     }
     if (!ctl__wait_push(c, now))
-        return ctl__refuse_waiting(c, CTL_REFUSED_QUEUE_FULL);
-    if (c->nwaiting == 1)
-        return ctl__serve_waiting(c); /* sets the timer */
-    return true;
+        (void)ctl__refuse_waiting(c, CTL_REFUSED_QUEUE_FULL);
+    else if (c->nwaiting == 1)
+        (void)ctl__serve_waiting(c); /* sets the timer */
 }
 
 /* One datagram's part of a recvmmsg: its byte and room for what may come with it. */
 struct ctl_datagram {
     uint8_t data[2];
     struct iovec iov;
-    _Alignas(struct cmsghdr) char cmsg[CMSG_SPACE(sizeof(int) * CTL_RECV_FDS)];
+    _Alignas(struct cmsghdr) char cmsg[CMSG_SPACE(sizeof(int) * CTL_MAX_ATTACHED_FDS)];
 };
 
 /* Handles one datagram received: its reply is decided (sent with its batch's). */
@@ -330,7 +329,7 @@ static void ctl__datagram(struct ctl *c, const struct ctl_datagram *d, const str
     }
     verdict = ctl_classify(len, d->data, msg->msg_flags, had_ancillary);
     if (verdict == CTL_VERDICT_DIAL)
-        (void)ctl__dial(c);
+        ctl__dial(c);
     else
         (void)ctl__reply(c, CTL_REPLY_REFUSED, -1);
 }

@@ -24,8 +24,9 @@
 #define CTL_DIAL_REQUEST 0x01
 #define CTL_REPLY_OK 0x01
 #define CTL_REPLY_REFUSED 0xFF
-/* Room for the fds a hostile child may attach; more are dropped by the kernel (MSG_CTRUNC). */
-#define CTL_MAX_ATTACHED_FDS 253
+/* Room ctl.c keeps per datagram for fds a child attaches (a dial attaches none): the kernel
+ * closes those that do not fit (MSG_CTRUNC), and such a datagram is refused either way. */
+#define CTL_MAX_ATTACHED_FDS 4
 
 struct ctl;
 

@@ -197,25 +197,6 @@ static BIO_METHOD *tls__bio_method(void)
     return m;
 }
 
-/* The socket's bytes are seen where they lie while fn runs; what OpenSSL left of them
- * is kept for later. 0, or ERR_NOMEM (the bytes are lost: the caller ends c). */
-static int tls__with_view(struct net_conn *c, const uint8_t *data, size_t len,
-                          void (*fn)(struct net_conn *c))
-{
-    c->rview = data;
-    c->rview_len = len;
-    fn(c);
-    data = c->rview;
-    len = c->rview_len;
-    c->rview = NULL;
-    c->rview_len = 0;
-    if (len == 0 || c->released)
-        return 0;
-    if (c->rkeep == NULL && (c->rkeep = buf_new(SIZE_MAX, 0)) == NULL)
-        return ERR_NOMEM;
-    return buf_put(c->rkeep, data, len);
-}
-
 /* ---- the context ---- */
 
 int net_tls_ctx_new(const char *cacert, struct net_tls_ctx **out)
@@ -426,23 +407,29 @@ void tls__handshake(struct net_conn *c)
     connect__done(c);
 }
 
-/* tls__on_data's step: what the state wants of the bytes at hand. */
-static void tls__step(struct net_conn *c)
+/* The socket's bytes are read by OpenSSL where they lie (the BIO's view) while the handshake
+ * or the owner takes them; what it left of them is kept for later (rkeep). */
+void tls__on_data(struct net_conn *c, const uint8_t *data, size_t len)
 {
+    c->rview = data;
+    c->rview_len = len;
     if (c->state == NET_HANDSHAKE)
         tls__handshake(c);
     else if (c->reading && c->have_events)
         tls__pump(c);
-}
-
-void tls__on_data(struct net_conn *c, const uint8_t *data, size_t len)
-{
-    if (tls__with_view(c, data, len, tls__step) == 0)
+    data = c->rview;
+    len = c->rview_len;
+    c->rview = NULL;
+    c->rview_len = 0;
+    if (len == 0 || c->released)
         return;
-    if (c->state == NET_OPEN)
-        conn__end(c, "out of memory");
-    else
-        connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
+    if ((c->rkeep == NULL && (c->rkeep = buf_new(SIZE_MAX, 0)) == NULL) ||
+        buf_put(c->rkeep, data, len) != 0) {
+        if (c->state == NET_OPEN)
+            conn__end(c, "out of memory");
+        else
+            connect__fail(c, "TLS handshake with %s failed: out of memory", c->hostport);
+    }
 }
 
 /* ERR_clear_error, when there is something to clear. */
