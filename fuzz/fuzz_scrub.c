@@ -10,7 +10,9 @@
  * byte for the matcher. The body is fed through a scrub_stream in the pieces
  * given (a piece longer than what is left takes the rest; the remainder is
  * one last piece), then the same stream takes the body again one byte at a
- * time (or in random pieces, for long bodies) to check that finish() resets it.
+ * time (or in random pieces, for long bodies) to check that finish() resets it. The
+ * pieces go through scrub_stream_feed and scrub_stream_feed_to (into exactly the room it
+ * asks for) in turn.
  *
  * Inputs of odd size run the scan's 16-wide candidate filter, even ones the 32-wide
  * one where the CPU has AVX2 (scrub_scan_narrow).
@@ -127,7 +129,21 @@ static void stream_body(struct scrub_stream *st, const uint8_t *body, size_t n,
         if (len > n - off)
             len = n - off;
         copy = fuzz_dup(body + off, len);
-        FUZZ_CHECK(scrub_stream_feed(st, copy, len, out) == 0, "scrub_stream_feed failed");
+        if (k % 2 == 0) {
+            FUZZ_CHECK(scrub_stream_feed(st, copy, len, out) == 0, "scrub_stream_feed failed");
+        } else {
+            /* Exactly the room asked for, on the heap: a byte past it is a sanitizer's
+             * report. */
+            size_t room = scrub_stream_feed_room(st, len), got = SIZE_MAX;
+            uint8_t *dst = malloc(room ? room : 1);
+
+            FUZZ_CHECK(dst != NULL, "out of memory");
+            FUZZ_CHECK(scrub_stream_feed_to(st, copy, len, dst, &got) == 0,
+                       "scrub_stream_feed_to failed");
+            FUZZ_CHECK(got <= room, "scrub_stream_feed_to wrote past the room it asked for");
+            FUZZ_CHECK(buf_put(out, dst, got) == 0, "out of memory");
+            free(dst);
+        }
         free(copy);
         off += len;
         if (off == n && k < npieces)

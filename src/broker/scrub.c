@@ -299,8 +299,8 @@ struct scan {
     uint64_t mask_until; /* stream offset */
     size_t emitted;      /* d[0..emitted) is flushed */
     size_t count;        /* occurrences found */
-    struct buf *out;     /* where flushed bytes go; NULL: mask d in place */
-    uint8_t *inplace;
+    uint8_t *dst;        /* where flushed bytes go: d itself (in place) or a region with room */
+    size_t dst_len;      /* bytes written to dst */
     scrub_v16 vpct;
     size_t nkeys;
     struct scan_key k[SCRUB_KEYS_MAX]; /* only k[0..nkeys) is set, and wiped */
@@ -503,47 +503,37 @@ static size_t scan_find(const struct scan *sc, const uint8_t *d, size_t n, size_
     return limit;
 }
 
-/* Emits d[emitted..upto): the part below mask_until as '*', the rest as is. */
-static int scan_flush(struct scan *sc, const uint8_t *d, size_t upto)
+/* Emits d[emitted..upto): the part below mask_until as '*', the rest as is. In place
+ * (dst is d) the rest is already where it belongs. */
+static void scan_flush(struct scan *sc, const uint8_t *d, size_t upto)
 {
     size_t masked_end = upto;
-    uint8_t *dst;
-    int r;
+    uint8_t *to;
 
     if (upto <= sc->emitted)
-        return 0;
+        return;
     if (sc->mask_until < sc->base + upto)
         masked_end = sc->mask_until > sc->base + sc->emitted ? (size_t)(sc->mask_until - sc->base)
                                                              : sc->emitted;
-    if (sc->out == NULL) {
-        memset(sc->inplace + sc->emitted, '*', masked_end - sc->emitted);
-    } else {
-        if (masked_end > sc->emitted) {
-            if ((r = buf_reserve(sc->out, masked_end - sc->emitted, &dst)) != 0)
-                return r;
-            memset(dst, '*', masked_end - sc->emitted);
-            buf_commit(sc->out, masked_end - sc->emitted);
-        }
-        if ((r = buf_put(sc->out, d + masked_end, upto - masked_end)) != 0)
-            return r;
-    }
+    to = sc->dst + sc->dst_len;
+    memset(to, '*', masked_end - sc->emitted);
+    to += masked_end - sc->emitted;
+    if (to != d + masked_end)
+        memcpy(to, d + masked_end, upto - masked_end);
+    sc->dst_len += upto - sc->emitted;
     sc->emitted = upto;
-    return 0;
 }
 
 /*
  * Evaluates every start in d[0..limit) (d has n >= limit bytes of lookahead)
  * and flushes up to the first start that needs more data, or to limit.
- * *stop says where flushing stopped.
+ * Returns where flushing stopped.
  */
-static int scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, bool final,
-                    size_t *stop)
+static size_t scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, bool final)
 {
     size_t pos = 0, i, end;
     enum match m;
-    int r;
 
-    *stop = 0;
     while ((i = scan_find(sc, d, n, pos, limit)) < limit) {
         size_t found = 0, longest = 0;
         bool more = false;
@@ -565,34 +555,30 @@ static int scan_run(struct scan *sc, const uint8_t *d, size_t n, size_t limit, b
             break;
         }
         if (found > 0) {
-            if ((r = scan_flush(sc, d, i)) != 0)
-                return r;
+            scan_flush(sc, d, i);
             if (sc->base + i + longest > sc->mask_until)
                 sc->mask_until = sc->base + i + longest;
             sc->count += found;
         }
         pos = i + 1;
     }
-    if ((r = scan_flush(sc, d, limit)) != 0)
-        return r;
-    *stop = limit;
-    return 0;
+    scan_flush(sc, d, limit);
+    return limit;
 }
 
 size_t scrubber_mask_all(const struct scrubber *s, uint8_t *data, size_t len)
 {
     struct scan sc __attribute__((uninitialized)); /* scan_init sets what is read */
-    size_t stop;
+    size_t count;
 
     if (len == 0)
         return 0;
     scan_init(&sc, s, 0, 0);
-    sc.inplace = data;
-    /* In place nothing can fail. */
-    (void)scan_run(&sc, data, len, len, true, &stop);
-    stop = sc.count;
+    sc.dst = data;
+    (void)scan_run(&sc, data, len, len, true);
+    count = sc.count;
     scan_wipe(&sc);
-    return stop;
+    return count;
 }
 
 int scrub_stream_new(const struct scrubber *s, struct scrub_stream **out)
@@ -628,69 +614,94 @@ void scrub_stream_free(struct scrub_stream *st)
     free(st);
 }
 
-/* Scans d[0..n), the stream's bytes from st->base on, emitting to out. */
-static int stream_scan(struct scrub_stream *st, const uint8_t *d, size_t n, size_t limit,
-                       bool final, struct buf *out, size_t *stop)
+/* Scans d[0..n), the stream's bytes from st->base on, appending to dst at *dst_len.
+ * Returns where it stopped. */
+static size_t stream_scan(struct scrub_stream *st, const uint8_t *d, size_t n, size_t limit,
+                          bool final, uint8_t *dst, size_t *dst_len)
 {
     struct scan sc __attribute__((uninitialized)); /* scan_init sets what is read */
-    int r;
+    size_t stop;
 
     scan_init(&sc, st->s, st->base, st->mask_until);
-    sc.out = out;
-    if ((r = scan_run(&sc, d, n, limit, final, stop)) == 0) {
-        st->base += *stop;
-        st->mask_until = sc.mask_until;
-    }
+    sc.dst = dst;
+    sc.dst_len = *dst_len;
+    stop = scan_run(&sc, d, n, limit, final);
+    st->base += stop;
+    st->mask_until = sc.mask_until;
+    *dst_len = sc.dst_len;
     scan_wipe(&sc);
-    return r;
+    return stop;
 }
 
 /* Scans the hold buf up to limit and drops what was emitted. */
-static int stream_scan_hold(struct scrub_stream *st, size_t limit, bool final, struct buf *out,
-                            size_t *stop)
+static size_t stream_scan_hold(struct scrub_stream *st, size_t limit, bool final, uint8_t *dst,
+                               size_t *dst_len)
 {
-    int r;
+    size_t stop = stream_scan(st, buf_ptr(st->hold), buf_len(st->hold), limit, final, dst, dst_len);
 
-    if ((r = stream_scan(st, buf_ptr(st->hold), buf_len(st->hold), limit, final, out, stop)) != 0)
-        return r;
-    return *stop > 0 ? buf_consume(st->hold, *stop) : 0;
+    (void)buf_consume(st->hold, stop); /* stop <= the hold's length */
+    return stop;
 }
 
-int scrub_stream_feed(struct scrub_stream *st, const uint8_t *in, size_t len, struct buf *out)
+size_t scrub_stream_feed_room(const struct scrub_stream *st, size_t len)
+{
+    return buf_len(st->hold) + len;
+}
+
+int scrub_stream_feed_to(struct scrub_stream *st, const uint8_t *in, size_t len, uint8_t *dst,
+                         size_t *dst_len)
 {
     size_t maxp = scrubber_max_pattern(st->s), held = buf_len(st->hold), stop;
     int r;
 
+    *dst_len = 0;
     if (len == 0)
         return 0;
     if (held > 0 && len <= maxp) {
         /* Small feed: join it to the held tail and scan that. */
         if ((r = buf_put(st->hold, in, len)) != 0)
             return r;
-        return stream_scan_hold(st, buf_len(st->hold), false, out, &stop);
+        (void)stream_scan_hold(st, buf_len(st->hold), false, dst, dst_len);
+        return 0;
     }
     if (held > 0) {
         /* The held starts see maxp bytes of lookahead, enough to decide each;
          * then the hold is empty and in is scanned where it lies. */
         if ((r = buf_put(st->hold, in, maxp)) != 0)
             return r;
-        if ((r = stream_scan_hold(st, held, false, out, &stop)) != 0)
-            return r;
+        stop = stream_scan_hold(st, held, false, dst, dst_len);
         assert(stop == held);
         buf_reset(st->hold);
     }
-    if ((r = stream_scan(st, in, len, len, false, out, &stop)) != 0)
-        return r;
+    stop = stream_scan(st, in, len, len, false, dst, dst_len);
     return buf_put(st->hold, in + stop, len - stop);
+}
+
+int scrub_stream_feed(struct scrub_stream *st, const uint8_t *in, size_t len, struct buf *out)
+{
+    uint8_t *dst;
+    size_t n;
+    int r;
+
+    if (len == 0)
+        return 0;
+    if ((r = buf_reserve(out, scrub_stream_feed_room(st, len), &dst)) != 0)
+        return r;
+    r = scrub_stream_feed_to(st, in, len, dst, &n);
+    buf_commit(out, n);
+    return r;
 }
 
 int scrub_stream_finish(struct scrub_stream *st, struct buf *out)
 {
-    size_t stop;
+    uint8_t *dst;
+    size_t n = 0;
     int r;
 
-    if ((r = stream_scan_hold(st, buf_len(st->hold), true, out, &stop)) != 0)
+    if ((r = buf_reserve(out, buf_len(st->hold), &dst)) != 0)
         return r;
+    (void)stream_scan_hold(st, buf_len(st->hold), true, dst, &n);
+    buf_commit(out, n);
     buf_reset(st->hold);
     st->base = 0;
     st->mask_until = 0;

@@ -104,6 +104,16 @@ int scrub_stream_feed(struct scrub_stream *st, const uint8_t *in, size_t len, st
     __attribute__((warn_unused_result));
 
 /*
+ * scrub_stream_feed writing to dst instead, which has room for
+ * scrub_stream_feed_room(st, len) bytes (what is held back plus len): the output goes
+ * straight where the caller sends it from. *dst_len is how many bytes were written.
+ * Errors as scrub_stream_feed.
+ */
+size_t scrub_stream_feed_room(const struct scrub_stream *st, size_t len);
+int scrub_stream_feed_to(struct scrub_stream *st, const uint8_t *in, size_t len, uint8_t *dst,
+                         size_t *dst_len) __attribute__((warn_unused_result));
+
+/*
  * End of body: appends the held-back tail (masked) to out. The stream is then
  * empty and may take a new body. Returns 0 or an error from out (as above).
  */
