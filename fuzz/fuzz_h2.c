@@ -345,7 +345,8 @@ static void plan(struct h *h)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const struct h2conn_transport tr = {tr_send, tr_pending};
+    static uint8_t gather[H2CONN_GATHER];
+    const struct h2conn_transport tr = {tr_send, tr_pending, gather};
     const struct h2conn_events ev = {ev_capacity, ev_closed};
     struct h h;
     const uint8_t *srv;

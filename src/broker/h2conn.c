@@ -13,6 +13,7 @@
  *
  * Not for: sockets, TLS, timeouts or choosing a connection (the pool).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,13 +51,6 @@ void h2conn__schedule(struct h2conn *c)
         uv_timer_start(c->timer, conn__timer_cb, 0, 0);
 }
 
-/* Frames gathered for one write: a TLS record's worth (RFC 8446 5.1). nghttp2 hands out one
- * frame per nghttp2_session_mem_send; sixteen requests' HEADERS were sixteen records and
- * sixteen write(2)s (bench W1). One buffer for every connection: the transport's send
- * takes its copy and calls nothing back. HEADERS carry the key: wiped after each use. */
-#define H2CONN_GATHER (16u * 1024u)
-static uint8_t gather_buf[H2CONN_GATHER];
-
 /* Sends what is gathered; false when the transport failed (c is failing). */
 static bool conn__send(struct h2conn *c, const uint8_t *p, size_t n)
 {
@@ -65,8 +59,8 @@ static bool conn__send(struct h2conn *c, const uint8_t *p, size_t n)
     if (n == 0)
         return true;
     r = c->tr.send(c->t, p, n);
-    if (p == gather_buf)
-        explicit_bzero(gather_buf, n);
+    if (p == c->tr.gather)
+        explicit_bzero(c->tr.gather, n);
     if (r < 0) {
         c->transport_gone = true;
         h2conn__fail(c, "sending to the upstream failed: %s", err_str(r));
@@ -86,14 +80,14 @@ void h2conn__flush(struct h2conn *c)
     while (c->tr.pending(c->t) + gathered < H2CONN_SEND_HIGH_WATER) {
         n = nghttp2_session_mem_send(c->ng, &p);
         if (n < 0) {
-            explicit_bzero(gather_buf, gathered);
+            explicit_bzero(c->tr.gather, gathered);
             h2conn__fail(c, "HTTP/2 session failed: %s", nghttp2_strerror((int)n));
             return;
         }
         if (n == 0)
             break;
         if (gathered + (size_t)n > H2CONN_GATHER) {
-            if (!conn__send(c, gather_buf, gathered))
+            if (!conn__send(c, c->tr.gather, gathered))
                 return;
             gathered = 0;
         }
@@ -102,10 +96,10 @@ void h2conn__flush(struct h2conn *c)
                 return;
             continue;
         }
-        memcpy(gather_buf + gathered, p, (size_t)n);
+        memcpy(c->tr.gather + gathered, p, (size_t)n);
         gathered += (size_t)n;
     }
-    (void)conn__send(c, gather_buf, gathered);
+    (void)conn__send(c, c->tr.gather, gathered);
 }
 
 /* nghttp2 ended the session by itself (it sent a GOAWAY for a connection error). */
@@ -534,6 +528,7 @@ int h2conn_new(uv_loop_t *loop, const struct h2conn_transport *tr, void *t,
     struct h2conn *c = NULL;
     int r;
 
+    assert(tr->gather != NULL);
     *out = NULL;
     if ((c = calloc(1, sizeof(*c))) == NULL || (c->timer = malloc(sizeof(*c->timer))) == NULL) {
         r = ERR_NOMEM;

@@ -56,6 +56,10 @@
 #define H2CONN_SEND_HIGH_WATER (64u * 1024u)
 /* Request body bytes read ahead per stream (one DATA frame's worth). */
 #define H2CONN_BODY_CHUNK (16u * 1024u)
+/* Frames gathered for one write: a TLS record's worth (RFC 8446 5.1). nghttp2 hands out one
+ * frame per nghttp2_session_mem_send; sixteen requests' HEADERS were sixteen records and
+ * sixteen write(2)s (bench W1). */
+#define H2CONN_GATHER (16u * 1024u)
 
 struct h2conn;
 struct h2_stream;
@@ -67,6 +71,10 @@ struct h2conn_transport {
     int (*send)(void *t, const uint8_t *data, size_t len);
     /* Bytes queued and not yet written. */
     size_t (*pending)(void *t);
+    /* H2CONN_GATHER bytes the connection gathers frames in while it flushes, wiped after
+     * each send (HEADERS carry the key). Connections of one loop may share it: a flush never
+     * runs inside another, and send calls nothing back. */
+    uint8_t *gather;
 };
 
 struct h2conn_events {
@@ -84,7 +92,8 @@ struct h2conn_events {
  * Makes a connection and sends the client preface through tr at once: the magic,
  * SETTINGS (ENABLE_PUSH 0, INITIAL_WINDOW_SIZE H2CONN_STREAM_WINDOW, MAX_HEADER_LIST_SIZE
  * H2CONN_MAX_HEAD_BYTES) and WINDOW_UPDATE on stream 0 up to H2CONN_CONN_WINDOW. tr and
- * ev are copied; t and ud are the caller's, passed back; loop must outlive c. Until the
+ * ev are copied (tr->gather is used where it is); t and ud are the caller's, passed back;
+ * loop and tr->gather must outlive c. Until the
  * server's first SETTINGS one stream may be open (a server with a lower limit than RFC
  * 9113's recommended 100 would refuse a burst); on_capacity tells when it raised that.
  * Returns 0 and *out, or ERR_NOMEM / -errno (nothing to free then).

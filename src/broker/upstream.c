@@ -68,7 +68,7 @@ static void tr_read_pause(void *t, bool pause)
 }
 
 static const struct h1conn_transport h1_transport = {tr_send, tr_pending, tr_read_pause};
-static const struct h2conn_transport h2_transport = {tr_send, tr_pending};
+static const struct h2conn_transport h2_transport = {tr_send, tr_pending, NULL};
 
 /* ---- the connection's events ---- */
 
@@ -265,7 +265,10 @@ static void on_connected(struct net_conn *nc, const char *error, void *ud)
     if (strcmp(net_conn_alpn(nc), "h2") == 0) {
         pc->kind = PCONN_H2;
         o->speaks_h2 = true;
-        rc = h2conn_new(o->u->loop, &h2_transport, pc, &h2_events, pc, &pc->h2);
+        struct h2conn_transport tr = h2_transport;
+
+        tr.gather = o->u->h2_gather;
+        rc = h2conn_new(o->u->loop, &tr, pc, &h2_events, pc, &pc->h2);
     } else {
         pc->kind = PCONN_H1;
         o->speaks_h2 = false;

@@ -77,6 +77,8 @@ struct upstream {
     /* The views handed to on_head without Content-Encoding / Content-Length: here, not on
      * the stack (500 of them). */
     struct http1_header head_views[UPSTREAM_MAX_HEADERS];
+    /* Where every HTTP/2 connection gathers its frames for a write (h2conn_transport). */
+    uint8_t h2_gather[H2CONN_GATHER];
 };
 
 struct upstream_req {

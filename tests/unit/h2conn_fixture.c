@@ -216,7 +216,8 @@ static void on_kick(uv_timer_t *t)
 /* A connected h2conn whose first PING was answered (so the server's SETTINGS are in). */
 void fx_open(struct fx *f, const char *max_streams)
 {
-    const struct h2conn_transport tr = {tr_send, tr_pending};
+    static uint8_t gather[H2CONN_GATHER];
+    const struct h2conn_transport tr = {tr_send, tr_pending, gather};
     const struct h2conn_events ev = {ev_capacity, ev_closed};
     struct sockaddr_in a;
     uint64_t one = 1;
