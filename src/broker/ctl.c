@@ -325,6 +325,9 @@ static void ctl__datagram(struct ctl *c, const struct ctl_datagram *d, const str
          * first. Paused, the end is read again once they have gone. */
         if (ctl__flush(c) || !c->have_pending)
             ctl__stop(c);
+        else
+            log_debug("control channel: the child's dials ended; its last replies wait for "
+                      "room in its socket");
         return;
     }
     verdict = ctl_classify(len, d->data, msg->msg_flags, had_ancillary);
