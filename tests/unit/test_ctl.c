@@ -349,15 +349,19 @@ static bool unread_send(struct fixture *f, int i)
     return sendmsg(f->child_fd, &msg, MSG_DONTWAIT) == 1;
 }
 
-static void test_ctl_replies_the_child_leaves_unread_pause_and_lose_nothing(void **state)
+/*
+ * Datagrams ten at a time, none of the replies read, until the broker stops reading them
+ * (the child's own datagrams stay queued, SIOCOUTQ): its replies filled the socket (about
+ * 270) in the middle of a batch's sendmmsg, and it paused. Then `extra` more, and the
+ * child is done dialling but still reads its replies: the broker reads the dials it has
+ * not read and the end behind them. Every reply must come, in order, none twice, none
+ * dropped. Returns the datagrams sent before the pause.
+ */
+static int ended_dials_on(struct fixture *f, int extra)
 {
-    struct fixture *f = *state;
-    int sent = 0, fd, unread = 0;
+    int sent = 0, unread = 0, paused_at, fd;
     uint8_t byte = 0;
 
-    /* Datagrams ten at a time, none of the replies read, until the broker stops reading
-     * them (the child's own datagrams stay queued, SIOCOUTQ): its replies filled the
-     * socket (about 270) in the middle of a batch's sendmmsg, and it paused. */
     while (sent < 2000 && unread == 0) {
         for (int k = 0; k < 10; k++, sent++)
             assert_true(unread_send(f, sent));
@@ -366,45 +370,6 @@ static void test_ctl_replies_the_child_leaves_unread_pause_and_lose_nothing(void
         assert_int_equal(ioctl(f->child_fd, SIOCOUTQ, &unread), 0);
     }
     assert_true(sent > 100 && sent < 2000); /* it did pause */
-    /* A few more, then the child is done dialling but still reads its replies: the
-     * broker reads the dials it has not read and the end behind them in one batch, while
-     * the child's queue has room for one reply or two. Every reply must come, in order,
-     * none twice, none dropped. */
-    for (int k = 0; k < 3; k++, sent++)
-        assert_true(unread_send(f, sent));
-    assert_int_equal(shutdown(f->child_fd, SHUT_WR), 0);
-    for (int i = 0; i < sent; i++) {
-        assert_int_equal(await_reply(f, &byte, &fd), 1);
-        assert_int_equal(byte, unread_is_dial(i) ? CTL_REPLY_OK : CTL_REPLY_REFUSED);
-        assert_true(unread_is_dial(i) ? fd >= 0 : fd == -1);
-        if (fd >= 0)
-            close(fd);
-    }
-    assert_true(no_reply_for(f, 20));
-}
-
-/*
- * One run of the ended-dials test: datagrams ten at a time until the broker pauses (as
- * above), then `extra` more and the end of the child's sending side, then every reply
- * read, checked in order. Returns the datagrams sent before the pause.
- */
-static int ended_dials_run(int extra)
-{
-    struct fixture *f;
-    void *state;
-    int sent = 0, unread = 0, paused_at, fd;
-    uint8_t byte = 0;
-
-    setup_many(&state);
-    f = state;
-    while (sent < 2000 && unread == 0) {
-        for (int k = 0; k < 10; k++, sent++)
-            assert_true(unread_send(f, sent));
-        for (int turn = 0; turn < 20; turn++)
-            uv_run(&f->loop, UV_RUN_NOWAIT);
-        assert_int_equal(ioctl(f->child_fd, SIOCOUTQ, &unread), 0);
-    }
-    assert_true(sent > 100 && sent < 2000);
     paused_at = sent;
     for (int k = 0; k < extra; k++, sent++)
         assert_true(unread_send(f, sent));
@@ -417,6 +382,22 @@ static int ended_dials_run(int extra)
             close(fd);
     }
     assert_true(no_reply_for(f, 20));
+    return paused_at;
+}
+
+static void test_ctl_replies_the_child_leaves_unread_pause_and_lose_nothing(void **state)
+{
+    (void)ended_dials_on(*state, 3);
+}
+
+/* ended_dials_on with a fixture of its own. */
+static int ended_dials_run(int extra)
+{
+    void *state;
+    int paused_at;
+
+    setup_many(&state);
+    paused_at = ended_dials_on(state, extra);
     teardown(&state);
     return paused_at;
 }
