@@ -453,7 +453,8 @@ def run_on_ctl(credfd, ctl_fd, args, **kwargs):
 
 
 def test_credfd_refused_over_the_connection_limit_exits_4(held, credfd, upstream):
-    h = held(["--max-conns", "1"])
+    # A short --dial-wait: the refusal comes when the wait ends (10 s by default).
+    h = held(["--max-conns", "1", "--dial-wait", "300ms"])
     with h.dial():  # the one connection allowed, held open
         proc = run_on_ctl(credfd, h.ctl_fd, ["/echo"])
     assert proc.returncode == 4, proc.stderr

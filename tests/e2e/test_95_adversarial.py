@@ -534,8 +534,9 @@ def test_10000_dials_never_closed_get_64_connections_and_0xff_for_the_rest(held)
 def test_dial_flood_with_replies_unread_loses_no_reply_and_blocks_nothing(held):
     # The command sends dials and never reads: once its receive queue is full
     # the broker must park the reply (not block, not drop it) and keep serving
-    # other connections.
-    h = held(["--dial-rate", "1000000"])
+    # other connections. The dials past --max-conns wait (--dial-wait, shortened from its
+    # 10 s) and are then refused: their replies too come while the queue is full.
+    h = held(["--dial-rate", "1000000", "--dial-wait", "1s"])
     conn = raw(h)  # dialed before the flood
     ctl = socket.socket(fileno=os.dup(h.ctl_fd))
     sent = 0
