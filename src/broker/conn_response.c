@@ -123,35 +123,8 @@ static struct conn_write *conn__stage_room(struct conn *c, size_t need)
     return w;
 }
 
-/* Stages up to three pieces (chunk line, data, CRLF). */
-static int conn__write3(struct conn *c, const void *a, size_t alen, const void *b, size_t blen,
-                        const void *d, size_t dlen)
-{
-    size_t len = alen + blen + dlen;
-    struct conn_write *w;
-
-    if (len == 0)
-        return 0;
-    if ((w = conn__stage_room(c, (c->staged != NULL ? c->staged->len : 0) + len)) == NULL)
-        return ERR_NOMEM; /* the caller aborts the connection */
-    if (alen)
-        memcpy(w->data + w->len, a, alen);
-    if (blen)
-        memcpy(w->data + w->len + alen, b, blen);
-    if (dlen)
-        memcpy(w->data + w->len + alen + blen, d, dlen);
-    w->len += len;
-    c->write_pending += len;
-    return 0;
-}
-
-int conn__write(struct conn *c, const void *data, size_t len)
-{
-    return conn__write3(c, data, len, NULL, 0, NULL, 0);
-}
-
 /* Room for len more staged bytes, written by the caller and counted by conn__stage_commit;
- * NULL when out of memory. */
+ * NULL when out of memory (what was staged stays). */
 static uint8_t *conn__stage_reserve(struct conn *c, size_t len)
 {
     struct conn_write *w = conn__stage_room(c, (c->staged != NULL ? c->staged->len : 0) + len);
@@ -163,6 +136,32 @@ static void conn__stage_commit(struct conn *c, size_t len)
 {
     c->staged->len += len;
     c->write_pending += len;
+}
+
+/* Stages up to three pieces (chunk line, data, CRLF). */
+static int conn__write3(struct conn *c, const void *a, size_t alen, const void *b, size_t blen,
+                        const void *d, size_t dlen)
+{
+    size_t len = alen + blen + dlen;
+    uint8_t *dst;
+
+    if (len == 0)
+        return 0;
+    if ((dst = conn__stage_reserve(c, len)) == NULL)
+        return ERR_NOMEM; /* the caller aborts the connection */
+    if (alen)
+        memcpy(dst, a, alen);
+    if (blen)
+        memcpy(dst + alen, b, blen);
+    if (dlen)
+        memcpy(dst + alen + blen, d, dlen);
+    conn__stage_commit(c, len);
+    return 0;
+}
+
+int conn__write(struct conn *c, const void *data, size_t len)
+{
+    return conn__write3(c, data, len, NULL, 0, NULL, 0);
 }
 
 /*
