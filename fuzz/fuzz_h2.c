@@ -24,7 +24,9 @@
  * no pseudo-header; the bytes on_body took are a prefix of the DATA payload this file
  * reads for that stream in the input (padding removed), and all of it up to the frame
  * with END_STREAM when the stream completed; after an H2_PAUSE the next on_body offers
- * exactly the same bytes; h2conn_active() counts the streams not done or cancelled.
+ * exactly the same bytes; h2conn_active() counts the streams not done or cancelled;
+ * h2conn_due() (what read batching may wait for) is within the stream window, and 0
+ * unless exactly one stream is active.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +407,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += piece;
         chunk++;
         check_streams(&h);
+        if (h.c) {
+            uint64_t due = h2conn_due(h.c);
+
+            FUZZ_CHECK(due <= H2CONN_STREAM_WINDOW, "due %llu: past the stream window",
+                       (unsigned long long)due);
+            FUZZ_CHECK(due == 0 || h2conn_active(h.c) == 1, "due %llu with %zu streams",
+                       (unsigned long long)due, h2conn_active(h.c));
+        }
         if (fuzz_rng_below(&h.rng, 2) == 0)
             resume_all(&h);
         turn(&h);

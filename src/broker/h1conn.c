@@ -570,6 +570,17 @@ bool h1conn_idle(const struct h1conn *c)
     return !c->dead && !c->closed && !c->x.active && !c->finishing;
 }
 
+uint64_t h1conn_due(const struct h1conn *c)
+{
+    const struct h1_exchange *x = &c->x;
+    size_t held = buf_len(c->held);
+
+    if (c->dead || c->closed || c->eof || !x->active || !x->head_done ||
+        x->kind != HTTP1_RESPONSE_LENGTH)
+        return 0;
+    return x->remaining > held ? x->remaining - held : 0;
+}
+
 int h1conn_new(uv_loop_t *loop, const struct h1conn_transport *tr, void *t,
                const struct h1conn_events *ev, void *ud, struct h1conn **out)
 {

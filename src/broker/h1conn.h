@@ -98,6 +98,10 @@ void h1conn_on_drain(struct h1conn *c);
 /* The transport ended (reason NULL: a clean EOF). A close-delimited body ends well here. */
 void h1conn_transport_closed(struct h1conn *c, const char *reason);
 
+/* Response body bytes the upstream still owes the exchange and has not sent yet, as far
+ * as the connection knows (a Content-Length body's remainder; 0 for any other framing, or
+ * between exchanges): what the transport may wait for in batches (net_conn_expect). */
+uint64_t h1conn_due(const struct h1conn *c);
 /* Whether an exchange may be submitted now: open and between exchanges. */
 bool h1conn_idle(const struct h1conn *c);
 /* Starts an exchange (h1conn_idle must be true). Writes its head at once. Returns 0 and

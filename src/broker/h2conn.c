@@ -205,8 +205,25 @@ static int on_begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *f, void
         s->status = 0;
         s->hlen = 0;
         s->nfields = 0;
+        s->resp_len = -1;
     }
     return 0;
+}
+
+/* A content-length's value (nghttp2's messaging checks have let only digits through);
+ * -1 for anything else. Used only to know how much of the body is still to come. */
+static int64_t conn__content_length(const uint8_t *v, size_t len)
+{
+    int64_t n = 0;
+
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
 }
 
 static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
@@ -244,6 +261,8 @@ static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8
             s->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
         return 0;
     }
+    if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+        s->resp_len = conn__content_length(value, valuelen);
     if (h2conn__stream_add_field(s, name, namelen, value, valuelen) != 0) {
         h2conn__stream_fail(s, false, "out of memory for the response head");
         s->reset_queued = true;
@@ -317,6 +336,7 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t id, cons
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (!s || s->failed)
         return 0;
+    s->resp_got += len;
     if ((r = h2conn__stream_hold(s, data, len)) != 0)
         h2conn__stream_fail(s, false,
                             r == ERR_NOMEM ? "out of memory for the response body"
@@ -631,6 +651,35 @@ bool h2conn_available(const struct h2conn *c)
         return false;
     max = nghttp2_session_get_remote_settings(c->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     return c->live < max;
+}
+
+uint64_t h2conn_due(const struct h2conn *c)
+{
+    const struct h2_stream *s = c->head;
+    int32_t stream_win, conn_win;
+    uint64_t due;
+
+    /* One stream only: with others open, a batch of this one's bytes could hold back
+     * theirs (and their frames are promised by nobody). */
+    if (c->live != 1 || c->closed || c->failing || c->transport_gone)
+        return 0;
+    while (s != NULL && s->dead)
+        s = s->next;
+    if (s == NULL || !s->head_ready || s->remote_ended || s->ng_closed || s->failed ||
+        s->is_head || s->status == 204 || s->status == 304 || s->resp_len < 0 ||
+        (uint64_t)s->resp_len <= s->resp_got)
+        return 0;
+    due = (uint64_t)s->resp_len - s->resp_got;
+    /* What the server may send before it needs a WINDOW_UPDATE from us. */
+    stream_win = nghttp2_session_get_stream_local_window_size(c->ng, s->id);
+    conn_win = nghttp2_session_get_local_window_size(c->ng);
+    if (stream_win < 0 || conn_win < 0)
+        return 0;
+    if ((uint64_t)stream_win < due)
+        due = (uint64_t)stream_win;
+    if ((uint64_t)conn_win < due)
+        due = (uint64_t)conn_win;
+    return due;
 }
 
 size_t h2conn_active(const struct h2conn *c)

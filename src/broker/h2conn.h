@@ -129,6 +129,12 @@ bool h2conn_available(const struct h2conn *c);
  * some end (on_capacity says when). */
 bool h2conn_open(const struct h2conn *c);
 
+/* Response body bytes the server owes and may send without hearing from us again: with
+ * exactly one stream open whose response gave a content-length, its remainder within the
+ * stream's and the connection's flow-control windows; else 0. What the transport may
+ * wait for in batches (net_conn_expect). */
+uint64_t h2conn_due(const struct h2conn *c);
+
 /* Streams submitted and not yet done or cancelled. */
 size_t h2conn_active(const struct h2conn *c);
 

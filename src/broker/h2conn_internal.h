@@ -39,6 +39,12 @@ struct h2_stream {
     size_t nfields, fields_cap;
     size_t blk_bytes, blk_fields; /* the header block being received (limits) */
 
+    /* What the response body promises: its content-length (-1: none given), the DATA
+     * received so far; a HEAD request's response has none (h2conn_due). */
+    int64_t resp_len;
+    uint64_t resp_got;
+    bool is_head;
+
     /* Response body bytes held for the reader: rb[roff, roff + rlen). */
     uint8_t *rb;
     size_t roff, rlen, rcap;

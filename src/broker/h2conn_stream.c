@@ -416,6 +416,8 @@ int h2conn_submit(struct h2conn *c, const struct h2_request *rq, const struct h2
     s->has_body = rq->has_body && rq->body_len != 0;
     s->body_len = rq->has_body ? rq->body_len : 0;
     s->body_eof = !s->has_body;
+    s->resp_len = -1;
+    s->is_head = strcmp(rq->method, "HEAD") == 0;
     if (s->has_body && (s->sb = malloc(H2CONN_BODY_CHUNK)) == NULL) {
         r = ERR_NOMEM;
         goto out;

@@ -72,6 +72,18 @@ static const struct h2conn_transport h2_transport = {tr_send, tr_pending, NULL};
 
 /* ---- the connection's events ---- */
 
+/* Tells the transport what the upstream owes this connection now, so that a download
+ * is read in batches (net_conn_expect): after each delivery, and when a request starts
+ * or ends on it. */
+static void pconn__expect(struct pconn *pc)
+{
+    if (pc->dead || pc->nc == NULL || pc->nc_gone)
+        return;
+    net_conn_expect(pc->nc, pc->h1 != NULL   ? h1conn_due(pc->h1)
+                            : pc->h2 != NULL ? h2conn_due(pc->h2)
+                                             : 0);
+}
+
 static void on_net_read(struct net_conn *nc, const uint8_t *data, size_t len, void *ud)
 {
     struct pconn *pc = ud;
@@ -82,6 +94,7 @@ static void on_net_read(struct net_conn *nc, const uint8_t *data, size_t len, vo
         h1conn_feed(pc->h1, data, len);
     else if (pc->h2 != NULL && h2conn_feed(pc->h2, data, len) != 0 && !pc->dead)
         pconn__drop(pc);
+    pconn__expect(pc);
 }
 
 static void on_net_drain(struct net_conn *nc, void *ud)
@@ -375,6 +388,8 @@ static void pconn__start(struct pconn *pc, struct upstream_req *r)
     if (rc != 0)
         upstream__req_fail(r, UPSTREAM_ERR_CONNECT,
                            rc == ERR_INVALID ? "the request cannot be sent" : "out of memory");
+    else
+        pconn__expect(pc); /* a second stream: no batches that could hold its answer back */
 }
 
 /* The TLS context, made the first time a connect needs it: an exec broker whose command
@@ -453,6 +468,7 @@ void upstream__release(struct upstream_req *r)
     r->pc = NULL;
     pc->active--;
     pc->served++;
+    pconn__expect(pc);
     if (pc->kind == PCONN_H2 && pc->active == 0)
         pconn__idle(pc);
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "err.h"
 #include "netconn_internal.h"
@@ -90,6 +91,9 @@ void conn__release(struct net_conn *c)
         uv_close((uv_handle_t *)&c->tcp, conn__on_closed); /* pending write: cancelled */
     }
     uv_close((uv_handle_t *)&c->timer, conn__on_closed);
+    if (c->batch_timer_open)
+        uv_close((uv_handle_t *)&c->batch_timer, conn__on_closed);
+    c->batching = false;
     /* inflight stays until the handle is closed: uv_write may still point into it. */
     buf_free(c->out);
     buf_free(c->held);
@@ -225,12 +229,112 @@ static void conn__on_plain(struct net_conn *c, const uint8_t *data, size_t len)
     c->ev.on_read(c, data, len, c->ud);
 }
 
+/* ---- read batching (net_conn_expect) ---- */
+
+static int batch__lowat(struct net_conn *c, int bytes)
+{
+    uv_os_fd_t fd;
+
+    if (!c->tcp_open || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return -1;
+    return setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes));
+}
+
+static void batch__stop(struct net_conn *c)
+{
+    if (!c->batching)
+        return;
+    c->batching = false;
+    uv_timer_stop(&c->batch_timer);
+    /* The kernel checks the queue against the new mark at once (tcp_set_rcvlowat), so
+     * what waited below the old one is reported now. A socket left waiting for a batch
+     * that may never come would hang the connection: end it instead. */
+    if (batch__lowat(c, 1) != 0)
+        conn__end(c, "cannot set the socket's receive low-water mark");
+}
+
+/* No read for NET_BATCH_WAIT_MS: the peer is slower than its promise (or stopped), and
+ * a batch would only add latency. No more batches until the owner's next promise, or
+ * until a read shows the peer ahead of us again. */
+static void batch__on_timer(uv_timer_t *t)
+{
+    struct net_conn *c = t->data;
+
+    if (c->released)
+        return;
+    c->batch_gave_up = true;
+    batch__stop(c);
+}
+
+/* The wait for the next batch starts now. */
+static void batch__arm(struct net_conn *c)
+{
+    uv_timer_start(&c->batch_timer, batch__on_timer, NET_BATCH_WAIT_MS, 0);
+}
+
+/* Batching on or off for what is due now; once per socket read, after its delivery. */
+static void batch__decide(struct net_conn *c)
+{
+    uint64_t kept, coming;
+    bool want;
+
+    /* Bytes still to cross the socket: due less what is here already (ciphertext counts
+     * for at least the plaintext it holds; a record may sit half-read in OpenSSL). */
+    kept = NET_TLS_RECORD_MAX + (c->rkeep != NULL ? buf_len(c->rkeep) : 0) +
+           (c->held != NULL ? buf_len(c->held) : 0);
+    coming = c->due > kept ? c->due - kept : 0;
+    if (c->due == 0)
+        c->batch_gave_up = false;
+    want = c->tcp_open && !c->closed && !c->released && coming >= NET_BATCH &&
+           !c->batch_gave_up;
+    if (want == c->batching)
+        return;
+    if (!want) {
+        batch__stop(c);
+        return;
+    }
+    if (!c->batch_timer_open) {
+        if (uv_timer_init(c->loop, &c->batch_timer) != 0)
+            return;
+        c->batch_timer.data = c;
+        c->batch_timer_open = true;
+        c->refs++;
+    }
+    if (batch__lowat(c, NET_BATCH) != 0)
+        return; /* not batching: reads go on as before */
+    c->batching = true;
+    batch__arm(c);
+}
+
+void net_conn_expect(struct net_conn *c, uint64_t due)
+{
+    assert(c != NULL && !c->released);
+    c->due = due;
+    /* Inside a read, the rest of it is still to be delivered and counts as here. */
+    if (!c->in_read)
+        batch__decide(c);
+}
+
+bool net_conn_batching(const struct net_conn *c)
+{
+    return c->batching;
+}
+
 static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct net_conn *c = s->data;
     /* Decided before the bytes are handed on: a proxy's answer can start the handshake. */
     bool plaintext = !c->use_tls || c->state < NET_HANDSHAKE;
 
+    if (n > 0) {
+        c->in_read = true;
+        if (c->batching)
+            batch__arm(c);
+        /* Half a batch waited for this read: the peer is ahead again (the wait that timed
+         * out was the machine's hiccup, or the peer's, not a slow peer). */
+        if (c->batch_gave_up && (size_t)n >= NET_BATCH / 2)
+            c->batch_gave_up = false;
+    }
     if (n > 0 && c->state != NET_OPEN)
         connect__on_data(c, (const uint8_t *)b->base, (size_t)n);
     else if (n > 0 && c->use_tls)
@@ -258,6 +362,10 @@ static void conn__on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
      * bench W3). c may be released here: its memory is not freed yet. */
     if (b->base != NULL && n > 0 && plaintext)
         explicit_bzero(b->base, (size_t)n);
+    if (n > 0 && !c->released) {
+        c->in_read = false;
+        batch__decide(c);
+    }
 }
 
 int conn__read_uv(struct net_conn *c)
@@ -370,6 +478,8 @@ void net_conn_read_stop(struct net_conn *c)
     conn__read_stop_uv(c);
     if (!c->close_due)
         uv_timer_stop(&c->timer);
+    if (c->batching) /* a pause of ours is not the peer being slow */
+        uv_timer_stop(&c->batch_timer);
 }
 
 void net_conn_read_start(struct net_conn *c)
@@ -380,6 +490,8 @@ void net_conn_read_start(struct net_conn *c)
     c->reading = true;
     if (!c->closed)
         conn__start_timer(c, 0);
+    if (c->batching)
+        batch__arm(c);
 }
 
 const char *net_conn_alpn(const struct net_conn *c)

@@ -25,6 +25,12 @@
 #define NET_READ_SIZE (256 * 1024) /* one socket read: the one buffer of the loop (64 KiB
                                     * took twice the reads of a download, bench W3) */
 #define NET_TLS_CHUNK (16 * 1024) /* one SSL_read: a record's plaintext at most */
+/* Read batching (net_conn_expect): the socket's low-water mark while batching, how long a
+ * batch may keep the loop waiting, and a TLS record's worth of bytes that may sit
+ * half-read in OpenSSL beyond what rkeep shows. */
+#define NET_BATCH (256 * 1024)
+#define NET_BATCH_WAIT_MS 2
+#define NET_TLS_RECORD_MAX (16 * 1024 + 256)
 #define NET_OUT_KEEP 4096         /* output buffer kept between writes (a request's head) */
 #define NET_ERROR_MAX 512         /* an error line */
 /* TLS 1.3 suites in our order of preference: AES-128-GCM first, as Go's crypto/tls and the
@@ -95,6 +101,13 @@ struct net_conn {
     bool close_due; /* ... due, not yet delivered (before set_events) */
     bool write_failed;
     char reason[NET_ERROR_MAX]; /* the due close's reason ("" = clean) */
+
+    uv_timer_t batch_timer; /* read batching's bound on a batch's wait; opened when first used */
+    bool batch_timer_open;
+    bool batching;          /* SO_RCVLOWAT is NET_BATCH */
+    bool batch_gave_up;     /* a batch timed out: none until nothing is due again */
+    bool in_read;           /* a socket read is being delivered: batching is decided after */
+    uint64_t due;           /* the owner's last net_conn_expect */
 
     struct buf *held;     /* plain TCP: bytes that came behind the proxy's answer */
     struct buf *out;      /* queued, not yet given to uv_write */

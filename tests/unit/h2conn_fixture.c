@@ -296,11 +296,19 @@ static void rq_head(void *ud, int status, const struct http1_header *h, size_t n
 static int rq_body(void *ud, const uint8_t *d, size_t len)
 {
     struct req *r = ud;
+    uint64_t due;
     size_t i;
 
     r->body_calls++;
     if (!r->heads || r->dones)
         r->order_bad = true;
+    /* What the connection says is still due: never more than the stream window, nor than
+     * what the response (of r->total bytes, when the test set it) has left after d. */
+    due = h2conn_due(r->f->c);
+    if (due > r->due_max)
+        r->due_max = due;
+    if (due > H2CONN_STREAM_WINDOW || (r->total && due > r->total - r->got - len))
+        r->due_bad = true;
     if (r->cancel_in_body) {
         r->cancelled = true;
         h2_stream_cancel(r->s);

@@ -69,6 +69,11 @@ struct req {
     bool slow, released, cancel_in_body, free_in_done, cancelled;
     size_t pauses, paused_len; /* the length on_body paused on: offered again next */
     bool reoffer_bad;
+    /* h2conn_due as each body piece came: the most, and whether it ever said more than
+     * the stream window or than the response (total bytes, if set) had left */
+    size_t total;
+    uint64_t due_max;
+    bool due_bad;
 };
 
 /* The peer (max_streams: its --max-streams, or NULL), a connected h2conn whose first PING

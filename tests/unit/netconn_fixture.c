@@ -218,6 +218,8 @@ static void on_read(struct net_conn *c, const uint8_t *data, size_t len, void *u
     memcpy(g->data + g->len, data, len);
     g->len += len;
     g->reads++;
+    if (g->promise > 0)
+        net_conn_expect(c, g->promise > g->len ? g->promise - g->len : 0);
     if (g->free_on_read) {
         net_conn_free(c); /* from inside: nothing of c may run after this */
         g->c = NULL;

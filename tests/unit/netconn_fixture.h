@@ -49,6 +49,7 @@ struct got {
     /* what the callbacks do */
     bool free_on_read;
     size_t stop_every, next_stop;
+    size_t promise; /* > 0: on_read tells net_conn_expect what of it is still to come */
     bool stopped, read_while_stopped;
     struct peer procs[MAX_PROCS]; /* stopped by teardown if the test could not */
 };

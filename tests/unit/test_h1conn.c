@@ -219,6 +219,9 @@ struct exchange {
     int pause_every, calls;
     uv_timer_t resume;
     bool cancel_in_body;
+    /* h1conn_due as each body piece came: the most, and the most it put the body's end at
+     * (what came before and with the piece, plus what it says is still due) */
+    uint64_t due_max, due_end_max;
 };
 
 static void ex_on_head(void *ud, int status, const struct http1_header *h, size_t n)
@@ -239,6 +242,12 @@ static void on_resume_timer(uv_timer_t *t)
 static int ex_on_body(void *ud, const uint8_t *data, size_t len)
 {
     struct exchange *e = ud;
+    uint64_t due = h1conn_due(e->o->c);
+
+    if (due > e->due_max)
+        e->due_max = due;
+    if (due + e->body_len + len > e->due_end_max)
+        e->due_end_max = due + e->body_len + len;
 
     if (e->cancel_in_body) {
         h1_exchange_cancel(e->x);
@@ -407,9 +416,15 @@ static void test_a_pausing_reader_gets_every_byte_in_order(void **state)
     assert_int_equal(e.body_len, 4194304);
     assert_true(pattern_matches(e.body, e.body_len));
     assert_true(o.tcp.paused_count > 0);
+    /* What it told the transport to wait for (read batching): some of the rest, never
+     * past the end, nothing once the exchange is over. */
+    assert_true(e.due_max > 0);
+    assert_true(e.due_end_max <= 4194304);
+    assert_int_equal(h1conn_due(o.c), 0);
     exchange(&o, &e, "GET", "/chunked/1000000", NULL, 0, false);
     assert_int_equal(e.body_len, 1000000);
     assert_true(pattern_matches(e.body, e.body_len));
+    assert_int_equal(e.due_max, 0); /* a chunked body promises nothing ahead */
     exchange(&o, &e, "GET", "/len-close/1000", NULL, 0, false);
     assert_int_equal(e.body_len, 1000);
     run_until(conn_closed, &o); /* "Connection: close": not reused, the peer's socket open */

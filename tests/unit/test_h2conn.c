@@ -187,6 +187,14 @@ static void test_h2conn_one_stream_until_the_servers_settings(void **state)
         assert_int_equal(f->all[i]->result, 0);
 }
 
+static bool buffered_window(struct fx *f, void *req)
+{
+    struct req *r = req;
+
+    (void)f;
+    return r->s != NULL && h2_stream_buffered(r->s) == H2CONN_STREAM_WINDOW;
+}
+
 static void test_h2conn_slow_reader_never_blocks_a_fast_one(void **state)
 {
     struct fx *f = *state;
@@ -216,6 +224,48 @@ static void test_h2conn_slow_reader_never_blocks_a_fast_one(void **state)
     assert_false(slow->pattern_bad);
     assert_false(slow->order_bad);
     assert_false(slow->reoffer_bad); /* exactly what it paused on came back first */
+}
+
+/* What the connection tells its transport it may wait for (read batching): the one open
+ * stream's remainder within its window; nothing once the window is used up, nothing with
+ * a second stream open (its answer must not wait behind a batch), nothing at the end. */
+static void test_h2conn_due_is_one_streams_remainder_within_its_window(void **state)
+{
+    struct fx *f = *state;
+    struct req *r, *held;
+
+    fx_open(f, NULL);
+    r = req_new(f, "GET", "/size/4194304");
+    r->total = SIZE_4M;
+    submit(r);
+    assert_true(run_until(f, is_done, r));
+    assert_int_equal(r->result, 0);
+    assert_false(r->due_bad);
+    assert_true(r->due_max > 0);
+    assert_int_equal(h2conn_due(f->c), 0);
+
+    /* A reader that does not take: the server fills the window and owes 3 MiB more. */
+    r = req_new(f, "GET", "/size/4194304");
+    r->slow = true;
+    submit(r);
+    assert_true(run_until(f, buffered_window, r));
+    assert_int_equal(h2conn_due(f->c), 0);
+    r->released = true;
+    h2_stream_resume(r->s);
+    assert_true(run_until(f, is_done, r));
+    assert_false(r->due_bad);
+
+    /* Beside a stream the server holds unanswered (submitted after it, so that the
+     * download's stream is the first the connection looks at). */
+    r = req_new(f, "GET", "/size/4194304");
+    submit(r);
+    held = req_new(f, "GET", "/hold");
+    submit(held);
+    assert_true(run_until(f, is_done, r));
+    assert_int_equal(r->result, 0);
+    assert_int_equal(r->due_max, 0);
+    h2_stream_cancel(held->s);
+    held->s = NULL;
 }
 
 /* More slow readers than the connection window holds: each keeps a full stream window of
@@ -468,6 +518,7 @@ int main(int argc, char **argv)
         T(test_h2conn_one_stream_until_the_servers_settings),
         T(test_h2conn_slow_reader_never_blocks_a_fast_one),
         T(test_h2conn_slow_readers_never_use_up_the_connection_window),
+        T(test_h2conn_due_is_one_streams_remainder_within_its_window),
         T(test_h2conn_goaway_fails_streams_above_last_id_as_retryable),
         T(test_h2conn_rst_stream_fails_only_that_stream),
         T(test_h2conn_early_answer_to_a_big_post_completes),

@@ -2,7 +2,8 @@
  * Unit tests for src/net/netconn.c and netconn_tls.c: the stream and TLS against real
  * peers (tests/unit/netconn_fixture.h): echo over TLS and plain TCP; ALPN, SNI, session
  * resumption with TLS 1.3 and 1.2; the certificate checks and TLS 1.2 as the minimum;
- * read_stop/read_start with 8 MiB; an 8 MiB write to a slow reader; a free from inside
+ * read_stop/read_start with 8 MiB, with the download promised too (read batching) and a
+ * promise the peer does not keep; an 8 MiB write to a slow reader; a free from inside
  * on_read; how a stream ends (EOF with or without close_notify, a bad record).
  */
 #include <netinet/in.h>
@@ -253,6 +254,65 @@ static void test_netconn_read_stop_holds_plain_data_until_read_start(void **stat
     backpressure_case(*state, false);
 }
 
+/* The same with the whole download promised (net_conn_expect after each delivery): read
+ * in batches, every byte still comes, in order, and nothing while stopped. */
+static void test_netconn_a_promised_download_comes_whole_through_stops(void **state)
+{
+    struct got *g = *state;
+
+    g->promise = BIG + 64;
+    backpressure_case(g, true);
+    reset_stream(g);
+    g->promise = BIG + 64;
+    backpressure_case(g, false);
+}
+
+/* A promise the peer does not keep (the echo peer sends only what it is sent) must never
+ * leave bytes waiting below the socket's mark: batching gives up after its short wait, and
+ * stays off until nothing is due; a pause of ours does not count as the peer's slowness. */
+static void promise_broken_case(struct got *g, bool tls)
+{
+    struct peer *peer;
+    struct net_target t = {.host = "127.0.0.1", .tls = tls};
+
+    peer = peer_start(g, "echo", tls ? "leaf" : NULL, NULL);
+    t.port = (uint16_t)peer->port;
+    assert_non_null(connect_to(g, &t, WAIT_MS));
+    assert_false(net_conn_batching(g->c));
+    net_conn_expect(g->c, 64 * 1024); /* less than a batch */
+    assert_false(net_conn_batching(g->c));
+    net_conn_expect(g->c, BIG);
+    assert_true(net_conn_batching(g->c));
+    net_conn_read_stop(g->c);
+    peer_run_until(g->loop, never, NULL, 30);
+    assert_true(net_conn_batching(g->c)); /* we stopped: the peer was not slow */
+    net_conn_read_start(g->c);
+    write_all(g->c, "hello", 5);
+    wait_bytes(g, 5); /* five bytes, far below the mark */
+    assert_memory_equal(g->data, "hello", 5);
+    assert_false(net_conn_batching(g->c));
+    net_conn_expect(g->c, BIG);
+    assert_false(net_conn_batching(g->c)); /* given up on this promise */
+    net_conn_expect(g->c, 0);
+    net_conn_expect(g->c, BIG); /* the next one */
+    assert_true(net_conn_batching(g->c));
+    write_all(g->c, "again", 5);
+    wait_bytes(g, 10);
+    assert_memory_equal(g->data + 5, "again", 5);
+    conn_free(g);
+    peer_stop(peer);
+}
+
+static void test_netconn_a_broken_promise_costs_a_short_wait_over_tls(void **state)
+{
+    promise_broken_case(*state, true);
+}
+
+static void test_netconn_a_broken_promise_costs_a_short_wait_over_plain_tcp(void **state)
+{
+    promise_broken_case(*state, false);
+}
+
 static bool drained(void *arg)
 {
     return ((struct got *)arg)->drains > 0;
@@ -357,6 +417,9 @@ int main(int argc, char **argv)
         T(test_netconn_refuses_tls11),
         T(test_netconn_read_stop_holds_tls_data_until_read_start),
         T(test_netconn_read_stop_holds_plain_data_until_read_start),
+        T(test_netconn_a_promised_download_comes_whole_through_stops),
+        T(test_netconn_a_broken_promise_costs_a_short_wait_over_tls),
+        T(test_netconn_a_broken_promise_costs_a_short_wait_over_plain_tcp),
         T(test_netconn_write_to_a_slow_reader_queues_then_drains),
         T(test_netconn_free_from_inside_on_read),
         T(test_netconn_eof_without_close_notify_is_a_clean_end),
