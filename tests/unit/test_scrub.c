@@ -336,6 +336,54 @@ static void test_scrub_streams_a_long_random_body_like_mask_all(void **state)
     scrubber_free(s);
 }
 
+/* A long key: a feed that ends inside an occurrence, or inside a false start, holds back
+ * its tail, judged with the next feed's bytes. Sparse occurrences among bytes that are no
+ * candidate, fed in pieces of every size around a filter block and a tail, with both
+ * filters, stream to what mask_all makes of the whole. */
+static void test_scrub_streams_a_long_key_sparse_body_in_every_piece_size(void **state)
+{
+    char key[65];
+    size_t len = 64 * 1024;
+    struct scrubber *s;
+    uint8_t *body = malloc(len), *whole = malloc(len);
+
+    (void)state;
+    assert_non_null(body);
+    assert_non_null(whole);
+    /* Its first byte only once: the one candidate in an occurrence is its start. */
+    for (size_t i = 0; i < 64; i++)
+        key[i] = (char)(i == 0 ? 'A' : 'B' + i % 25);
+    key[64] = '\0';
+    s = scrubber_for(key);
+    srand(5);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (uint8_t)('a' + rand() % 26); /* never 'A', never '%': no candidate */
+    /* The whole key, a prefix long enough to count, and a false start (held back at the
+     * end of a feed, then judged no occurrence: what follows it is emitted as it is tested). */
+    for (size_t at = 1000, i = 0; at + 200 < len; at += 1499, i++)
+        memcpy(body + at, key, i % 3 == 0 ? 64 : i % 3 == 1 ? 20 : 10);
+    memcpy(whole, body, len);
+    assert_true(scrubber_mask_all(s, whole, len) >= 8);
+    for (int narrow = 0; narrow < 2; narrow++) {
+        scrub_scan_narrow(narrow);
+        for (size_t chunk = 1; chunk <= 400; chunk += chunk < 40 ? 1 : 29) {
+            size_t cuts[1024], n = 0;
+            struct buf *out;
+
+            for (size_t off = chunk; off < len && n < 1024; off += chunk + n % 3)
+                cuts[n++] = off;
+            out = stream_with_cuts(s, body, len, cuts, n);
+            assert_int_equal(buf_len(out), len);
+            assert_memory_equal(buf_ptr(out), whole, len);
+            buf_free(out);
+        }
+    }
+    scrub_scan_narrow(false);
+    free(body);
+    free(whole);
+    scrubber_free(s);
+}
+
 static void test_scrub_stream_is_ready_for_a_new_body_after_finish(void **state)
 {
     struct scrubber *s = scrubber_for("key");
@@ -680,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_scrub_streams_keys_of_different_lengths_at_every_split),
         cmocka_unit_test(test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one),
         cmocka_unit_test(test_scrub_masks_a_key_at_every_position_with_both_filters),
+        cmocka_unit_test(test_scrub_streams_a_long_key_sparse_body_in_every_piece_size),
         cmocka_unit_test(test_scrub_free_functions_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
