@@ -149,14 +149,14 @@ void net_conn_read_start(struct net_conn *c);
  *
  * While NET_BATCH bytes or more are due beyond what the connection already holds, the
  * socket wakes the loop only once NET_BATCH bytes wait (SO_RCVLOWAT): a download is read
- * in a third of the wake-ups and reads (bench W3; a system call is dear on this kind of
+ * in a quarter of the wake-ups and reads (bench W3; a system call is dear on this kind of
  * VM). Never a wait for bytes that are not coming: what is due is a lower bound, and a
  * peer slower than its promise (or one that waits for us after all) costs at most
  * NET_BATCH_WAIT_MS once: with no read for that long, batching stops until nothing is
  * due again (the next response), or until a read finds half a batch waiting.
  */
 void net_conn_expect(struct net_conn *c, uint64_t due);
-/* Whether reads are being batched now (tests, bench). */
+/* Whether reads are being batched now (tests). */
 bool net_conn_batching(const struct net_conn *c);
 
 /* The protocol ALPN picked ("h2", "http/1.1"), or "" (none, or not TLS). Borrowed. */

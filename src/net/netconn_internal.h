@@ -105,7 +105,7 @@ struct net_conn {
     uv_timer_t batch_timer; /* read batching's bound on a batch's wait; opened when first used */
     bool batch_timer_open;
     bool batching;          /* SO_RCVLOWAT is NET_BATCH */
-    bool batch_gave_up;     /* a batch timed out: none until nothing is due again */
+    bool batch_gave_up;     /* a batch timed out: none until nothing is due, or a big read */
     bool in_read;           /* a socket read is being delivered: batching is decided after */
     uint64_t due;           /* the owner's last net_conn_expect */
 
