@@ -26,7 +26,7 @@
  * with END_STREAM when the stream completed; after an H2_PAUSE the next on_body offers
  * exactly the same bytes; h2conn_active() counts the streams not done or cancelled;
  * h2conn_due() (what read batching may wait for) is within the stream window, and 0
- * unless exactly one stream is active.
+ * unless exactly one stream is active; reading is paused only with one stream active.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +76,7 @@ struct h {
     size_t body_len;
     struct st st[NREQ_MAX];
     size_t n, nsubmitted;
-    bool stall, free_in_done, lift_pauses, closed_by_us;
+    bool stall, free_in_done, lift_pauses, closed_by_us, read_paused;
     int on_closed;
 };
 
@@ -252,6 +252,17 @@ static size_t tr_pending(void *t)
     return h->stall ? H2CONN_SEND_HIGH_WATER : 0;
 }
 
+/* Asked only with one stream open (h2conn.h); the bytes keep coming regardless, as a read
+ * already under way would bring them. */
+static void tr_read_pause(void *t, bool pause)
+{
+    struct h *h = t;
+
+    FUZZ_CHECK(!pause || h2conn_active(h->c) == 1, "reading paused with %zu streams open",
+               h2conn_active(h->c));
+    h->read_paused = pause;
+}
+
 static void submit_more(struct h *h);
 
 static void ev_capacity(struct h2conn *c, void *ud)
@@ -348,7 +359,7 @@ static void plan(struct h *h)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t gather[H2CONN_GATHER];
-    const struct h2conn_transport tr = {tr_send, tr_pending, gather};
+    const struct h2conn_transport tr = {tr_send, tr_pending, gather, tr_read_pause};
     const struct h2conn_events ev = {ev_capacity, ev_closed};
     struct h h;
     const uint8_t *srv;

@@ -155,6 +155,25 @@ static void conn__notify(struct h2conn *c)
     }
 }
 
+/* Feeding paused while the one open stream's reader is (h2conn_transport.read_pause). */
+static void conn__read_control(struct h2conn *c)
+{
+    const struct h2_stream *s = c->head;
+    bool pause = false;
+
+    if (c->tr.read_pause == NULL)
+        return;
+    if (c->live == 1 && !c->closed && !c->failing && !c->transport_gone) {
+        while (s != NULL && s->dead)
+            s = s->next;
+        pause = s != NULL && s->paused && !s->failed && !s->ng_closed;
+    }
+    if (pause != c->read_paused) {
+        c->read_paused = pause;
+        c->tr.read_pause(c->t, pause);
+    }
+}
+
 /* The one place user callbacks are called from: stream steps, on_capacity, on_closed. */
 static void conn__run(struct h2conn *c)
 {
@@ -177,6 +196,8 @@ static void conn__run(struct h2conn *c)
         conn__check_session(c);
         conn__sweep(c);
         conn__notify(c);
+        if (!c->closed)
+            conn__read_control(c);
     } while (c->again && !c->closed);
     c->running = false;
     if (!c->free_pending)

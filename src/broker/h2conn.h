@@ -75,6 +75,13 @@ struct h2conn_transport {
      * each send (HEADERS carry the key). Connections of one loop may share it: a flush never
      * runs inside another, and send calls nothing back. */
     uint8_t *gather;
+    /* Optional: stop (pause true) or restart feeding the connection. Asked for while its one
+     * open stream's reader is paused: the upstream's bytes then wait in the socket, where
+     * the stream window bounds them, instead of in the stream's hold buffer, and are
+     * decrypted and scrubbed in one go when the reader wants them (bench W3). Never with
+     * two streams open: a slow reader must not hold back another stream. Must not call
+     * into the connection. */
+    void (*read_pause)(void *t, bool pause);
 };
 
 struct h2conn_events {

@@ -94,6 +94,7 @@ struct h2conn {
     bool closed_notified;
     bool cap_changed;
     bool ping_outstanding;
+    bool read_paused; /* tr.read_pause(true) was the last call */
     uint64_t pings_acked;
     int32_t goaway_last_id;
     bool goaway_received;

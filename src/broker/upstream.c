@@ -68,7 +68,7 @@ static void tr_read_pause(void *t, bool pause)
 }
 
 static const struct h1conn_transport h1_transport = {tr_send, tr_pending, tr_read_pause};
-static const struct h2conn_transport h2_transport = {tr_send, tr_pending, NULL};
+static const struct h2conn_transport h2_transport = {tr_send, tr_pending, NULL, tr_read_pause};
 
 /* ---- the connection's events ---- */
 

@@ -75,6 +75,24 @@ static size_t tr_pending(void *t)
     return f->stall ? H2CONN_SEND_HIGH_WATER : f->tcp.write_queue_size;
 }
 
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b);
+
+static void tr_read_pause(void *t, bool pause)
+{
+    struct fx *f = t;
+
+    if (pause) {
+        f->read_pauses++;
+        if (h2conn_active(f->c) != 1)
+            f->read_pause_bad = true;
+        uv_read_stop((uv_stream_t *)&f->tcp);
+    } else if (!f->eof) {
+        uv_read_start((uv_stream_t *)&f->tcp, on_alloc, on_read);
+    }
+    f->read_paused = pause;
+}
+
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *b)
 {
     struct fx *f = h->data;
@@ -217,7 +235,7 @@ static void on_kick(uv_timer_t *t)
 void fx_open(struct fx *f, const char *max_streams)
 {
     static uint8_t gather[H2CONN_GATHER];
-    const struct h2conn_transport tr = {tr_send, tr_pending, gather};
+    const struct h2conn_transport tr = {tr_send, tr_pending, gather, tr_read_pause};
     const struct h2conn_events ev = {ev_capacity, ev_closed};
     struct sockaddr_in a;
     uint64_t one = 1;

@@ -38,6 +38,9 @@ struct fx {
     char rbuf[65536];
     struct h2conn *c;
     bool stall;            /* pending() reports the high-water mark: the conn produces nothing */
+    bool read_paused;      /* the conn asked the transport to stop feeding it */
+    unsigned read_pauses;  /* ... how many times */
+    bool read_pause_bad;   /* ... once with other than one stream open */
     bool no_settings_wait; /* fx_open returns before the server's SETTINGS are in */
     int capacity, closed;
     char closed_reason[256];
