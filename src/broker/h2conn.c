@@ -155,19 +155,27 @@ static void conn__notify(struct h2conn *c)
     }
 }
 
+/* The one stream open on a usable connection, or NULL (none, or more than one): what read
+ * batching and the read pause may act for without holding back another stream. */
+static const struct h2_stream *conn__lone_stream(const struct h2conn *c)
+{
+    const struct h2_stream *s = c->head;
+
+    if (c->live != 1 || c->closed || c->failing || c->transport_gone)
+        return NULL;
+    while (s != NULL && s->dead)
+        s = s->next;
+    return s;
+}
+
 /* Feeding paused while the one open stream's reader is (h2conn_transport.read_pause). */
 static void conn__read_control(struct h2conn *c)
 {
-    const struct h2_stream *s = c->head;
-    bool pause = false;
+    const struct h2_stream *s = conn__lone_stream(c);
+    bool pause = s != NULL && s->paused && !s->failed && !s->ng_closed;
 
     if (c->tr.read_pause == NULL)
         return;
-    if (c->live == 1 && !c->closed && !c->failing && !c->transport_gone) {
-        while (s != NULL && s->dead)
-            s = s->next;
-        pause = s != NULL && s->paused && !s->failed && !s->ng_closed;
-    }
     if (pause != c->read_paused) {
         c->read_paused = pause;
         c->tr.read_pause(c->t, pause);
@@ -231,20 +239,14 @@ static int on_begin_headers_cb(nghttp2_session *ng, const nghttp2_frame *f, void
     return 0;
 }
 
-/* A content-length's value (nghttp2's messaging checks have let only digits through);
- * -1 for anything else. Used only to know how much of the body is still to come. */
+/* A content-length's value (http1.c's rule, RFC 9110 8.6), -1 for anything else. Used
+ * only to know how much of the body is still to come (h2conn_due). */
 static int64_t conn__content_length(const uint8_t *v, size_t len)
 {
-    int64_t n = 0;
+    const struct http1_iov iov = {(const char *)v, len};
+    uint64_t n;
 
-    if (len == 0 || len > 18)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (v[i] - '0');
-    }
-    return n;
+    return http1_parse_content_length(&iov, &n) && n <= INT64_MAX ? (int64_t)n : -1;
 }
 
 static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
@@ -676,16 +678,12 @@ bool h2conn_available(const struct h2conn *c)
 
 uint64_t h2conn_due(const struct h2conn *c)
 {
-    const struct h2_stream *s = c->head;
+    /* One stream only: with others open, a batch of this one's bytes could hold back
+     * theirs (and their frames are promised by nobody). */
+    const struct h2_stream *s = conn__lone_stream(c);
     int32_t stream_win, conn_win;
     uint64_t due;
 
-    /* One stream only: with others open, a batch of this one's bytes could hold back
-     * theirs (and their frames are promised by nobody). */
-    if (c->live != 1 || c->closed || c->failing || c->transport_gone)
-        return 0;
-    while (s != NULL && s->dead)
-        s = s->next;
     if (s == NULL || !s->head_ready || s->remote_ended || s->ng_closed || s->failed ||
         s->is_head || s->status == 204 || s->status == 304 || s->resp_len < 0 ||
         (uint64_t)s->resp_len <= s->resp_got)
