@@ -341,9 +341,9 @@ static int conn__pump_body(struct conn *c)
     return 0;
 }
 
-static void on_conn_timer(uv_timer_t *t)
+static void on_conn_timer(struct deadline *d)
 {
-    struct conn *c = t->data;
+    struct conn *c = deadline_data(d);
 
     if (c->closing)
         return;
@@ -365,22 +365,22 @@ static void conn__update_timer(struct conn *c)
     struct broker_limits *l = &c->inv->limits;
 
     if (c->close_when_written) {
-        uv_timer_start(&c->timer, on_conn_timer, l->stall_timeout_ms, 0);
+        deadline_set(&c->timer, l->stall_timeout_ms);
         c->head_timer_running = false;
     } else if (c->draining) {
         /* Counted once from the start of the drain, like a head: a trickle cannot extend it. */
         if (!c->head_timer_running)
-            uv_timer_start(&c->timer, on_conn_timer, l->head_timeout_ms, 0);
+            deadline_set(&c->timer, l->head_timeout_ms);
         c->head_timer_running = true;
     } else if (c->state != CONN_HEAD) {
-        uv_timer_stop(&c->timer);
+        deadline_clear(&c->timer);
         c->head_timer_running = false;
     } else if (buf_len(c->in) == 0) {
-        uv_timer_start(&c->timer, on_conn_timer, l->idle_timeout_ms, 0);
+        deadline_set(&c->timer, l->idle_timeout_ms);
         c->head_timer_running = false;
     } else if (!c->head_timer_running) {
         /* Counted from the first byte, not renewed per read: a slowloris gets 10 s in all. */
-        uv_timer_start(&c->timer, on_conn_timer, l->head_timeout_ms, 0);
+        deadline_set(&c->timer, l->head_timeout_ms);
         c->head_timer_running = true;
     }
 }
@@ -710,8 +710,7 @@ void conn__close(struct conn *c)
         free(c->staged);
         c->staged = NULL;
     }
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_close_cb);
+    deadline_close(&c->timer, conn_handle_close_cb);
     uv_close((uv_handle_t *)&c->flush, conn_handle_close_cb);
     uv_close((uv_handle_t *)&c->pipe, conn_handle_close_cb); /* cancels pending writes */
 }
@@ -733,12 +732,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     }
     c->inv = inv;
     c->id = ++inv->next_conn_id;
-    if ((r = uv_timer_init(inv->broker->loop, &c->timer)) != 0) {
-        conn__free_memory(c);
-        close(fd);
-        return r;
-    }
-    c->timer.data = c;
+    deadline_init(inv->broker->loop, &c->timer, on_conn_timer, c); /* cannot fail */
     (void)uv_prepare_init(inv->broker->loop, &c->flush); /* cannot fail */
     c->flush.data = c;
     c->open_handles = 2;
@@ -746,7 +740,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     if ((r = uv_tcp_init(inv->broker->loop, &c->pipe)) != 0) {
         close(fd);
         c->closing = true;
-        uv_close((uv_handle_t *)&c->timer, conn_handle_close_cb);
+        deadline_close(&c->timer, conn_handle_close_cb);
         uv_close((uv_handle_t *)&c->flush, conn_handle_close_cb);
         return r;
     }

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "chunked.h"
+#include "deadline.h"
 #include "http1.h"
 #include "response.h"
 #include "route.h"
@@ -78,7 +79,7 @@ struct conn {
      * (FIONBIO) where uv_pipe_open makes two (F_GETFL first): a tenth of a fresh dial's
      * calls, on a machine where each costs more than the work it does (bench W1). */
     uv_tcp_t pipe;
-    uv_timer_t timer;
+    struct deadline timer; /* idle, head, drain or closing: conn__update_timer */
     uv_prepare_t flush;  /* runs before the loop next waits, while bytes are staged */
     int open_handles;
     enum conn_state state;

@@ -129,53 +129,55 @@ static void on_net_close(struct net_conn *nc, const char *reason, void *ud)
 
 static const struct net_conn_events net_events = {on_net_read, on_net_drain, on_net_close};
 
-static void on_idle_timeout(uv_timer_t *t)
-{
-    struct pconn *pc = t->data;
-
-    if (pc->active == 0)
-        pconn__drop(pc);
-}
-
-/* An idle HTTP/2 connection is pinged every connect timeout: one whose PING is still
+/* The deadline of an idle connection (set in pconn__idle, cleared when a request takes it).
+ * An idle HTTP/2 connection is pinged every connect timeout: one whose PING is still
  * unanswered at the next tick fails (h2conn_ping), so a connection a middlebox dropped
  * silently is let go while idle, not found dead by the next request's head timeout. */
-static void on_h2_idle_tick(uv_timer_t *t)
+static void on_idle_deadline(struct deadline *d)
 {
-    struct pconn *pc = t->data;
+    struct pconn *pc = deadline_data(d);
 
     if (pc->active > 0 || pc->dead)
         return;
-    if (uv_now(pc->o->u->loop) - pc->idle_since >= UPSTREAM_IDLE_MS)
+    if (pc->kind != PCONN_H2 || uv_now(pc->o->u->loop) - pc->idle_since >= UPSTREAM_IDLE_MS) {
         pconn__drop(pc);
-    else
-        h2conn_ping(pc->h2);
+        return;
+    }
+    h2conn_ping(pc->h2);
+    deadline_set(&pc->idle, pc->o->u->opts.connect_timeout_ms);
+}
+
+static void pconn__unidle(struct pconn *pc)
+{
+    if (!pc->on_idle)
+        return;
+    TAILQ_REMOVE(&pc->o->idle, pc, idle_link);
+    pc->o->nidle--;
+    pc->on_idle = false;
 }
 
 /* No request on pc: it waits for the next one, for a while. */
 static void pconn__idle(struct pconn *pc)
 {
     struct origin *o = pc->o;
-    struct pconn *other;
-    unsigned idle = 0;
 
     if (pc->dead || pc->active > 0)
         return;
-    LIST_FOREACH(other, &o->conns, link) {
-        idle += other->kind == PCONN_H1 && other->active == 0 && !other->dead;
+    pc->idle_since = uv_now(o->u->loop);
+    if (pc->kind == PCONN_H2) {
+        deadline_set(&pc->idle, o->u->opts.connect_timeout_ms);
+        return;
     }
-    if (idle > UPSTREAM_ORIGIN_IDLE) {
+    if (pc->on_idle)
+        return;
+    if (o->nidle >= UPSTREAM_ORIGIN_IDLE) {
         pconn__drop(pc);
         return;
     }
-    pc->idle_since = uv_now(o->u->loop);
-    if (pc->kind == PCONN_H2) {
-        uint64_t every = o->u->opts.connect_timeout_ms;
-
-        uv_timer_start(&pc->idle, on_h2_idle_tick, every, every);
-    } else {
-        uv_timer_start(&pc->idle, on_idle_timeout, UPSTREAM_IDLE_MS, 0);
-    }
+    TAILQ_INSERT_HEAD(&o->idle, pc, idle_link);
+    o->nidle++;
+    pc->on_idle = true;
+    deadline_set(&pc->idle, UPSTREAM_IDLE_MS);
 }
 
 static void on_h1_idle(struct h1conn *c, void *ud)
@@ -230,8 +232,11 @@ static void pconn__drop(struct pconn *pc)
     if (pc->dead)
         return;
     pc->dead = true;
+    pconn__unidle(pc);
     LIST_REMOVE(pc, link);
     o->nconns--;
+    if (pc->kind == PCONN_H2)
+        o->nh2--;
     if (pc->connecting != NULL) {
         net_connect_cancel(pc->connecting);
         o->nconnecting--;
@@ -245,8 +250,7 @@ static void pconn__drop(struct pconn *pc)
     pc->h1 = NULL;
     pc->h2 = NULL;
     pc->nc = NULL;
-    uv_timer_stop(&pc->idle);
-    uv_close((uv_handle_t *)&pc->idle, on_pconn_closed);
+    deadline_close(&pc->idle, on_pconn_closed);
     /* Requests waiting for it go to another one, or a new one. */
     if (!o->u->closing && !TAILQ_EMPTY(&o->waiting))
         upstream__dispatch(o);
@@ -277,6 +281,7 @@ static void on_connected(struct net_conn *nc, const char *error, void *ud)
     pc->nc = nc;
     if (strcmp(net_conn_alpn(nc), "h2") == 0) {
         pc->kind = PCONN_H2;
+        o->nh2++;
         o->speaks_h2 = true;
         struct h2conn_transport tr = h2_transport;
 
@@ -292,6 +297,8 @@ static void on_connected(struct net_conn *nc, const char *error, void *ud)
         return;
     }
     net_conn_set_events(nc, &net_events, pc);
+    if (pc->kind == PCONN_H1)
+        pconn__idle(pc); /* where dispatch finds it */
     upstream__dispatch(o);
 }
 
@@ -313,8 +320,7 @@ static int origin__connect(struct origin *o)
     t.proxy = proxy;
     pc->o = o;
     pc->kind = PCONN_CONNECTING;
-    uv_timer_init(u->loop, &pc->idle);
-    pc->idle.data = pc;
+    deadline_init(u->loop, &pc->idle, on_idle_deadline, pc);
     LIST_INSERT_HEAD(&o->conns, pc, link);
     o->nconns++;
     o->nconnecting++;
@@ -339,6 +345,8 @@ static bool origin__h2_open(const struct origin *o)
 {
     const struct pconn *pc;
 
+    if (o->nh2 == 0)
+        return false;
     LIST_FOREACH(pc, &o->conns, link) {
         if (pc->kind == PCONN_H2 && !pc->dead && !pc->nc_gone && h2conn_open(pc->h2))
             return true;
@@ -346,17 +354,24 @@ static bool origin__h2_open(const struct origin *o)
     return false;
 }
 
-/* A connection that can take r now, or NULL. */
+/* A connection that can take r now, or NULL: an HTTP/2 one with a stream to spare, else
+ * the HTTP/1.1 one idle last. One that can no longer serve leaves the idle list here; its
+ * protocol layer drops it. */
 static struct pconn *origin__pick(struct origin *o, const struct upstream_req *r)
 {
-    struct pconn *pc;
+    struct pconn *pc, *next;
 
-    LIST_FOREACH(pc, &o->conns, link) {
-        if (pc->dead || pc->nc_gone)
-            continue;
-        if (pc->kind == PCONN_H2 && h2conn_available(pc->h2))
-            return pc;
-        if (pc->kind == PCONN_H1 && h1conn_idle(pc->h1) && (!r->fresh_only || pc->served == 0))
+    if (o->nh2 > 0) {
+        LIST_FOREACH(pc, &o->conns, link) {
+            if (pc->kind == PCONN_H2 && !pc->dead && !pc->nc_gone && h2conn_available(pc->h2))
+                return pc;
+        }
+    }
+    for (pc = TAILQ_FIRST(&o->idle); pc != NULL; pc = next) {
+        next = TAILQ_NEXT(pc, idle_link);
+        if (pc->nc_gone || !h1conn_idle(pc->h1))
+            pconn__unidle(pc);
+        else if (!r->fresh_only || pc->served == 0)
             return pc;
     }
     return NULL;
@@ -371,7 +386,8 @@ static void pconn__start(struct pconn *pc, struct upstream_req *r)
     r->queued = false;
     r->pc = pc;
     pc->active++;
-    uv_timer_stop(&pc->idle);
+    pconn__unidle(pc);
+    deadline_clear(&pc->idle);
     r->attempts++;
     if (pc->kind == PCONN_H1) {
         struct h1_request rq = {r->method, o->authority, r->path, (const char *const *)r->headers,
@@ -547,6 +563,7 @@ static struct origin *upstream__origin(struct upstream *u, bool tls, const char 
     else
         snprintf(o->authority, sizeof(o->authority), v6 ? "[%s]:%u" : "%s:%u", host, port);
     LIST_INIT(&o->conns);
+    TAILQ_INIT(&o->idle);
     TAILQ_INIT(&o->waiting);
     LIST_INSERT_HEAD(&u->origins, o, link);
     return o;

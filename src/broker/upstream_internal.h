@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "deadline.h"
 #include "h1conn.h"
 #include "h2conn.h"
 #include "http1.h"
@@ -39,8 +40,14 @@ struct origin {
     uint16_t port;
     char authority[UPSTREAM_HOST_MAX + 8]; /* host[:port] for Host / :authority */
     LIST_HEAD(, pconn) conns;
+    /* Its idle HTTP/1.1 connections, the one idle last first (the next request takes the
+     * warmest; a surplus ages out at the far end): a request takes one, and one goes
+     * idle, without a walk over every connection. */
+    TAILQ_HEAD(, pconn) idle;
     TAILQ_HEAD(, upstream_req) waiting;
     unsigned nconns, nconnecting;
+    unsigned nidle; /* on idle */
+    unsigned nh2;   /* HTTP/2 connections among conns, not dropped */
     bool speaks_h2; /* its last connection chose HTTP/2: wait for it rather than open more */
 };
 
@@ -50,13 +57,15 @@ enum pconn_kind { PCONN_CONNECTING, PCONN_H1, PCONN_H2 };
 struct pconn {
     struct origin *o;
     LIST_ENTRY(pconn) link;
+    TAILQ_ENTRY(pconn) idle_link; /* on o->idle while on_idle */
+    bool on_idle;
     enum pconn_kind kind;
     struct net_connect *connecting;
     struct net_conn *nc;
     struct h1conn *h1;
     struct h2conn *h2;
-    uv_timer_t idle;      /* closes it after the idle timeout (and pings an idle HTTP/2
-                           * one); its close frees the pconn */
+    struct deadline idle; /* closes it after the idle timeout (and pings an idle HTTP/2
+                           * one); its timer's close frees the pconn */
     uint64_t idle_since;  /* loop time it became idle */
     unsigned active;      /* requests on it */
     unsigned served;
@@ -101,7 +110,7 @@ struct upstream_req {
     int64_t body_len;
     const struct upstream_req_ops *ops;
     void *ud;
-    uv_timer_t timer;           /* response-head timeout, then stall timeout */
+    struct deadline timer;      /* response-head timeout, then stall timeout */
     uint64_t head_timeout_ms, stall_timeout_ms, start_ms, head_ms;
     struct h1_exchange *hx;
     struct h2_stream *hs;

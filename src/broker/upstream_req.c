@@ -59,8 +59,7 @@ static void req__destroy(struct upstream_req *r)
     }
     LIST_REMOVE(r, link);
     u->active--;
-    uv_timer_stop(&r->timer);
-    uv_close((uv_handle_t *)&r->timer, req_timer_closed);
+    deadline_close(&r->timer, req_timer_closed);
 }
 
 void upstream__req_fail(struct upstream_req *r, int result, const char *detail)
@@ -83,9 +82,9 @@ void upstream__req_fail(struct upstream_req *r, int result, const char *detail)
 
 /* ---- deadlines ---- */
 
-static void on_req_timer(uv_timer_t *t)
+static void on_req_timer(struct deadline *d)
 {
-    struct upstream_req *r = t->data;
+    struct upstream_req *r = deadline_data(d);
 
     if (!r->head_done)
         upstream__req_fail(r, UPSTREAM_ERR_HEAD_TIMEOUT, "no response head in time");
@@ -99,7 +98,7 @@ static void req__touch(struct upstream_req *r)
     uint64_t ms = r->head_done ? r->stall_timeout_ms : r->head_timeout_ms;
 
     if (ms > 0 && !r->finished)
-        uv_timer_start(&r->timer, on_req_timer, ms, 0);
+        deadline_set(&r->timer, ms);
 }
 
 /* ---- the connection's callbacks ---- */
@@ -359,8 +358,7 @@ int upstream__req_new(struct upstream *u, struct origin *o, const struct upstrea
     r->head_timeout_ms = spec->response_head_timeout_ms;
     r->stall_timeout_ms = spec->stall_timeout_ms;
     r->start_ms = uv_now(u->loop);
-    uv_timer_init(u->loop, &r->timer);
-    r->timer.data = r;
+    deadline_init(u->loop, &r->timer, on_req_timer, r);
     LIST_INSERT_HEAD(&u->reqs, r, link);
     u->active++;
     /* A request with a body waits for its first bytes (upstream_req_resume): the upstream

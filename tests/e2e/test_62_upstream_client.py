@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from children import rawhttp
 from children.held import Held
 from conftest import E2E, PYTHON, REPO, PeerProcess, Upstream, download_slowly_at_once, \
     make_child_env, read_json_lines, run_process, wait_for
@@ -144,6 +145,27 @@ def test_a_connection_the_upstream_closed_while_idle_is_not_used_again(held, hos
     for _ in range(3):
         status, _, body = h.request("GET", "/ok")
         assert status == 200, body
+
+
+@pytest.mark.python_upstream("counts upstream.py's own TCP connections")
+def test_the_http1_pool_reuses_the_connection_idle_last_and_opens_none_more(held, upstream):
+    """Three requests at once take three HTTP/1.1 connections; the requests after them, one
+    at a time, all go on the one that went idle last (the warmest; the others age out), and
+    no request opens a fourth."""
+    h = held()
+    upstream.clear_log()
+    conns = [rawhttp.RawConn(h.dial()) for _ in range(3)]
+    for i, c in enumerate(conns):  # each answer waits 300 ms: all three overlap upstream
+        c.send(rawhttp.request("GET", "/download?size=10&head_delay_ms=300&n=%d" % i))
+    assert [c.response().status for c in conns] == [200] * 3
+    at_once = {r["peer_port"] for r in upstream.wait_requests(3)}
+    assert len(at_once) == 3, at_once
+    c = conns[0]
+    for i in range(6):
+        c.send(rawhttp.request("GET", "/echo?m=%d" % i))
+        assert c.response().status == 200
+    later = [r["peer_port"] for r in upstream.wait_requests(9)[3:]]
+    assert len(set(later)) == 1 and later[0] in at_once, (at_once, later)
 
 
 def test_a_close_delimited_body_read_slowly_arrives_whole(held, hostile):

@@ -20,8 +20,9 @@ runs it so, for hundreds of thousands of requests); --key-file K holds the key
 Log lines (JSON, one per line, appended):
   request: {"method", "path", "raw_target", "query" (raw, "" if none),
             "headers": [[name, value], ...] in received order,
-            "body_sha256", "body_len", "body_complete"}, plus "body_error"
-           (why) when body_complete is false
+            "body_sha256", "body_len", "body_complete", "peer_port" (the
+            client's end of the TCP connection: which connection carried it)},
+           plus "body_error" (why) when body_complete is false
   event:   {"event": "client_gone", "path", "sent", "size"} when a client
            leaves before a /slow-body or /download response was fully sent;
            {"event": "closed_silently"} (see ?close=silent).
@@ -442,6 +443,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "body_sha256": hasher.hexdigest(),
             "body_len": body_len,
             "body_complete": complete,
+            "peer_port": self.client_address[1],
         }
         if body_error:
             record["body_error"] = body_error
