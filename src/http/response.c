@@ -189,7 +189,7 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
                              const struct http1_header *h, size_t n)
 {
     bool have_length = false, bad_length = false, chunked_upstream = false;
-    bool no_body;
+    bool has_connection = false, no_body;
     uint64_t length = 0;
     int r;
 
@@ -198,6 +198,8 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
          * de-chunked the body): never pass it on, or the child's next response desyncs. */
         if (name_is(h[i].name.base, h[i].name.len, "transfer-encoding"))
             chunked_upstream = true;
+        if (name_is(h[i].name.base, h[i].name.len, "connection"))
+            has_connection = true; /* each header is then looked up in its list */
         /* A malformed or repeated-and-differing length is no length at all: chunk it. */
         if (name_is(h[i].name.base, h[i].name.len, "content-length")) {
             uint64_t v = 0;
@@ -233,7 +235,8 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
     for (size_t i = 0; i < n; i++) {
         const struct http1_iov *name = &h[i].name;
 
-        if (http1_is_hop_by_hop(name->base, name->len) || listed_in_connection(name, h, n) ||
+        if (http1_is_hop_by_hop(name->base, name->len) ||
+            (has_connection && listed_in_connection(name, h, n)) ||
             name_is(name->base, name->len, "content-length"))
             continue;
         r = http1_put_header(out, name->base, name->len, h[i].value.base, h[i].value.len);
