@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "h2conn_internal.h"
+#include "response.h"
 #include "wipe.h"
 
 static void conn__timer_cb(uv_timer_t *t);
@@ -685,7 +686,7 @@ uint64_t h2conn_due(const struct h2conn *c)
     uint64_t due;
 
     if (s == NULL || !s->head_ready || s->remote_ended || s->ng_closed || s->failed ||
-        s->is_head || s->status == 204 || s->status == 304 || s->resp_len < 0 ||
+        s->is_head || http1_status_has_no_body(s->status) || s->resp_len < 0 ||
         (uint64_t)s->resp_len <= s->resp_got)
         return 0;
     due = (uint64_t)s->resp_len - s->resp_got;

@@ -167,6 +167,12 @@ static int tls__bio_write(BIO *b, const char *data, int len)
     return len;
 }
 
+/* Ciphertext OpenSSL has not read yet: what was kept, then the current read's rest. */
+static size_t tls__ciphertext_left(const struct net_conn *c)
+{
+    return (c->rkeep != NULL ? buf_len(c->rkeep) : 0) + c->rview_len;
+}
+
 static long tls__bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     const struct net_conn *c = BIO_get_data(b);
@@ -175,8 +181,7 @@ static long tls__bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     (void)ptr;
     switch (cmd) {
     case BIO_CTRL_PENDING:
-        return c == NULL ? 0
-                         : (long)((c->rkeep != NULL ? buf_len(c->rkeep) : 0) + c->rview_len);
+        return c == NULL ? 0 : (long)tls__ciphertext_left(c);
     case BIO_CTRL_FLUSH:
         return 1;
     default:
@@ -460,8 +465,7 @@ static void tls__read_ended(struct net_conn *c, int e)
  * request's instructions (bench CG). */
 static bool tls__drained(const struct net_conn *c)
 {
-    return !c->eof && c->rview_len == 0 && (c->rkeep == NULL || buf_len(c->rkeep) == 0) &&
-           !SSL_has_pending(c->ssl);
+    return !c->eof && tls__ciphertext_left(c) == 0 && !SSL_has_pending(c->ssl);
 }
 
 void tls__pump(struct net_conn *c)
