@@ -172,7 +172,40 @@ static void check_head(const char *buf, size_t len, const struct http1_request *
     FUZZ_CHECK(req->expect_continue == (expect_n > 0 && req->minor_version == 1),
                "expect_continue %d", req->expect_continue);
     FUZZ_CHECK(req->upgrade == upgrade, "upgrade %d", req->upgrade);
-    FUZZ_CHECK((http1_find_header(req, "host", 0) >= 0) == (host_n > 0), "http1_find_header");
+}
+
+/* http1_field_of names a field iff its name is that field's, compared byte by byte here. */
+static void check_field_of(const struct http1_request *req)
+{
+    static const struct {
+        const char *lower;
+        enum http1_field field;
+    } names[] = {
+        {"accept-encoding", HTTP1_FIELD_ACCEPT_ENCODING},
+        {"authorization", HTTP1_FIELD_AUTHORIZATION},
+        {"connection", HTTP1_FIELD_CONNECTION},
+        {"content-length", HTTP1_FIELD_CONTENT_LENGTH},
+        {"expect", HTTP1_FIELD_EXPECT},
+        {"host", HTTP1_FIELD_HOST},
+        {"keep-alive", HTTP1_FIELD_KEEP_ALIVE},
+        {"te", HTTP1_FIELD_TE},
+        {"trailer", HTTP1_FIELD_TRAILER},
+        {"transfer-encoding", HTTP1_FIELD_TRANSFER_ENCODING},
+        {"upgrade", HTTP1_FIELD_UPGRADE},
+    };
+
+    for (size_t k = 0; k < req->num_headers; k++) {
+        const struct http1_iov *name = &req->headers[k].name;
+        enum http1_field want = HTTP1_FIELD_OTHER, got = http1_field_of(name->base, name->len);
+
+        if (name->len >= 6 && fuzz_eq_ci(name->base, 6, "proxy-"))
+            want = HTTP1_FIELD_PROXY_ANY;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            if (fuzz_eq_ci(name->base, name->len, names[i].lower))
+                want = names[i].field;
+        }
+        FUZZ_CHECK(got == want, "header %zu: http1_field_of %d, want %d", k, (int)got, (int)want);
+    }
 }
 
 static bool iov_eq(const struct http1_iov *a, const struct http1_iov *b)
@@ -584,6 +617,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(r != ERR_INCOMPLETE || size < HTTP1_MAX_HEAD, "waits past HTTP1_MAX_HEAD");
     if (r == 0) {
         check_head(buf, size, &req);
+        check_field_of(&req);
         check_reserialised(&req);
     }
     check_prefixes(&rng, buf, size, r, &req);

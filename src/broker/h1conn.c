@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "buf.h"
 #include "chunked.h"
@@ -151,22 +150,29 @@ static int put_request_head(struct h1conn *c, const struct h1_request *rq)
         (r = buf_put_str(b, rq->authority)) != 0 || (r = buf_put_str(b, "\r\n")) != 0)
         return r;
     for (size_t i = 0; i < rq->nheaders; i++) {
-        const char *line = rq->headers[i], *colon = strchr(line, ':'), *v;
-        size_t nlen;
+        const char *line = rq->headers[i], *v;
+        size_t nlen = strcspn(line, ":\r\n"), vlen;
+        enum http1_field field;
+        uint8_t *dst;
 
-        if (colon == NULL || colon == line || strpbrk(line, "\r\n") != NULL)
+        if (nlen == 0 || line[nlen] != ':')
             return ERR_INVALID;
-        nlen = (size_t)(colon - line);
-        for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+        for (v = line + nlen + 1; *v == ' ' || *v == '\t'; v++)
             ;
-        if ((nlen == 4 && strncasecmp(line, "host", 4) == 0) ||
-            (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) ||
-            (nlen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) ||
-            (nlen == 10 && strncasecmp(line, "connection", 10) == 0))
+        if (v[vlen = strcspn(v, "\r\n")] != '\0')
+            return ERR_INVALID;
+        field = http1_field_of(line, nlen);
+        if (field == HTTP1_FIELD_HOST || field == HTTP1_FIELD_CONTENT_LENGTH ||
+            field == HTTP1_FIELD_TRANSFER_ENCODING || field == HTTP1_FIELD_CONNECTION)
             continue;
-        if ((r = buf_put(b, line, nlen)) != 0 || (r = buf_put_str(b, ": ")) != 0 ||
-            (r = buf_put_str(b, v)) != 0 || (r = buf_put_str(b, "\r\n")) != 0)
+        /* One reservation for the line: name, ": ", value, CRLF. */
+        if ((r = buf_reserve(b, nlen + vlen + 4, &dst)) != 0)
             return r;
+        memcpy(dst, line, nlen);
+        memcpy(dst + nlen, ": ", 2);
+        memcpy(dst + nlen + 2, v, vlen);
+        memcpy(dst + nlen + 2 + vlen, "\r\n", 2);
+        buf_commit(b, nlen + vlen + 4);
     }
     if (rq->has_body && rq->body_len >= 0) {
         if ((r = buf_put_str(b, "Content-Length: ")) == 0 &&

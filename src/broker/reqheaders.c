@@ -20,34 +20,37 @@ static int put_line(struct buf *lines, const char *name, size_t nlen, const char
     return 0;
 }
 
-static bool iov_is(const struct http1_iov *v, const char *s)
-{
-    size_t len = strlen(s);
-
-    return v->len == len && strncasecmp(v->base, s, len) == 0;
-}
-
 int reqheaders_build(struct buf *lines, const struct http1_request *hr, const struct inject *inj,
                      const uint8_t *key, size_t key_len)
 {
-    int conn_idx = http1_find_header(hr, "Connection", 0);
+    size_t first_connection = hr->num_headers; /* none */
     int r;
 
+    for (size_t i = 0; i < hr->num_headers && first_connection == hr->num_headers; i++) {
+        const struct http1_iov *name = &hr->headers[i].name;
+
+        if (http1_field_of(name->base, name->len) == HTTP1_FIELD_CONNECTION)
+            first_connection = i;
+    }
     for (size_t i = 0; i < hr->num_headers; i++) {
         const struct http1_header *h = &hr->headers[i];
-        bool listed = false;
 
-        for (int k = conn_idx; k >= 0 && !listed;
-             k = http1_find_header(hr, "Connection", (size_t)k + 1))
-            listed = http1_list_has_token(hr->headers[k].value.base, hr->headers[k].value.len,
-                                          h->name.base, h->name.len);
-        if (listed || http1_is_hop_by_hop(h->name.base, h->name.len) || iov_is(&h->name, "Host") ||
-            iov_is(&h->name, "Content-Length") || iov_is(&h->name, "Expect") ||
-            iov_is(&h->name, "Accept-Encoding"))
+        /* Hop-by-hop, ours to set (Host, Content-Length, Expect, Accept-Encoding), or the
+         * credential's: never the child's. */
+        switch (http1_field_of(h->name.base, h->name.len)) {
+        case HTTP1_FIELD_OTHER:
+            break;
+        case HTTP1_FIELD_AUTHORIZATION:
+            if (inj->mode == INJECT_BEARER) /* ours replaces the child's */
+                continue;
+            break;
+        default:
             continue;
-        if (inj->mode == INJECT_HEADER && iov_is(&h->name, inj->name))
-            continue;
-        if (inj->mode == INJECT_BEARER && iov_is(&h->name, "Authorization"))
+        }
+        if (http1_connection_lists(hr->headers, first_connection, hr->num_headers, h->name.base,
+                                   h->name.len) ||
+            (inj->mode == INJECT_HEADER && h->name.len == inj->name_len &&
+             strncasecmp(h->name.base, inj->name, inj->name_len) == 0))
             continue;
         if ((r = put_line(lines, h->name.base, h->name.len, h->value.base, h->value.len)) != 0)
             return r;

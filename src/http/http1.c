@@ -10,6 +10,7 @@
  * responses for the broker's own client, and only what the broker needs to decide
  * how to frame a body and whether to answer.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "ascii.h"
@@ -30,15 +31,14 @@ struct http1__framing {
     bool upgrade;
 };
 
+_Static_assert(offsetof(struct http1_request, num_headers) ==
+                   offsetof(struct http1_request, headers) +
+                       sizeof(((struct http1_request *)0)->headers),
+               "http1_parse_request zeroes all but headers[]: num_headers must follow it");
+
 static bool is_ows(unsigned char c)
 {
     return c == ' ' || c == '\t';
-}
-
-/* RFC 9110 5.5: field-vchar, SP and HTAB; obs-text (>= 0x80) is allowed in values only. */
-static bool is_value_byte(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
 /* RFC 3986 3.2.2 and 3.2.3: the bytes a uri-host [":" port] can be made of. */
@@ -62,9 +62,54 @@ static bool equal_ci(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
+/* v equals the lower-case literal lit, in any case. */
 static bool iov_is(const struct http1_iov *v, const char *lit)
 {
-    return equal_ci(v->base, v->len, lit, strlen(lit));
+    return ascii_ieq_lower(v->base, v->len, lit);
+}
+
+/* field if name[0..n) is lower[0..n) in any case, else HTTP1_FIELD_OTHER. */
+static enum http1_field field_if(const char *name, size_t n, const char *lower,
+                                 enum http1_field field)
+{
+    return ascii_ieq_lower_n(name, lower, n) ? field : HTTP1_FIELD_OTHER;
+}
+
+enum http1_field http1_field_of(const char *name, size_t len)
+{
+    bool first_is_t, first_is_c;
+
+    if (len >= 6 && ascii_ieq_lower_n(name, "proxy-", 6))
+        return HTTP1_FIELD_PROXY_ANY;
+    if (len == 0)
+        return HTTP1_FIELD_OTHER;
+    /* The length, then the first byte, leave at most one name to compare. */
+    first_is_t = ascii_tolower((unsigned char)name[0]) == 't';
+    first_is_c = ascii_tolower((unsigned char)name[0]) == 'c';
+    switch (len) {
+    case 2:
+        return field_if(name, len, "te", HTTP1_FIELD_TE);
+    case 4:
+        return field_if(name, len, "host", HTTP1_FIELD_HOST);
+    case 6:
+        return field_if(name, len, "expect", HTTP1_FIELD_EXPECT);
+    case 7:
+        return first_is_t ? field_if(name, len, "trailer", HTTP1_FIELD_TRAILER)
+                          : field_if(name, len, "upgrade", HTTP1_FIELD_UPGRADE);
+    case 10:
+        return first_is_c ? field_if(name, len, "connection", HTTP1_FIELD_CONNECTION)
+                          : field_if(name, len, "keep-alive", HTTP1_FIELD_KEEP_ALIVE);
+    case 13:
+        return field_if(name, len, "authorization", HTTP1_FIELD_AUTHORIZATION);
+    case 14:
+        return field_if(name, len, "content-length", HTTP1_FIELD_CONTENT_LENGTH);
+    case 15:
+        return field_if(name, len, "accept-encoding", HTTP1_FIELD_ACCEPT_ENCODING);
+    case 17:
+        return field_if(name, len, "transfer-encoding", HTTP1_FIELD_TRANSFER_ENCODING);
+    default:
+        return HTTP1_FIELD_OTHER;
+    }
 }
 
 /*
@@ -144,10 +189,8 @@ static int http1__parse_field_line(const char *p, size_t n, struct http1_header 
     while (i < n && is_ows((unsigned char)p[i]))
         i++;
     vstart = i;
-    for (; i < n; i++) {
-        if (!is_value_byte((unsigned char)p[i]))
-            return ERR_HTTP_BAD_REQUEST;
-    }
+    if (!ascii_all_value_bytes(p + i, n - i))
+        return ERR_HTTP_BAD_REQUEST;
     vend = n;
     while (vend > vstart && is_ows((unsigned char)p[vend - 1]))
         vend--;
@@ -182,12 +225,22 @@ static int http1__check_host(const struct http1_iov *v)
     return 0;
 }
 
+/* A Connection value's close and keep-alive options (RFC 9112 9.3 and 9.6). */
+static void http1__note_connection(const struct http1_iov *v, struct http1__framing *f)
+{
+    if (http1_list_has_token(v->base, v->len, "close", 5))
+        f->conn_close = true;
+    if (http1_list_has_token(v->base, v->len, "keep-alive", 10))
+        f->conn_keep_alive = true;
+}
+
 /* Folds one field into *f, rejecting at once what is wrong on its own. */
 static int http1__note_field(const struct http1_header *h, struct http1__framing *f)
 {
     uint64_t n;
 
-    if (iov_is(&h->name, "content-length")) {
+    switch (http1_field_of(h->name.base, h->name.len)) {
+    case HTTP1_FIELD_CONTENT_LENGTH:
         if (!http1_parse_content_length(&h->value, &n))
             return ERR_HTTP_BAD_REQUEST;
         /* RFC 9112 6.3 item 5: differing lengths are unrecoverable. */
@@ -195,7 +248,8 @@ static int http1__note_field(const struct http1_header *h, struct http1__framing
             return ERR_HTTP_BAD_REQUEST;
         f->have_length = true;
         f->length = n;
-    } else if (iov_is(&h->name, "transfer-encoding")) {
+        break;
+    case HTTP1_FIELD_TRANSFER_ENCODING:
         /*
          * RFC 9112 6.3 item 4 lets chunked be the final of several codings; we
          * accept only exactly one "chunked", since any other coding of a
@@ -203,17 +257,17 @@ static int http1__note_field(const struct http1_header *h, struct http1__framing
          */
         if (++f->te_count > 1 || !iov_is(&h->value, "chunked"))
             return ERR_HTTP_BAD_REQUEST;
-    } else if (iov_is(&h->name, "host")) {
+        break;
+    case HTTP1_FIELD_HOST:
         /* RFC 9112 3.2: more than one Host, or an invalid one, is a 400. */
         if (++f->host_count > 1 || http1__check_host(&h->value) != 0)
             return ERR_HTTP_BAD_REQUEST;
         f->host = h->value;
-    } else if (iov_is(&h->name, "connection")) {
-        if (http1_list_has_token(h->value.base, h->value.len, "close", 5))
-            f->conn_close = true;
-        if (http1_list_has_token(h->value.base, h->value.len, "keep-alive", 10))
-            f->conn_keep_alive = true;
-    } else if (iov_is(&h->name, "expect")) {
+        break;
+    case HTTP1_FIELD_CONNECTION:
+        http1__note_connection(&h->value, f);
+        break;
+    case HTTP1_FIELD_EXPECT:
         /*
          * RFC 9110 10.1.1 answers an expectation we cannot meet with 417; we
          * send 400 instead, as for every other request we will not serve, so
@@ -222,8 +276,12 @@ static int http1__note_field(const struct http1_header *h, struct http1__framing
         if (!iov_is(&h->value, "100-continue"))
             return ERR_HTTP_BAD_REQUEST;
         f->expect_continue = true;
-    } else if (iov_is(&h->name, "upgrade")) {
+        break;
+    case HTTP1_FIELD_UPGRADE:
         f->upgrade = true;
+        break;
+    default:
+        break;
     }
     return 0;
 }
@@ -265,7 +323,9 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
     bool have_request_line = false;
     int r;
 
-    memset(req, 0, sizeof(*req));
+    /* All but the 3 KiB of headers, which are read only up to num_headers. */
+    memset(req, 0, offsetof(struct http1_request, headers));
+    memset(&req->num_headers, 0, sizeof(*req) - offsetof(struct http1_request, num_headers));
     memset(&f, 0, sizeof(f));
     for (;;) {
         if ((r = http1__next_line(buf, pos, limit, &eol, &next)) != 0) {
@@ -300,15 +360,16 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
     return http1__apply_framing(&f, req);
 }
 
-int http1_find_header(const struct http1_request *req, const char *name, size_t start)
+bool http1_connection_lists(const struct http1_header *h, size_t first, size_t n,
+                            const char *name, size_t name_len)
 {
-    size_t nlen = strlen(name);
-
-    for (size_t i = start; i < req->num_headers; i++) {
-        if (equal_ci(req->headers[i].name.base, req->headers[i].name.len, name, nlen))
-            return (int)i;
+    for (size_t i = first; i < n; i++) {
+        if (h[i].name.len == sizeof("connection") - 1 &&
+            http1_field_of(h[i].name.base, h[i].name.len) == HTTP1_FIELD_CONNECTION &&
+            http1_list_has_token(h[i].value.base, h[i].value.len, name, name_len))
+            return true;
     }
-    return -1;
+    return false;
 }
 
 bool http1_list_has_token(const char *list, size_t len, const char *token, size_t token_len)
@@ -349,11 +410,7 @@ static int http1__parse_status_line(const char *p, size_t n, struct http1_respon
     resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     if (resp->status < 100 || (n > 12 && p[12] != ' '))
         return ERR_INVALID;
-    for (size_t i = 13; i < n; i++) {
-        if (!is_value_byte((unsigned char)p[i]))
-            return ERR_INVALID;
-    }
-    return 0;
+    return n <= 13 || ascii_all_value_bytes(p + 13, n - 13) ? 0 : ERR_INVALID;
 }
 
 /* Folds one response field into *f: the framing ones, checked on their own. */
@@ -361,18 +418,20 @@ static int http1__note_response_field(const struct http1_header *h, struct http1
                                       bool *chunked_last)
 {
     uint64_t n;
+    size_t end, start;
 
-    if (iov_is(&h->name, "content-length")) {
+    switch (http1_field_of(h->name.base, h->name.len)) {
+    case HTTP1_FIELD_CONTENT_LENGTH:
         if (!http1_parse_content_length(&h->value, &n) || (f->have_length && f->length != n))
             return ERR_INVALID;
         f->have_length = true;
         f->length = n;
-    } else if (iov_is(&h->name, "transfer-encoding")) {
-        size_t end = h->value.len, start;
-
+        break;
+    case HTTP1_FIELD_TRANSFER_ENCODING:
         /* The codings of every Transfer-Encoding line in order: only the last one's last
          * coding decides (RFC 9112 6.3 item 4). */
         f->te_count++;
+        end = h->value.len;
         while (end > 0 && (h->value.base[end - 1] == ',' ||
                            is_ows((unsigned char)h->value.base[end - 1])))
             end--;
@@ -381,12 +440,13 @@ static int http1__note_response_field(const struct http1_header *h, struct http1
             start--;
         while (start < end && is_ows((unsigned char)h->value.base[start]))
             start++;
-        *chunked_last = equal_ci(h->value.base + start, end - start, "chunked", 7);
-    } else if (iov_is(&h->name, "connection")) {
-        if (http1_list_has_token(h->value.base, h->value.len, "close", 5))
-            f->conn_close = true;
-        if (http1_list_has_token(h->value.base, h->value.len, "keep-alive", 10))
-            f->conn_keep_alive = true;
+        *chunked_last = ascii_ieq_lower(h->value.base + start, end - start, "chunked");
+        break;
+    case HTTP1_FIELD_CONNECTION:
+        http1__note_connection(&h->value, f);
+        break;
+    default:
+        break;
     }
     return 0;
 }

@@ -113,11 +113,33 @@ struct http1_response {
  */
 int http1_parse_response(const char *buf, size_t len, bool is_head, struct http1_response *resp);
 
+/* The fields framing and forwarding decide on, recognised by name (any case). */
+enum http1_field {
+    HTTP1_FIELD_OTHER,
+    HTTP1_FIELD_ACCEPT_ENCODING,
+    HTTP1_FIELD_AUTHORIZATION,
+    HTTP1_FIELD_CONNECTION,
+    HTTP1_FIELD_CONTENT_LENGTH,
+    HTTP1_FIELD_EXPECT,
+    HTTP1_FIELD_HOST,
+    HTTP1_FIELD_KEEP_ALIVE,
+    HTTP1_FIELD_PROXY_ANY, /* Proxy-*: Proxy-Connection, Proxy-Authorization, ... */
+    HTTP1_FIELD_TE,
+    HTTP1_FIELD_TRAILER,
+    HTTP1_FIELD_TRANSFER_ENCODING,
+    HTTP1_FIELD_UPGRADE,
+};
+
+/* Which of those name[0..len) is: one switch on the length, then one comparison. */
+enum http1_field http1_field_of(const char *name, size_t len);
+
 /*
- * Finds the first header at index >= start whose name equals the NUL-terminated
- * name, ASCII case-insensitively. Returns its index, or -1 if there is none.
+ * True if a Connection field among h[first..n) lists name[0..name_len) (RFC 9110 7.6.1:
+ * the fields it names are hop-by-hop). first: the first Connection field's index, or any
+ * earlier one.
  */
-int http1_find_header(const struct http1_request *req, const char *name, size_t start);
+bool http1_connection_lists(const struct http1_header *h, size_t first, size_t n,
+                            const char *name, size_t name_len);
 
 /*
  * True if the comma-separated list list[0..len) (a header value) has an element

@@ -13,20 +13,6 @@
 #include "err.h"
 #include "response.h"
 
-/* True if name[0..len) equals the lower-case literal lit, ignoring ASCII case. */
-static bool name_is(const char *name, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-
-    if (len != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (ascii_tolower((unsigned char)name[i]) != (unsigned char)lit[i])
-            return false;
-    }
-    return true;
-}
-
 const char *http1_reason(int status)
 {
     /* RFC 9110 15, plus 103 (RFC 8297), 428/429/431/511 (RFC 6585) and 451 (RFC 7725). */
@@ -157,14 +143,26 @@ size_t http1_chunk_line(char *out, size_t len)
     return i;
 }
 
+/* RFC 9110 7.6.1, plus Keep-Alive and Proxy-Connection, which old peers still send. */
+static bool field_is_hop_by_hop(enum http1_field field)
+{
+    switch (field) {
+    case HTTP1_FIELD_CONNECTION:
+    case HTTP1_FIELD_KEEP_ALIVE:
+    case HTTP1_FIELD_PROXY_ANY:
+    case HTTP1_FIELD_TE:
+    case HTTP1_FIELD_TRAILER:
+    case HTTP1_FIELD_TRANSFER_ENCODING:
+    case HTTP1_FIELD_UPGRADE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 bool http1_is_hop_by_hop(const char *name, size_t len)
 {
-    /* RFC 9110 7.6.1, plus Keep-Alive and Proxy-Connection, which old peers still send. */
-    if (len >= 6 && name_is(name, 6, "proxy-"))
-        return true;
-    return name_is(name, len, "connection") || name_is(name, len, "keep-alive") ||
-           name_is(name, len, "te") || name_is(name, len, "trailer") ||
-           name_is(name, len, "transfer-encoding") || name_is(name, len, "upgrade");
+    return field_is_hop_by_hop(http1_field_of(name, len));
 }
 
 bool http1_status_has_no_body(int status)
@@ -173,35 +171,26 @@ bool http1_status_has_no_body(int status)
     return (status >= 100 && status <= 199) || status == 204 || status == 304;
 }
 
-/* True if a Connection header among h[0..n) lists name. */
-static bool listed_in_connection(const struct http1_iov *name, const struct http1_header *h,
-                                 size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (name_is(h[i].name.base, h[i].name.len, "connection") &&
-            http1_list_has_token(h[i].value.base, h[i].value.len, name->base, name->len))
-            return true;
-    }
-    return false;
-}
-
 int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
                              const struct http1_header *h, size_t n)
 {
     bool have_length = false, bad_length = false, chunked_upstream = false;
-    bool has_connection = false, no_body;
+    size_t first_connection = n; /* none */
+    bool no_body;
     uint64_t length = 0;
     int r;
 
     for (size_t i = 0; i < n; i++) {
-        /* RFC 9112 6.3: with Transfer-Encoding, a Content-Length means nothing (libcurl has
-         * de-chunked the body): never pass it on, or the child's next response desyncs. */
-        if (name_is(h[i].name.base, h[i].name.len, "transfer-encoding"))
+        enum http1_field field = http1_field_of(h[i].name.base, h[i].name.len);
+
+        /* RFC 9112 6.3: with Transfer-Encoding, a Content-Length means nothing (the body
+         * was de-chunked): never pass it on, or the child's next response desyncs. */
+        if (field == HTTP1_FIELD_TRANSFER_ENCODING)
             chunked_upstream = true;
-        if (name_is(h[i].name.base, h[i].name.len, "connection"))
-            has_connection = true; /* each header is then looked up in its list */
+        if (field == HTTP1_FIELD_CONNECTION && first_connection == n)
+            first_connection = i; /* each header is then looked up in its list */
         /* A malformed or repeated-and-differing length is no length at all: chunk it. */
-        if (name_is(h[i].name.base, h[i].name.len, "content-length")) {
+        if (field == HTTP1_FIELD_CONTENT_LENGTH) {
             uint64_t v = 0;
 
             /* (no early exit: a Transfer-Encoding may still follow) */
@@ -234,10 +223,10 @@ int http1_put_forwarded_head(struct buf *out, struct http1_forward *fw,
         return r;
     for (size_t i = 0; i < n; i++) {
         const struct http1_iov *name = &h[i].name;
+        enum http1_field field = http1_field_of(name->base, name->len);
 
-        if (http1_is_hop_by_hop(name->base, name->len) ||
-            (has_connection && listed_in_connection(name, h, n)) ||
-            name_is(name->base, name->len, "content-length"))
+        if (field_is_hop_by_hop(field) || field == HTTP1_FIELD_CONTENT_LENGTH ||
+            http1_connection_lists(h, first_connection, n, name->base, name->len))
             continue;
         r = http1_put_header(out, name->base, name->len, h[i].value.base, h[i].value.len);
         if (r == ERR_INVALID)
