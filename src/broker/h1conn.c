@@ -376,10 +376,18 @@ static void h1conn__process_body(struct h1conn *c, const uint8_t *p, size_t n)
     }
 }
 
-/* The head, once whole: 1xx skipped, the final one delivered, then what follows it. */
+/*
+ * The head, once whole: 1xx skipped, the final one delivered, then what follows it. A head
+ * that comes whole in one piece (the usual case) is parsed where it lies and what follows
+ * it goes on as body: no copy into c->head and out again. Only a head cut across pieces is
+ * gathered in c->head.
+ */
 static void h1conn__process(struct h1conn *c, const uint8_t *p, size_t n)
 {
     struct h1_exchange *x = &c->x;
+    bool gathered = buf_len(c->head) > 0;
+    const uint8_t *head = p;
+    size_t len = n;
     int r;
 
     if (n > 0)
@@ -388,15 +396,25 @@ static void h1conn__process(struct h1conn *c, const uint8_t *p, size_t n)
         h1conn__process_body(c, p, n);
         return;
     }
-    if (buf_put(c->head, p, n) != 0) {
-        h1conn__fail(c, UPSTREAM_ERR_CONNECT, "the upstream's response head is too large");
-        return;
+    if (gathered) {
+        if (buf_put(c->head, p, n) != 0) {
+            h1conn__fail(c, UPSTREAM_ERR_CONNECT, "the upstream's response head is too large");
+            return;
+        }
+        head = buf_ptr(c->head);
+        len = buf_len(c->head);
     }
     for (;;) {
-        r = http1_parse_response((const char *)buf_ptr(c->head), buf_len(c->head), x->is_head,
-                                 &c->resp);
-        if (r == ERR_INCOMPLETE)
-            return;
+        r = http1_parse_response((const char *)head, len, x->is_head, &c->resp);
+        if (r == ERR_INCOMPLETE) {
+            /* What is left waits for the next piece, the interim heads dropped. */
+            if (gathered)
+                buf_consume(c->head, buf_len(c->head) - len); /* interim heads */
+            else if (buf_put(c->head, head, len) != 0)
+                r = ERR_HTTP_HEAD_TOO_LARGE;
+            if (r == ERR_INCOMPLETE)
+                return;
+        }
         if (r != 0) {
             h1conn__fail(c, UPSTREAM_ERR_CONNECT, r == ERR_HTTP_HEAD_TOO_LARGE
                                                       ? "the upstream's response head is too large"
@@ -409,7 +427,8 @@ static void h1conn__process(struct h1conn *c, const uint8_t *p, size_t n)
             h1conn__fail(c, UPSTREAM_ERR_CONNECT, "the upstream switched protocols");
             return;
         }
-        buf_consume(c->head, c->resp.head_len); /* 100 Continue, 103 Early Hints */
+        head += c->resp.head_len; /* 100 Continue, 103 Early Hints */
+        len -= c->resp.head_len;
     }
     x->head_done = true;
     x->kind = c->resp.body;
@@ -418,23 +437,29 @@ static void h1conn__process(struct h1conn *c, const uint8_t *p, size_t n)
     x->ops->on_head(x->ud, c->resp.status, c->resp.headers, c->resp.num_headers);
     if (c->dead || !x->active)
         return;
-    /* What came with the head is body: out of c->head first, as it is reused. */
-    buf_consume(c->head, c->resp.head_len);
+    head += c->resp.head_len;
+    len -= c->resp.head_len;
     if (x->kind == HTTP1_RESPONSE_NONE || (x->kind == HTTP1_RESPONSE_LENGTH && x->remaining == 0)) {
-        if (buf_len(c->head) > 0)
+        if (len > 0)
             x->keep_alive = false;
-        buf_reset(c->head);
+        if (gathered)
+            buf_reset(c->head);
         h1conn__finish(c, 0, NULL, false);
         return;
     }
-    if (buf_len(c->head) > 0) {
-        size_t len;
-        uint8_t *rest = h1conn__take(c, c->head, &len);
+    if (!gathered) {
+        h1conn__process_body(c, head, len);
+    } else if (len > 0) {
+        /* What came with the head is body: out of c->head first, as it is reused. */
+        uint8_t *rest;
 
-        if (rest == NULL)
+        buf_consume(c->head, buf_len(c->head) - len); /* the heads, to the body */
+        if ((rest = h1conn__take(c, c->head, &len)) == NULL)
             return;
         h1conn__process_body(c, rest, len);
         h1conn__drop(rest, len);
+    } else {
+        buf_reset(c->head);
     }
 }
 

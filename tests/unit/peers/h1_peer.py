@@ -13,6 +13,9 @@ Body bytes of /len, /chunked and /close are PATTERN: byte i is i % 251.
   /echo           reads the body (Content-Length or chunked) and answers
                   "<method> <length> <sha256 hex> <content-type>" (Content-Length)
   /100/N          "100 Continue", "103 Early Hints", then as /len/N
+  /dribble/N      as /100/N without the 103, in pieces 20 ms apart (TCP_NODELAY, so each
+                  is a read of its own at the client): the interim head cut in two, the
+                  final one cut mid-line, its end sent with the body's first bytes
   /bighead        300 KiB of header lines
   /manyheaders    600 header lines
   /garbage        a line that is no status line
@@ -27,6 +30,7 @@ import hashlib
 import socket
 import sys
 import threading
+import time
 
 
 def pattern(n):
@@ -122,6 +126,16 @@ def serve(conn):
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
                          b"Link: </a>\r\n\r\n")
             answer(conn, "200 OK", [("Content-Length", n)], pattern(n))
+        elif parts[1] == "dribble":
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            final = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n
+            data = b"HTTP/1.1 100 Continue\r\n\r\n" + final + pattern(n)
+            interim = len(b"HTTP/1.1 100 Continue\r\n\r\n")
+            cuts = [0, 12, interim + 20, interim + len(final) - 3, interim + len(final) + 5,
+                    len(data)]
+            for a, b in zip(cuts, cuts[1:]):
+                conn.sendall(data[a:b])
+                time.sleep(0.02)
         elif parts[1] == "bighead":
             answer(conn, "200 OK", [("X-Filler-%d" % i, "x" * 1000) for i in range(300)]
                    + [("Content-Length", 0)])
