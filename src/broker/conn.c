@@ -417,8 +417,8 @@ static bool conn__refuse_and_drain(struct conn *c, const struct http1_request *h
 /* Parses heads and moves bodies while there is input and the state allows. */
 void conn__process(struct conn *c)
 {
-    /* Not zeroed on entry (-ftrivial-auto-var-init): 3 KiB of stores per request, and
-     * http1_parse_request sets every field it does not leave to num_headers. */
+    /* Not zeroed on entry (-ftrivial-auto-var-init): 3 KiB of stores per request.
+     * http1_parse_request zeroes all but the header slots, read only below num_headers. */
     struct http1_request hr __attribute__((uninitialized));
     const char *why;
     int r, status;

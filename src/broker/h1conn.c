@@ -159,8 +159,9 @@ static int put_request_head(struct h1conn *c, const struct h1_request *rq)
             return ERR_INVALID;
         for (v = line + nlen + 1; *v == ' ' || *v == '\t'; v++)
             ;
-        if (v[vlen = strcspn(v, "\r\n")] != '\0')
-            return ERR_INVALID;
+        vlen = strcspn(v, "\r\n");
+        if (v[vlen] != '\0')
+            return ERR_INVALID; /* a CR or LF would split the request */
         field = http1_field_of(line, nlen);
         if (field == HTTP1_FIELD_HOST || field == HTTP1_FIELD_CONTENT_LENGTH ||
             field == HTTP1_FIELD_TRANSFER_ENCODING || field == HTTP1_FIELD_CONNECTION)

@@ -383,6 +383,34 @@ static void test_keep_alive_reuse_with_length_and_chunked_bodies(void **state)
     owner_close(&o);
 }
 
+/* A line that would split the request head, or is no "Name: value", is refused before a
+ * byte is sent; the connection stays idle and serves the next request. */
+static void test_request_lines_that_would_split_the_head_are_refused(void **state)
+{
+    static const char *const bad[] = {"X-A: 1\r\nX-Smuggled: 2", "X-A: 1\n", "X-A\r: 1",
+                                      "No-Colon", ": no name", "X-A\n: 1"};
+    struct owner o;
+    struct exchange e = {0};
+
+    (void)state;
+    owner_open(&o);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *headers[] = {"Accept: */*", bad[i]};
+        struct h1_request rq = {"GET", "127.0.0.1", "/len/10", headers, 2, false, 0};
+        struct h1_exchange *x = NULL;
+
+        assert_int_equal(h1conn_submit(o.c, &rq, &ex_ops, &e, &x), ERR_INVALID);
+        assert_null(x);
+        assert_true(h1conn_idle(o.c));
+    }
+    exchange(&o, &e, "GET", "/len/10", NULL, 0, false);
+    assert_int_equal(e.result, 0);
+    assert_int_equal(e.status, 200);
+    assert_int_equal(e.body_len, 10);
+    exchange_end(&e);
+    owner_close(&o);
+}
+
 static void test_request_bodies_of_known_and_unknown_length(void **state)
 {
     struct owner o;
@@ -560,6 +588,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keep_alive_reuse_with_length_and_chunked_bodies),
+        cmocka_unit_test(test_request_lines_that_would_split_the_head_are_refused),
         cmocka_unit_test(test_request_bodies_of_known_and_unknown_length),
         cmocka_unit_test(test_a_pausing_reader_gets_every_byte_in_order),
         cmocka_unit_test(test_bad_heads_and_cut_bodies_fail_clearly),
