@@ -77,15 +77,9 @@ static enum http1_field field_if(const char *name, size_t n, const char *lower,
 
 enum http1_field http1_field_of(const char *name, size_t len)
 {
-    bool first_is_t, first_is_c;
-
     if (len >= 6 && ascii_ieq_lower_n(name, "proxy-", 6))
         return HTTP1_FIELD_PROXY_ANY;
-    if (len == 0)
-        return HTTP1_FIELD_OTHER;
-    /* The length, then the first byte, leave at most one name to compare. */
-    first_is_t = ascii_tolower((unsigned char)name[0]) == 't';
-    first_is_c = ascii_tolower((unsigned char)name[0]) == 'c';
+    /* The length, then for two lengths the first byte, leave at most one name to compare. */
     switch (len) {
     case 2:
         return field_if(name, len, "te", HTTP1_FIELD_TE);
@@ -94,11 +88,13 @@ enum http1_field http1_field_of(const char *name, size_t len)
     case 6:
         return field_if(name, len, "expect", HTTP1_FIELD_EXPECT);
     case 7:
-        return first_is_t ? field_if(name, len, "trailer", HTTP1_FIELD_TRAILER)
-                          : field_if(name, len, "upgrade", HTTP1_FIELD_UPGRADE);
+        return ascii_tolower((unsigned char)name[0]) == 't'
+                   ? field_if(name, len, "trailer", HTTP1_FIELD_TRAILER)
+                   : field_if(name, len, "upgrade", HTTP1_FIELD_UPGRADE);
     case 10:
-        return first_is_c ? field_if(name, len, "connection", HTTP1_FIELD_CONNECTION)
-                          : field_if(name, len, "keep-alive", HTTP1_FIELD_KEEP_ALIVE);
+        return ascii_tolower((unsigned char)name[0]) == 'c'
+                   ? field_if(name, len, "connection", HTTP1_FIELD_CONNECTION)
+                   : field_if(name, len, "keep-alive", HTTP1_FIELD_KEEP_ALIVE);
     case 13:
         return field_if(name, len, "authorization", HTTP1_FIELD_AUTHORIZATION);
     case 14:
