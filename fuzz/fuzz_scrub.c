@@ -14,8 +14,8 @@
  * pieces go through scrub_stream_feed and scrub_stream_feed_to (into exactly the room it
  * asks for) in turn.
  *
- * Inputs of odd size run the scan's 16-wide candidate filter, even ones the 32-wide
- * one where the CPU has AVX2 (scrub_scan_narrow).
+ * The input's size picks the widest candidate filter the scan may use: 16, 32 (where the
+ * CPU has AVX2) or 64 (AVX-512BW), by its remainder modulo 3 (scrub_scan_width).
  *
  * Properties: the streamed output equals scrubber_mask_all over the whole body
  * in one piece, however it was split; it has the body's length; it equals a
@@ -197,8 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_rng rng;
     const uint8_t *body;
 
-    /* Both candidate filters, whatever the CPU: the 16-wide one for inputs of odd size. */
-    scrub_scan_narrow(size & 1);
+    /* Each candidate filter the CPU has, whatever the input: 16 << (size % 3) wide. */
+    scrub_scan_width((size_t)16 << (size % 3));
     if (size < 2)
         return 0;
     nkeys = 1 + (data[0] >> 6) % MAX_KEYS;

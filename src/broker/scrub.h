@@ -70,9 +70,9 @@ size_t scrubber_max_pattern(const struct scrubber *s);
  */
 size_t scrubber_min_occurrence(size_t key_len);
 
-/* Tests only: true makes the scan use its 16-wide filter even where the CPU would take the
- * 32-wide one (AVX2), so both are checked on one machine; false undoes it. */
-void scrub_scan_narrow(bool narrow);
+/* Tests only: the widest candidate filter the scan may use, 16, 32 (where the CPU has
+ * AVX2) or 64 (AVX-512BW), so that each is checked on one machine; 0 undoes it. */
+void scrub_scan_width(size_t max);
 
 /* Masks every occurrence in data[0..len) in place (a header value, a whole
  * body). Returns the number of occurrences (overlapping ones each count). */

@@ -364,8 +364,8 @@ static void test_scrub_streams_a_long_key_sparse_body_in_every_piece_size(void *
         memcpy(body + at, key, i % 3 == 0 ? 64 : i % 3 == 1 ? 20 : 10);
     memcpy(whole, body, len);
     assert_true(scrubber_mask_all(s, whole, len) >= 8);
-    for (int narrow = 0; narrow < 2; narrow++) {
-        scrub_scan_narrow(narrow);
+    for (size_t width = 16; width <= 64; width *= 2) {
+        scrub_scan_width(width);
         for (size_t chunk = 1; chunk <= 400; chunk += chunk < 40 ? 1 : 29) {
             size_t cuts[1024], n = 0;
             struct buf *out;
@@ -378,7 +378,7 @@ static void test_scrub_streams_a_long_key_sparse_body_in_every_piece_size(void *
             buf_free(out);
         }
     }
-    scrub_scan_narrow(false);
+    scrub_scan_width(0);
     free(body);
     free(whole);
     scrubber_free(s);
@@ -666,33 +666,40 @@ static void test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one(voi
     scrubber_free(s);
 }
 
-/* The key, raw and escaped, at every position of a 96-byte block (a whole 32-wide block
- * and the 16-wide and byte loops' tails), with each candidate filter. */
-static void test_scrub_masks_a_key_at_every_position_with_both_filters(void **state)
+/* The key, raw and escaped, at every position of a 120-byte block, with each candidate
+ * filter: 64 wide, one 64-wide block, then one of each smaller loop (32, 16, bytes); 32
+ * wide, three 32-wide blocks; 16 wide, seven 16-wide blocks. The key is alone, or the
+ * second of two (the wide filters' loop over the keys past the first). */
+static void test_scrub_masks_a_key_at_every_position_with_each_filter(void **state)
 {
     static const char *const forms[] = {"tok-0123456789", "tok%2D0123456789"};
-    struct scrubber *s;
-    char body[96], want[96];
+    const struct scrub_key two[] = {{(const uint8_t *)"other-key-5555", 14},
+                                    {(const uint8_t *)"tok-0123456789", 14}};
+    char body[120], want[120];
 
     (void)state;
-    assert_int_equal(scrubber_new((const uint8_t *)"tok-0123456789", 14, &s), 0);
-    for (int narrow = 0; narrow < 2; narrow++) {
-        scrub_scan_narrow(narrow);
-        for (size_t f = 0; f < 2; f++) {
-            size_t klen = strlen(forms[f]);
+    for (size_t nkeys = 1; nkeys <= 2; nkeys++) {
+        struct scrubber *s;
 
-            for (size_t at = 0; at + klen <= sizeof(body); at++) {
-                memset(body, '.', sizeof(body));
-                memset(want, '.', sizeof(want));
-                memcpy(body + at, forms[f], klen);
-                memset(want + at, '*', klen);
-                assert_int_equal(scrubber_mask_all(s, (uint8_t *)body, sizeof(body)), 1);
-                assert_memory_equal(body, want, sizeof(body));
+        assert_int_equal(scrubber_new_keys(two + 2 - nkeys, nkeys, &s), 0);
+        for (size_t width = 16; width <= 64; width *= 2) {
+            scrub_scan_width(width);
+            for (size_t f = 0; f < 2; f++) {
+                size_t klen = strlen(forms[f]);
+
+                for (size_t at = 0; at + klen <= sizeof(body); at++) {
+                    memset(body, '.', sizeof(body));
+                    memset(want, '.', sizeof(want));
+                    memcpy(body + at, forms[f], klen);
+                    memset(want + at, '*', klen);
+                    assert_int_equal(scrubber_mask_all(s, (uint8_t *)body, sizeof(body)), 1);
+                    assert_memory_equal(body, want, sizeof(body));
+                }
             }
         }
+        scrub_scan_width(0);
+        scrubber_free(s);
     }
-    scrub_scan_narrow(false);
-    scrubber_free(s);
 }
 
 static void test_scrub_free_functions_accept_null(void **state)
@@ -727,7 +734,7 @@ int main(void)
         cmocka_unit_test(test_scrub_masks_overlapping_keys_as_their_union),
         cmocka_unit_test(test_scrub_streams_keys_of_different_lengths_at_every_split),
         cmocka_unit_test(test_scrubber_new_keys_rejects_no_keys_too_many_and_an_empty_one),
-        cmocka_unit_test(test_scrub_masks_a_key_at_every_position_with_both_filters),
+        cmocka_unit_test(test_scrub_masks_a_key_at_every_position_with_each_filter),
         cmocka_unit_test(test_scrub_streams_a_long_key_sparse_body_in_every_piece_size),
         cmocka_unit_test(test_scrub_free_functions_accept_null),
     };
