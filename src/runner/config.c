@@ -3,8 +3,8 @@
  *
  * One table (keys[]) describes every key: its dotted name, its kind, where its
  * field is and its range. The YAML file (config_yaml.c), the environment and
- * config_set() all end in the same setter (config__set_text), so a key accepts
- * the same values and fails with the same words from every source;
+ * config_set() (config_env.c) all end in the same setter (config__set_text), so a
+ * key accepts the same values and fails with the same words from every source;
  * config_validate() re-checks the ranges from the same table.
  *
  * Not for: deciding what a setting does; the runner's other modules read the
@@ -102,30 +102,6 @@ static const struct key_def keys[] = {
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= CONFIG_KEYS_MAX, "config_internal.h: raise CONFIG_KEYS_MAX");
 
-/*
- * The newer Go runner's variables (RUNNER-OPS.md 11): other names for three
- * config-era keys. They are applied after every other variable, so that they
- * win over the config-era name of the same key whatever the order of envp.
- */
-static const struct {
-    const char *name;  /* after CONFIG_ENV_PREFIX */
-    const char *older; /* the config-era variable of the same key, after the prefix */
-    const char *key;
-    const char *note; /* when both are set and differ */
-} newer_env[] = {
-    {"TOKEN", "API_KEY", "api_key",
-     CONFIG_ENV_PREFIX "TOKEN and " CONFIG_ENV_PREFIX "API_KEY are both set and differ: "
-                       "using " CONFIG_ENV_PREFIX "TOKEN"},
-    {"URL", "API_URL", "api_url",
-     CONFIG_ENV_PREFIX "URL and " CONFIG_ENV_PREFIX "API_URL are both set and differ: "
-                       "using " CONFIG_ENV_PREFIX "URL"},
-    {"WORKSPACE", "WORKSPACE_ROOT", "workspace_root",
-     CONFIG_ENV_PREFIX "WORKSPACE and " CONFIG_ENV_PREFIX "WORKSPACE_ROOT are both set and "
-                       "differ: using " CONFIG_ENV_PREFIX "WORKSPACE"},
-};
-
-#define NNEWER_ENV (sizeof(newer_env) / sizeof(newer_env[0]))
-
 /* ---- small helpers ---- */
 
 /* Writes "<origin>: <key>: <message>" (or without the key) to err; returns code. */
@@ -169,7 +145,7 @@ const char *config__shown(char *out, size_t outlen, const char *v, size_t len)
     return out;
 }
 
-static bool has_control(const char *v, size_t len)
+bool config__has_control(const char *v, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)v[i];
@@ -178,16 +154,6 @@ static bool has_control(const char *v, size_t len)
             return true;
     }
     return false;
-}
-
-static void *field(struct runner_config *c, const struct key_def *d)
-{
-    return (char *)c + d->off;
-}
-
-static const void *field_const(const struct runner_config *c, const struct key_def *d)
-{
-    return (const char *)c + d->off;
 }
 
 const struct key_def *config__find_key(const char *key, size_t len)
@@ -204,8 +170,7 @@ size_t config__key_index(const struct key_def *d)
     return (size_t)(d - keys);
 }
 
-/* The key whose environment name (upper case, '.' -> '_') is name[0..len). */
-static const struct key_def *find_env_key(const char *name, size_t len)
+const struct key_def *config__find_env_key(const char *name, size_t len)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         const char *k = keys[i].key;
@@ -289,21 +254,6 @@ int config_load_permission(struct runner_config *c, char *err, size_t errlen)
     return r;
 }
 
-static int strv_push(struct strv *s, const char *p, size_t len)
-{
-    char **nv, *copy;
-
-    if ((copy = strndup(p, len)) == NULL)
-        return ERR_NOMEM;
-    if ((nv = reallocarray(s->v, s->n + 1, sizeof(*nv))) == NULL) {
-        free(copy);
-        return ERR_NOMEM;
-    }
-    s->v = nv;
-    s->v[s->n++] = copy;
-    return 0;
-}
-
 /* Digits only: no sign, no space, no base prefix (strtoull accepts all three). */
 static int parse_u64(const char *s, size_t len, uint64_t *out)
 {
@@ -372,152 +322,6 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
-/* ---- lists ---- */
-
-/*
- * Checks one item of a list (or a label's name, with value NULL) before it is
- * kept. Returns 0 or ERR_INVALID with err.
- */
-static int check_item(const struct key_def *d, const char *v, size_t len, const struct where *w)
-{
-    char q[CONFIG_SHOWN_MAX + 4];
-
-    if (len == 0)
-        return config__fail(w, d->key, ERR_INVALID,
-                            d->kind == KIND_LABELS ? "a label has an empty name"
-                                                   : "an item is empty");
-    if (len > CONFIG_VALUE_MAX)
-        return config__fail(w, d->key, ERR_INVALID, "an item is longer than %d bytes",
-                            CONFIG_VALUE_MAX);
-    if (memchr(v, '\0', len) != NULL || has_control(v, len))
-        return config__fail(w, d->key, ERR_INVALID, "'%s' contains a control byte",
-                            config__shown(q, sizeof(q), v, len));
-    if (d->off == F(broker.env_deny) && memchr(v, '=', len) != NULL)
-        return config__fail(w, d->key, ERR_INVALID,
-                            "'%s' contains '=' and so matches no variable name",
-                            config__shown(q, sizeof(q), v, len));
-    if (d->off == F(broker.secret_paths) && v[0] != '/')
-        return config__fail(w, d->key, ERR_INVALID, "'%s' is not an absolute path",
-                            config__shown(q, sizeof(q), v, len));
-    return 0;
-}
-
-static int check_label_value(const char *v, size_t len, const struct where *w)
-{
-    if (len > CONFIG_VALUE_MAX)
-        return config__fail(w, "labels", ERR_INVALID, "a value is longer than %d bytes",
-                            CONFIG_VALUE_MAX);
-    if (memchr(v, '\0', len) != NULL || has_control(v, len))
-        return config__fail(w, "labels", ERR_INVALID, "a value contains a control byte");
-    return 0;
-}
-
-/* Appends one item (for labels: a name and a value) after checking it. */
-int config__list_add(const struct key_def *d, struct strv *items, struct strv *values,
-                     const char *v, size_t len, const char *val, size_t val_len,
-                     const struct where *w)
-{
-    char q[CONFIG_SHOWN_MAX + 4];
-    int r;
-
-    if (items->n >= CONFIG_LIST_MAX)
-        return config__fail(w, d->key, ERR_INVALID, "more than %d items", CONFIG_LIST_MAX);
-    if ((r = check_item(d, v, len, w)) != 0)
-        return r;
-    if (d->kind == KIND_LABELS) {
-        if ((r = check_label_value(val, val_len, w)) != 0)
-            return r;
-        for (size_t i = 0; i < items->n; i++) {
-            if (strlen(items->v[i]) == len && memcmp(items->v[i], v, len) == 0)
-                return config__fail(w, d->key, ERR_INVALID, "label '%s' is given twice",
-                                    config__shown(q, sizeof(q), v, len));
-        }
-        if ((r = strv_push(values, val, val_len)) != 0)
-            return config__fail(w, d->key, r, "%s", err_str(r));
-    }
-    if ((r = strv_push(items, v, len)) != 0) {
-        if (d->kind == KIND_LABELS)
-            free(values->v[--values->n]);
-        return config__fail(w, d->key, r, "%s", err_str(r));
-    }
-    return 0;
-}
-
-/* Replaces the list (or the labels) with items (and values); takes them over. */
-void config__list_replace(struct runner_config *c, const struct key_def *d, struct strv *items,
-                          struct strv *values)
-{
-    if (d->kind == KIND_LABELS) {
-        config__strv_free(c->label_keys, c->nlabels);
-        config__strv_free(c->label_values, c->nlabels);
-        c->label_keys = items->v;
-        c->label_values = values->v;
-        c->nlabels = items->n;
-        values->v = NULL; /* transferred */
-        values->n = 0;
-    } else {
-        char ***list = field(c, d);
-        size_t *count = (size_t *)((char *)c + d->count_off);
-
-        config__strv_free(*list, *count);
-        *list = items->v;
-        *count = items->n;
-    }
-    items->v = NULL; /* transferred */
-    items->n = 0;
-}
-
-static bool is_blank(char ch)
-{
-    return ch == ' ' || ch == '\t';
-}
-
-/*
- * The text form of a list: "A,B_*", or for labels "k=v,k2=v2" (a bare "k"
- * has value ""). Items are trimmed of spaces; empty items are skipped.
- */
-int config__set_list_text(struct runner_config *c, const struct key_def *d, const char *v,
-                          size_t len, const struct where *w)
-{
-    struct strv items = {NULL, 0}, values = {NULL, 0};
-    const char *p = v, *end = v + len;
-    int r = 0;
-
-    while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *item_end = comma != NULL ? comma : end;
-        const char *ib = p, *ie = item_end, *vb = item_end, *ve = item_end;
-
-        p = comma != NULL ? comma + 1 : end;
-        if (d->kind == KIND_LABELS) {
-            const char *eq = memchr(ib, '=', (size_t)(ie - ib));
-
-            if (eq != NULL) {
-                vb = eq + 1;
-                ie = eq;
-            }
-            while (vb < ve && is_blank(*vb))
-                vb++;
-            while (ve > vb && is_blank(ve[-1]))
-                ve--;
-        }
-        while (ib < ie && is_blank(*ib))
-            ib++;
-        while (ie > ib && is_blank(ie[-1]))
-            ie--;
-        if (ie == ib && vb == ve)
-            continue;
-        r = config__list_add(d, &items, &values, ib, (size_t)(ie - ib), vb, (size_t)(ve - vb), w);
-        if (r != 0)
-            goto out;
-    }
-    config__list_replace(c, d, &items, &values);
-out:
-    config__strv_free(items.v, items.n);
-    config__strv_free(values.v, values.n);
-    return r;
-}
-
 /* ---- the one setter ---- */
 
 static int set_secret(struct runner_config *c, const char *v, size_t len, const struct where *w)
@@ -578,13 +382,13 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
                             "is a list of mappings: set it in the config file");
     if (len > CONFIG_VALUE_MAX)
         return config__fail(w, d->key, ERR_INVALID, "longer than %d bytes", CONFIG_VALUE_MAX);
-    if (memchr(v, '\0', len) != NULL || has_control(v, len))
+    if (memchr(v, '\0', len) != NULL || config__has_control(v, len))
         return config__fail(w, d->key, ERR_INVALID, "'%s' contains a control byte",
                             config__shown(q, sizeof(q), v, len));
 
     switch (d->kind) {
     case KIND_STRING:
-        return set_string(field(c, d), v, len, d, w);
+        return set_string(config__field(c, d), v, len, d, w);
     case KIND_INJECT: {
         struct inject inj;
 
@@ -592,13 +396,13 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
             return config__fail(w, d->key, ERR_INVALID,
                                 "'%s' is not query:NAME, header:NAME or bearer",
                                 config__shown(q, sizeof(q), v, len));
-        return set_string(field(c, d), v, len, d, w);
+        return set_string(config__field(c, d), v, len, d, w);
     }
     case KIND_BOOL:
         if (parse_bool(v, &b) != 0)
             return config__fail(w, d->key, ERR_INVALID, "'%s' is not true or false",
                                 config__shown(q, sizeof(q), v, len));
-        *(bool *)field(c, d) = b;
+        *(bool *)config__field(c, d) = b;
         return 0;
     case KIND_UINT:
     case KIND_U64:
@@ -609,11 +413,11 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
                                 config__shown(q, sizeof(q), v, len), (unsigned long long)d->min,
                                 (unsigned long long)d->max);
         if (d->kind == KIND_UINT)
-            *(unsigned *)field(c, d) = (unsigned)n;
+            *(unsigned *)config__field(c, d) = (unsigned)n;
         else if (d->kind == KIND_U64)
-            *(uint64_t *)field(c, d) = n;
+            *(uint64_t *)config__field(c, d) = n;
         else
-            *(size_t *)field(c, d) = (size_t)n;
+            *(size_t *)config__field(c, d) = (size_t)n;
         return 0;
     case KIND_DURATION:
         if (parse_duration_ms(v, len, &n) != 0 || n < d->min || n > d->max)
@@ -621,7 +425,7 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
                 w, d->key, ERR_INVALID,
                 "'%s' is not a duration from 1ms to 365 days (10, 10s, 500ms, 2m, 1h)",
                 config__shown(q, sizeof(q), v, len));
-        *(uint64_t *)field(c, d) = n;
+        *(uint64_t *)config__field(c, d) = n;
         return 0;
     case KIND_LEVEL:
         if (log_parse_level(v, &c->log_level) != 0)
@@ -665,115 +469,6 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
         break; /* handled above */
     }
     return config__fail(w, d->key, ERR_INVALID, "cannot be set");
-}
-
-/* ---- environment and flags ---- */
-
-void config_note(struct runner_config *c, const char *text)
-{
-    for (size_t i = 0; i < c->nnotes; i++) {
-        if (c->notes[i] == text || strcmp(c->notes[i], text) == 0)
-            return;
-    }
-    if (c->nnotes < CONFIG_NOTES_MAX)
-        c->notes[c->nnotes++] = text;
-}
-
-/* The newer_env[] entry whose variable is name[0..len) (after the prefix), or -1. */
-static int find_newer_env(const char *name, size_t len, bool older)
-{
-    for (size_t i = 0; i < NNEWER_ENV; i++) {
-        const char *n = older ? newer_env[i].older : newer_env[i].name;
-
-        if (strlen(n) == len && memcmp(n, name, len) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
-/* Whether key d holds value[0..len) now (constant time for the token). */
-static bool holds_value(const struct runner_config *c, const struct key_def *d, const char *value,
-                        size_t len)
-{
-    const char *cur;
-
-    if (d->kind == KIND_SECRET)
-        return c->api_key != NULL && secret_equals(c->api_key, value, len);
-    cur = *(char *const *)field_const(c, d);
-    return cur != NULL && strlen(cur) == len && memcmp(cur, value, len) == 0;
-}
-
-int config_apply_env(struct runner_config *c, char *const *envp, char *err, size_t errlen)
-{
-    const size_t plen = sizeof(CONFIG_ENV_PREFIX) - 1;
-    char origin[128];
-    struct where w = {err, errlen, origin};
-    bool older_set[NNEWER_ENV] = {false};
-    int r;
-
-    if (errlen > 0)
-        err[0] = '\0';
-    /* Pass 0: every variable but the newer names; pass 1: the newer names, so that they win. */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
-            const char *e = envp[i], *eq, *value, *name;
-            const struct key_def *d;
-            size_t nlen;
-            int newer, older;
-
-            if (strncmp(e, CONFIG_ENV_PREFIX, plen) != 0 || (eq = strchr(e, '=')) == NULL)
-                continue;
-            value = eq + 1;
-            if (*value == '\0')
-                continue; /* unset, as viper (and the newer runner's os.Getenv) treat it */
-            name = e + plen;
-            nlen = (size_t)(eq - name);
-            newer = find_newer_env(name, nlen, false);
-            if ((pass == 0) != (newer < 0))
-                continue;
-            /* A name may hold any byte but '=': shown like a value, so that err stays one line. */
-            config__shown(origin, sizeof(origin), e, (size_t)(eq - e));
-            if (newer >= 0) {
-                d = config__find_key(newer_env[newer].key, strlen(newer_env[newer].key));
-                /* The config-era name set this layer's value in pass 0. */
-                if (older_set[newer] && !holds_value(c, d, value, strlen(value)))
-                    config_note(c, newer_env[newer].note);
-            } else {
-                d = find_env_key(name, nlen);
-                if ((older = find_newer_env(name, nlen, true)) >= 0)
-                    older_set[older] = true;
-            }
-            if (d == NULL)
-                return config__fail(&w, NULL, ERR_INVALID,
-                                    "unknown variable: no configuration key has this name");
-            if ((r = config__set_text(c, d, value, strlen(value), &w)) != 0)
-                return r;
-        }
-    }
-    return 0;
-}
-
-int config_set(struct runner_config *c, const char *dotted_key, const char *value,
-               const char *origin, char *err, size_t errlen)
-{
-    struct where w = {err, errlen, origin != NULL ? origin : "config_set"};
-    char q[CONFIG_SHOWN_MAX + 4];
-    const struct key_def *d;
-    size_t len = strlen(dotted_key);
-
-    if (errlen > 0)
-        err[0] = '\0';
-    if (len > CONFIG_KEY_MAX || (d = config__find_key(dotted_key, len)) == NULL)
-        return config__fail(&w, config__shown(q, sizeof(q), dotted_key, len), ERR_INVALID,
-                            "unknown key");
-    if (d->kind == KIND_SECRET)
-        return config__fail(
-            &w, d->key, ERR_INVALID,
-            "cannot be given on the command line, where every user can read it in ps: "
-            "use " CONFIG_ENV_PREFIX "TOKEN, the config file or " CONFIG_ENV_PREFIX "API_KEY");
-    if (value == NULL)
-        return config__fail(&w, d->key, ERR_INVALID, "needs a value");
-    return config__set_text(c, d, value, strlen(value), &w);
 }
 
 /* ---- defaults, validation, free ---- */
@@ -895,7 +590,7 @@ static const char *url_problem(const char *url)
         p = url + 5;
     else
         return "must start with ws:// or wss://";
-    if (has_control(url, strlen(url)) || strchr(url, ' ') != NULL)
+    if (config__has_control(url, strlen(url)) || strchr(url, ' ') != NULL)
         return "contains a space or a control byte";
     if (strchr(p, '?') != NULL)
         return "must not have a query (the runner adds ?token=)";
@@ -988,14 +683,14 @@ int config_validate(const struct runner_config *c, char *err, size_t errlen)
 
         switch (d->kind) {
         case KIND_UINT:
-            n = *(const unsigned *)field_const(c, d);
+            n = *(const unsigned *)config__field_const(c, d);
             break;
         case KIND_U64:
         case KIND_DURATION:
-            n = *(const uint64_t *)field_const(c, d);
+            n = *(const uint64_t *)config__field_const(c, d);
             break;
         case KIND_SIZE:
-            n = *(const size_t *)field_const(c, d);
+            n = *(const size_t *)config__field_const(c, d);
             break;
         default:
             continue;
@@ -1008,13 +703,13 @@ int config_validate(const struct runner_config *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->broker.nsecret_paths; i++) {
         const char *p = c->broker.secret_paths[i];
 
-        if ((r = check_item(key_secret_paths, p, strlen(p), &w)) != 0)
+        if ((r = config__check_item(key_secret_paths, p, strlen(p), &w)) != 0)
             return r;
     }
     for (size_t i = 0; i < c->broker.nenv_deny; i++) {
         const char *p = c->broker.env_deny[i];
 
-        if ((r = check_item(key_env_deny, p, strlen(p), &w)) != 0)
+        if ((r = config__check_item(key_env_deny, p, strlen(p), &w)) != 0)
             return r;
     }
     for (size_t i = 0; i < c->nlabels; i++) {

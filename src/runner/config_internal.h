@@ -1,7 +1,8 @@
 /*
- * config_internal.h - what the two halves of the runner's configuration share:
- * config.c (the key table, the one setter, the environment, flags, defaults and
- * validation) and config_yaml.c (the YAML file, which ends in the same setter).
+ * config_internal.h - what the parts of the runner's configuration share: config.c
+ * (the key table, the one setter, defaults and validation), config_yaml.c (the YAML
+ * file) and config_env.c (the environment and flags), which end in the same setter, and
+ * config_list.c (the list-valued keys and labels).
  * Nothing else includes it; config.h is the module's interface.
  */
 #ifndef CREDBROKER_CONFIG_INTERNAL_H
@@ -67,6 +68,24 @@ const char *config__shown(char *out, size_t outlen, const char *v, size_t len);
 /* The key named key[0..len) ("broker.cacert"), or NULL; its position in the table. */
 const struct key_def *config__find_key(const char *key, size_t len);
 size_t config__key_index(const struct key_def *d);
+/* The key whose environment name (upper case, '.' -> '_', after the prefix) is
+ * name[0..len), or NULL. */
+const struct key_def *config__find_env_key(const char *name, size_t len);
+
+/* Where key d's value lives in c (d->off). */
+static inline void *config__field(struct runner_config *c, const struct key_def *d)
+{
+    return (char *)c + d->off;
+}
+
+static inline const void *config__field_const(const struct runner_config *c,
+                                              const struct key_def *d)
+{
+    return (const char *)c + d->off;
+}
+
+/* Whether v[0..len) holds a control byte (what no value may). */
+bool config__has_control(const char *v, size_t len);
 
 /* Sets key d from its text, as every source does; err through w on failure. */
 int config__set_text(struct runner_config *c, const struct key_def *d, const char *v, size_t len,
@@ -74,6 +93,8 @@ int config__set_text(struct runner_config *c, const struct key_def *d, const cha
 /* A list (or labels) from its text form: "A,B_*", "k=v,k2=v2". */
 int config__set_list_text(struct runner_config *c, const struct key_def *d, const char *v,
                           size_t len, const struct where *w);
+/* Checks one item of a list (or a label's name) before it is kept: 0 or ERR_INVALID. */
+int config__check_item(const struct key_def *d, const char *v, size_t len, const struct where *w);
 /* Checks one item (for labels: a name and its value) and appends it. */
 int config__list_add(const struct key_def *d, struct strv *items, struct strv *values,
                      const char *v, size_t len, const char *val, size_t val_len,
