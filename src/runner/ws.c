@@ -38,90 +38,16 @@
 #include "err.h"
 #include "netconn.h"
 #include "ws.h"
+#include "ws_internal.h"
 #include "ws_upgrade.h"
 #include "ws_url.h"
 
-#define WS_HEAD_MAX (16 * 1024)     /* the upgrade response head, CRLFCRLF included */
-#define WS_STAGE_MAX (64 * 1024)    /* plaintext gathered into one write */
-#define WS_WRITE_HIGH (1024 * 1024) /* bytes queued in the connection above which wslay waits */
-#define WS_MSG_KEEP (64 * 1024)     /* a message buffer above this is freed after use */
-#define WS_LINGER_MS 2000           /* after the close exchange: flush, then the peer's end */
-#define WS_REASON_MAX 512           /* net's error lines are up to 512 bytes too */
-#define WS_PEER_REASON_MAX 100      /* bytes of the peer's close reason we report */
-#define WS_CLOSE_REASON_MAX 123     /* RFC 6455 5.5: 125 bytes of payload, 2 for the code */
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-enum ws_state {
-    WS_CONNECTING, /* net_connect: resolve, TCP, TLS */
-    WS_UPGRADING,  /* request sent, reading the response head */
-    WS_OPEN,
-    WS_CLOSING,  /* our close frame is queued; waiting for the peer's */
-    WS_DRAINING, /* the outcome is known: flush the close frame, then the peer's end */
-    WS_DONE,     /* the connection is released; on_close is due or delivered */
-};
-
-struct ws {
-    uv_loop_t *loop;
-    struct ws_callbacks cb;
-    void *data;
-    enum ws_state state;
-
-    uint64_t connect_timeout_ms;
-    uint64_t ping_interval_ms;
-    uint64_t read_timeout_ms;
-    size_t max_message;
-    uint64_t started; /* loop time of ws_connect: the connect timeout covers the upgrade */
-
-    struct ws_url url; /* only url.target carries the token; freed once the request is queued */
-    char key[32];      /* Sec-WebSocket-Key: 24 base64 characters */
-    char accept[32];   /* the Sec-WebSocket-Accept we expect: 28 characters */
-
-    struct net_tls_ctx *tls;     /* wss: this ws's own (net_tls_ctx_free drops it) */
-    struct net_connect *connect; /* while connecting */
-    struct net_conn *conn;       /* once connected, until the end */
-    uv_timer_t deadline;         /* upgrade, read, close and linger bounds; on_close */
-    uv_timer_t ping;
-    unsigned handles; /* timers whose close callback has not run yet */
-
-    struct buf *head; /* the upgrade response head while it arrives */
-
-    wslay_event_context_ptr wslay;
-    const uint8_t *in_ptr; /* plaintext offered to wslay during ws__feed */
-    size_t in_len;
-    bool in_recv;    /* inside wslay_event_recv: do not re-enter wslay */
-    struct buf *msg; /* the message being reassembled (BUF_WIPE) */
-    bool msg_binary;
-    bool frame_is_data; /* the current frame's payload goes to msg */
-    bool msg_too_big;
-    bool msg_failed;  /* out of memory while reassembling */
-    uint64_t last_rx; /* loop time of the last WebSocket bytes received */
-
-    size_t stage_len;
-
-    /* The outcome: the first cause recorded wins. */
-    bool finished;
-    bool proto_error; /* reason completed at delivery, with the close code we sent */
-    int http_status;
-    int close_code;
-    char reason[WS_REASON_MAX];
-    bool close_reported;
-    bool freed;
-
-    uint8_t stage[WS_STAGE_MAX];
-};
-
-static void ws__end(struct ws *ws);
-static void ws__pump(struct ws *ws);
-static void ws__drain(struct ws *ws);
 static void ws__on_deadline(uv_timer_t *t);
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static void ws__finish(struct ws *ws, int http_status, int close_code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Records why the connection ends, unless a cause is recorded already. */
-static void ws__finish(struct ws *ws, int http_status, int close_code, const char *fmt, ...)
+void ws__finish(struct ws *ws, int http_status, int close_code, const char *fmt, ...)
 {
     va_list ap;
 
@@ -182,7 +108,7 @@ static int ws__make_key(struct ws *ws)
 
 /* Hands the staged bytes to the connection (which copies them) and wipes the stage.
  * ERR_CLOSED: the connection ended, and its on_close is on the way with the reason. */
-static int ws__flush(struct ws *ws)
+int ws__flush(struct ws *ws)
 {
     int r = 0;
 
@@ -194,7 +120,7 @@ static int ws__flush(struct ws *ws)
 }
 
 /* Lets wslay write what it has queued, then flushes. Safe in any state. */
-static void ws__pump(struct ws *ws)
+void ws__pump(struct ws *ws)
 {
     int r;
 
@@ -226,7 +152,7 @@ static void ws__pump(struct ws *ws)
 /* ---- ending ---------------------------------------------------------------------------------- */
 
 /* The outcome is known and a close frame is queued (or exchanged): send it, then end. */
-static void ws__drain(struct ws *ws)
+void ws__drain(struct ws *ws)
 {
     if (ws->state == WS_DONE || ws->state == WS_DRAINING)
         return;
@@ -237,7 +163,7 @@ static void ws__drain(struct ws *ws)
 }
 
 /* Drops the connection now; on_close follows from the deadline timer. */
-static void ws__end(struct ws *ws)
+void ws__end(struct ws *ws)
 {
     if (!ws->finished)
         ws__finish(ws, 0, 0, "closed");
@@ -375,7 +301,6 @@ static int ws__check_head(struct ws *ws, const char *h, size_t len)
     return ERR_INVALID;
 }
 
-static void ws__feed(struct ws *ws, const uint8_t *p, size_t n);
 static void ws__on_ping(uv_timer_t *t);
 
 static void ws__open(struct ws *ws, const uint8_t *rest, size_t n)
@@ -422,252 +347,6 @@ static void ws__on_head(struct ws *ws, const uint8_t *p, size_t n)
     }
     used = len - old; /* > 0: the old bytes held no CRLFCRLF */
     ws__open(ws, p + used, n - used);
-}
-
-/* ---- WebSocket frames (wslay) ---------------------------------------------------------------- */
-
-static ssize_t ws__wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                              void *user)
-{
-    struct ws *ws = user;
-    size_t n = ws->in_len < len ? ws->in_len : len;
-
-    (void)flags;
-    if (n == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    memcpy(buf, ws->in_ptr, n);
-    ws->in_ptr += n;
-    ws->in_len -= n;
-    return (ssize_t)n;
-}
-
-static ssize_t ws__wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-                              int flags, void *user)
-{
-    struct ws *ws = user;
-    size_t n;
-    int r;
-
-    (void)flags;
-    if (ws->stage_len == sizeof(ws->stage)) {
-        if (net_conn_pending(ws->conn) >= WS_WRITE_HIGH) {
-            /* on_drain pumps again once the connection has written it all. */
-            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-            return -1;
-        }
-        if ((r = ws__flush(ws)) == ERR_CLOSED) {
-            /* The connection's on_close is on the way; nothing more goes out. */
-            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-            return -1;
-        }
-        if (r != 0) {
-            ws__finish(ws, 0, 0, "write error: %s", err_str(r));
-            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-            return -1;
-        }
-    }
-    n = sizeof(ws->stage) - ws->stage_len;
-    if (n > len)
-        n = len;
-    memcpy(ws->stage + ws->stage_len, data, n);
-    ws->stage_len += n;
-    return (ssize_t)n;
-}
-
-/* RFC 6455 5.3: every client frame is masked with a fresh, unpredictable key. */
-static int ws__wslay_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
-{
-    (void)ctx;
-    (void)user;
-    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
-}
-
-/* Stops reading and queues a close frame: the message cannot be taken. */
-static void ws__refuse_message(struct ws *ws, uint16_t code, const char *why)
-{
-    ws->frame_is_data = false;
-    (void)wslay_event_queue_close(ws->wslay, code, (const uint8_t *)why, strlen(why));
-    wslay_event_shutdown_read(ws->wslay);
-}
-
-/* wslay has validated the frame header (mask, RSV, opcode, control frame rules). */
-static void ws__wslay_frame_start(wslay_event_context_ptr ctx,
-                                  const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
-{
-    struct ws *ws = user;
-    uint8_t *dst;
-
-    (void)ctx;
-    ws->frame_is_data = false;
-    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME &&
-        arg->opcode != WSLAY_CONTINUATION_FRAME)
-        return;
-    if (ws->msg_too_big || ws->msg_failed)
-        return;
-    if (arg->opcode != WSLAY_CONTINUATION_FRAME)
-        ws->msg_binary = arg->opcode == WSLAY_BINARY_FRAME;
-    if (ws->msg == NULL && (ws->msg = buf_new(ws->max_message, BUF_WIPE)) == NULL) {
-        ws->msg_failed = true;
-        ws__refuse_message(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
-        return;
-    }
-    /* The limit applies to the whole message, checked before its bytes arrive. */
-    if (arg->payload_length > (uint64_t)(ws->max_message - buf_len(ws->msg))) {
-        ws->msg_too_big = true;
-        ws__refuse_message(ws, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
-        return;
-    }
-    /* One allocation for a large frame instead of a chain of doublings. */
-    if (arg->payload_length > 0 && buf_reserve(ws->msg, (size_t)arg->payload_length, &dst) != 0) {
-        ws->msg_failed = true;
-        ws__refuse_message(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
-        return;
-    }
-    ws->frame_is_data = true;
-}
-
-static void ws__wslay_frame_chunk(wslay_event_context_ptr ctx,
-                                  const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
-{
-    struct ws *ws = user;
-
-    (void)ctx;
-    if (!ws->frame_is_data || arg->data_length == 0)
-        return;
-    if (buf_put(ws->msg, arg->data, arg->data_length) != 0) {
-        ws->msg_failed = true;
-        ws__refuse_message(ws, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
-    }
-}
-
-static void ws__deliver(struct ws *ws)
-{
-    uint8_t empty[1] = {0};
-    size_t len;
-
-    if (ws->msg_too_big || ws->msg_failed || ws->msg == NULL)
-        return;
-    len = buf_len(ws->msg);
-    /* After ws_close() (CLOSING) the caller no longer wants messages. */
-    if (ws->state == WS_OPEN && !ws->freed && ws->cb.on_message != NULL)
-        ws->cb.on_message(ws, len > 0 ? buf_mutable_ptr(ws->msg) : empty, len, ws->msg_binary,
-                          ws->data);
-    /* Both wipe; a large block is not kept around for the next small message. */
-    if (len > WS_MSG_KEEP) {
-        buf_free(ws->msg);
-        ws->msg = NULL;
-    } else {
-        buf_reset(ws->msg);
-    }
-}
-
-static void ws__on_peer_close(struct ws *ws, const struct wslay_event_on_msg_recv_arg *arg)
-{
-    char why[WS_PEER_REASON_MAX + 1];
-    size_t i, n = 0;
-
-    /* The peer's reason goes to a log line: printable ASCII only, bounded. */
-    for (i = 2; i < arg->msg_length && n < WS_PEER_REASON_MAX; i++) {
-        unsigned char c = arg->msg[i];
-
-        why[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    why[n] = '\0';
-    if (arg->status_code == 0)
-        ws__finish(ws, 0, 0, "closed by peer without a code");
-    else
-        ws__finish(ws, 0, arg->status_code, "%s %u%s%s",
-                   ws->state == WS_CLOSING ? "closed, peer answered" : "closed by peer with",
-                   arg->status_code, n > 0 ? ": " : "", why);
-}
-
-static void ws__wslay_msg(wslay_event_context_ptr ctx,
-                          const struct wslay_event_on_msg_recv_arg *arg, void *user)
-{
-    struct ws *ws = user;
-
-    (void)ctx;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        ws__deliver(ws);
-    else if (arg->opcode == WSLAY_CONNECTION_CLOSE)
-        ws__on_peer_close(ws, arg);
-    /* wslay answers pings itself; a pong needs nothing beyond counting as traffic. */
-}
-
-static int ws__wslay_init(struct ws *ws)
-{
-    const struct wslay_event_callbacks cbs = {
-        .recv_callback = ws__wslay_recv,
-        .send_callback = ws__wslay_send,
-        .genmask_callback = ws__wslay_genmask,
-        .on_frame_recv_start_callback = ws__wslay_frame_start,
-        .on_frame_recv_chunk_callback = ws__wslay_frame_chunk,
-        .on_frame_recv_end_callback = NULL,
-        .on_msg_recv_callback = ws__wslay_msg,
-    };
-
-    if (wslay_event_context_client_init(&ws->wslay, &cbs, ws) != 0)
-        return ERR_NOMEM;
-    /* We reassemble data messages ourselves, into a wiping buffer. */
-    wslay_event_config_set_no_buffering(ws->wslay, 1);
-    /* Without buffering wslay applies this per frame; ws__wslay_frame_start checks the
-     * whole message. */
-    wslay_event_config_set_max_recv_msg_length(ws->wslay, ws->max_message);
-    /* RFC 6455 5.2: no extension was negotiated, so any RSV bit is a protocol error. */
-    wslay_event_config_set_allowed_rsv_bits(ws->wslay, WSLAY_RSV_NONE);
-    return 0;
-}
-
-/* Offers plaintext WebSocket bytes to wslay, then acts on what it found. */
-static void ws__feed(struct ws *ws, const uint8_t *p, size_t n)
-{
-    int r;
-
-    ws->last_rx = uv_now(ws->loop);
-    ws->in_ptr = p;
-    ws->in_len = n;
-    ws->in_recv = true;
-    r = wslay_event_recv(ws->wslay);
-    ws->in_recv = false;
-    ws->in_ptr = NULL;
-    ws->in_len = 0;
-    if (ws->state != WS_OPEN && ws->state != WS_CLOSING)
-        return; /* ended (or freed) from a callback */
-    if (r == WSLAY_ERR_NOMEM) {
-        ws__finish(ws, 0, 0, "out of memory");
-        ws__end(ws);
-        return;
-    }
-    if (r != 0) {
-        /* wslay's frame layer refused the frame (control frame over 125 bytes or
-         * fragmented, bad length) and queued a close frame. */
-        ws->proto_error = !ws->finished;
-        ws__finish(ws, 0, 0, "protocol error from peer");
-        ws__drain(ws);
-        return;
-    }
-    if (wslay_event_get_close_received(ws->wslay)) {
-        ws__drain(ws); /* wslay queued the answer unless ours went first */
-        return;
-    }
-    if (!wslay_event_get_read_enabled(ws->wslay)) {
-        /* Refused by us (size, memory) or by wslay (masked frame, RSV bits, unknown
-         * opcode, bad continuation, invalid UTF-8): a close frame is queued. */
-        if (ws->msg_too_big) {
-            ws__finish(ws, 0, 0, "message over %zu bytes refused; close 1009 sent",
-                       ws->max_message);
-        } else if (ws->msg_failed) {
-            ws__finish(ws, 0, 0, "out of memory reassembling a message");
-        } else {
-            ws->proto_error = !ws->finished;
-            ws__finish(ws, 0, 0, "protocol error from peer");
-        }
-        ws__drain(ws);
-        return;
-    }
-    ws__pump(ws); /* pongs, and whatever on_message queued */
 }
 
 /* ---- the connection's events ----------------------------------------------------------------- */
