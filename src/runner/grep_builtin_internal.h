@@ -23,7 +23,8 @@ struct grep_rx {
  * Translates pattern (rg's syntax, UTF-8) for PCRE2 with PCRE2_UTF | PCRE2_UCP, matched
  * against one line at a time without its '\n'. Returns 0 and fills *rx, ERR_INVALID when
  * rg 13 would refuse the pattern (exit 2: its parser's errors, and a literal '\n' or a
- * class of '\n' alone, which grep-regex refuses), or ERR_NOMEM. On failure rx->pcre is
+ * class of '\n' alone, which grep-regex refuses) or its translation would pass 1 MiB
+ * (rg's own size limit is another; see grep_builtin_rx.h), or ERR_NOMEM. On failure rx->pcre is
  * NULL and the two flags say what was read before the error.
  */
 int grep__rx_translate(const char *pattern, struct grep_rx *rx);

@@ -264,8 +264,8 @@ bool mcp__req_launch(struct mcp_req *r, const char *url)
 {
     struct mcp_http *t = r->t;
 
-    if (httpc_xfer_new(t->client, &mcp__req_ops, r, &r->xfer, &r->easy) != 0 || !req_build_headers(r) ||
-        req_setup(r, url) != 0 || httpc_xfer_start(r->xfer) != 0) {
+    if (httpc_xfer_new(t->client, &mcp__req_ops, r, &r->xfer, &r->easy) != 0 ||
+        !req_build_headers(r) || req_setup(r, url) != 0 || httpc_xfer_start(r->xfer) != 0) {
         mcp__req_free(r);
         mcp__fail(t, "cannot set up an HTTP request");
         return false;
@@ -554,8 +554,8 @@ void mcp_http_set_protocol_version(struct mcp_http *t, const char *version)
 {
     char *copy;
 
-    if (strlen(version) > MCP_HTTP_VERSION_MAX || !mcp__is_visible_ascii(version, strlen(version)) ||
-        (copy = strdup(version)) == NULL)
+    if (strlen(version) > MCP_HTTP_VERSION_MAX ||
+        !mcp__is_visible_ascii(version, strlen(version)) || (copy = strdup(version)) == NULL)
         return;
     free(t->protocol_version);
     t->protocol_version = copy;

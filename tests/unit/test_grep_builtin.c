@@ -27,6 +27,7 @@
 
 #include "base64.h"
 #include "grep_builtin.h"
+#include "err.h"
 #include "grep_builtin_internal.h"
 #include "wspath.h"
 
@@ -435,6 +436,29 @@ static void test_patterns_rg_refuses_are_invalid(void **state)
     }
 }
 
+/* Each "~~" writes both of its sides twice: chained, they double the translation every
+ * time. A few are translated; 20 would write 2^20 copies of the first side, over
+ * GREP_RX_OUT_MAX, and are refused as too large (without the cap, 48 ran the runner out
+ * of memory: fuzz_greprx). */
+static void test_chained_set_operations_are_refused_as_too_large(void **state)
+{
+    char pattern[256] = "[a";
+    struct grep_rx rx;
+
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        strcat(pattern, "~~b");
+    strcat(pattern, "]");
+    assert_int_equal(grep__rx_translate(pattern, &rx), 0);
+    free(rx.pcre);
+    strcpy(pattern, "[a");
+    for (int i = 0; i < 20; i++)
+        strcat(pattern, "~~b");
+    strcat(pattern, "]");
+    assert_int_equal(grep__rx_translate(pattern, &rx), ERR_INVALID);
+    assert_null(rx.pcre);
+}
+
 static void on_alarm(int sig)
 {
     (void)sig;
@@ -735,6 +759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_utf16_and_boms_are_read_as_rg_reads_them, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_patterns_rg_refuses_are_invalid, setup, teardown),
+        cmocka_unit_test(test_chained_set_operations_are_refused_as_too_large),
         cmocka_unit_test_setup_teardown(test_a_fifo_and_symlinks_are_never_followed_or_opened,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_the_callbacks_stop, setup, teardown),
