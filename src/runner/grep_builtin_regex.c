@@ -144,19 +144,12 @@ bool grep__rx_bump(struct rxp *p)
     return !grep__rx_eof(p);
 }
 
-static bool is_white_space(uint32_t c)
-{
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-           c == 0x205F || c == 0x3000;
-}
-
 void grep__rx_bump_space(struct rxp *p)
 {
     if (!p->xmode)
         return;
     while (!grep__rx_eof(p)) {
-        if (is_white_space(grep__rx_cur(p))) {
+        if (utf8_is_white_space(grep__rx_cur(p))) {
             grep__rx_bump(p);
         } else if (grep__rx_cur(p) == '#') {
             while (!grep__rx_eof(p)) {
@@ -190,7 +183,7 @@ uint32_t grep__rx_peek_space(const struct rxp *p)
     for (size_t i = p->pos + 1; i < p->n; i++) {
         uint32_t c = p->c[i];
 
-        if (is_white_space(c))
+        if (utf8_is_white_space(c))
             continue;
         if (!in_comment && c == '#')
             in_comment = true;
@@ -433,7 +426,7 @@ static bool parse_decimal(struct rxp *p, uint32_t *out)
     uint64_t v = 0;
     size_t digits = 0;
 
-    while (!grep__rx_eof(p) && is_white_space(grep__rx_cur(p)))
+    while (!grep__rx_eof(p) && utf8_is_white_space(grep__rx_cur(p)))
         grep__rx_bump(p);
     while (!grep__rx_eof(p) && grep__rx_cur(p) >= '0' && grep__rx_cur(p) <= '9') {
         v = v * 10 + (grep__rx_cur(p) - '0');
@@ -442,7 +435,7 @@ static bool parse_decimal(struct rxp *p, uint32_t *out)
         digits++;
         grep__rx_bump_and_bump_space(p);
     }
-    while (!grep__rx_eof(p) && is_white_space(grep__rx_cur(p)))
+    while (!grep__rx_eof(p) && utf8_is_white_space(grep__rx_cur(p)))
         grep__rx_bump_and_bump_space(p);
     if (digits == 0)
         return grep__rx_fail(p, ERR_INVALID);
