@@ -47,10 +47,6 @@
 #define GB_IGNORE_FILE_MAX (64 * 1024 * 1024)
 /* grep-searcher's DEFAULT_BUFFER_CAPACITY; it grows by tripling, as rg's does. */
 #define GB_BUFFER 65536
-/* What encoding_rs_io reads before it decides on a BOM. */
-#define GB_BOM_PEEK 3
-/* Raw bytes read at a time from a UTF-16 file before transcoding. */
-#define GB_UTF16_CHUNK 8192
 /* Ancestors of the root looked at for a .git. */
 #define GB_MAX_ANCESTORS 4096
 
@@ -66,20 +62,6 @@ struct level {
     size_t path_len;  /* of its path in g->path, "./" included ("." for the root) */
     struct ignore_set *sets[IG_KINDS];
     bool has_git;
-};
-
-/* A file being read: encoding_rs_io's BOM peeker, then plain bytes or UTF-16 decoded. */
-struct source {
-    int fd;
-    bool started, utf16, big_endian, eof;
-    unsigned char peek[GB_BOM_PEEK];
-    size_t npeek, peek_off;
-    unsigned char raw[GB_UTF16_CHUNK];
-    size_t raw_len, raw_off;
-    unsigned char pending[4]; /* an encoded character that did not fit yet */
-    size_t npending, pending_off;
-    uint32_t high;     /* a high surrogate waiting for its pair, or 0 */
-    uint32_t pushback; /* a unit read after an unpaired high surrogate, or UINT32_MAX */
 };
 
 struct grep {
@@ -394,157 +376,6 @@ static bool skipped(struct grep *g, const char *name, bool is_dir)
 
 /* ---- reading a file ---- */
 
-static ssize_t read_retry(int fd, void *buf, size_t len)
-{
-    ssize_t n;
-
-    while ((n = read(fd, buf, len)) < 0 && errno == EINTR)
-        ;
-    return n;
-}
-
-/* Fills raw with more of a UTF-16 file. Returns the bytes now available, 0 at EOF, -1. */
-static ssize_t utf16_more(struct source *s)
-{
-    ssize_t n;
-
-    if (s->raw_off < s->raw_len)
-        return (ssize_t)(s->raw_len - s->raw_off);
-    if (s->eof)
-        return 0;
-    /* (an odd byte kept from the previous read goes first) */
-    s->raw_len = 0;
-    s->raw_off = 0;
-    if ((n = read_retry(s->fd, s->raw, sizeof(s->raw))) < 0)
-        return -1;
-    if (n == 0)
-        s->eof = true;
-    s->raw_len = (size_t)n;
-    return n;
-}
-
-/* The next character of a UTF-16 file, as encoding_rs decodes it (an unpaired surrogate
- * or a last odd byte is U+FFFD). Returns 1 and *c, 0 at the end, -1 on a read error. */
-static int utf16_next(struct source *s, uint32_t *c)
-{
-    for (;;) {
-        unsigned char b[2];
-        uint32_t unit;
-        ssize_t avail;
-
-        if (s->pushback != UINT32_MAX) {
-            unit = s->pushback;
-            s->pushback = UINT32_MAX;
-            goto have_unit;
-        }
-        if ((avail = utf16_more(s)) < 0)
-            return -1;
-        if (avail == 0) {
-            if (s->high != 0) {
-                s->high = 0;
-                *c = 0xFFFD;
-                return 1;
-            }
-            return 0;
-        }
-        b[0] = s->raw[s->raw_off++];
-        if ((avail = utf16_more(s)) < 0)
-            return -1;
-        if (avail == 0) {
-            s->high = 0;
-            *c = 0xFFFD; /* an odd byte at the end (a waiting surrogate goes with it) */
-            return 1;
-        }
-        b[1] = s->raw[s->raw_off++];
-        unit = s->big_endian ? (uint32_t)b[0] << 8 | b[1] : (uint32_t)b[1] << 8 | b[0];
-    have_unit:
-        if (s->high != 0) {
-            uint32_t high = s->high;
-
-            s->high = 0;
-            if (unit >= 0xDC00 && unit <= 0xDFFF) {
-                *c = 0x10000 + ((high - 0xD800) << 10) + (unit - 0xDC00);
-                return 1;
-            }
-            /* The unpaired high surrogate; this unit is read again next time. */
-            s->pushback = unit;
-            *c = 0xFFFD;
-            return 1;
-        }
-        if (unit >= 0xD800 && unit <= 0xDBFF) {
-            s->high = unit;
-            continue;
-        }
-        *c = unit >= 0xDC00 && unit <= 0xDFFF ? 0xFFFD : unit;
-        return 1;
-    }
-}
-
-/* Decodes into out[0..len). */
-static ssize_t utf16_read(struct source *s, unsigned char *out, size_t len)
-{
-    size_t n = 0;
-
-    while (n < len) {
-        uint32_t c;
-        int r;
-
-        if (s->pending_off < s->npending) {
-            out[n++] = s->pending[s->pending_off++];
-            continue;
-        }
-        if (n > 0 && s->raw_off >= s->raw_len && !s->eof)
-            break; /* what is decoded so far, rather than another read */
-        if ((r = utf16_next(s, &c)) < 0)
-            return n > 0 ? (ssize_t)n : -1;
-        if (r == 0)
-            break;
-        s->npending = utf8_encode(c, s->pending);
-        s->pending_off = 0;
-    }
-    return (ssize_t)n;
-}
-
-/* read(2) as rg sees the file: the first call peeks at up to three bytes for a BOM and
- * hands back just those (encoding_rs_io's BomPeeker), or strips a UTF-8 BOM, or switches
- * to decoding UTF-16 (its BOM stripped). */
-static ssize_t source_read(struct source *s, unsigned char *buf, size_t len)
-{
-    if (!s->started) {
-        ssize_t n;
-
-        s->started = true;
-        while (s->npeek < GB_BOM_PEEK) {
-            if ((n = read_retry(s->fd, s->peek + s->npeek, GB_BOM_PEEK - s->npeek)) < 0)
-                return -1;
-            if (n == 0)
-                break;
-            s->npeek += (size_t)n;
-        }
-        if (s->npeek == 3 && memcmp(s->peek, "\xEF\xBB\xBF", 3) == 0) {
-            s->npeek = 0;
-        } else if (s->npeek >= 2 && (memcmp(s->peek, "\xFF\xFE", 2) == 0 ||
-                                     memcmp(s->peek, "\xFE\xFF", 2) == 0)) {
-            s->utf16 = true;
-            s->pushback = UINT32_MAX;
-            s->big_endian = s->peek[0] == 0xFE;
-            memcpy(s->raw, s->peek + 2, s->npeek - 2);
-            s->raw_len = s->npeek - 2;
-            s->npeek = 0;
-        }
-    }
-    if (s->utf16)
-        return utf16_read(s, buf, len);
-    if (s->peek_off < s->npeek) {
-        size_t k = s->npeek - s->peek_off < len ? s->npeek - s->peek_off : len;
-
-        memcpy(buf, s->peek + s->peek_off, k);
-        s->peek_off += k;
-        return (ssize_t)k;
-    }
-    return read_retry(s->fd, buf, len);
-}
-
 /* Whether line[0..len) matches: JIT, then the interpreter if the JIT stack ran out, then
  * the DFA matcher if a backtracking limit was hit. XXX: a line that defeats all three
  * (PCRE2's limits; Rust's engine has none) counts as not matching. */
@@ -578,7 +409,7 @@ static bool line_matches(struct grep *g, const unsigned char *line, size_t len)
  */
 static int search_fd(struct grep *g, int fd)
 {
-    struct source *src = calloc(1, sizeof(*src));
+    struct grep_source *src = calloc(1, sizeof(*src));
     size_t pos = 0, end = 0;
     uint64_t lineno = 0;
     int r = GREP_DONE;
@@ -616,7 +447,7 @@ static int search_fd(struct grep *g, int fd)
                 g->buf = grown;
                 g->cap = cap;
             }
-            if ((n = source_read(src, g->buf + end, g->cap - end)) < 0)
+            if ((n = grep__source_read(src, g->buf + end, g->cap - end)) < 0)
                 goto out; /* a read error ends the file; its matches stand */
             if (n == 0) {
                 lterm = end;
