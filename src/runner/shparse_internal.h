@@ -211,7 +211,12 @@ void shparse__record_continuation(struct sp *p, size_t at);
 int shparse__raw_span(const struct sp *p, size_t start, size_t end, struct sp_str *out)
     __attribute__((warn_unused_result));
 
-/* shparse_word.c: words */
+/* shparse_pair.c and shparse_word.c: words */
+/* The body of $'...' decoded onto out (bash's ansicstr); false when the
+ * result would depend on the locale or hold a NUL. */
+bool shparse__ansi_decode(const char *s, size_t n, struct sp_str *out, int *r);
+/* After "$(", "<(" or ">(" (c says which): a command substitution, or arithmetic. */
+int shparse__comsub_or_arith(struct sp *p, struct sp_word *w, int c);
 int shparse__matched_pair(struct sp *p, struct sp_word *w, int qc, int open, int close,
                           unsigned flags, struct sp_str *val) __attribute__((warn_unused_result));
 void shparse__rollback_items(struct sp_ctx *c, size_t mark);
@@ -262,6 +267,11 @@ int shparse__parse_derived(struct sp *p, const char *text, size_t len, size_t or
 int shparse__fail(struct sp *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int shparse__nomem(struct sp *p);
 int shparse__str_putc(struct sp_str *s, char c) __attribute__((warn_unused_result));
+/* Appends c to val when there is one (quote removal's output). */
+static inline int shparse__put_val(struct sp_str *val, int c)
+{
+    return val != NULL ? shparse__str_putc(val, (char)c) : 0;
+}
 int shparse__str_put(struct sp_str *s, const char *b, size_t n) __attribute__((warn_unused_result));
 void shparse__str_free(struct sp_str *s);
 /* Parses a $( ... ) whose '$(' was just read, up to and with its ')'. */
