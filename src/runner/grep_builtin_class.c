@@ -745,7 +745,7 @@ bool grep__rx_set_nonempty(struct rxp *p, const struct cset *s)
     grep__cset_put_expr(&pat, s);
     grep__sb_puts(&pat, ")");
     if (pat.oom) {
-        grep__rx_fail(p, pat.too_big ? ERR_INVALID : ERR_NOMEM);
+        grep__rx_fail(p, grep__sb_error(&pat));
         goto out;
     }
     re = pcre2_compile((PCRE2_SPTR)pat.p, pat.len, PCRE2_UTF | PCRE2_UCP |

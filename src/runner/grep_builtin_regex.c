@@ -636,7 +636,7 @@ static int rx_pass(struct rxp *p, struct sb *out)
     p->nnames = 0;
     grep__sb_puts(out, ""); /* an empty pattern is "" too, not NULL */
     parse_alternation(p, out, false);
-    return p->err != 0 ? p->err : out->too_big ? ERR_INVALID : out->oom ? ERR_NOMEM : 0;
+    return p->err != 0 ? p->err : grep__sb_error(out);
 }
 
 int grep__rx_translate(const char *pattern, struct grep_rx *rx)

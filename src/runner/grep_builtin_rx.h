@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 #define NONE UINT32_MAX
 
 /*
@@ -72,6 +74,12 @@ void grep__sb_putn(struct sb *b, const char *s, size_t n);
 void grep__sb_puts(struct sb *b, const char *s);
 void grep__sb_put_sb(struct sb *b, const struct sb *s);
 void grep__sb_free(struct sb *b);
+/* What b's failure means for the pattern: 0 (none), ERR_INVALID (past GREP_RX_OUT_MAX:
+ * too large, as rg refuses it) or ERR_NOMEM. */
+static inline int grep__sb_error(const struct sb *b)
+{
+    return !b->oom ? 0 : b->too_big ? ERR_INVALID : ERR_NOMEM;
+}
 /* A character written so that PCRE2 reads it as itself, inside a class or out. */
 void grep__sb_put_char(struct sb *b, uint32_t c);
 /* Records the first error (err stays), returns false. */
