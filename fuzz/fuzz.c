@@ -119,6 +119,49 @@ uint8_t *fuzz_dup(const void *p, size_t len)
     return c;
 }
 
+char *fuzz_cstr(const uint8_t *p, size_t len)
+{
+    size_t n = p != NULL ? strnlen((const char *)p, len) : 0;
+    char *s = fuzz_malloc(n + 1);
+
+    if (n > 0)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+char *fuzz_clean_path(const char *p)
+{
+    char *out = fuzz_malloc(strlen(p) + 1);
+    size_t n = 0;
+
+    while (*p != '\0') {
+        size_t c = strcspn(p, "/");
+
+        if (c == 2 && p[0] == '.' && p[1] == '.') {
+            char *slash;
+
+            if (n == 0) {
+                free(out);
+                return NULL;
+            }
+            out[n] = '\0';
+            slash = strrchr(out, '/');
+            n = slash != NULL ? (size_t)(slash - out) : 0;
+        } else if (c > 0 && !(c == 1 && p[0] == '.')) {
+            if (n > 0)
+                out[n++] = '/';
+            memcpy(out + n, p, c);
+            n += c;
+        }
+        p += c;
+        while (*p == '/')
+            p++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 size_t fuzz_unescape(const uint8_t *s, size_t len, uint8_t *dst)
 {
     size_t n = 0;

@@ -64,6 +64,17 @@ void *fuzz_malloc(size_t len);
  * it); aborts on allocation failure. Caller frees with free(). */
 uint8_t *fuzz_dup(const void *p, size_t len);
 
+/* p[0..len) as a C string: a malloc'd copy cut at its first NUL. Caller frees. */
+char *fuzz_cstr(const uint8_t *p, size_t len);
+
+/*
+ * A path cleaned as Go's filepath.Clean(filepath.Join(root, p)) leaves it relative to the
+ * root, written out again here as a stack: "" and "." segments dropped (a leading '/'
+ * re-roots), ".." pops and may not pop the root. A malloc'd result ("" for the root
+ * itself), or NULL when p climbs above the root. Caller frees.
+ */
+char *fuzz_clean_path(const char *p);
+
 /*
  * Decodes the escapes the text corpora use (\r \n \0 \\ \xHH; any other
  * backslash pair stands for its second byte) from s[0..len) into dst, which has

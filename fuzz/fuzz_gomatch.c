@@ -16,16 +16,6 @@
 #include "fuzz.h"
 #include "gomatch.h"
 
-static char *cstr(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    FUZZ_CHECK(s != NULL, "out of memory");
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s; /* cut at a NUL, as C strings are */
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t n = size > 0 ? data[0] : 0, len;
@@ -34,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1 || n > size - 1)
         return 0;
-    pattern = cstr(data + 1, n);
-    name = cstr(data + 1 + n, size - 1 - n);
+    pattern = fuzz_cstr(data + 1, n);
+    name = fuzz_cstr(data + 1 + n, size - 1 - n);
     len = strlen(name);
     slash = strchr(name, '/') != NULL;
     (void)gomatch(pattern, name);

@@ -24,15 +24,6 @@
 #include "fuzz.h"
 #include "grep_builtin_internal.h"
 
-static char *cstr(const uint8_t *p, size_t n)
-{
-    char *s = fuzz_malloc(n + 1);
-
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s; /* cut at a NUL, as C strings are */
-}
-
 /* As grep_builtin.c compiles a translation: smart case, '\n' the only line end. NULL with
  * *err set when PCRE2 refuses it. */
 static pcre2_code *compile_as_grep(const struct grep_rx *rx, int *err)
@@ -134,10 +125,9 @@ static void check_literal(const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *nul = memchr(data, '\0', size);
-    size_t plen = nul != NULL ? (size_t)(nul - data) : size;
-    char *pattern = cstr(data, plen);
-    char *text = nul != NULL ? cstr(nul + 1, size - plen - 1) : cstr(data, 0);
+    char *pattern = fuzz_cstr(data, size);
+    size_t plen = strlen(pattern);
+    char *text = plen < size ? fuzz_cstr(data + plen + 1, size - plen - 1) : fuzz_cstr(NULL, 0);
 
     check_any_pattern(pattern);
     check_literal(text);

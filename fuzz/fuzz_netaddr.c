@@ -112,15 +112,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t b[16] = {0};
     char *text;
-    size_t n;
 
     memcpy(b, data, size < 16 ? size : 16);
     check_address(b, size > 16 ? data[16] % 160 : 0);
     if (size > 17) {
-        n = strnlen((const char *)data + 17, size - 17);
-        text = fuzz_malloc(n + 1);
-        memcpy(text, data + 17, n);
-        text[n] = '\0';
+        text = fuzz_cstr(data + 17, size - 17);
         check_parse(text);
         free(text);
     }

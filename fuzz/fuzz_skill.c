@@ -60,39 +60,7 @@ struct model {
  * leading ".." component), "" for the directory itself. Caller frees. */
 static char *model_clean(const char *name)
 {
-    size_t len = strlen(name), n = 0;
-    char *out = fuzz_malloc(len + 1);
-    const char *p = name;
-
-    if (name[0] == '/') {
-        free(out);
-        return NULL;
-    }
-    while (*p != '\0') {
-        size_t c = strcspn(p, "/");
-
-        if (c == 2 && p[0] == '.' && p[1] == '.') {
-            char *slash;
-
-            if (n == 0) {
-                free(out);
-                return NULL;
-            }
-            out[n] = '\0';
-            slash = strrchr(out, '/');
-            n = slash != NULL ? (size_t)(slash - out) : 0;
-        } else if (c > 0 && !(c == 1 && p[0] == '.')) {
-            if (n > 0)
-                out[n++] = '/';
-            memcpy(out + n, p, c);
-            n += c;
-        }
-        p += c;
-        while (*p == '/')
-            p++;
-    }
-    out[n] = '\0';
-    return out;
+    return name[0] == '/' ? NULL : fuzz_clean_path(name);
 }
 
 static void model_put(struct model *m, char *path, uint8_t *data, size_t len)

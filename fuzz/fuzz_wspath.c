@@ -9,9 +9,8 @@
  * rest, cut at a NUL.
  *
  * Properties:
- *   - wspath_clean returns 0 or ERR_WS_OUTSIDE exactly as a reference written here from
- *     Go's Join and Clean says (segments on a stack: "" and "." dropped, ".." pops and
- *     may not pop the root), with the same result, which cleans to itself;
+ *   - wspath_clean returns 0 or ERR_WS_OUTSIDE exactly as fuzz_clean_path (a reference
+ *     written from Go's Join and Clean) says, with the same result, which cleans to itself;
  *   - whatever wspath_open and wspath_open_parent return, every descriptor they give
  *     names something whose real path (/proc/self/fd) is R's real path or beneath it,
  *     wspath_relative names it by that same path, and the parent's name is one component;
@@ -114,35 +113,6 @@ static void setup(void)
     FUZZ_CHECK(atexit(remove_base) == 0, "atexit");
 }
 
-/* The reference for wspath_clean: 0 and *out, or ERR_WS_OUTSIDE. */
-static int reference_clean(const char *p, char *out)
-{
-    size_t n = 0;
-
-    while (*p != '\0') {
-        size_t clen = strcspn(p, "/");
-
-        if (clen == 2 && p[0] == '.' && p[1] == '.') {
-            char *slash;
-
-            if (n == 0)
-                return ERR_WS_OUTSIDE;
-            out[n] = '\0';
-            slash = strrchr(out, '/');
-            n = slash != NULL ? (size_t)(slash - out) : 0;
-        } else if (clen > 0 && !(clen == 1 && p[0] == '.')) {
-            if (n > 0)
-                out[n++] = '/';
-            memcpy(out + n, p, clen);
-            n += clen;
-        }
-        p += clen;
-        p += *p == '/';
-    }
-    out[n] = '\0';
-    return 0;
-}
-
 /* fd's real path is R's or beneath it, and wspath_relative names it so. */
 static void check_beneath(int fd, const char *what)
 {
@@ -171,9 +141,8 @@ static void check_failure(int r, const char *what)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char path[PATH_IN_MAX + 1], want[PATH_IN_MAX + 1], *rel = NULL, *again = NULL, *name = NULL;
+    char *path, *want, *rel = NULL, *again = NULL, *name = NULL;
     bool nofollow;
-    size_t n;
     int r, fd, dirfd = -1;
 
     if (size < 1 || size - 1 > PATH_IN_MAX)
@@ -181,17 +150,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (base[0] == '\0')
         setup();
     nofollow = data[0] & 1;
-    n = strnlen((const char *)data + 1, size - 1);
-    memcpy(path, data + 1, n);
-    path[n] = '\0';
+    path = fuzz_cstr(data + 1, size - 1);
+    want = fuzz_clean_path(path);
 
     r = wspath_clean(path, &rel);
-    FUZZ_CHECK(r == reference_clean(path, want), "wspath_clean returned %d", r);
+    FUZZ_CHECK(r == (want != NULL ? 0 : ERR_WS_OUTSIDE), "wspath_clean returned %d", r);
+    free(path);
     if (r != 0) {
         FUZZ_CHECK(rel == NULL, "a result with an error");
         return 0;
     }
     FUZZ_CHECK(strcmp(rel, want) == 0, "cleaned to \"%s\", the reference says \"%s\"", rel, want);
+    free(want);
     FUZZ_CHECK(wspath_clean(rel, &again) == 0 && strcmp(again, rel) == 0,
                "\"%s\" does not clean to itself", rel);
     free(again);
