@@ -26,8 +26,8 @@
 #include <jansson.h>
 
 #include "base64.h"
-#include "grep_builtin.h"
 #include "err.h"
+#include "grep_builtin.h"
 #include "grep_builtin_internal.h"
 #include "wspath.h"
 
@@ -438,8 +438,8 @@ static void test_patterns_rg_refuses_are_invalid(void **state)
 
 /* Each "~~" writes both of its sides twice: chained, they double the translation every
  * time. A few are translated; 20 would write 2^20 copies of the first side, over
- * GREP_RX_OUT_MAX, and are refused as too large (without the cap, 48 ran the runner out
- * of memory: fuzz_greprx). */
+ * GREP_RX_OUT_MAX, and are refused as too large (without the cap, a 120-byte pattern that
+ * fuzz_greprx found ran the runner out of memory). */
 static void test_chained_set_operations_are_refused_as_too_large(void **state)
 {
     char pattern[256] = "[a";
