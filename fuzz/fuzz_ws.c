@@ -1,14 +1,14 @@
 /*
  * fuzz_ws.c - WebSocket frames from the platform, through src/runner/ws.c.
  *
- * ws.c has no pure frame parser: it configures wslay (client context, no
- * message buffering, max message, no RSV bits) and reassembles messages in
- * its callbacks. So this harness includes ws.c itself (STYLE.md section 10: a
- * test may #include the .c to reach its statics) and drives the real code:
+ * ws.c has no pure frame parser: ws_frame.c configures wslay (client context,
+ * no message buffering, max message, no RSV bits) and reassembles messages in
+ * its callbacks. So this harness drives the real code through the module's
+ * internal interface (ws_internal.h, as fuzz_h2 uses h2conn_internal.h):
  * ws_connect() to a listening socket of the harness (ws://127.0.0.1, a real
  * net_conn), which answers the upgrade with a good 101; the fuzzer's bytes are
- * then handed to ws__on_plain() in the pieces it chose, as the connection's
- * on_read would. No change to src/ is needed.
+ * then handed to ws__feed() in the pieces it chose, as the connection's on_read
+ * does while the WebSocket is open or closing. No change to src/ is needed.
  *
  * Input: [m0][m1][c][s][s piece lengths][stream]. max_message is
  * 1 + ((m0 & 0x7f) << 8 | m1) bytes, small so the size checks are reached;
@@ -25,15 +25,18 @@
  * type, none after ws_close(); everything the client writes back (pongs, the
  * close frame) is masked, with no RSV bit and a known opcode.
  */
-#include "../src/runner/ws.c"
-
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "ws.h"
+#include "ws_internal.h"
 
 struct expected {
     size_t end; /* stream offset just past the message's last byte */
@@ -352,13 +355,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (len > n - off)
             len = n - off;
-        /* ws__on_read's condition: only the peer's FIN matters once draining. */
-        if (ws->state == WS_DRAINING || ws->state == WS_DONE)
+        /* ws.c's on_read feeds only these states: once draining, only the peer's FIN
+         * matters. */
+        if (ws->state != WS_OPEN && ws->state != WS_CLOSING)
             break;
         piece = fuzz_dup(stream + off, len);
         h.fed = off + len;
         if (len > 0)
-            ws__on_plain(ws, piece, len);
+            ws__feed(ws, piece, len);
         free(piece);
         off += len;
         (void)uv_run(&loop, UV_RUN_NOWAIT);
