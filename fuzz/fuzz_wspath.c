@@ -3,7 +3,9 @@
  * from a path the platform sends, on the real file system: a root R beside a directory
  * R-evil, and in R directories, a file and symlinks of every kind (relative and absolute,
  * within R and out of it, a loop, a dangling one, one climbing through "..", one into
- * R-evil by its prefix-sharing name).
+ * R-evil by its prefix-sharing name), and in R a directory "-evil" whose file has the name
+ * of R-evil's: what a walk that compared R's path by its bytes, not its components, would
+ * open for a link into R-evil.
  *
  * Input: [flags][path]: flags bit 0 asks not to follow a last symlink; the path is the
  * rest, cut at a NUL.
@@ -14,6 +16,9 @@
  *   - whatever wspath_open and wspath_open_parent return, every descriptor they give
  *     names something whose real path (/proc/self/fd) is R's real path or beneath it,
  *     wspath_relative names it by that same path, and the parent's name is one component;
+ *   - and it is the right thing: what wspath_open gives is what the kernel's own walk of
+ *     R/rel opens (O_PATH, O_NOFOLLOW as asked), and wspath_open_parent's directory and
+ *     name join to the real path the kernel finds for R/rel, where it finds one;
  *   - their failures are the documented ones: a negative errno or ERR_WS_ESCAPE /
  *     ERR_WS_LOOP, never a crash. Nothing is created (mkdirs is off).
  */
@@ -91,6 +96,8 @@ static void setup(void)
     make_dir("ws");
     make_dir("ws-evil");
     make_file("ws-evil/secret");
+    make_dir("ws/-evil");
+    make_file("ws/-evil/secret");
     make_dir("ws/a");
     make_dir("ws/a/b");
     make_file("ws/a/f");
@@ -113,18 +120,41 @@ static void setup(void)
     FUZZ_CHECK(atexit(remove_base) == 0, "atexit");
 }
 
+/* What fd names, by its real path. */
+static void fd_path(int fd, char *path, size_t len)
+{
+    char link[64];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, path, len - 1);
+    FUZZ_CHECK(n > 0, "readlink %s", link);
+    path[n] = '\0';
+}
+
+/* The kernel's own walk of R/rel, the last symlink followed unless nofollow: the real path
+ * of what it opens, or false when it opens nothing. */
+static bool kernel_path(const char *rel, bool nofollow, char *path, size_t len)
+{
+    char p[2 * PATH_MAX];
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/%s", root.real, rel);
+    if ((fd = open(p, O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0))) < 0)
+        return false;
+    fd_path(fd, path, len);
+    close(fd);
+    return true;
+}
+
 /* fd's real path is R's or beneath it, and wspath_relative names it so. */
 static void check_beneath(int fd, const char *what)
 {
-    char link[64], path[PATH_MAX + 1], rel[PATH_MAX + 1];
+    char path[PATH_MAX + 1], rel[PATH_MAX + 1];
     size_t rlen = strlen(root.real);
-    ssize_t n;
     int r;
 
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    n = readlink(link, path, sizeof(path) - 1);
-    FUZZ_CHECK(n > 0, "readlink %s", link);
-    path[n] = '\0';
+    fd_path(fd, path, sizeof(path));
     FUZZ_CHECK(strncmp(path, root.real, rlen) == 0 && (path[rlen] == '\0' || path[rlen] == '/'),
                "%s gave %s, outside %s", what, path, root.real);
     r = wspath_relative(&root, fd, rel, sizeof(rel));
@@ -142,6 +172,7 @@ static void check_failure(int r, const char *what)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *path, *want, *rel = NULL, *again = NULL, *name = NULL;
+    char got[PATH_MAX + 1], kern[PATH_MAX + 1], joined[2 * PATH_MAX + 2];
     bool nofollow;
     int r, fd, dirfd = -1;
 
@@ -166,9 +197,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "\"%s\" does not clean to itself", rel);
     free(again);
 
+    snprintf(kern, sizeof(kern), "(nothing)"); /* kernel_path fills it when it finds one */
     fd = wspath_open(&root, rel, nofollow);
     if (fd >= 0) {
         check_beneath(fd, "wspath_open");
+        fd_path(fd, got, sizeof(got));
+        FUZZ_CHECK(kernel_path(rel, nofollow, kern, sizeof(kern)) && strcmp(got, kern) == 0,
+                   "wspath_open(\"%s\") gave %s, the kernel's walk %s", rel, got, kern);
         close(fd);
     } else {
         check_failure(fd, "wspath_open");
@@ -179,6 +214,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(name != NULL && name[0] != '\0' && strchr(name, '/') == NULL &&
                        strcmp(name, ".") != 0 && strcmp(name, "..") != 0,
                    "the parent's name is \"%s\"", name != NULL ? name : "(null)");
+        fd_path(dirfd, got, sizeof(got));
+        snprintf(joined, sizeof(joined), "%s/%s", got, name);
+        FUZZ_CHECK(!kernel_path(rel, false, kern, sizeof(kern)) || strcmp(joined, kern) == 0,
+                   "wspath_open_parent(\"%s\") gave %s, the kernel's walk %s", rel, joined,
+                   kern);
         close(dirfd);
         free(name);
     } else {
