@@ -1,14 +1,15 @@
 /*
- * fuzz_ws.c - WebSocket frames from the platform, through src/runner/ws.c.
+ * fuzz_ws.c - WebSocket frames from the platform, through src/runner/ws_frame.c.
  *
- * ws.c has no pure frame parser: ws_frame.c configures wslay (client context,
- * no message buffering, max message, no RSV bits) and reassembles messages in
- * its callbacks. So this harness drives the real code through the module's
- * internal interface (ws_internal.h, as fuzz_h2 uses h2conn_internal.h):
- * ws_connect() to a listening socket of the harness (ws://127.0.0.1, a real
- * net_conn), which answers the upgrade with a good 101; the fuzzer's bytes are
- * then handed to ws__feed() in the pieces it chose, as the connection's on_read
- * does while the WebSocket is open or closing. No change to src/ is needed.
+ * The WebSocket client has no pure frame parser: ws_frame.c configures wslay
+ * (client context, no message buffering, max message, no RSV bits) and
+ * reassembles messages in its callbacks. So this harness drives the real code
+ * through the module's internal interface (ws_internal.h, as fuzz_h2 uses
+ * h2conn_internal.h): ws_connect() to a listening socket of the harness
+ * (ws://127.0.0.1, a real net_conn), which answers the upgrade with a good 101;
+ * the fuzzer's bytes are then handed to ws__feed() in the pieces it chose, as
+ * the connection's on_read does while the WebSocket is open or closing. No
+ * change to src/ is needed.
  *
  * Input: [m0][m1][c][s][s piece lengths][stream]. max_message is
  * 1 + ((m0 & 0x7f) << 8 | m1) bytes, small so the size checks are reached;
