@@ -147,14 +147,15 @@ static bool kernel_path(const char *rel, bool nofollow, char *path, size_t len)
     return true;
 }
 
-/* fd's real path is R's or beneath it, and wspath_relative names it so. */
-static void check_beneath(int fd, const char *what)
+/* fd's real path (left in path, PATH_MAX + 1 bytes) is R's or beneath it, and
+ * wspath_relative names it so. */
+static void check_beneath(int fd, const char *what, char *path)
 {
-    char path[PATH_MAX + 1], rel[PATH_MAX + 1];
+    char rel[PATH_MAX + 1];
     size_t rlen = strlen(root.real);
     int r;
 
-    fd_path(fd, path, sizeof(path));
+    fd_path(fd, path, PATH_MAX + 1);
     FUZZ_CHECK(strncmp(path, root.real, rlen) == 0 && (path[rlen] == '\0' || path[rlen] == '/'),
                "%s gave %s, outside %s", what, path, root.real);
     r = wspath_relative(&root, fd, rel, sizeof(rel));
@@ -200,8 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(kern, sizeof(kern), "(nothing)"); /* kernel_path fills it when it finds one */
     fd = wspath_open(&root, rel, nofollow);
     if (fd >= 0) {
-        check_beneath(fd, "wspath_open");
-        fd_path(fd, got, sizeof(got));
+        check_beneath(fd, "wspath_open", got);
         FUZZ_CHECK(kernel_path(rel, nofollow, kern, sizeof(kern)) && strcmp(got, kern) == 0,
                    "wspath_open(\"%s\") gave %s, the kernel's walk %s", rel, got, kern);
         close(fd);
@@ -210,11 +210,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     r = wspath_open_parent(&root, rel, false, &dirfd, &name);
     if (r == 0) {
-        check_beneath(dirfd, "wspath_open_parent");
+        check_beneath(dirfd, "wspath_open_parent", got);
         FUZZ_CHECK(name != NULL && name[0] != '\0' && strchr(name, '/') == NULL &&
                        strcmp(name, ".") != 0 && strcmp(name, "..") != 0,
                    "the parent's name is \"%s\"", name != NULL ? name : "(null)");
-        fd_path(dirfd, got, sizeof(got));
         snprintf(joined, sizeof(joined), "%s/%s", got, name);
         FUZZ_CHECK(!kernel_path(rel, false, kern, sizeof(kern)) || strcmp(joined, kern) == 0,
                    "wspath_open_parent(\"%s\") gave %s, the kernel's walk %s", rel, joined,
