@@ -707,10 +707,16 @@ void conn__close(struct conn *c)
     if (c->req.active)
         conn__request_done(c, "client_gone");
     conn__request_reset(c);
+    netbatch_cancel(&c->batch);
     if (c->staged != NULL) {
         c->write_pending -= c->staged->len;
         free(c->staged);
         c->staged = NULL;
+    }
+    if (c->batched != NULL) { /* cancelled in the middle of the batch's write */
+        c->write_pending -= c->batched->len;
+        free(c->batched);
+        c->batched = NULL;
     }
     deadline_close(&c->timer, conn_handle_close_cb);
     uv_close((uv_handle_t *)&c->flush, conn_handle_close_cb);
@@ -748,6 +754,7 @@ int conn_new(struct broker_invocation *inv, int fd, struct conn **out)
     }
     c->pipe.data = c;
     c->open_handles = 3;
+    conn__batch_init(c);
     /* From here on, conn__close() undoes everything (and closes fd with the pipe). */
     if ((r = uv_tcp_open(&c->pipe, fd)) != 0) {
         close(fd);

@@ -18,6 +18,7 @@
 #include "chunked.h"
 #include "deadline.h"
 #include "http1.h"
+#include "netbatch.h"
 #include "response.h"
 #include "route.h"
 #include "scrub.h"
@@ -81,6 +82,8 @@ struct conn {
     uv_tcp_t pipe;
     struct deadline timer; /* idle, head, drain or closing: conn__update_timer */
     uv_prepare_t flush;  /* runs before the loop next waits, while bytes are staged */
+    struct netbatch_item batch; /* the staged bytes' place in the turn's writes */
+    struct conn_write *batched; /* given to the batch's write, not yet told the result */
     int open_handles;
     enum conn_state state;
     struct buf *in;      /* bytes from the child not yet parsed or moved to the body */
@@ -136,6 +139,8 @@ void conn__request_done(struct conn *c, const char *outcome);
 
 /* conn_response.c */
 int conn__write(struct conn *c, const void *data, size_t len);
+/* Sets up c->batch for c->pipe (a new connection, or a spare's new life). */
+void conn__batch_init(struct conn *c);
 /* Closes once what is staged or queued has been written; reads nothing more meanwhile. */
 void conn__close_after_writes(struct conn *c);
 /* Ends the request in the audit with outcome and closes now, mid-response: the child sees

@@ -47,51 +47,75 @@ static void on_written(uv_write_t *req, int status)
     conn__write_done(w->conn, w, status);
 }
 
-/*
- * Output is staged and written with one uv_write from the prepare phase, which runs
- * before the loop next waits for I/O: a small response (head, body, last chunk) is one
- * write(2), not three, and a download one per loop turn instead of one per TLS record
- * (bench W2, W3: a system call is the dearest thing the broker does here). Not the check
- * phase: bytes staged from a timer would then wait for the next I/O event.
- *
- * A finished response (no transfer attached) is first tried with uv_try_write: it nearly
- * always goes whole, and unlike a uv_write that completes, that leaves the pipe's epoll
- * entry alone (libuv 1.44 re-registers it after every completed uv_write: one epoll_ctl
- * per response in bench W2). While a transfer streams, writes stay with uv_write: their
- * completion resumes the transfer (conn__write_done), a call into the upstream request
- * that may stage more output, which must not happen here, after this turn's flush.
- */
-static void conn__flush(struct conn *c)
+/* The rest of w (all of it when n is UV_EAGAIN, or n's remainder) with uv_write. */
+static void conn__write_queued(struct conn *c, struct conn_write *w, ssize_t n)
 {
-    struct conn_write *w = c->staged;
+    size_t off = n > 0 ? (size_t)n : 0;
     uv_buf_t ub;
-    int n;
+    int r;
 
-    uv_prepare_stop(&c->flush);
+    /* w->len counts what is still pending. */
+    c->write_pending -= off;
+    w->len -= off;
+    ub = uv_buf_init((char *)w->data + off, (unsigned)w->len);
+    if ((r = uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written)) != 0)
+        conn__write_done(c, w, r);
+}
+
+/*
+ * Output is staged and leaves from the prepare phase, which runs before the loop next
+ * waits for I/O: a small response (head, body, last chunk) is one write, not three, and a
+ * download one per loop turn instead of one per TLS record; and the writes of every
+ * connection in the turn leave together, in one system call (netbatch.h; bench W2, W3: a
+ * system call is the dearest thing the broker does here). Not the check phase: bytes
+ * staged from a timer would then wait for the next I/O event.
+ *
+ * A finished response (no transfer attached) goes with the batch: the socket nearly
+ * always takes it whole, and unlike a uv_write that completes, that leaves the pipe's
+ * epoll entry alone (libuv 1.44 re-registers it after every completed uv_write: one
+ * epoll_ctl per response in bench W2). While a transfer streams, writes stay with
+ * uv_write: their completion resumes the transfer (conn__write_done), a call into the
+ * upstream request that may stage more output, which must not happen in this turn's
+ * flush.
+ */
+static size_t conn__batch_fill(struct netbatch_item *it, const uint8_t **data)
+{
+    struct conn *c = (struct conn *)((char *)it - offsetof(struct conn, batch));
+    struct conn_write *w = c->staged;
+
     if (w == NULL)
-        return;
+        return 0;
     c->staged = NULL;
-    ub = uv_buf_init((char *)w->data, (unsigned)w->len);
-    if (c->req.ureq == NULL) {
-        n = uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
-        if (n == (int)w->len || (n < 0 && n != UV_EAGAIN)) {
-            conn__write_done(c, w, n < 0 ? n : 0);
-            return;
-        }
-        if (n > 0) {
-            /* The rest goes with uv_write; w->len counts what is still pending. */
-            c->write_pending -= (size_t)n;
-            w->len -= (size_t)n;
-            ub = uv_buf_init((char *)w->data + n, (unsigned)w->len);
-        }
+    if (c->req.ureq != NULL) {
+        conn__write_queued(c, w, UV_EAGAIN);
+        return 0;
     }
-    if ((n = uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1, on_written)) != 0)
-        conn__write_done(c, w, n);
+    c->batched = w;
+    *data = w->data;
+    return w->len;
+}
+
+static void conn__batch_done(struct netbatch_item *it, ssize_t n)
+{
+    struct conn *c = (struct conn *)((char *)it - offsetof(struct conn, batch));
+    struct conn_write *w = c->batched;
+
+    c->batched = NULL;
+    if (n == (ssize_t)w->len || (n < 0 && n != UV_EAGAIN))
+        conn__write_done(c, w, n < 0 ? (int)n : 0);
+    else
+        conn__write_queued(c, w, n);
+}
+
+void conn__batch_init(struct conn *c)
+{
+    netbatch_item_init(&c->batch, (uv_stream_t *)&c->pipe, conn__batch_fill, conn__batch_done);
 }
 
 static void on_flush(uv_prepare_t *h)
 {
-    conn__flush(h->data);
+    uv_prepare_stop(h);
+    netbatch_flush(h->loop); /* this connection's write among them, if not yet made */
 }
 
 /* The staging buffer with room for `need` bytes in all, or NULL (out of memory; what was
@@ -117,6 +141,7 @@ static struct conn_write *conn__stage_room(struct conn *c, size_t need)
     if (c->staged == NULL) {
         w->conn = c;
         w->len = 0;
+        netbatch_add(&c->batch);
         uv_prepare_start(&c->flush, on_flush);
     }
     c->staged = w;

@@ -28,6 +28,8 @@
 #include "netconn_internal.h"
 
 static void conn__on_timer(uv_timer_t *t);
+static size_t conn__batch_fill(struct netbatch_item *it, const uint8_t **data);
+static void conn__batch_done(struct netbatch_item *it, ssize_t n);
 
 int conn__new(uv_loop_t *loop, struct net_conn **out)
 {
@@ -43,7 +45,10 @@ int conn__new(uv_loop_t *loop, struct net_conn **out)
         return r;
     }
     c->timer.data = c;
-    c->refs = 1;
+    (void)uv_prepare_init(loop, &c->flush); /* cannot fail */
+    c->flush.data = c;
+    c->refs = 2;
+    netbatch_item_init(&c->batch, (uv_stream_t *)&c->tcp, conn__batch_fill, conn__batch_done);
     *out = c;
     return 0;
 }
@@ -85,12 +90,25 @@ void conn__release(struct net_conn *c)
     tls__free(c);
     if (c->gai_active)
         uv_cancel((uv_req_t *)&c->gai); /* its callback still comes, with UV_EAI_CANCELED */
+    netbatch_cancel(&c->batch); /* not told, if its write was made in this very flush */
+    if (c->batched) {
+        /* Offered once, as a write made at once would have been: a close_notify or a
+         * last frame the owner wrote before letting go. */
+        uv_buf_t b = uv_buf_init((char *)buf_mutable_ptr(c->out), 0);
+
+        b.len = buf_len(c->out);
+        if (c->tcp_open && b.len > 0)
+            (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        c->batched = false;
+    }
+    c->writing = false;
     if (c->tcp_open) {
         c->tcp_open = false;
         c->uv_reading = false;
         uv_close((uv_handle_t *)&c->tcp, conn__on_closed); /* pending write: cancelled */
     }
     uv_close((uv_handle_t *)&c->timer, conn__on_closed);
+    uv_close((uv_handle_t *)&c->flush, conn__on_closed);
     if (c->batch_timer_open)
         uv_close((uv_handle_t *)&c->batch_timer, conn__on_closed);
     c->batching = false;
@@ -121,6 +139,20 @@ int conn__queue(struct net_conn *c, const uint8_t *data, size_t len)
     return b == NULL ? ERR_NOMEM : buf_put(b, data, len);
 }
 
+/* A write failed: reported from the loop, as flush runs inside net_conn_write too. */
+static void conn__write_failed(struct net_conn *c, int r)
+{
+    char why[NET_ERROR_MAX];
+
+    c->write_failed = true;
+    if (c->state == NET_OPEN) {
+        snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(r));
+        conn__end(c, why);
+    } else {
+        connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(r));
+    }
+}
+
 static void conn__on_write(uv_write_t *req, int status)
 {
     struct net_conn *c = req->data;
@@ -130,23 +162,12 @@ static void conn__on_write(uv_write_t *req, int status)
     if (c->released)
         return;
     if (status < 0) {
-        /* Error texts live in their branch: declared above, -ftrivial-auto-var-init zeroed
-         * them on every write (the same in conn__flush and conn__on_read). */
-        char why[NET_ERROR_MAX];
-
-        c->write_failed = true;
-        if (c->state != NET_OPEN) {
-            connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(status));
-            return;
-        }
-        snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(status));
-        conn__end(c, why);
+        conn__write_failed(c, status);
         return;
     }
     if (c->out != NULL && buf_len(c->out) > 0) {
         conn__flush(c);
-        /* Still writing, or failed: on_drain later, or never. Else the socket took it
-         * all at once (uv_try_write), and the owner waiting for the drain hears it now. */
+        /* In this turn's batch, or failed: on_drain later, or never. */
         if (c->writing || c->write_failed || c->released || c->closed)
             return;
     }
@@ -157,32 +178,14 @@ static void conn__on_write(uv_write_t *req, int status)
         c->ev.on_drain(c, c->ud);
 }
 
-void conn__flush(struct net_conn *c)
+/* Hands out to uv_write (with nothing in flight): new bytes gather meanwhile in a fresh
+ * out, and leave together when it completes (conn__on_write). */
+static void conn__write_out(struct net_conn *c)
 {
-    struct buf *t;
+    struct buf *t = c->inflight;
     uv_buf_t b;
     int r;
 
-    if (c->writing || c->out == NULL || buf_len(c->out) == 0 || !c->tcp_open || c->write_failed)
-        return;
-    /* Nothing in flight: the socket nearly always takes it all now, and unlike a uv_write
-     * that completes, that leaves its epoll entry alone (libuv 1.44 re-registers it after
-     * each completed uv_write: one epoll_ctl per request over HTTP/1.1, bench W2). */
-    if (c->state == NET_OPEN) {
-        b = uv_buf_init((char *)buf_mutable_ptr(c->out), 0);
-        b.len = buf_len(c->out);
-        r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (r > 0 && (size_t)r == b.len) {
-            /* Kept for the next request (an allocation each, callgrind) unless large. */
-            buf_reset_keep(c->out, NET_OUT_KEEP);
-            return;
-        }
-        if (r > 0)
-            (void)buf_consume(c->out, (size_t)r);
-        else if (r != UV_EAGAIN)
-            goto fail;
-    }
-    t = c->inflight;
     c->inflight = c->out;
     c->out = t; /* empty, or NULL */
     b.base = (char *)buf_mutable_ptr(c->inflight);
@@ -192,17 +195,78 @@ void conn__flush(struct net_conn *c)
         c->writing = true;
         return;
     }
-fail:
-    /* Reported from the loop: flush runs inside net_conn_write too. */
-    c->write_failed = true;
-    if (c->state == NET_OPEN) {
-        char why[NET_ERROR_MAX];
+    conn__write_failed(c, r);
+}
 
-        snprintf(why, sizeof(why), "write to %s: %s", c->hostport, uv_strerror(r));
-        conn__end(c, why);
-    } else {
-        connect__fail(c, "connect to %s: %s", c->hostport, uv_strerror(r));
+static void conn__on_flush(uv_prepare_t *h)
+{
+    uv_prepare_stop(h);
+    netbatch_flush(h->loop); /* this connection's write among them, if not yet made */
+}
+
+/*
+ * Open, with nothing in flight, out leaves with this loop turn's batch of writes
+ * (netbatch.h): the socket nearly always takes it all, in one system call with the
+ * turn's other writes; and unlike a uv_write that completes, that leaves its epoll entry
+ * alone (libuv 1.44 re-registers it after each completed uv_write: one epoll_ctl per
+ * request over HTTP/1.1, bench W2). Before that (a proxy's CONNECT, the handshake) it
+ * goes with uv_write.
+ */
+void conn__flush(struct net_conn *c)
+{
+    if (c->writing || c->out == NULL || buf_len(c->out) == 0 || !c->tcp_open || c->write_failed)
+        return;
+    if (c->state != NET_OPEN) {
+        conn__write_out(c);
+        return;
     }
+    c->writing = true;
+    c->batched = true;
+    netbatch_add(&c->batch);
+    uv_prepare_start(&c->flush, conn__on_flush);
+}
+
+static size_t conn__batch_fill(struct netbatch_item *it, const uint8_t **data)
+{
+    struct net_conn *c = (struct net_conn *)((char *)it - offsetof(struct net_conn, batch));
+
+    c->batched = false;
+    c->batch_len = c->out != NULL ? buf_len(c->out) : 0;
+    if (c->batch_len == 0) {
+        c->writing = false;
+        return 0;
+    }
+    *data = buf_ptr(c->out);
+    return c->batch_len;
+}
+
+static void conn__batch_done(struct netbatch_item *it, ssize_t n)
+{
+    struct net_conn *c = (struct net_conn *)((char *)it - offsetof(struct net_conn, batch));
+
+    c->writing = false;
+    if (n < 0 && n != UV_EAGAIN) {
+        conn__write_failed(c, (int)n);
+        return;
+    }
+    if (n > 0)
+        (void)buf_consume(c->out, (size_t)n);
+    if (n != (ssize_t)c->batch_len) {
+        conn__write_out(c); /* the socket is full: the rest waits for it with uv_write */
+        return;
+    }
+    if (buf_len(c->out) > 0) {
+        conn__flush(c); /* written to while in the batch: again, in this flush */
+        return;
+    }
+    /* Kept for the next request (an allocation each, callgrind) unless large. */
+    buf_reset_keep(c->out, NET_OUT_KEEP);
+    if (c->inflight != NULL) { /* an earlier uv_write's, done with */
+        buf_free(c->inflight);
+        c->inflight = NULL;
+    }
+    if (c->have_events && c->ev.on_drain != NULL && !c->closed)
+        c->ev.on_drain(c, c->ud);
 }
 
 static void conn__on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)

@@ -101,9 +101,9 @@ struct net_conn_events {
     /* Plaintext as it arrives, in order; data is valid during the call only (and wiped
      * after it). Not while reading is stopped. */
     void (*on_read)(struct net_conn *c, const uint8_t *data, size_t len, void *ud);
-    /* Optional: what was queued has all been handed to the kernel (pending is 0). Only
-     * after a write left bytes queued: one the socket took whole at once, which is the
-     * usual case, has none. */
+    /* Optional: what was queued has all been handed to the kernel (pending is 0). Writes
+     * leave at the end of the loop turn, with the turn's other writes (netbatch.h): once
+     * after each such batch, from the loop, and after a write the socket made wait. */
     void (*on_drain)(struct net_conn *c, void *ud);
     /* The connection ended, once: reason NULL for the peer's clean end (EOF, with or
      * without a TLS close_notify), else one line (a reset, a TLS alert, a bad record).
@@ -121,7 +121,8 @@ struct net_conn_events {
 void net_conn_set_events(struct net_conn *c, const struct net_conn_events *ev, void *ud);
 
 /*
- * Queues data[0..len) (copied; encrypted first when TLS) and starts writing. Returns 0,
+ * Queues data[0..len) (copied; encrypted first when TLS) to leave at the end of this loop
+ * turn, with what else was written meanwhile, before the loop waits again. Returns 0,
  * or ERR_CLOSED once the connection has ended (nothing queued), or ERR_NOMEM. A
  * failure to write is reported later through on_close.
  */

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "netbatch.h"
 #include "netconn.h"
 
 #define NET_READ_SIZE (256 * 1024) /* one socket read: the one buffer of the loop (64 KiB
@@ -112,7 +113,11 @@ struct net_conn {
     struct buf *held;     /* plain TCP: bytes that came behind the proxy's answer */
     struct buf *out;      /* queued, not yet given to uv_write */
     struct buf *inflight; /* given to uv_write */
-    bool writing;
+    bool writing;         /* a uv_write, or the batch's write, in flight */
+    bool batched;         /* out is in this turn's batch of writes (netbatch.h) */
+    size_t batch_len;     /* what the batch's write was given */
+    struct netbatch_item batch;
+    uv_prepare_t flush; /* runs the batch before the loop next waits */
 
     struct net_connect connect;
 };
