@@ -6,7 +6,10 @@
  * blocking as the socket is) inside the call and posts its result to the context's
  * completion ring before returning. The ring is mapped into the process (the layout
  * libaio reads, a stable kernel ABI), so the results are read from it, without
- * io_getevents; the call is the fallback if the ring is not what is expected.
+ * io_getevents; the call is the fallback if the ring is not what is expected. The
+ * context is the process's own: a child forked from it keeps the ring's pages until it
+ * execs (results of writes already made, nothing more), but not the context (io_submit
+ * there fails with EINVAL).
  */
 #include <errno.h>
 #include <linux/aio_abi.h>
@@ -17,7 +20,7 @@
 #include "log.h"
 #include "netbatch.h"
 
-#define NETBATCH_ROUND 128 /* writes per io_submit; more wait for the next round */
+#define NETBATCH_ROUND 64 /* writes per io_submit (and the AIO context's size: below) */
 #define NETBATCH_RING_MAGIC 0xa10a10a1u
 
 /* The head of the completion ring io_setup maps (fs/aio.c, struct aio_ring). */
@@ -33,10 +36,10 @@ static aio_context_t aio_ctx;
 static bool aio_tried, aio_failed, aio_off;
 static unsigned long calls;
 
-/* One round's writes: the item (NULL once cancelled by an earlier item's done), what it
+/* One round's writes: the item (NULL once cancelled by another's fill or done), what it
  * writes, its iocb, its result. Static, not on the stack: the build zeroes every local
- * array on entry (-ftrivial-auto-var-init), 10 KiB twice a flush (callgrind). A flush
- * runs one at a time (flushing). */
+ * array on entry (-ftrivial-auto-var-init), 5 KiB at every round (callgrind). One flush
+ * runs at a time (flushing). */
 static struct netbatch_item *round_items[NETBATCH_ROUND];
 static const uint8_t *round_data[NETBATCH_ROUND];
 static size_t round_len[NETBATCH_ROUND];
@@ -80,6 +83,9 @@ unsigned long netbatch__calls(void)
     return calls;
 }
 
+/* The context is made at the first write. Its size counts against the system's
+ * fs.aio-max-nr (65,536 by default, shared with every other user of AIO): 64 lets a
+ * thousand brokers run at once, and one past that writes one by one. */
 static bool aio_ready(void)
 {
     if (aio_off)

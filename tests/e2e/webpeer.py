@@ -33,6 +33,7 @@ import json
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -165,7 +166,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, b"not found")
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class _QuietWhenClientsGo:
+    """A client that goes away mid-answer (a test's command cut short, a fetch
+    abandoned) is not an error of the peer: no traceback in the test log."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (OSError, ValueError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Server(_QuietWhenClientsGo, http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
@@ -271,7 +282,7 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
         t.join(10)
 
 
-class _ProxyServer(socketserver.ThreadingTCPServer):
+class _ProxyServer(_QuietWhenClientsGo, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
