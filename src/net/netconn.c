@@ -6,12 +6,13 @@
  * Both share struct net_conn (netconn_internal.h).
  *
  * Writes: bytes for the socket (ciphertext when TLS) are appended to out, and with no
- * write in flight they are offered to the socket at once (uv_try_write); what it does
- * not take leaves with one uv_write at a time, which takes all of out (inflight) while
- * new bytes gather in a fresh out, so many small writes leave as one. Both buffers are
- * freed when a queued write drains; out, emptied by a whole try-write, keeps at most
- * NET_OUT_KEEP bytes of memory for the next request (OpenSSL keeps its record buffers:
- * see net_tls_ctx_new).
+ * write in flight they leave at the end of the loop turn with the turn's other writes,
+ * in one system call (netbatch.h); what the socket does not take leaves with one
+ * uv_write at a time, which takes all of out (inflight) while new bytes gather in a
+ * fresh out, so many small writes leave as one. Both buffers are freed when a queued
+ * write drains; out, emptied by a whole batched write, keeps at most NET_OUT_KEEP bytes
+ * of memory for the next request (OpenSSL keeps its record buffers: see
+ * net_tls_ctx_new).
  *
  * Events reach the owner from the loop only: read_start and set_events arm a
  * zero-timeout timer that delivers what was held back, then reads the socket again;
