@@ -35,10 +35,13 @@
 struct netbatch_item;
 
 /* What to write now: sets *data and returns its length; 0 when there is nothing (the
- * owner may have written another way), and then done is not called. */
+ * owner may have written another way), and then done is not called. The bytes stay put
+ * until done. The owner may do anything here, close another owner among it: an item
+ * cancelled after its fill is neither written nor told. */
 typedef size_t (*netbatch_fill_cb)(struct netbatch_item *it, const uint8_t **data);
 /* n bytes (0 < n <= what fill gave) were written, or n is a libuv error: UV_EAGAIN when
- * the socket took nothing (or the stream has writes of its own queued). */
+ * the socket took nothing (or the stream has writes of its own queued). An item queued
+ * from here leaves in the same flush; one cancelled is not told, though written. */
 typedef void (*netbatch_done_cb)(struct netbatch_item *it, ssize_t n);
 
 struct netbatch_item {
@@ -54,7 +57,7 @@ void netbatch_item_init(struct netbatch_item *it, uv_stream_t *stream, netbatch_
                         netbatch_done_cb done);
 /* Queues it for this turn's batch, once (queuing a queued item does nothing). */
 void netbatch_add(struct netbatch_item *it);
-/* Takes it off the queue: its owner is going away. */
+/* Takes it off the queue, or out of the round being written: its owner is going away. */
 void netbatch_cancel(struct netbatch_item *it);
 /* Writes every item of loop queued, those queued by done callbacks meanwhile included. */
 void netbatch_flush(uv_loop_t *loop);
