@@ -692,6 +692,16 @@ static void conn_handle_close_cb(uv_handle_t *h)
     broker__conn_released(inv); /* may free inv, and with it the spares */
 }
 
+/* Frees *w, not written, and no longer counts it as pending. */
+static void conn__drop_write(struct conn *c, struct conn_write **w)
+{
+    if (*w == NULL)
+        return;
+    c->write_pending -= (*w)->len;
+    free(*w);
+    *w = NULL;
+}
+
 void conn__close(struct conn *c)
 {
     if (c->closing)
@@ -708,16 +718,8 @@ void conn__close(struct conn *c)
         conn__request_done(c, "client_gone");
     conn__request_reset(c);
     netbatch_cancel(&c->batch);
-    if (c->staged != NULL) {
-        c->write_pending -= c->staged->len;
-        free(c->staged);
-        c->staged = NULL;
-    }
-    if (c->batched != NULL) { /* cancelled in the middle of the batch's write */
-        c->write_pending -= c->batched->len;
-        free(c->batched);
-        c->batched = NULL;
-    }
+    conn__drop_write(c, &c->staged);
+    conn__drop_write(c, &c->batched); /* cancelled in the middle of the batch's write */
     deadline_close(&c->timer, conn_handle_close_cb);
     uv_close((uv_handle_t *)&c->flush, conn_handle_close_cb);
     uv_close((uv_handle_t *)&c->pipe, conn_handle_close_cb); /* cancels pending writes */

@@ -36,13 +36,11 @@ static aio_context_t aio_ctx;
 static bool aio_tried, aio_failed, aio_off;
 static unsigned long calls;
 
-/* One round's writes: the item (NULL once cancelled by another's fill or done), what it
- * writes, its iocb, its result. Static, not on the stack: the build zeroes every local
+/* One round's writes: the item (NULL once cancelled by another's fill or done), its iocb
+ * (what it writes), its result. Static, not on the stack: the build zeroes every local
  * array on entry (-ftrivial-auto-var-init), 5 KiB at every round (callgrind). One flush
  * runs at a time (flushing). */
 static struct netbatch_item *round_items[NETBATCH_ROUND];
-static const uint8_t *round_data[NETBATCH_ROUND];
-static size_t round_len[NETBATCH_ROUND];
 static struct iocb round_cbs[NETBATCH_ROUND], *round_cbp[NETBATCH_ROUND];
 static ssize_t round_res[NETBATCH_ROUND];
 static bool flushing;
@@ -136,11 +134,11 @@ static void aio_reap(long n)
 static size_t flush_round(uv_loop_t *loop)
 {
     struct iocb *cbs = round_cbs, **cbp = round_cbp;
-    const uint8_t **data = round_data;
-    size_t *len = round_len, n = 0, m = 0, taken = 0;
+    size_t n = 0, m = 0, taken = 0, len;
     struct netbatch_item *it, *next;
+    const uint8_t *data;
     long submitted = 0;
-    uv_os_fd_t fd;
+    uv_os_fd_t fd = -1;
 
     for (it = TAILQ_FIRST(&queue); it != NULL && n < NETBATCH_ROUND; it = next) {
         next = TAILQ_NEXT(it, link);
@@ -149,7 +147,7 @@ static size_t flush_round(uv_loop_t *loop)
         TAILQ_REMOVE(&queue, it, link);
         it->state = ITEM_IDLE;
         taken++;
-        if ((len[n] = it->fill(it, &data[n])) == 0)
+        if ((len = it->fill(it, &data)) == 0)
             continue;
         it->state = ITEM_WRITING;
         it->slot = n;
@@ -164,8 +162,8 @@ static size_t flush_round(uv_loop_t *loop)
         cbs[n].aio_data = n;
         cbs[n].aio_fildes = (uint32_t)fd;
         cbs[n].aio_lio_opcode = IOCB_CMD_PWRITE;
-        cbs[n].aio_buf = (uintptr_t)data[n];
-        cbs[n].aio_nbytes = len[n];
+        cbs[n].aio_buf = (uintptr_t)data;
+        cbs[n].aio_nbytes = len;
         n++;
     }
     if (n == 0)
@@ -193,14 +191,14 @@ static size_t flush_round(uv_loop_t *loop)
         size_t k = (size_t)cbp[i]->aio_data;
         uv_buf_t b;
 
-        b.base = (char *)(uintptr_t)data[k];
-        b.len = len[k];
+        b.base = (char *)(uintptr_t)cbp[i]->aio_buf;
+        b.len = (size_t)cbp[i]->aio_nbytes;
         calls++;
         round_res[k] = uv_try_write(round_items[k]->stream, &b, 1);
     }
     for (size_t i = 0; i < n; i++) {
         if ((it = round_items[i]) == NULL)
-            continue; /* cancelled by an earlier done */
+            continue; /* cancelled by an earlier fill or done */
         round_items[i] = NULL;
         it->state = ITEM_IDLE;
         it->done(it, round_res[i] == 0 ? UV_EAGAIN : round_res[i]);

@@ -93,13 +93,9 @@ void conn__release(struct net_conn *c)
         uv_cancel((uv_req_t *)&c->gai); /* its callback still comes, with UV_EAI_CANCELED */
     netbatch_cancel(&c->batch); /* not told, if its write was made in this very flush */
     if (c->batched) {
-        /* Offered once, as a write made at once would have been: a close_notify or a
-         * last frame the owner wrote before letting go. */
-        uv_buf_t b = uv_buf_init((char *)buf_mutable_ptr(c->out), 0);
-
-        b.len = buf_len(c->out);
-        if (c->tcp_open && b.len > 0)
-            (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        /* As a write made at once would have been: the owner's last before letting go. */
+        if (c->tcp_open)
+            conn__offer_out(c);
         c->batched = false;
     }
     c->writing = false;
@@ -138,6 +134,17 @@ int conn__queue(struct net_conn *c, const uint8_t *data, size_t len)
     struct buf *b = conn__outbuf(c);
 
     return b == NULL ? ERR_NOMEM : buf_put(b, data, len);
+}
+
+void conn__offer_out(struct net_conn *c)
+{
+    uv_buf_t b;
+
+    if (c->out == NULL || buf_len(c->out) == 0)
+        return;
+    b.base = (char *)buf_mutable_ptr(c->out);
+    b.len = buf_len(c->out);
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 }
 
 /* A write failed: reported from the loop, as flush runs inside net_conn_write too. */

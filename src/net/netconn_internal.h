@@ -133,6 +133,9 @@ void conn__start_timer(struct net_conn *c, uint64_t ms);
 struct buf *conn__outbuf(struct net_conn *c);
 int conn__queue(struct net_conn *c, const uint8_t *data, size_t len);
 void conn__flush(struct net_conn *c);
+/* Offers what out holds to the socket once, without waiting (best effort, as a last write
+ * before letting go: a close_notify, a last frame). */
+void conn__offer_out(struct net_conn *c);
 int conn__read_uv(struct net_conn *c);
 void conn__read_stop_uv(struct net_conn *c);
 /* The open connection ended (reason NULL: cleanly); on_close comes from the loop. */

@@ -539,17 +539,12 @@ int tls__write(struct net_conn *c, const uint8_t *data, size_t len)
 
 void tls__shutdown(struct net_conn *c)
 {
-    uv_buf_t b;
-
     if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
         return;
     ERR_clear_error();
     SSL_shutdown(c->ssl); /* 0: our close_notify queued, the peer's not awaited */
     ERR_clear_error();
-    if (c->out != NULL && buf_len(c->out) > 0) {
-        b = uv_buf_init((char *)buf_mutable_ptr(c->out), (unsigned)buf_len(c->out));
-        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1); /* best effort, never waited for */
-    }
+    conn__offer_out(c); /* never waited for */
 }
 
 void tls__free(struct net_conn *c)
